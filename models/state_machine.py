@@ -1,0 +1,290 @@
+"""The order state machine: one transition table and I/O-free functions that apply a
+normalized broker report or fill to a snapshot of an order.
+
+Rules (design.md): filled quantity never decreases and never exceeds the order quantity;
+recorded fills are unique by broker fill id and their sum is the filled quantity; the
+average price is the quantity-weighted mean of the fills; duplicate and stale reports change
+nothing; an illegal report is recorded as an anomaly with the raw report and never raises.
+``broker_filled_quantity`` is what the broker says is filled; when it runs ahead of the
+recorded fills the order has a fill gap that reconciliation closes by fetching the fills.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from enum import StrEnum
+from typing import Final
+
+from brokers.base import FillReport, OrderReport
+from models.enums import OrderStatus as S
+
+ZERO = Decimal(0)
+AVERAGE_PRICE_QUANTUM: Final = Decimal("1e-10")
+NOTIONAL_QUANTUM: Final = Decimal("1e-18")
+
+TRANSITIONS: Final[Mapping[S, frozenset[S]]] = {
+    S.PENDING_NEW: frozenset({S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELED,
+                              S.EXPIRED}),
+    S.NEW: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED,
+                      S.REPLACED, S.REJECTED}),
+    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED,
+                                   S.EXPIRED, S.REPLACED}),
+    S.PENDING_CANCEL: frozenset({S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.NEW}),
+    S.FILLED: frozenset(),
+    S.CANCELED: frozenset(),  # terminal for status; late fills may still add quantity
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.REPLACED: frozenset(),
+}  # fmt: skip
+
+
+def can_transition(current: S, target: S) -> bool:
+    return target in TRANSITIONS[current]
+
+
+class Verdict(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    ANOMALY = "anomaly"
+
+
+class HistoryKind(StrEnum):
+    TRANSITION = "transition"  # the status changed
+    PROGRESS = "progress"  # same status, the broker reports more filled
+    LATE_FILL = "late_fill"  # quantity added to a CANCELED order
+    ANOMALY = "anomaly"  # not applied; the raw report is kept
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """What the state machine needs to know of an order; built from the row, no I/O."""
+
+    status: S
+    quantity: Decimal
+    filled_quantity: Decimal = ZERO
+    broker_filled_quantity: Decimal = ZERO
+    fill_notional: Decimal = ZERO
+    fees: Decimal = ZERO
+    fill_ids: frozenset[str] = frozenset()
+    broker_order_id: str | None = None
+    raw_status: str | None = None
+    broker_updated_at: datetime | None = None
+    accepted_at: datetime | None = None
+    filled_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def average_fill_price(self) -> Decimal | None:
+        if not self.filled_quantity:
+            return None
+        with localcontext() as ctx:
+            ctx.prec = 60
+            return (self.fill_notional / self.filled_quantity).quantize(
+                AVERAGE_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    kind: HistoryKind
+    from_status: S
+    to_status: S
+    filled_quantity: Decimal
+    raw_status: str | None
+    detail: str | None = None
+    report: str | None = None  # JSON of the report, kept for anomalies
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The outcome of applying one report: the new state and what to write."""
+
+    state: OrderState
+    verdict: Verdict
+    new_fills: tuple[FillReport, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def anomalies(self) -> tuple[HistoryEntry, ...]:
+        return tuple(h for h in self.history if h.kind is HistoryKind.ANOMALY)
+
+
+def report_json(report: OrderReport | FillReport) -> str:
+    """A readable, lossless rendering of a report for the history table."""
+    data = {f.name: getattr(report, f.name) for f in dataclasses.fields(report)}
+    if isinstance(report, OrderReport):
+        data["fills"] = [report_json(f) for f in report.fills]
+        data["raw"] = report.raw
+    return json.dumps(data, default=str, sort_keys=True)
+
+
+def _anomaly(state: OrderState, detail: str, report: OrderReport | FillReport) -> HistoryEntry:
+    return HistoryEntry(
+        kind=HistoryKind.ANOMALY,
+        from_status=state.status,
+        to_status=state.status,
+        filled_quantity=state.filled_quantity,
+        raw_status=getattr(report, "raw_status", None),
+        detail=detail,
+        report=report_json(report),
+    )
+
+
+def _entered(state: OrderState, target: S, now: datetime, filled_at: datetime | None) -> OrderState:
+    """Set the status and the timestamps that entering ``target`` implies."""
+    return dataclasses.replace(
+        state,
+        status=target,
+        accepted_at=state.accepted_at
+        or (now if state.status is S.PENDING_NEW and target is not S.REJECTED else None),
+        filled_at=state.filled_at or ((filled_at or now) if target is S.FILLED else None),
+        closed_at=state.closed_at or (now if target.is_terminal else None),
+    )
+
+
+def apply_fill(state: OrderState, fill: FillReport, *, now: datetime) -> Applied:
+    """Record one execution once; a fill that would break an invariant is an anomaly."""
+    if fill.broker_fill_id in state.fill_ids:
+        return Applied(state, Verdict.DUPLICATE)
+    problem = None
+    if state.broker_order_id and fill.broker_order_id != state.broker_order_id:
+        problem = f"fill is for broker order {fill.broker_order_id}, not {state.broker_order_id}"
+    elif not fill.quantity.is_finite() or fill.quantity <= ZERO:
+        problem = f"fill quantity {fill.quantity} is not positive"
+    elif not fill.price.is_finite() or fill.price <= ZERO:
+        problem = f"fill price {fill.price} is not positive"
+    elif not fill.fee.is_finite():
+        problem = f"fill fee {fill.fee} is not a number"
+    elif state.status is S.REJECTED:
+        problem = "fill for a rejected order"
+    elif state.filled_quantity + fill.quantity > state.quantity:
+        problem = (
+            f"overfill: {state.filled_quantity} + {fill.quantity} exceeds quantity {state.quantity}"
+        )
+    if problem:
+        return Applied(state, Verdict.ANOMALY, history=(_anomaly(state, problem, fill),))
+
+    filled = state.filled_quantity + fill.quantity
+    with localcontext() as ctx:
+        ctx.prec = 60
+        notional = (state.fill_notional + fill.quantity * fill.price).quantize(NOTIONAL_QUANTUM)
+    new = dataclasses.replace(
+        state,
+        filled_quantity=filled,
+        broker_filled_quantity=max(state.broker_filled_quantity, filled),
+        fill_notional=notional,
+        fees=state.fees + fill.fee,
+        fill_ids=state.fill_ids | {fill.broker_fill_id},
+    )
+    target = state.status
+    if filled == state.quantity and can_transition(state.status, S.FILLED):
+        target = S.FILLED
+    elif state.status in (S.PENDING_NEW, S.NEW):
+        target = S.PARTIALLY_FILLED
+    history: tuple[HistoryEntry, ...] = ()
+    if target is not state.status:
+        new = _entered(new, target, now, fill.filled_at)
+        history = (
+            HistoryEntry(HistoryKind.TRANSITION, state.status, target, filled, state.raw_status),
+        )
+    return Applied(new, Verdict.APPLIED, new_fills=(fill,), history=history)
+
+
+def _is_stale(state: OrderState, report: OrderReport) -> bool:
+    """Older than what we know: less filled, an earlier broker time, or a pre-ack echo."""
+    if report.filled_quantity < max(state.broker_filled_quantity, state.filled_quantity):
+        return True
+    known_at = state.broker_updated_at
+    if report.updated_at and known_at and report.updated_at < known_at:
+        return True
+    return report.status is S.PENDING_NEW and state.status is not S.PENDING_NEW
+
+
+def _report_problem(state: OrderState, report: OrderReport) -> str | None:
+    if state.broker_order_id and report.broker_order_id != state.broker_order_id:
+        return f"report is for broker order {report.broker_order_id}, not {state.broker_order_id}"
+    if report.quantity != state.quantity:
+        return f"broker quantity {report.quantity} differs from ours {state.quantity}"
+    if not report.filled_quantity.is_finite() or report.filled_quantity < ZERO:
+        return f"broker filled quantity {report.filled_quantity} is invalid"
+    if report.filled_quantity > state.quantity:
+        return f"overfill: broker reports {report.filled_quantity} filled of {state.quantity}"
+    return None
+
+
+def _target_status(state: OrderState, report: OrderReport) -> tuple[S, HistoryKind] | str:
+    """The status after the report and the kind of change, or why it is illegal."""
+    current, target = state.status, report.status
+    if target is current:
+        return current, HistoryKind.PROGRESS
+    if can_transition(current, target):
+        return target, HistoryKind.TRANSITION
+    if current is S.PENDING_NEW and can_transition(S.NEW, target):
+        return target, HistoryKind.TRANSITION  # we missed the acknowledgement
+    more_filled = report.filled_quantity > state.broker_filled_quantity
+    if current is S.CANCELED and target in (S.PARTIALLY_FILLED, S.FILLED) and more_filled:
+        return current, HistoryKind.LATE_FILL
+    return f"illegal transition {current} -> {target} (broker status {report.raw_status!r})"
+
+
+def apply_report(state: OrderState, report: OrderReport, *, now: datetime) -> Applied:
+    """Apply the broker's view of an order; never raises for bad or out-of-order reports."""
+    problem = _report_problem(state, report)
+    if problem and state.broker_order_id and report.broker_order_id != state.broker_order_id:
+        return Applied(state, Verdict.ANOMALY, history=(_anomaly(state, problem, report),))
+
+    # Fills are facts: each is applied on its own merits, whatever the report's age.
+    current = state
+    new_fills: list[FillReport] = []
+    history: list[HistoryEntry] = []
+    for fill in report.fills:
+        result = apply_fill(current, fill, now=now)
+        current = result.state
+        new_fills.extend(result.new_fills)
+        history.extend(result.history)
+
+    if problem:
+        history.append(_anomaly(current, problem, report))
+        return Applied(current, Verdict.ANOMALY, tuple(new_fills), tuple(history))
+    if _is_stale(current, report):
+        verdict = Verdict.APPLIED if new_fills else Verdict.STALE
+        return Applied(current, verdict, tuple(new_fills), tuple(history))
+
+    outcome = _target_status(current, report)
+    if isinstance(outcome, str):
+        history.append(_anomaly(current, outcome, report))
+        return Applied(current, Verdict.ANOMALY, tuple(new_fills), tuple(history))
+    target, kind = outcome
+
+    updated = dataclasses.replace(
+        current,
+        broker_order_id=current.broker_order_id or report.broker_order_id,
+        broker_filled_quantity=max(current.broker_filled_quantity, report.filled_quantity),
+        raw_status=report.raw_status,
+        broker_updated_at=max(
+            filter(None, (current.broker_updated_at, report.updated_at)), default=None
+        ),
+    )
+    if target is not current.status:
+        updated = _entered(updated, target, now, report.filled_at)
+    if updated.broker_filled_quantity != current.broker_filled_quantity or target is not (
+        current.status
+    ):
+        history.append(
+            HistoryEntry(
+                kind,
+                current.status,
+                target,
+                updated.broker_filled_quantity,
+                report.raw_status,
+            )
+        )
+    changed = updated != state
+    verdict = Verdict.APPLIED if changed else Verdict.DUPLICATE
+    return Applied(updated, verdict, tuple(new_fills), tuple(history))

@@ -1,0 +1,45 @@
+"""One typed settings object, read from the environment (prefix ``ORDERSYNC_``).
+
+Durations carry their unit in the name. Secrets are never settings here: accounts name the
+environment variables that hold their credentials.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDERSYNC_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{VAR_DIR / 'ordersync.db'}",
+        description="SQLAlchemy URL; default is a SQLite file under ./var/.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL; unset means start the embedded redis-server on a free port.",
+    )
+    var_dir: Path = Field(default=VAR_DIR, description="Where local state (SQLite, logs) lives.")
+    log_level: str = "INFO"
+
+    # Broker HTTP behaviour.
+    broker_timeout_s: float = Field(default=5.0, gt=0)
+    broker_max_attempts: int = Field(default=4, ge=1)
+    broker_max_retry_wait_s: float = Field(default=10.0, gt=0)
+
+    # The paper exchange.
+    sim_host: str = "127.0.0.1"
+    sim_port: int = 8765
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()
