@@ -1,0 +1,139 @@
+"""Load an order's state-machine snapshot and write back what applying a report produced.
+
+The state machine decides; this module only copies its decision into rows. Concurrent
+writers are caught by the order's version counter (``StaleDataError``) and by the unique
+(order, broker fill id) constraint (``IntegrityError``); callers retry the whole apply.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from brokers.base import FillReport, OrderReport
+from models.enums import ReportSource
+from models.orders import Fill, Order, OrderEvent
+from models.state_machine import (
+    Applied,
+    HistoryKind,
+    OrderState,
+    Verdict,
+    apply_fill,
+    apply_report,
+)
+
+
+def load_state(session: Session, order: Order) -> OrderState:
+    fill_ids = session.scalars(select(Fill.broker_fill_id).where(Fill.order_id == order.id))
+    return OrderState(
+        status=order.status,
+        quantity=order.quantity,
+        filled_quantity=order.filled_quantity,
+        broker_filled_quantity=order.broker_filled_quantity,
+        fill_notional=order.fill_notional,
+        fees=order.fees,
+        fill_ids=frozenset(fill_ids),
+        broker_order_id=order.broker_order_id,
+        raw_status=order.raw_status,
+        broker_updated_at=order.broker_updated_at,
+        accepted_at=order.accepted_at,
+        filled_at=order.filled_at,
+        closed_at=order.closed_at,
+    )
+
+
+def record_applied(
+    session: Session, order: Order, applied: Applied, *, now: datetime, source: ReportSource
+) -> None:
+    """Copy the new state onto the row and add the fills and history rows it produced."""
+    if applied.verdict in (Verdict.DUPLICATE, Verdict.STALE) and not applied.new_fills:
+        return
+    if applied.new_fills or applied.verdict is Verdict.APPLIED:
+        _copy_state(order, applied.state, now=now)
+    for fill in applied.new_fills:
+        session.add(
+            Fill(
+                order_id=order.id,
+                broker_fill_id=fill.broker_fill_id,
+                quantity=fill.quantity,
+                price=fill.price,
+                fee=fill.fee,
+                filled_at=fill.filled_at,
+                recorded_at=now,
+                source=source,
+            )
+        )
+    _record_history(session, order, applied, now=now, source=source)
+
+
+def _copy_state(order: Order, state: OrderState, *, now: datetime) -> None:
+    order.status = state.status
+    order.raw_status = state.raw_status
+    order.broker_order_id = state.broker_order_id
+    order.filled_quantity = state.filled_quantity
+    order.broker_filled_quantity = state.broker_filled_quantity
+    order.fill_notional = state.fill_notional
+    order.average_fill_price = state.average_fill_price
+    order.fees = state.fees
+    order.broker_updated_at = state.broker_updated_at
+    order.accepted_at = state.accepted_at
+    order.filled_at = state.filled_at
+    order.closed_at = state.closed_at
+    order.updated_at = now
+
+
+def _record_history(
+    session: Session, order: Order, applied: Applied, *, now: datetime, source: ReportSource
+) -> None:
+    repeated = _repeated_anomaly(session, order, applied)
+    for entry in applied.history:
+        if entry.kind is HistoryKind.ANOMALY:
+            if entry.detail == repeated:
+                continue  # the same broker answer polled again: recorded once is enough
+            order.anomaly_count += 1
+        session.add(
+            OrderEvent(
+                order_id=order.id,
+                kind=entry.kind.value,
+                from_status=entry.from_status,
+                to_status=entry.to_status,
+                filled_quantity=entry.filled_quantity,
+                raw_status=entry.raw_status,
+                source=source,
+                detail=entry.detail,
+                report=entry.report,
+                at=now,
+            )
+        )
+
+
+def _repeated_anomaly(session: Session, order: Order, applied: Applied) -> str | None:
+    """The detail of the order's latest anomaly, when this apply produced anomalies."""
+    if not applied.anomalies or order.anomaly_count == 0:
+        return None
+    return session.scalar(
+        select(OrderEvent.detail)
+        .where(OrderEvent.order_id == order.id, OrderEvent.kind == HistoryKind.ANOMALY.value)
+        .order_by(OrderEvent.id.desc())
+        .limit(1)
+    )
+
+
+def apply_to_order(
+    session: Session,
+    order: Order,
+    report: OrderReport | FillReport,
+    *,
+    now: datetime,
+    source: ReportSource,
+) -> Applied:
+    """Run a report through the state machine and stage the result in ``session``."""
+    state = load_state(session, order)
+    if isinstance(report, OrderReport):
+        applied = apply_report(state, report, now=now)
+    else:
+        applied = apply_fill(state, report, now=now)
+    record_applied(session, order, applied, now=now, source=source)
+    return applied

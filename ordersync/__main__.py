@@ -1,0 +1,3 @@
+from ordersync.cli import app
+
+app()

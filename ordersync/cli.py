@@ -1,0 +1,62 @@
+"""The ``ordersync`` command line: everything that is not a Celery command."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import typer
+from rich.console import Console
+
+from brokers.paper.cli import sim_command
+from models import migrate
+from ordersync.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from ordersync.settings import get_settings
+
+console = Console(stderr=True)
+app = typer.Typer(no_args_is_help=True, help="ordersync: keeps the record of every order true.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
+app.add_typer(db_app, name="db")
+app.command("sim", help="Serve the paper exchange (Alpaca Trading API v2).")(sim_command)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Create or migrate the schema at ORDERSYNC_DATABASE_URL."""
+    url = get_settings().database_url
+    migrate.upgrade(url, revision)
+    console.print(f"[green]database at revision {revision}[/green]")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(..., help="Target revision, e.g. base.")) -> None:
+    """Step the schema back (destroys data in dropped tables)."""
+    migrate.downgrade(get_settings().database_url, revision)
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision of the configured database."""
+    migrate.current(get_settings().database_url)
+
+
+@app.command("redis")
+def redis_command() -> None:
+    """Run the embedded Redis server in the foreground and print its URL."""
+    settings = get_settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with EmbeddedRedis(settings.var_dir / "redis") as server:
+            typer.echo(server.url)
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                pass
+    except EmbeddedRedisError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,135 @@
+"""Shared fixtures: a migrated database on SQLite and PostgreSQL, Redis local or embedded.
+
+PostgreSQL and the local Redis are used when they answer and skipped when they don't,
+except with ORDERSYNC_TEST_REQUIRE_SERVICES=1 (CI), where their absence fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from hypothesis import HealthCheck, settings
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from models import migrate
+from models.db import make_engine, normalize_url
+from ordersync.embedded_redis import EmbeddedRedis
+
+POSTGRES_URL = os.environ.get(
+    "ORDERSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+LOCAL_REDIS_URL = os.environ.get("ORDERSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_SERVICES = os.environ.get("ORDERSYNC_TEST_REQUIRE_SERVICES") == "1"
+
+settings.register_profile(
+    "ci", max_examples=300, derandomize=True, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)  # fmt: skip
+settings.register_profile("dev", max_examples=150, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def _unavailable(what: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} is required (ORDERSYNC_TEST_REQUIRE_SERVICES=1) but not reachable")
+    pytest.skip(f"{what} not reachable")
+
+
+def _postgres_answers() -> bool:
+    engine = create_engine(normalize_url(POSTGRES_URL), connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+
+
+def _fresh_postgres_database() -> Iterator[str]:
+    """A throwaway database per test session, so runs never see each other's rows."""
+    name = f"ordersync_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(normalize_url(POSTGRES_URL)).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database migrated to head by Alembic (the only way the schema is made)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'ordersync.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    if not _postgres_answers():
+        _unavailable(f"PostgreSQL at {POSTGRES_URL}")
+    for url in _fresh_postgres_database():
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db_session(engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test."""
+    connection = engine.connect()
+    transaction = connection.begin()
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    try:
+        yield session
+    finally:
+        session.close()
+        transaction.rollback()
+        connection.close()
+
+
+@pytest.fixture(scope="session", params=["local", "embedded"])
+def redis_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The local Redis server when it answers, and always the embedded binary."""
+    if request.param == "local":
+        client = redis.Redis.from_url(LOCAL_REDIS_URL, socket_connect_timeout=1)
+        try:
+            client.ping()
+        except redis.RedisError:
+            _unavailable(f"Redis at {LOCAL_REDIS_URL}")
+        client.flushdb()
+        client.close()
+        yield LOCAL_REDIS_URL
+        return
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False) as server:
+        yield server.url
+
+
+@pytest.fixture
+def var_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "var"
+    path.mkdir()
+    return path

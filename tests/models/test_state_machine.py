@@ -1,0 +1,226 @@
+"""The transition table and the apply functions, case by case."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from itertools import product
+
+import pytest
+
+from models.enums import TERMINAL_STATUSES
+from models.enums import OrderStatus as S
+from models.state_machine import (
+    TRANSITIONS,
+    HistoryKind,
+    OrderState,
+    Verdict,
+    apply_fill,
+    apply_report,
+)
+from tests.models.factories import BROKER_ID, T0, at, fill, report
+
+# design.md, "Order states", written out independently of the module under test.
+DESIGN_TABLE = {
+    S.PENDING_NEW: {S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELED, S.EXPIRED},
+    S.NEW: {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED, S.REPLACED,
+            S.REJECTED},
+    S.PARTIALLY_FILLED: {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED,
+                         S.REPLACED},
+    S.PENDING_CANCEL: {S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.NEW},
+    S.FILLED: set(), S.CANCELED: set(), S.REJECTED: set(), S.EXPIRED: set(), S.REPLACED: set(),
+}  # fmt: skip
+ALLOWED = {(a, b) for a, targets in DESIGN_TABLE.items() for b in targets}
+QTY = Decimal(10)
+
+
+def test_table_is_the_design_table() -> None:
+    assert {a: set(b) for a, b in TRANSITIONS.items()} == DESIGN_TABLE
+
+
+def _filled_in(status: S) -> Decimal:
+    return {S.PARTIALLY_FILLED: Decimal(4), S.FILLED: QTY}.get(status, Decimal(0))
+
+
+def _state(status: S) -> OrderState:
+    filled = _filled_in(status)
+    return OrderState(
+        status=status,
+        quantity=QTY,
+        broker_filled_quantity=filled,
+        broker_order_id=None if status is S.PENDING_NEW else BROKER_ID,
+        broker_updated_at=None if status is S.PENDING_NEW else T0,
+    )
+
+
+def _expected(current: S, target: S) -> str:
+    if (current, target) in ALLOWED:
+        return "applied"
+    if target is S.PENDING_NEW and current is not S.PENDING_NEW:
+        return "stale"  # an echo from before the acknowledgement
+    if current is S.PENDING_NEW and (S.NEW, target) in ALLOWED:
+        return "applied"  # the acknowledgement was missed, the later state is real
+    if current is S.CANCELED and target in (S.PARTIALLY_FILLED, S.FILLED):
+        return "late_fill"
+    return "anomaly"
+
+
+PAIRS = [(a, b) for a, b in product(S, S) if a is not b]
+
+
+@pytest.mark.parametrize(("current", "target"), PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])
+def test_every_pair_of_statuses(current: S, target: S) -> None:
+    state = _state(current)
+    target_filled = {S.PARTIALLY_FILLED: Decimal(6), S.FILLED: QTY}.get(target, Decimal(0))
+    filled = max(state.broker_filled_quantity, target_filled)
+    result = apply_report(state, report(target, filled, updated=2), now=at(3))
+
+    expected = _expected(current, target)
+    if expected == "applied":
+        assert result.verdict is Verdict.APPLIED
+        assert result.state.status is target
+        assert result.history[-1].kind is HistoryKind.TRANSITION
+        assert (result.history[-1].from_status, result.history[-1].to_status) == (current, target)
+    elif expected == "late_fill":
+        assert result.state.status is S.CANCELED
+        assert result.state.broker_filled_quantity == filled
+        assert result.history[-1].kind is HistoryKind.LATE_FILL
+    elif expected == "stale":
+        assert result.verdict is Verdict.STALE
+        assert result.state == state
+        assert result.history == ()
+    else:
+        assert result.verdict is Verdict.ANOMALY
+        assert result.state.status is current
+        anomaly = result.anomalies[0]
+        assert "illegal transition" in (anomaly.detail or "")
+        assert json.loads(anomaly.report or "{}")["status"] == target.value
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL_STATUSES))
+def test_terminal_statuses_are_closed_with_a_time(status: S) -> None:
+    state = OrderState(status=S.NEW, quantity=QTY, broker_order_id=BROKER_ID)
+    filled = QTY if status is S.FILLED else Decimal(0)
+    result = apply_report(state, report(status, filled), now=at(5))
+    assert result.state.status is status
+    assert result.state.closed_at == at(5)
+
+
+def test_same_report_twice_is_a_duplicate() -> None:
+    state = OrderState(status=S.PENDING_NEW, quantity=QTY)
+    first = apply_report(state, report(S.NEW), now=at(2))
+    second = apply_report(first.state, report(S.NEW), now=at(3))
+    assert first.verdict is Verdict.APPLIED
+    assert first.state.accepted_at == at(2)
+    assert first.state.broker_order_id == BROKER_ID
+    assert second.verdict is Verdict.DUPLICATE
+    assert second.state == first.state
+    assert second.history == ()
+
+
+def test_report_older_than_the_last_one_is_stale() -> None:
+    state = OrderState(status=S.PENDING_NEW, quantity=QTY)
+    newer = apply_report(state, report(S.CANCELED, updated=5), now=at(6)).state
+    older = apply_report(newer, report(S.NEW, updated=4), now=at(7))
+    assert older.verdict is Verdict.STALE
+    assert older.state == newer
+
+
+def test_report_with_less_filled_is_stale() -> None:
+    state = _state(S.PARTIALLY_FILLED)
+    result = apply_report(state, report(S.PARTIALLY_FILLED, "3", updated=9), now=at(9))
+    assert result.verdict is Verdict.STALE
+    assert result.state.broker_filled_quantity == Decimal(4)
+
+
+def test_overfill_report_is_an_anomaly_and_not_applied() -> None:
+    state = _state(S.NEW)
+    result = apply_report(state, report(S.FILLED, "11"), now=at(2))
+    assert result.verdict is Verdict.ANOMALY
+    assert result.state == state
+    assert "overfill" in (result.anomalies[0].detail or "")
+
+
+def test_report_for_another_broker_order_is_an_anomaly() -> None:
+    state = _state(S.NEW)
+    result = apply_report(state, report(S.FILLED, "10", broker_order_id="b-2"), now=at(2))
+    assert result.verdict is Verdict.ANOMALY
+    assert result.state == state
+
+
+def test_quantity_mismatch_is_an_anomaly() -> None:
+    result = apply_report(_state(S.NEW), report(S.NEW, quantity="12"), now=at(2))
+    assert result.verdict is Verdict.ANOMALY
+
+
+def test_fills_are_recorded_once_and_average_is_weighted() -> None:
+    state = _state(S.NEW)
+    fills = (fill("f1", "4", "100"), fill("f2", "6", "101.5", fee="0.25"))
+    result = apply_report(state, report(S.FILLED, "10", fills=fills), now=at(2))
+    assert result.state.status is S.FILLED
+    assert result.state.filled_quantity == QTY
+    assert result.state.average_fill_price == Decimal("100.9")
+    assert result.state.fees == Decimal("0.25")
+    assert [f.broker_fill_id for f in result.new_fills] == ["f1", "f2"]
+    again = apply_report(result.state, report(S.FILLED, "10", fills=fills), now=at(3))
+    assert again.verdict is Verdict.DUPLICATE
+    assert again.new_fills == ()
+
+
+def test_fill_gap_is_visible_until_the_fills_arrive() -> None:
+    state = apply_report(_state(S.NEW), report(S.FILLED, "10"), now=at(2)).state
+    assert state.status is S.FILLED
+    assert (state.broker_filled_quantity, state.filled_quantity) == (QTY, Decimal(0))
+    state = apply_fill(state, fill("f1", "10"), now=at(3)).state
+    assert state.filled_quantity == QTY
+    assert state.status is S.FILLED
+
+
+def test_partial_fill_moves_a_new_order_to_partially_filled() -> None:
+    result = apply_fill(_state(S.NEW), fill("f1", "3"), now=at(2))
+    assert result.state.status is S.PARTIALLY_FILLED
+    assert result.history[0].kind is HistoryKind.TRANSITION
+
+
+def test_late_fill_on_a_canceled_order_adds_quantity_but_keeps_status() -> None:
+    canceled = apply_report(_state(S.NEW), report(S.CANCELED, "0"), now=at(2)).state
+    result = apply_fill(canceled, fill("late", "2"), now=at(3))
+    assert result.verdict is Verdict.APPLIED
+    assert result.state.status is S.CANCELED
+    assert result.state.filled_quantity == Decimal(2)
+
+
+@pytest.mark.parametrize(
+    ("bad_fill", "reason"),
+    [
+        (fill("x", "0"), "not positive"),
+        (fill("x", "-1"), "not positive"),
+        (fill("x", "NaN"), "not positive"),
+        (fill("x", "1", "0"), "price"),
+        (fill("x", "11"), "overfill"),
+        (fill("x", "1", broker_order_id="other"), "broker order"),
+    ],
+)
+def test_bad_fills_are_anomalies_never_exceptions(bad_fill: object, reason: str) -> None:
+    state = _state(S.NEW)
+    result = apply_fill(state, bad_fill, now=at(2))  # type: ignore[arg-type]
+    assert result.verdict is Verdict.ANOMALY
+    assert result.state == state
+    assert reason in (result.anomalies[0].detail or "")
+
+
+def test_fill_for_a_rejected_order_is_an_anomaly() -> None:
+    rejected = apply_report(_state(S.NEW), report(S.REJECTED), now=at(2)).state
+    result = apply_fill(rejected, fill("f", "1"), now=at(3))
+    assert result.verdict is Verdict.ANOMALY
+
+
+def test_garbage_numbers_in_a_report_do_not_raise() -> None:
+    result = apply_report(_state(S.NEW), report(S.NEW, "NaN"), now=at(2))
+    assert result.verdict is Verdict.ANOMALY
+
+
+def test_cancel_refused_returns_to_new() -> None:
+    state = _state(S.PENDING_CANCEL)
+    result = apply_report(state, report(S.NEW, updated=2), now=at(2))
+    assert result.state.status is S.NEW

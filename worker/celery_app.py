@@ -1,0 +1,42 @@
+"""The Celery app. Reliability settings follow design.md: late acks, requeue on a lost
+worker, prefetch 1, a visibility timeout far above every countdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+import beat_schedule
+from ordersync.redis_url import resolve_redis_url
+
+VISIBILITY_TIMEOUT_S = 3600
+
+app = Celery("ordersync", include=["worker.tasks"])
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    timezone="UTC",
+    enable_utc=True,
+    task_ignore_result=True,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    broker_connection_retry_on_startup=True,
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+    result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+    visibility_timeout=VISIBILITY_TIMEOUT_S,
+    beat_schedule=beat_schedule.SCHEDULE,
+)
+
+
+@app.on_configure.connect  # type: ignore[untyped-decorator]
+def _configure_broker(sender: Any, **_: Any) -> None:
+    """Resolve Redis only when Celery first needs it, so importing tasks starts nothing."""
+    url = resolve_redis_url()
+    sender.conf.broker_url = url
+    sender.conf.result_backend = url
