@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 
@@ -49,10 +50,8 @@ def redis_command() -> None:
     try:
         with EmbeddedRedis(settings.var_dir / "redis") as server:
             typer.echo(server.url)
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
-            except KeyboardInterrupt:
-                pass
     except EmbeddedRedisError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc

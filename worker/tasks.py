@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from worker.celery_app import app
 
 
-@app.task(name="ordersync.ping")  # type: ignore[untyped-decorator]
+@app.task(name="ordersync.ping", ignore_result=False)  # type: ignore[untyped-decorator]
 def ping() -> dict[str, str]:
     """Liveness: proves a worker consumes from the broker."""
     return {"pong": datetime.now(UTC).isoformat()}

@@ -1,0 +1,37 @@
+# The two commands: `make run` (the whole system on embedded defaults) and `make test`.
+# Each creates .venv and installs what it needs; nothing else to install by hand.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run test lint typecheck pytest clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ordersync needs Python >= 3.11, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: venv
+	$(BIN)/ordersync db upgrade
+	$(BIN)/ordersync sim
+
+test: lint typecheck pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) var/*.db var/redis var/embedded-redis.json .pytest_cache .mypy_cache .ruff_cache
