@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import NoReturn
+from email.utils import parsedate_to_datetime
+from typing import NoReturn, TypeVar
 
-from brokers.base import FillReport, OrderReport, PositionReport
+from brokers.base import FillReport, MalformedItem, OrderReport, PositionReport
 from models.enums import OrderStatus, OrderType, Side, TimeInForce
 
 # Every Alpaca order status, and what it means here. Statuses mapped to NEW become
@@ -45,12 +46,13 @@ _SIDES = frozenset(m.value for m in Side)
 _ORDER_TYPES = frozenset(m.value for m in OrderType)
 _TIMES_IN_FORCE = frozenset(m.value for m in TimeInForce)
 
+R = TypeVar("R")
 EXCERPT_CHARS = 200
 _TOKEN_VERSION = 1
 
 
 class ParseError(ValueError):
-    """A broker value we cannot read; the adapter turns it into MalformedResponse or MalformedItem."""
+    """A broker value we cannot read; becomes MalformedResponse or a MalformedItem."""
 
 
 def _fail(reason: str) -> NoReturn:
@@ -278,7 +280,7 @@ def item_submitted_at(value: object) -> datetime | None:
 
 
 def encode_order_token(last_at: datetime, tied_ids: list[str]) -> str:
-    """Opaque list_orders cursor: the last submitted_at and the ids already seen at that time."""
+    """Opaque list_orders cursor: the last submitted_at and the ids already seen around it."""
     payload = {"v": _TOKEN_VERSION, "at": format_time(last_at), "ids": tied_ids}
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -291,7 +293,9 @@ def decode_order_token(token: str) -> tuple[datetime, frozenset[str]]:
         padded = token + "=" * (-len(token) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError):
-        raise ValueError(f"malformed list_orders page_token {excerpt(token)!r}: {problem}") from None
+        raise ValueError(
+            f"malformed list_orders page_token {excerpt(token)!r}: {problem}"
+        ) from None
     ids = payload.get("ids") if isinstance(payload, dict) else None
     at = payload.get("at") if isinstance(payload, dict) else None
     if (
@@ -311,3 +315,96 @@ def decode_order_token(token: str) -> tuple[datetime, frozenset[str]]:
 def after_for_token(last_at: datetime) -> datetime:
     """Alpaca's ``after`` is exclusive; one microsecond earlier re-reads the tied orders."""
     return last_at - timedelta(microseconds=1)
+
+
+def order_cursor(raw_items: list[object]) -> tuple[datetime, list[str]]:
+    """The latest submission time on a page and the ids the next page will read again.
+
+    The next page asks ``after = last - 1 µs``; with sub-microsecond stamps that re-reads
+    the last microsecond and the one before it, so the ids of both are kept to drop.
+    """
+    stamped = [(item_submitted_at(raw), item_id(raw)) for raw in raw_items]
+    times = [at for at, _ in stamped if at is not None]
+    if not times:
+        _fail("cannot page on: no order on a full page has a readable submitted_at")
+    last_at = max(times)
+    boundary = after_for_token(last_at)
+    ids = {oid for at, oid in stamped if at is not None and at >= boundary and oid is not None}
+    return last_at, sorted(ids)
+
+
+def parse_items(
+    raw_items: list[object], parser: Callable[[object], R]
+) -> tuple[tuple[R, ...], tuple[MalformedItem, ...]]:
+    """Parse each item; an unreadable one is kept as MalformedItem and the rest still count."""
+    items: list[R] = []
+    malformed: list[MalformedItem] = []
+    for raw in raw_items:
+        try:
+            items.append(parser(raw))
+        except ParseError as exc:
+            malformed.append(MalformedItem(reason=str(exc), raw=raw))
+    return tuple(items), tuple(malformed)
+
+
+def decimal_str(value: Decimal) -> str:
+    """Plain notation (``100``, not ``1E+2``): what Alpaca's decimal-string fields expect."""
+    return format(value, "f")
+
+
+def broker_message(body: bytes, status_code: int) -> str:
+    """The broker's own ``message`` if the body has one, else a short excerpt of the body."""
+    try:
+        parsed = loads(body)
+    except ParseError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+        return str(parsed["message"])
+    return excerpt(body) or f"HTTP {status_code}"
+
+
+def header_int(headers: Mapping[str, str], name: str) -> int | None:
+    """An integer header, or None when absent or unreadable (headers are advisory)."""
+    try:
+        return int(headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def epoch(value: float) -> datetime | None:
+    """Epoch seconds as aware UTC, or None when out of range."""
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def retry_at(headers: Mapping[str, str], now: datetime) -> datetime | None:
+    """When a 429 says to come back: ``X-Ratelimit-Reset`` (epoch s), else ``Retry-After``."""
+    reset = headers.get("X-Ratelimit-Reset")
+    if reset is not None:
+        try:
+            at = epoch(float(reset))
+        except ValueError:
+            at = None
+        if at is not None:
+            return at
+    after = headers.get("Retry-After")
+    if after is None:
+        return None
+    try:
+        return now + timedelta(seconds=float(after))
+    except (ValueError, OverflowError):
+        pass
+    try:
+        return parsedate_to_datetime(after).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def page_size(requested: int | None, maximum: int) -> int:
+    """The page size to ask for: the maximum by default, a ValueError outside 1..maximum."""
+    size = maximum if requested is None else requested
+    if not 1 <= size <= maximum:
+        raise ValueError(f"page_size must be between 1 and {maximum}, got {requested}")
+    return size

@@ -49,6 +49,7 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"  # readable from brokers (adopted orders); not placed by us
 
 
 class TimeInForce(StrEnum):
@@ -56,6 +57,8 @@ class TimeInForce(StrEnum):
     GTC = "gtc"
     IOC = "ioc"
     FOK = "fok"
+    OPG = "opg"  # at the open; readable from brokers, not placed by us
+    CLS = "cls"  # at the close; readable from brokers, not placed by us
 
 
 class Intent(StrEnum):

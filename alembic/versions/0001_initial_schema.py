@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 15:46:02.940348
+Create Date: 2026-11-21 16:03:53.459730
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def upgrade() -> None:
     sa.Column('intent', sa.Enum('ENTRY', 'EXIT', name='order_intent', native_enum=False, create_constraint=True, length=24), nullable=True),
     sa.Column('decision_id', sa.String(length=128), nullable=True),
     sa.Column('trade_id', sa.String(length=64), nullable=True),
-    sa.Column('order_type', sa.Enum('market', 'limit', 'stop', 'stop_limit', name='order_type', native_enum=False, create_constraint=True, length=24), nullable=False),
-    sa.Column('time_in_force', sa.Enum('day', 'gtc', 'ioc', 'fok', name='time_in_force', native_enum=False, create_constraint=True, length=24), nullable=False),
+    sa.Column('order_type', sa.Enum('market', 'limit', 'stop', 'stop_limit', 'trailing_stop', name='order_type', native_enum=False, create_constraint=True, length=24), nullable=False),
+    sa.Column('time_in_force', sa.Enum('day', 'gtc', 'ioc', 'fok', 'opg', 'cls', name='time_in_force', native_enum=False, create_constraint=True, length=24), nullable=False),
     sa.Column('quantity', models.types.Money(precision=38, scale=18), nullable=False),
     sa.Column('limit_price', models.types.Money(precision=38, scale=18), nullable=True),
     sa.Column('stop_price', models.types.Money(precision=38, scale=18), nullable=True),

@@ -78,7 +78,8 @@ def test_a_second_process_shares_the_server_and_the_owner_stops_it(tmp_path: Pat
         assert ping(url)  # the borrower's exit left the owner's server running
     finally:
         owner.stdin.write("\n")
-        owner.stdin.flush()
+        owner.stdin.close()
         owner.wait(timeout=30)
+        owner.stdout.close()
     assert not ping(url)
     assert not (tmp_path / "embedded-redis.json").exists()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
+from tests.processes import stop_process
 from worker.celery_app import VISIBILITY_TIMEOUT_S, app
 
 pytestmark = pytest.mark.integration
@@ -37,12 +38,7 @@ def worker_process(redis_url: str, tmp_path: Path) -> Iterator[str]:
     try:
         yield redis_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
         log.close()
 
 

@@ -1,0 +1,506 @@
+"""Alpaca Trading API v2 adapter over a sync ``httpx.Client``.
+
+Reads (get, list, cancel, fills, positions) are retried on transport errors, 5xx and 429.
+A placement is never blindly resubmitted: only failures that prove the request was not
+processed (could not connect, 429) are retried; anything else raises ``AnswerLost`` so the
+caller looks the order up by client order id first. JSON parsing lives in ``alpaca_parse``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential, wait_random
+
+from brokers import alpaca_parse as parse
+from brokers.base import (
+    BrokerAdapter,
+    FillReport,
+    ListStatus,
+    OrderReport,
+    Page,
+    PlaceOrderRequest,
+    PositionReport,
+)
+from brokers.errors import (
+    AnswerLost,
+    AuthenticationFailed,
+    BrokerError,
+    BrokerUnavailable,
+    DuplicateClientOrderId,
+    MalformedResponse,
+    OrderNotCancelable,
+    OrderNotFound,
+    OrderRejected,
+    RateLimited,
+)
+
+__all__ = ["MAX_FILL_PAGE", "MAX_ORDER_PAGE", "AlpacaBroker", "RateLimitInfo"]
+
+logger = logging.getLogger(__name__)
+
+KIND = "alpaca"
+MAX_ORDER_PAGE = 500
+MAX_FILL_PAGE = 100
+_LIST_STATUSES = frozenset({"open", "closed", "all"})
+_DUPLICATE_CLIENT_ID = re.compile(r"client[ _]?order[ _]?id.*unique", re.IGNORECASE)
+# Failures that prove a request never reached the broker, so even a placement may be resent.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# 0.1 s, 0.2 s, 0.4 s ... capped at 2 s, plus up to 0.1 s of jitter so workers spread out.
+# (Composed rather than wait_exponential_jitter, whose arguments differ across tenacity 8/9.)
+_BACKOFF = wait_exponential(multiplier=0.1, max=2.0) + wait_random(0, 0.1)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """Alpaca's ``X-Ratelimit-*`` headers from one response, so a shared budget can learn."""
+
+    limit: int | None
+    remaining: int | None
+    reset_at: datetime | None
+    status_code: int
+
+
+class _KeyAuth(httpx.Auth):
+    """Adds the key headers to each request; its repr never shows the secret."""
+
+    def __init__(self, key_id: str, secret_key: str) -> None:
+        self._key_id = key_id
+        self._secret_key = secret_key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["APCA-API-KEY-ID"] = self._key_id
+        request.headers["APCA-API-SECRET-KEY"] = self._secret_key
+        yield request
+
+    def __repr__(self) -> str:
+        return f"_KeyAuth(key_id={self._key_id!r})"
+
+
+class _RetryableStatus(Exception):
+    """A 429 or 5xx answer, raised inside an attempt so tenacity's policy can decide."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        super().__init__(f"HTTP {response.status_code}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One request and the ids it concerns, so every error names them."""
+
+    method: str
+    path: str
+    broker_order_id: str | None = None
+    client_order_id: str | None = None
+
+    def error(self, cls: type[BrokerError], message: str, status: int | None) -> BrokerError:
+        return cls(
+            f"{self.method} {self.path}: {message}",
+            broker=KIND,
+            broker_order_id=self.broker_order_id,
+            client_order_id=self.client_order_id,
+            status_code=status,
+        )
+
+
+def _retry_idempotent(exc: BaseException) -> bool:
+    """Idempotent calls may be repeated, so any transport failure, 5xx or 429 is retried."""
+    return isinstance(exc, httpx.TransportError | _RetryableStatus)
+
+
+def _retry_placement(exc: BaseException) -> bool:
+    """A placement is retried only when the broker certainly did not act on it."""
+    if isinstance(exc, _RetryableStatus):
+        return exc.response.status_code == 429
+    return isinstance(exc, _NOT_SENT)
+
+
+def _order_path(broker_order_id: str) -> str:
+    if not broker_order_id:
+        raise ValueError("broker_order_id must be a non-empty string")
+    return f"/v2/orders/{quote(broker_order_id, safe='')}"
+
+
+class AlpacaBroker(BrokerAdapter):
+    """Alpaca v2 over a caller-owned ``httpx.Client`` whose ``base_url`` and timeout are set."""
+
+    kind = KIND
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        key_id: str,
+        secret_key: str,
+        max_attempts: int = 4,
+        max_retry_wait_s: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        observer: Callable[[RateLimitInfo], None] | None = None,
+        now: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        if max_retry_wait_s < 0:
+            raise ValueError(f"max_retry_wait_s must be >= 0, got {max_retry_wait_s}")
+        self._client = client
+        self._key_id = key_id
+        self._auth = _KeyAuth(key_id, secret_key)
+        self._max_attempts = max_attempts
+        self._max_retry_wait_s = max_retry_wait_s
+        self._sleep = sleep
+        self._observer = observer
+        self._now = now
+        self._owns_client = False
+
+    @classmethod
+    def from_url(
+        cls,
+        base_url: str,
+        *,
+        key_id: str,
+        secret_key: str,
+        timeout_s: float = 5.0,
+        **kw: Any,
+    ) -> Self:
+        """An adapter with its own client, closed by ``close()``."""
+        broker = cls(
+            httpx.Client(base_url=base_url, timeout=timeout_s),
+            key_id=key_id,
+            secret_key=secret_key,
+            **kw,
+        )
+        broker._owns_client = True
+        return broker
+
+    def __repr__(self) -> str:
+        return f"AlpacaBroker(base_url={str(self._client.base_url)!r}, key_id={self._key_id!r})"
+
+    def close(self) -> None:
+        """Close the client only if ``from_url`` made it; a caller's client is the caller's."""
+        if self._owns_client:
+            self._client.close()
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def place(self, request: PlaceOrderRequest) -> OrderReport:
+        """Submit once; an unknown outcome is ``AnswerLost``, never a second submission."""
+        body: dict[str, str] = {
+            "client_order_id": request.client_order_id,
+            "symbol": request.symbol,
+            "qty": parse.decimal_str(request.quantity),
+            "side": request.side.value,
+            "type": request.order_type.value,
+            "time_in_force": request.time_in_force.value,
+        }
+        if request.limit_price is not None:
+            body["limit_price"] = parse.decimal_str(request.limit_price)
+        if request.stop_price is not None:
+            body["stop_price"] = parse.decimal_str(request.stop_price)
+        call = _Call("POST", "/v2/orders", client_order_id=request.client_order_id)
+        response = self._send(call, body=body, placing=True)
+        if not response.is_success:
+            status = response.status_code
+            message = parse.broker_message(response.content, status)
+            if status == 401:
+                raise call.error(AuthenticationFailed, message, status)
+            if status == 422 and _DUPLICATE_CLIENT_ID.search(message):
+                raise call.error(DuplicateClientOrderId, message, status)
+            # 403 (e.g. buying power), 422 and other 4xx: refused as asked; do not resend.
+            raise call.error(OrderRejected, message, status)
+        return self._order(call, response)
+
+    def get_order(self, broker_order_id: str) -> OrderReport:
+        """The broker's current view of one order, by its id."""
+        call = _Call("GET", _order_path(broker_order_id), broker_order_id=broker_order_id)
+        return self._order(call, self._idempotent(call))
+
+    def get_order_by_client_id(self, client_order_id: str) -> OrderReport:
+        """The order submitted with this client id; how a lost placement answer is resolved."""
+        if not client_order_id:
+            raise ValueError("client_order_id must be a non-empty string")
+        call = _Call("GET", "/v2/orders:by_client_order_id", client_order_id=client_order_id)
+        response = self._idempotent(call, params={"client_order_id": client_order_id})
+        return self._order(call, response)
+
+    def list_orders(
+        self,
+        *,
+        status: ListStatus = "all",
+        after: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[OrderReport]:
+        """One page, oldest first; the token re-reads ties at the boundary and drops those seen.
+
+        Alpaca has no cursor, so the token holds the last ``submitted_at`` and the ids at it
+        (and, for sub-microsecond stamps, in the microsecond before it).
+        """
+        if status not in _LIST_STATUSES:
+            raise ValueError(f"status must be one of {sorted(_LIST_STATUSES)}, got {status!r}")
+        limit = parse.page_size(page_size, MAX_ORDER_PAGE)
+        seen: frozenset[str] = frozenset()
+        previous_at: datetime | None = None
+        if page_token is not None:
+            previous_at, seen = parse.decode_order_token(page_token)
+            after = parse.after_for_token(previous_at)
+        params = {"status": status, "direction": "asc", "limit": str(limit)}
+        if after is not None:
+            params["after"] = parse.format_time(after)
+        if until is not None:
+            params["until"] = parse.format_time(until)
+        call = _Call("GET", "/v2/orders")
+        raw_items = self._many(call, self._idempotent(call, params=params))
+        fresh = [raw for raw in raw_items if parse.item_id(raw) not in seen]
+        items, malformed = parse.parse_items(fresh, parse.parse_order)
+        next_token = None
+        if len(raw_items) >= limit:
+            next_token = self._next_order_token(call, raw_items, previous_at, seen, limit)
+        return Page(items=items, next_token=next_token, malformed=malformed)
+
+    def _next_order_token(
+        self,
+        call: _Call,
+        raw_items: list[object],
+        previous_at: datetime | None,
+        seen: frozenset[str],
+        limit: int,
+    ) -> str:
+        """The cursor after a full page: its latest submission time and the ids to drop."""
+        try:
+            last_at, tied = parse.order_cursor(raw_items)
+        except parse.ParseError as exc:
+            raise call.error(MalformedResponse, str(exc), 200) from None
+        if last_at == previous_at and seen.issuperset(tied):
+            # A whole page of orders submitted within a microsecond: paging cannot advance.
+            raise call.error(
+                BrokerError,
+                f"{limit} or more orders share submitted_at {parse.format_time(last_at)} "
+                "(to the microsecond); list again with a larger page_size",
+                None,
+            )
+        return parse.encode_order_token(last_at, tied)
+
+    def cancel(self, broker_order_id: str) -> None:
+        """Ask for a cancel; the order's later reports say whether it won the race with fills."""
+        call = _Call("DELETE", _order_path(broker_order_id), broker_order_id=broker_order_id)
+        response = self._idempotent(call, cancelling=True)
+        if response.status_code not in (200, 204):
+            raise call.error(
+                BrokerError,
+                parse.broker_message(response.content, response.status_code),
+                response.status_code,
+            )
+
+    # -- account --------------------------------------------------------------------------
+
+    def list_fills(
+        self,
+        *,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[FillReport]:
+        """One page of FILL activities, oldest first; the token is the last activity id."""
+        size = parse.page_size(page_size, MAX_FILL_PAGE)
+        params = {"direction": "asc", "page_size": str(size)}
+        if after is not None:
+            params["after"] = parse.format_time(after)
+        if until is not None:
+            params["until"] = parse.format_time(until)
+        if page_token is not None:
+            if not page_token:
+                raise ValueError("page_token must be None or a token from list_fills")
+            params["page_token"] = page_token
+        call = _Call("GET", "/v2/account/activities/FILL")
+        raw_items = self._many(call, self._idempotent(call, params=params))
+        items, malformed = parse.parse_items(raw_items, parse.parse_fill)
+        next_token = None
+        if len(raw_items) >= size:
+            # An unreadable trailing item is re-read on the next page rather than skipped.
+            ids = [oid for oid in map(parse.item_id, raw_items) if oid is not None]
+            if not ids:
+                raise call.error(
+                    MalformedResponse, "cannot page on: no activity on a full page has an id", 200
+                )
+            next_token = ids[-1]
+        return Page(items=items, next_token=next_token, malformed=malformed)
+
+    def list_positions(self) -> list[PositionReport]:
+        """Every open position; one unreadable position fails the call, since a partial
+        set would look like a position mismatch."""
+        call = _Call("GET", "/v2/positions")
+        response = self._idempotent(call)
+        positions: list[PositionReport] = []
+        for raw in self._many(call, response):
+            try:
+                positions.append(parse.parse_position(raw))
+            except parse.ParseError as exc:
+                raise self._malformed(call, response, str(exc)) from None
+        return positions
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def _idempotent(
+        self, call: _Call, *, params: dict[str, str] | None = None, cancelling: bool = False
+    ) -> httpx.Response:
+        """An idempotent request, with 401/403/404 (and 422 for a cancel) turned into errors."""
+        response = self._send(call, params=params)
+        status = response.status_code
+        if response.is_success:
+            return response
+        message = parse.broker_message(response.content, response.status_code)
+        if status in (401, 403):
+            raise call.error(AuthenticationFailed, message, status)
+        if status == 404 and (call.broker_order_id or call.client_order_id):
+            raise call.error(OrderNotFound, message, status)
+        if status == 422 and cancelling:
+            raise call.error(OrderNotCancelable, message, status)
+        raise call.error(BrokerError, message, status)
+
+    def _send(
+        self,
+        call: _Call,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, str] | None = None,
+        placing: bool = False,
+    ) -> httpx.Response:
+        """One request under the retry policy; exhausted or unsafe failures become errors."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_retry_placement if placing else _retry_idempotent),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._log_retry(call, state),
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, call, params, body)
+        except _RetryableStatus as exc:
+            raise self._status_failure(call, exc.response, placing) from None
+        except httpx.HTTPError as exc:
+            if placing and not isinstance(exc, (*_NOT_SENT, httpx.UnsupportedProtocol)):
+                raise call.error(
+                    AnswerLost,
+                    f"sent, but no answer ({type(exc).__name__}); look it up by client order id",
+                    None,
+                ) from exc
+            raise call.error(
+                BrokerUnavailable, f"{type(exc).__name__}: {exc}; nothing was changed", None
+            ) from exc
+
+    def _attempt(
+        self, call: _Call, params: dict[str, str] | None, body: dict[str, str] | None
+    ) -> httpx.Response:
+        response = self._client.request(
+            call.method, call.path, params=params, json=body, auth=self._auth
+        )
+        self._observe(response)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _RetryableStatus(response)
+        return response
+
+    def _status_failure(self, call: _Call, response: httpx.Response, placing: bool) -> BrokerError:
+        """The error for a 429 or 5xx that is out of attempts (or, for a placement, unsafe)."""
+        status = response.status_code
+        message = parse.broker_message(response.content, response.status_code)
+        if status == 429:
+            return RateLimited(
+                f"{call.method} {call.path}: rate limited: {message}",
+                retry_at=self._retry_at(response),
+                broker=KIND,
+                broker_order_id=call.broker_order_id,
+                client_order_id=call.client_order_id,
+                status_code=status,
+            )
+        if placing:
+            # A 5xx may come after the order was created; only a lookup can tell.
+            return call.error(
+                AnswerLost, f"{message}; look it up by client order id before resending", status
+            )
+        return call.error(
+            BrokerUnavailable, f"{message} after {self._max_attempts} attempts", status
+        )
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Until the rate limit resets for a 429 that says when (capped), else jittered backoff."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _RetryableStatus) and exc.response.status_code == 429:
+            retry_at = self._retry_at(exc.response)
+            if retry_at is not None:
+                seconds = (retry_at - self._now()).total_seconds()
+                if seconds > 0:
+                    return min(seconds, self._max_retry_wait_s)
+        return float(_BACKOFF(state))
+
+    def _retry_at(self, response: httpx.Response) -> datetime | None:
+        return parse.retry_at(response.headers, self._now())
+
+    def _observe(self, response: httpx.Response) -> None:
+        """Report rate-limit headers; an observer bug must not turn a placed order into an error."""
+        if self._observer is None or not any(
+            name in response.headers
+            for name in ("X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset")
+        ):
+            return
+        reset = parse.header_int(response.headers, "X-Ratelimit-Reset")
+        info = RateLimitInfo(
+            limit=parse.header_int(response.headers, "X-Ratelimit-Limit"),
+            remaining=parse.header_int(response.headers, "X-Ratelimit-Remaining"),
+            reset_at=None if reset is None else parse.epoch(reset),
+            status_code=response.status_code,
+        )
+        try:
+            self._observer(info)
+        except Exception:
+            logger.exception("alpaca rate-limit observer failed on %s", info)
+
+    def _log_retry(self, call: _Call, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        logger.warning(
+            "alpaca %s %s failed (%s: %s); attempt %d of %d, retrying in %.2f s",
+            call.method,
+            call.path,
+            type(exc).__name__,
+            exc,
+            state.attempt_number,
+            self._max_attempts,
+            wait,
+        )
+
+    # -- bodies ---------------------------------------------------------------------------
+
+    def _malformed(self, call: _Call, response: httpx.Response, reason: str) -> BrokerError:
+        excerpt = parse.excerpt(response.content)
+        return call.error(MalformedResponse, f"{reason}; body: {excerpt}", response.status_code)
+
+    def _order(self, call: _Call, response: httpx.Response) -> OrderReport:
+        """A single-order answer: anything unreadable is a MalformedResponse naming the ids."""
+        try:
+            return parse.parse_order(parse.loads(response.content))
+        except parse.ParseError as exc:
+            raise self._malformed(call, response, str(exc)) from None
+
+    def _many(self, call: _Call, response: httpx.Response) -> list[object]:
+        """A list answer's items, still raw: each is parsed on its own."""
+        try:
+            return parse.as_list(parse.loads(response.content), "body")
+        except parse.ParseError as exc:
+            raise self._malformed(call, response, str(exc)) from None

@@ -1,0 +1,73 @@
+"""The paper exchange as an ASGI app: Alpaca's /v2 surface plus the /_sim control API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from brokers.paper.asgi import (
+    ExtraHeaders,
+    api_error_handler,
+    http_error_handler,
+    unexpected_error_handler,
+    validation_error_handler,
+)
+from brokers.paper.control import build_control_router
+from brokers.paper.schemas import ApiError
+from brokers.paper.state import Sim
+from brokers.paper.v2 import build_v2_router
+
+logger = logging.getLogger(__name__)
+MAX_IDLE = timedelta(milliseconds=100)
+MIN_IDLE = timedelta(milliseconds=1)
+
+
+async def drive(sim: Sim) -> None:
+    """Keep the engine current between requests so no request pays for a long idle gap.
+
+    Correctness never depends on this loop: every request advances the engine first.
+    """
+    while True:
+        try:
+            sim.engine.advance()
+        except Exception:  # a bug; requests will hit it too, but keep the clock running
+            logger.exception("paper exchange: advancing the engine failed")
+        due = sim.engine.next_due()
+        idle = MAX_IDLE if due is None else min(MAX_IDLE, max(MIN_IDLE, due - sim.clock()))
+        await asyncio.sleep(idle.total_seconds())
+
+
+def create_app(sim: Sim) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        driver = asyncio.create_task(drive(sim))
+        try:
+            yield
+        finally:
+            driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await driver
+
+    app = FastAPI(
+        title="ordersync paper exchange",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.sim = sim
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
+    app.add_middleware(ExtraHeaders)
+    app.include_router(build_v2_router(sim))
+    app.include_router(build_control_router(sim))
+    return app

@@ -1,0 +1,135 @@
+"""The ``/_sim`` control API: ground truth, request stats, faults, prices, forced events.
+
+No auth and no faults here: tests and operators must always be able to see and steer.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Response
+from pydantic import ValidationError
+
+from brokers.paper.asgi import json_response
+from brokers.paper.engine import OrderClosedError, UnknownOrderError
+from brokers.paper.model import Order
+from brokers.paper.schemas import ApiError, ForcedFill, MarketChange, describe_errors, invalid
+from brokers.paper.state import Sim
+from brokers.paper.wire import activity_json, fmt_money, truth_json
+
+UNKNOWN_ORDER = ApiError(404, 40410000, "order not found")
+
+
+def build_control_router(sim: Sim) -> APIRouter:
+    router = APIRouter(prefix="/_sim")
+    engine = sim.engine
+
+    def any_order(order_id: str) -> Order:
+        """Forgotten orders included: the truth outlives the exchange's memory."""
+        engine.advance()
+        order = engine.truth_by_id.get(order_id)
+        if order is None:
+            raise UNKNOWN_ORDER
+        return order
+
+    @router.get("/health")
+    async def health() -> Response:
+        return json_response({"ok": True})
+
+    @router.get("/truth")
+    async def truth(status: Literal["open", "closed", "all"] = "all") -> Response:
+        engine.advance()
+        orders = [
+            truth_json(order)
+            for order in engine.orders
+            if status == "all" or (status == "open") == order.is_open
+        ]
+        return json_response({"orders": orders})
+
+    @router.get("/truth/orders/{id}")
+    async def truth_order(id: str) -> Response:
+        return json_response(truth_json(any_order(id)))
+
+    @router.get("/requests")
+    async def requests() -> Response:
+        return json_response(sim.stats.as_json())
+
+    @router.get("/faults")
+    async def get_faults() -> Response:
+        return json_response(sim.faults.settings.model_dump(mode="json"))
+
+    @router.put("/faults")
+    async def put_faults(changes: Annotated[dict[str, Any], Body()]) -> Response:
+        try:
+            settings = sim.update_faults(changes)
+        except ValidationError as exc:
+            raise invalid(describe_errors(exc.errors())) from exc
+        return json_response(settings.model_dump(mode="json"))
+
+    @router.delete("/faults")
+    async def clear_faults() -> Response:
+        return json_response(sim.clear_faults().model_dump(mode="json"))
+
+    def prices_json() -> dict[str, str]:
+        engine.advance()
+        return {symbol: fmt_money(book.price) for symbol, book in sorted(engine.books.items())}
+
+    @router.get("/prices")
+    async def get_prices() -> Response:
+        return json_response(prices_json())
+
+    @router.post("/prices")
+    async def set_prices(prices: Annotated[dict[str, str | int | float], Body()]) -> Response:
+        parsed: dict[str, Decimal] = {}
+        for symbol, text in prices.items():
+            try:
+                parsed[symbol] = Decimal(str(text))
+            except InvalidOperation as exc:
+                raise invalid(f"{symbol}: not a decimal price: {text!r}") from exc
+            if not (parsed[symbol].is_finite() and parsed[symbol] > 0):
+                raise invalid(f"{symbol}: price must be positive")
+        for symbol, price in parsed.items():
+            engine.set_price(symbol, price)
+        return json_response(prices_json())
+
+    @router.put("/market")
+    async def set_market(change: MarketChange) -> Response:
+        engine.advance()
+        if change.frozen is not None:
+            engine.frozen = change.frozen
+        if change.volatility_bps is not None:
+            engine.volatility_bps = change.volatility_bps
+        return json_response({"frozen": engine.frozen, "volatility_bps": engine.volatility_bps})
+
+    @router.post("/orders/{id}/fill")
+    async def force_fill(id: str, body: ForcedFill | None = None) -> Response:
+        body = body or ForcedFill()
+        try:
+            fill = engine.force_fill(id, body.qty, body.price)
+        except UnknownOrderError as exc:
+            raise UNKNOWN_ORDER from exc
+        except OrderClosedError as exc:
+            raise ApiError(422, 42210000, "order is closed") from exc
+        except ValueError as exc:
+            raise invalid(str(exc)) from exc
+        return json_response({"fill": activity_json(fill), "order": truth_json(fill.order)})
+
+    @router.post("/orders/{id}/forget")
+    async def forget(id: str) -> Response:
+        try:
+            order = engine.forget(id)
+        except UnknownOrderError as exc:
+            raise UNKNOWN_ORDER from exc
+        return json_response(truth_json(order))
+
+    @router.post("/close_day")
+    async def close_day() -> Response:
+        return json_response({"expired": engine.close_day()})
+
+    @router.post("/reset")
+    async def reset() -> Response:
+        sim.reset()
+        return json_response({"ok": True})
+
+    return router

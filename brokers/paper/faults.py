@@ -1,0 +1,176 @@
+"""Fault injection, the rate limiter and request statistics for the /v2 routes.
+
+Faults come in two forms: probabilities (``p_*``) for soak runs and counters (``next_*``:
+the next N matching requests) so tests are deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Count = Annotated[int, Field(ge=0)]
+RangeMs = tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
+UNLIMITED_FIGURE = 1_000_000  # reported as the limit when rate limiting is off
+WINDOW_S = 60
+
+
+class FaultSettings(BaseModel):
+    """Everything ``PUT /_sim/faults`` may change; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: RangeMs = (0, 0)
+    p_429: Probability = 0.0
+    p_5xx: Probability = 0.0
+    p_timeout: Probability = 0.0
+    p_lose_response: Probability = 0.0
+    p_reject: Probability = 0.0
+    timeout_s: Annotated[float, Field(ge=0.0)] = 10.0
+    next_429: Count = 0
+    next_5xx: Count = 0
+    next_timeout: Count = 0
+    next_lose_response: Count = 0
+    next_reject: Count = 0
+    routes: list[str] | None = None
+    rate_limit_per_min: Annotated[int, Field(ge=0)] = 10_000
+    fill_delay_ms: RangeMs = (0, 300)
+    partial_fill_probability: Probability = 0.3
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> Self:
+        for name in ("latency_ms", "fill_delay_ms"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"{name}: min {low} is above max {high}")
+        for route in self.routes or ():
+            if len(route.split(" ")) != 2:
+                raise ValueError(f"routes: {route!r} is not 'METHOD /path'")
+        return self
+
+
+class Fault(StrEnum):
+    RATE_LIMIT = "429"
+    UNAVAILABLE = "5xx"
+    TIMEOUT = "timeout"
+    LOSE_RESPONSE = "lose_response"
+
+
+_FAULT_FIELDS = {
+    Fault.RATE_LIMIT: ("next_429", "p_429"),
+    Fault.UNAVAILABLE: ("next_5xx", "p_5xx"),
+    Fault.TIMEOUT: ("next_timeout", "p_timeout"),
+    Fault.LOSE_RESPONSE: ("next_lose_response", "p_lose_response"),
+}
+
+
+class Faults:
+    """The current settings plus the decisions drawn from them, request by request."""
+
+    def __init__(self, startup: FaultSettings, rng: random.Random) -> None:
+        self.startup = startup
+        self.settings = startup.model_copy()
+        self._rng = rng
+
+    def reset(self) -> None:
+        self.settings = self.startup.model_copy()
+
+    def update(self, changes: dict[str, object]) -> FaultSettings:
+        """Merge ``changes`` into the settings; raises pydantic's ValidationError."""
+        merged = {**self.settings.model_dump(), **changes}
+        self.settings = FaultSettings.model_validate(merged)
+        return self.settings
+
+    def applies(self, method: str, path: str) -> bool:
+        routes = self.settings.routes
+        if routes is None:
+            return True
+        for route in routes:
+            route_method, _, prefix = route.partition(" ")
+            if route_method.upper() == method and path.startswith(prefix):
+                return True
+        return False
+
+    def latency_s(self) -> float:
+        low, high = self.settings.latency_ms
+        return 0.0 if high == 0 else self._rng.uniform(low, high) / 1000
+
+    def draw(self, *, creates_order: bool) -> Fault | None:
+        """The fault for this request, if any: counters first, then probabilities."""
+        for fault, (counter, probability) in _FAULT_FIELDS.items():
+            if fault is Fault.LOSE_RESPONSE and not creates_order:
+                continue
+            if self._take(counter, probability):
+                return fault
+        return None
+
+    def take_reject(self) -> bool:
+        return self._take("next_reject", "p_reject")
+
+    def _take(self, counter: str, probability: str) -> bool:
+        remaining: int = getattr(self.settings, counter)
+        if remaining > 0:
+            setattr(self.settings, counter, remaining - 1)
+            return True
+        chance: float = getattr(self.settings, probability)
+        return chance > 0 and self._rng.random() < chance
+
+
+@dataclass(slots=True)
+class RateLimiter:
+    """A fixed 60 s window per API key, starting at the key's first request."""
+
+    windows: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def hit(self, key: str, now_s: float, limit: int) -> tuple[bool, dict[str, str]]:
+        """Count one request; returns whether it may proceed and the headers to send."""
+        start, used = self._current(key, now_s)
+        used += 1
+        self.windows[key] = (start, used)
+        figure = limit or UNLIMITED_FIGURE
+        allowed = limit == 0 or used <= limit
+        return allowed, self._headers(figure, max(0, figure - used), start + WINDOW_S)
+
+    def peek(self, key: str, now_s: float, limit: int) -> dict[str, str]:
+        start, used = self._current(key, now_s)
+        figure = limit or UNLIMITED_FIGURE
+        return self._headers(figure, max(0, figure - used), start + WINDOW_S)
+
+    def _current(self, key: str, now_s: float) -> tuple[float, int]:
+        window = self.windows.get(key)
+        if window is None or now_s >= window[0] + WINDOW_S:
+            return now_s, 0
+        return window
+
+    @staticmethod
+    def _headers(limit: int, remaining: int, reset_s: float) -> dict[str, str]:
+        return {
+            "X-Ratelimit-Limit": str(limit),
+            "X-Ratelimit-Remaining": str(remaining),
+            "X-Ratelimit-Reset": str(math.ceil(reset_s)),
+        }
+
+
+@dataclass(slots=True)
+class RequestStats:
+    total: int = 0
+    by_route: Counter[str] = field(default_factory=Counter)
+    by_order: Counter[str] = field(default_factory=Counter)
+    rate_limited: int = 0
+    faulted: int = 0
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "total": self.total,
+            "by_route": dict(self.by_route),
+            "by_order": dict(self.by_order),
+            "rate_limited": self.rate_limited,
+            "faulted": self.faulted,
+        }

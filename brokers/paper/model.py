@@ -1,0 +1,179 @@
+"""Orders and fills as the paper exchange holds them.
+
+Times are integer microseconds since the Unix epoch so ordering and ties are exact; they
+become RFC3339 strings only on the wire.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from models.enums import OrderType, Side, TimeInForce
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
+CENT = Decimal("0.01")
+QTY_QUANTUM = Decimal("1e-9")
+
+
+class PaperStatus(StrEnum):
+    """Alpaca's status strings, the subset this exchange produces."""
+
+    ACCEPTED = "accepted"
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    PENDING_CANCEL = "pending_cancel"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {PaperStatus.FILLED, PaperStatus.CANCELED, PaperStatus.EXPIRED, PaperStatus.REJECTED}
+)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch; naive datetimes are refused so no local time leaks in."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime")
+    return (moment - EPOCH) // ONE_US
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def rfc3339(us: int) -> str:
+    """Alpaca's timestamp shape: UTC, microseconds, ``Z``."""
+    return from_us(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> int:
+    """Parse an RFC3339 timestamp or a plain date (taken as UTC midnight) into microseconds."""
+    text = text.strip()
+    if "T" in text:  # an unencoded '+' of an offset arrives in a query as a space
+        text = text.replace(" ", "+")
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    head, dot, rest = text.partition(".")
+    if dot:  # trim nanoseconds to the microseconds Python can hold
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        rest = rest[:digits][:6] + rest[digits:]
+        text = f"{head}.{rest}"
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return to_us(moment)
+
+
+def fmt_decimal(value: Decimal) -> str:
+    """A decimal string without exponent or trailing zeros (``10``, ``1.5``)."""
+    if value == 0:
+        return "0"
+    return f"{value.normalize():f}"
+
+
+def fmt_price(value: Decimal) -> str:
+    return f"{value.quantize(CENT):f}"
+
+
+def initial_price(symbol: str) -> Decimal:
+    """A deterministic starting price between 20.00 and 500.00, from the symbol alone."""
+    digest = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:8], "big")
+    return Decimal(2000 + digest % 48001) / 100
+
+
+def asset_id(symbol: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ordersync-paper:{symbol}"))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A validated submission; the app layer does the validating."""
+
+    symbol: str
+    qty: Decimal
+    side: Side
+    type: OrderType
+    time_in_force: TimeInForce
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution; ``id`` is also the FILL activity id and the activities page token."""
+
+    id: str
+    order: Order
+    qty: Decimal
+    price: Decimal
+    time_us: int
+    cum_qty: Decimal
+    leaves_qty: Decimal
+    order_status: PaperStatus
+
+    @property
+    def is_final(self) -> bool:
+        return self.leaves_qty == 0
+
+
+@dataclass(slots=True, eq=False)
+class Order:
+    id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    time_in_force: TimeInForce
+    qty: Decimal
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    submitted_us: int
+    status: PaperStatus = PaperStatus.ACCEPTED
+    updated_us: int = 0
+    filled_us: int | None = None
+    expired_us: int | None = None
+    canceled_us: int | None = None
+    failed_us: int | None = None
+    filled_qty: Decimal = Decimal(0)
+    filled_notional: Decimal = Decimal(0)
+    fills: list[Fill] = field(default_factory=list)
+    timeline: list[tuple[PaperStatus, int]] = field(default_factory=list)
+    forgotten: bool = False
+    # Where the order sits in its symbol's book ("limit", "stop") or None; heap entries whose
+    # order no longer sits there are stale and skipped (lazy deletion).
+    resting: str | None = None
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        return self.qty - self.filled_qty
+
+    @property
+    def is_open(self) -> bool:
+        return not self.status.is_terminal
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        if self.filled_qty == 0:
+            return None
+        return (self.filled_notional / self.filled_qty).quantize(QTY_QUANTUM)
+
+    def set_status(self, status: PaperStatus, at_us: int) -> None:
+        """Every status change goes through here so the timeline is complete."""
+        self.updated_us = at_us
+        if status is not self.status:
+            self.status = status
+            self.timeline.append((status, at_us))

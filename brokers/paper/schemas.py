@@ -1,0 +1,128 @@
+"""Request bodies and how validation failures read; Alpaca answers them 422/40010001."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from brokers.paper.model import OrderRequest
+from models.enums import OrderType, Side, TimeInForce
+
+# The exchange's own vocabulary: the domain enums also hold kinds it does not trade.
+PlacedType = Literal["market", "limit", "stop", "stop_limit"]
+PlacedTimeInForce = Literal["day", "gtc", "ioc", "fok"]
+ClientOrderId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Symbol = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+MAX_QTY_DECIMALS = 9
+
+
+class ApiError(Exception):
+    """An answer in Alpaca's error shape ``{"code": int, "message": str}``."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError(422, 40010001, message)
+
+
+def describe_errors(errors: Iterable[Any]) -> str:
+    """One readable line from pydantic's error list: ``qty: Input should be ...``."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error["loc"] if p not in ("body", "query", "path"))
+        what = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {what}" if where else what)
+    return "; ".join(parts) or "invalid request"
+
+
+def _positive(name: str, value: Decimal | None) -> None:
+    if value is not None and not (value.is_finite() and value > 0):
+        raise ValueError(f"{name} must be a positive decimal")
+
+
+class OrderBody(BaseModel):
+    """``POST /v2/orders``; fields Alpaca accepts but this exchange ignores pass through."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    symbol: Symbol
+    qty: Decimal
+    side: Literal["buy", "sell"]
+    type: PlacedType
+    time_in_force: PlacedTimeInForce
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    client_order_id: ClientOrderId | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _positive("qty", self.qty)
+        exponent = self.qty.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -MAX_QTY_DECIMALS:
+            raise ValueError(f"qty has more than {MAX_QTY_DECIMALS} decimal places")
+        _positive("limit_price", self.limit_price)
+        _positive("stop_price", self.stop_price)
+        if self.type in ("limit", "stop_limit") and self.limit_price is None:
+            raise ValueError(f"limit_price is required for {self.type} orders")
+        if self.type in ("stop", "stop_limit") and self.stop_price is None:
+            raise ValueError(f"stop_price is required for {self.type} orders")
+        return self
+
+    def to_request(self) -> OrderRequest:
+        """Prices that do not apply to the order type are dropped."""
+        limits = self.type in ("limit", "stop_limit")
+        stops = self.type in ("stop", "stop_limit")
+        return OrderRequest(
+            symbol=self.symbol,
+            qty=self.qty,
+            side=Side(self.side),
+            type=OrderType(self.type),
+            time_in_force=TimeInForce(self.time_in_force),
+            limit_price=self.limit_price if limits else None,
+            stop_price=self.stop_price if stops else None,
+            client_order_id=self.client_order_id,
+        )
+
+
+def parse_order(raw: bytes) -> OrderRequest:
+    """Read a POST /v2/orders body exactly: JSON numbers become Decimals, not floats."""
+    try:
+        data = json.loads(raw or b"null", parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid("request body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise invalid("request body must be a JSON object")
+    try:
+        return OrderBody.model_validate(data).to_request()
+    except ValidationError as exc:
+        raise invalid(describe_errors(exc.errors())) from exc
+
+
+class MarketChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frozen: bool | None = None
+    volatility_bps: Annotated[float, Field(ge=0)] | None = None
+
+
+class ForcedFill(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    qty: Decimal | None = None
+    price: Decimal | None = None

@@ -1,0 +1,189 @@
+"""The Alpaca Trading API v2 routes, behind one gate that does stats, faults, auth and limits."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from brokers.paper.asgi import EXTRA_HEADERS, json_response
+from brokers.paper.engine import DuplicateClientOrderIdError, OrderClosedError, UnknownOrderError
+from brokers.paper.faults import Fault
+from brokers.paper.model import Order, parse_time
+from brokers.paper.queries import list_fills, list_orders, to_us_date
+from brokers.paper.schemas import ApiError, invalid, parse_order
+from brokers.paper.state import Sim
+from brokers.paper.wire import account_json, activity_json, order_json, positions_json
+
+ORDER_NOT_FOUND = ApiError(404, 40410000, "order not found")
+
+
+def _time_param(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise invalid(f"{name}: not an RFC3339 timestamp: {value!r}") from exc
+
+
+def build_v2_router(sim: Sim) -> APIRouter:
+    async def gate(request: Request) -> None:
+        """Runs before every /v2 handler, after routing, so the route template is known."""
+        method, path = request.method, request.url.path
+        template = getattr(request.scope.get("route"), "path", path)
+        stats = sim.stats
+        stats.total += 1
+        stats.by_route[f"{method} {template}"] += 1
+        if order_id := request.path_params.get("id"):
+            stats.by_order[order_id] += 1
+        # Read the body now: a client that gives up during a fault's wait must not stop a
+        # request that reached the venue from being processed.
+        await request.body()
+        faults = sim.faults
+        applies = faults.applies(method, path)
+        if applies and (delay := faults.latency_s()) > 0:
+            await sim.sleep(delay)
+
+        headers: dict[str, str] = request.scope.setdefault(EXTRA_HEADERS, {})
+        key_id = request.headers.get("apca-api-key-id", "")
+        limit = faults.settings.rate_limit_per_min
+        if not sim.authorized(key_id, request.headers.get("apca-api-secret-key", "")):
+            headers.update(sim.limiter.peek(key_id, sim.now_s(), limit))
+            raise ApiError(401, 40110000, "request is not authorized")
+
+        creates = method == "POST" and template == "/v2/orders"
+        fault = faults.draw(creates_order=creates) if applies else None
+        if fault is not None:
+            stats.faulted += 1
+        if fault is Fault.RATE_LIMIT:
+            headers.update(sim.limiter.peek(key_id, sim.now_s(), limit))
+            headers["X-Ratelimit-Remaining"] = "0"
+            headers["X-Ratelimit-Reset"] = str(int(sim.now_s()) + 1)
+            raise ApiError(429, 42910000, "rate limit exceeded")
+        if fault is Fault.UNAVAILABLE:
+            headers.update(sim.limiter.peek(key_id, sim.now_s(), limit))
+            raise ApiError(503, 50300000, "service unavailable")
+        if fault is Fault.TIMEOUT:
+            await sim.sleep(faults.settings.timeout_s)
+
+        allowed, rate_headers = sim.limiter.hit(key_id, sim.now_s(), limit)
+        headers.update(rate_headers)
+        if not allowed:
+            stats.rate_limited += 1
+            raise ApiError(429, 42910000, "rate limit exceeded")
+        request.state.lose_response = fault is Fault.LOSE_RESPONSE
+
+    router = APIRouter(prefix="/v2", dependencies=[Depends(gate)])
+    engine = sim.engine
+
+    def known(order_id: str) -> Order:
+        order = engine.get(order_id)
+        if order is None:
+            raise ORDER_NOT_FOUND
+        return order
+
+    @router.post("/orders")
+    async def place_order(request: Request) -> Response:
+        order_request = parse_order(await request.body())
+        cid = order_request.client_order_id
+        if cid is not None and engine.get_by_client_id(cid) is not None:
+            raise invalid("client_order_id must be unique")
+        try:
+            order = engine.submit(order_request, reject=sim.faults.take_reject())
+        except DuplicateClientOrderIdError as exc:
+            raise invalid("client_order_id must be unique") from exc
+        sim.stats.by_order[order.id] += 1
+        payload = order_json(order)
+        if getattr(request.state, "lose_response", False):
+            # The order exists; only the answer goes missing, as behind a dying proxy.
+            await sim.sleep(sim.faults.settings.timeout_s)
+            raise ApiError(504, 50400000, "gateway timeout")
+        return json_response(payload)
+
+    @router.get("/orders")
+    async def get_orders(
+        status: Literal["open", "closed", "all"] = "open",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        after: str | None = None,
+        until: str | None = None,
+        direction: Literal["asc", "desc"] = "desc",
+        symbols: str | None = None,
+        side: Literal["buy", "sell"] | None = None,
+        nested: bool | None = None,
+    ) -> Response:
+        found = list_orders(
+            engine,
+            status=status,
+            after_us=_time_param("after", after),
+            until_us=_time_param("until", until),
+            direction=direction,
+            limit=limit,
+            symbols={s.strip() for s in (symbols or "").split(",") if s.strip()},
+            side=side,
+        )
+        return json_response([order_json(order) for order in found])
+
+    @router.get("/orders:by_client_order_id")
+    async def get_order_by_client_id(client_order_id: str) -> Response:
+        order = engine.get_by_client_id(client_order_id)
+        if order is None:
+            raise ORDER_NOT_FOUND
+        sim.stats.by_order[order.id] += 1
+        return json_response(order_json(order))
+
+    @router.get("/orders/{id}")
+    async def get_order(id: str, nested: bool | None = None) -> Response:
+        return json_response(order_json(known(id)))
+
+    @router.delete("/orders/{id}")
+    async def cancel_order(id: str) -> Response:
+        try:
+            engine.cancel(id)
+        except UnknownOrderError as exc:
+            raise ORDER_NOT_FOUND from exc
+        except OrderClosedError as exc:
+            raise ApiError(422, 42210000, "order is not cancelable") from exc
+        return Response(status_code=204)
+
+    @router.delete("/orders")
+    async def cancel_all_orders() -> Response:
+        canceled = engine.cancel_all()
+        return json_response([{"id": order.id, "status": 200} for order in canceled], 207)
+
+    @router.get("/account/activities/FILL")
+    async def get_fill_activities(
+        date: str | None = None,
+        after: str | None = None,
+        until: str | None = None,
+        direction: Literal["asc", "desc"] = "desc",
+        page_size: Annotated[int, Query(ge=1, le=100)] = 100,
+        page_token: str | None = None,
+    ) -> Response:
+        if date is not None:
+            try:
+                to_us_date(date)
+            except ValueError as exc:
+                raise invalid(f"date: not a YYYY-MM-DD date: {date!r}") from exc
+        found = list_fills(
+            engine,
+            after_us=_time_param("after", after),
+            until_us=_time_param("until", until),
+            date=date,
+            direction=direction,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return json_response([activity_json(fill) for fill in found])
+
+    @router.get("/positions")
+    async def get_positions() -> Response:
+        engine.advance()
+        return json_response(positions_json(engine))
+
+    @router.get("/account")
+    async def get_account() -> Response:
+        engine.advance()
+        return json_response(account_json(engine))
+
+    return router

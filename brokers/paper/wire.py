@@ -1,0 +1,169 @@
+"""The Alpaca JSON shapes: orders, FILL activities, positions, the account, ground truth.
+
+Money and quantities leave as decimal strings, times as RFC3339 UTC with microseconds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from functools import lru_cache
+
+from brokers.paper.engine import Engine
+from brokers.paper.ledger import Position
+from brokers.paper.model import CENT, Fill, Order, asset_id, fmt_decimal, rfc3339
+
+Json = dict[str, object]
+ACCOUNT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ordersync-paper:account"))
+ACCOUNT_NUMBER = "PA0RDERSYNC1"
+
+
+def fmt_money(value: Decimal) -> str:
+    """At least cents (``190.10``), more digits only when the value has them."""
+    cents = value.quantize(CENT)
+    return f"{cents:f}" if cents == value else fmt_decimal(value)
+
+
+def _time(us: int | None) -> str | None:
+    return None if us is None else rfc3339(us)
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else fmt_money(value)
+
+
+@lru_cache(maxsize=4096)
+def _asset_id(symbol: str) -> str:
+    return asset_id(symbol)
+
+
+def order_json(order: Order) -> Json:
+    return {
+        "id": order.id,
+        "client_order_id": order.client_order_id,
+        "created_at": rfc3339(order.submitted_us),
+        "updated_at": rfc3339(order.updated_us),
+        "submitted_at": rfc3339(order.submitted_us),
+        "filled_at": _time(order.filled_us),
+        "expired_at": _time(order.expired_us),
+        "canceled_at": _time(order.canceled_us),
+        "failed_at": _time(order.failed_us),
+        "replaced_at": None,
+        "replaced_by": None,
+        "replaces": None,
+        "asset_id": _asset_id(order.symbol),
+        "symbol": order.symbol,
+        "asset_class": "us_equity",
+        "notional": None,
+        "qty": fmt_decimal(order.qty),
+        "filled_qty": fmt_decimal(order.filled_qty),
+        "filled_avg_price": _money(order.avg_price),
+        "order_class": "simple",
+        "order_type": order.type.value,
+        "type": order.type.value,
+        "side": order.side.value,
+        "time_in_force": order.time_in_force.value,
+        "limit_price": _money(order.limit_price),
+        "stop_price": _money(order.stop_price),
+        "status": order.status.value,
+        "extended_hours": False,
+        "legs": None,
+        "trail_percent": None,
+        "trail_price": None,
+        "hwm": None,
+        "position_intent": None,
+    }
+
+
+def activity_json(fill: Fill) -> Json:
+    return {
+        "id": fill.id,
+        "activity_type": "FILL",
+        "transaction_time": rfc3339(fill.time_us),
+        "type": "fill" if fill.is_final else "partial_fill",
+        "price": fmt_money(fill.price),
+        "qty": fmt_decimal(fill.qty),
+        "side": fill.order.side.value,
+        "symbol": fill.order.symbol,
+        "leaves_qty": fmt_decimal(fill.leaves_qty),
+        "cum_qty": fmt_decimal(fill.cum_qty),
+        "order_id": fill.order.id,
+        "order_status": fill.order_status.value,
+    }
+
+
+def truth_json(order: Order) -> Json:
+    """The order as the exchange really holds it, with every fill and status change."""
+    return {
+        **order_json(order),
+        "fills": [
+            {
+                "id": fill.id,
+                "qty": fmt_decimal(fill.qty),
+                "price": fmt_money(fill.price),
+                "time": rfc3339(fill.time_us),
+            }
+            for fill in order.fills
+        ],
+        "timeline": [
+            {"status": status.value, "time": rfc3339(at)} for status, at in order.timeline
+        ],
+        "forgotten": order.forgotten,
+    }
+
+
+def position_json(symbol: str, position: Position, price: Decimal) -> Json:
+    market_value = position.qty * price
+    cost_basis = position.qty * position.avg_price
+    return {
+        "asset_id": _asset_id(symbol),
+        "symbol": symbol,
+        "exchange": "NASDAQ",
+        "asset_class": "us_equity",
+        "qty": fmt_decimal(abs(position.qty)),
+        "qty_available": fmt_decimal(abs(position.qty)),
+        "side": "long" if position.qty > 0 else "short",
+        "avg_entry_price": fmt_money(position.avg_price.quantize(Decimal("1e-9"))),
+        "market_value": fmt_money(market_value.quantize(CENT)),
+        "cost_basis": fmt_money(cost_basis.quantize(CENT)),
+        "unrealized_pl": fmt_money((market_value - cost_basis).quantize(CENT)),
+        "current_price": fmt_money(price),
+    }
+
+
+def positions_json(engine: Engine) -> list[Json]:
+    return [
+        position_json(symbol, position, engine.book(symbol).price)
+        for symbol, position in sorted(engine.ledger.positions.items())
+    ]
+
+
+def account_json(engine: Engine) -> Json:
+    long_value = Decimal(0)
+    short_value = Decimal(0)
+    for symbol, position in engine.ledger.positions.items():
+        value = position.qty * engine.book(symbol).price
+        if value > 0:
+            long_value += value
+        else:
+            short_value += value
+    equity = (engine.ledger.cash + long_value + short_value).quantize(CENT)
+    cash = engine.ledger.cash.quantize(CENT)
+    return {
+        "id": ACCOUNT_ID,
+        "account_number": ACCOUNT_NUMBER,
+        "status": "ACTIVE",
+        "currency": "USD",
+        "cash": fmt_money(cash),
+        "buying_power": fmt_money(cash),
+        "equity": fmt_money(equity),
+        "portfolio_value": fmt_money(equity),
+        "long_market_value": fmt_money(long_value.quantize(CENT)),
+        "short_market_value": fmt_money(short_value.quantize(CENT)),
+        "pattern_day_trader": False,
+        "trading_blocked": False,
+        "transfers_blocked": False,
+        "account_blocked": False,
+        "shorting_enabled": True,
+        "multiplier": "1",
+    }

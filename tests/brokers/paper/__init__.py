@@ -1,0 +1,116 @@
+"""Helpers for the paper exchange tests: a clock the test moves, and engines built on it."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+
+from brokers.paper.app import create_app
+from brokers.paper.engine import Engine, EngineConfig
+from brokers.paper.faults import FaultSettings
+from brokers.paper.model import Order, OrderRequest, PaperStatus
+from brokers.paper.state import Sim, SimConfig
+from models.enums import OrderType, Side, TimeInForce
+
+START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+
+
+class FakeClock:
+    """Time stands still until the test moves it."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, ms: float = 0, *, us: int = 0) -> datetime:
+        self.now += timedelta(milliseconds=ms, microseconds=us)
+        return self.now
+
+
+def make_engine(
+    clock: FakeClock, seed: int = 1, *, frozen: bool = True, **config: object
+) -> Engine:
+    """A seeded engine; frozen by default so prices move only when a test sets them."""
+    engine = Engine(EngineConfig(**config), clock, random.Random(seed))  # type: ignore[arg-type]
+    engine.frozen = frozen
+    return engine
+
+
+def order(
+    symbol: str = "AAPL",
+    qty: str = "10",
+    side: Side = Side.BUY,
+    type: OrderType = OrderType.MARKET,
+    tif: TimeInForce = TimeInForce.DAY,
+    limit: str | None = None,
+    stop: str | None = None,
+    cid: str | None = None,
+) -> OrderRequest:
+    return OrderRequest(
+        symbol=symbol,
+        qty=Decimal(qty),
+        side=side,
+        type=type,
+        time_in_force=tif,
+        limit_price=None if limit is None else Decimal(limit),
+        stop_price=None if stop is None else Decimal(stop),
+        client_order_id=cid,
+    )
+
+
+def statuses(placed: Order) -> list[str]:
+    return [status.value for status, _ in placed.timeline]
+
+
+def status_time(placed: Order, status: PaperStatus) -> int:
+    return next(at for seen, at in placed.timeline if seen is status)
+
+
+class RecordingSleep:
+    """Stands in for ``asyncio.sleep``: records the wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+KEY_ID = "unit-key"
+SECRET_KEY = "unit-secret"  # paper credentials
+AUTH = {"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET_KEY}
+
+
+def make_sim(
+    clock: FakeClock,
+    sleep: RecordingSleep,
+    *,
+    frozen: bool = True,
+    any_keys: bool = False,
+    **faults: object,
+) -> Sim:
+    """A seeded exchange on the fake clock, with optional start-up faults; it demands
+    ``AUTH`` unless ``any_keys``."""
+    settings = FaultSettings.model_validate(faults)
+    keys = (None, None) if any_keys else (KEY_ID, SECRET_KEY)
+    config = SimConfig(key_id=keys[0], secret_key=keys[1], seed=11, faults=settings)
+    sim = Sim(config, clock=clock, sleep=sleep)
+    sim.engine.frozen = frozen
+    return sim
+
+
+@contextlib.asynccontextmanager
+async def api_client(sim: Sim, **headers: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client wired straight to the ASGI app: no sockets, no lifespan."""
+    transport = httpx.ASGITransport(app=create_app(sim))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://paper.test", headers=headers or AUTH
+    ) as client:
+        yield client
