@@ -13,9 +13,16 @@ from brokers.paper.model import Order, parse_time
 from brokers.paper.queries import list_fills, list_orders, to_us_date
 from brokers.paper.schemas import ApiError, invalid, parse_order
 from brokers.paper.state import Sim
-from brokers.paper.wire import account_json, activity_json, order_json, positions_json
+from brokers.paper.wire import (
+    account_json,
+    activity_json,
+    find_position_json,
+    order_json,
+    positions_json,
+)
 
 ORDER_NOT_FOUND = ApiError(404, 40410000, "order not found")
+POSITION_NOT_FOUND = ApiError(404, 40410000, "position does not exist")
 
 
 def _time_param(name: str, value: str | None) -> int | None:
@@ -180,6 +187,14 @@ def build_v2_router(sim: Sim) -> APIRouter:
     async def get_positions() -> Response:
         engine.advance()
         return json_response(positions_json(engine))
+
+    @router.get("/positions/{symbol_or_asset_id}")
+    async def get_position(symbol_or_asset_id: str) -> Response:
+        engine.advance()
+        found = find_position_json(engine, symbol_or_asset_id)
+        if found is None:
+            raise POSITION_NOT_FOUND
+        return json_response(found)
 
     @router.get("/account")
     async def get_account() -> Response:

@@ -138,6 +138,14 @@ def positions_json(engine: Engine) -> list[Json]:
     ]
 
 
+def find_position_json(engine: Engine, symbol_or_asset_id: str) -> Json | None:
+    """``GET /v2/positions/{symbol_or_asset_id}``: Alpaca accepts either key."""
+    for symbol, position in engine.ledger.positions.items():
+        if symbol_or_asset_id in (symbol, _asset_id(symbol)):
+            return position_json(symbol, position, engine.book(symbol).price)
+    return None
+
+
 def account_json(engine: Engine) -> Json:
     long_value = Decimal(0)
     short_value = Decimal(0)

@@ -1,0 +1,84 @@
+"""Alpaca's own Python SDK (alpaca-py) trades against the paper exchange unchanged."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
+from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
+
+from tests.brokers.conftest import PaperExchange
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(paper_exchange: PaperExchange) -> TradingClient:
+    return TradingClient(
+        paper_exchange.key_id, paper_exchange.secret_key, url_override=paper_exchange.base_url
+    )
+
+
+def test_sdk_places_a_market_order_and_sees_it_filled(
+    client: TradingClient, paper_exchange: PaperExchange
+) -> None:
+    order = client.submit_order(
+        MarketOrderRequest(
+            symbol="AAPL", qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
+            client_order_id="sdk-market-1",
+        )
+    )  # fmt: skip
+    assert order.client_order_id == "sdk-market-1"
+    paper_exchange.wait_for(lambda: client.get_order_by_id(order.id).status == OrderStatus.FILLED)
+
+    filled = client.get_order_by_client_id("sdk-market-1")
+    truth = paper_exchange.truth_order(str(order.id))
+    assert str(filled.id) == truth["id"]
+    assert Decimal(str(filled.filled_qty)) == Decimal(truth["filled_qty"]) == Decimal(3)
+    assert Decimal(str(filled.filled_avg_price)) == Decimal(truth["filled_avg_price"])
+    position = client.get_open_position("AAPL")
+    assert Decimal(str(position.qty)) == Decimal(3)
+    assert client.get_account().status is not None
+    with pytest.raises(APIError) as missing:
+        client.get_open_position("NOPE")
+    assert missing.value.status_code == 404
+
+
+def test_sdk_lists_and_cancels_a_resting_limit_order(
+    client: TradingClient, paper_exchange: PaperExchange
+) -> None:
+    paper_exchange.freeze_market()
+    paper_exchange.set_price("MSFT", "400.00")
+    order = client.submit_order(
+        LimitOrderRequest(
+            symbol="MSFT", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+            limit_price=100,
+        )
+    )  # fmt: skip
+    open_orders = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
+    assert [o.id for o in open_orders] == [order.id]
+
+    client.cancel_order_by_id(order.id)
+    paper_exchange.wait_for(lambda: client.get_order_by_id(order.id).status == OrderStatus.CANCELED)
+    assert client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)) == []
+
+
+def test_sdk_sees_alpaca_errors(client: TradingClient, paper_exchange: PaperExchange) -> None:
+    request = MarketOrderRequest(
+        symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
+        client_order_id="sdk-dup",
+    )  # fmt: skip
+    client.submit_order(request)
+    with pytest.raises(APIError) as duplicate:
+        client.submit_order(request)
+    assert duplicate.value.status_code == 422
+    assert "client_order_id must be unique" in str(duplicate.value)
+
+    stranger = TradingClient("wrong", "wrong", url_override=paper_exchange.base_url)
+    if paper_exchange.key_id:  # the fixture configures a key, so others are refused
+        with pytest.raises(APIError) as refused:
+            stranger.get_account()
+        assert refused.value.status_code == 401
