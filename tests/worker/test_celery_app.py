@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from celery import Celery
 
+from ordersync.embedded_redis import free_port
 from tests.processes import stop_process
 from worker.celery_app import VISIBILITY_TIMEOUT_S, app
 
@@ -50,3 +53,42 @@ def test_worker_answers_a_task_sent_by_name(worker_process: str) -> None:
         assert set(answer) == {"pong"}
     finally:
         client.close()
+
+
+def _wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not seen within {timeout_s} s")
+
+
+def _flower_healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=1).text == "OK"
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.parametrize("role", ["beat", "flower"])
+def test_beat_and_flower_start_with_the_worker_app(
+    role: str, redis_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    extra = ["-s", str(tmp_path / "beat-schedule")] if role == "beat" else [f"--port={port}"]
+    env = {**os.environ, "ORDERSYNC_REDIS_URL": redis_url, "ORDERSYNC_VAR_DIR": str(tmp_path)}
+    log_path = tmp_path / f"{role}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", role, "--loglevel", "INFO", *extra],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            if role == "beat":
+                _wait_until(lambda: b"beat: Starting" in log_path.read_bytes(), 60, "beat start")
+            else:
+                _wait_until(lambda: _flower_healthy(port), 60, "flower /healthcheck")
+            assert process.poll() is None, log_path.read_text()
+        finally:
+            stop_process(process)
