@@ -1,0 +1,81 @@
+"""Build a broker adapter for an account; credentials come from the environment only."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from brokers.alpaca import AlpacaBroker
+from brokers.base import BrokerAdapter
+from models.enums import BrokerKind
+
+
+class CredentialsMissing(RuntimeError):
+    """The account names environment variables that are not set."""
+
+    def __init__(self, account: str, variables: list[str]) -> None:
+        self.account = account
+        self.variables = variables
+        super().__init__(f"account {account!r}: set {', '.join(variables)} in the environment")
+
+
+def credentials(account: str, credentials_env: str) -> tuple[str, str]:
+    names = [f"{credentials_env}_KEY_ID", f"{credentials_env}_SECRET_KEY"]
+    values = [os.environ.get(name, "") for name in names]
+    missing = [name for name, value in zip(names, values, strict=True) if not value]
+    if missing:
+        raise CredentialsMissing(account, missing)
+    return values[0], values[1]
+
+
+def make_adapter(
+    *, account: str, broker: BrokerKind, base_url: str, credentials_env: str, timeout_s: float,
+    max_attempts: int, max_retry_wait_s: float,
+) -> BrokerAdapter:  # fmt: skip
+    key_id, secret_key = credentials(account, credentials_env)
+    if broker is BrokerKind.ALPACA:
+        return AlpacaBroker.from_url(
+            base_url, key_id=key_id, secret_key=secret_key, timeout_s=timeout_s,
+            max_attempts=max_attempts, max_retry_wait_s=max_retry_wait_s,
+        )  # fmt: skip
+    raise ValueError(f"no adapter for broker kind {broker!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConnection:
+    """What it takes to reach one account's broker; secrets stay in the environment."""
+
+    account: str
+    broker: BrokerKind
+    base_url: str
+    credentials_env: str
+
+
+class AdapterCache:
+    """One adapter (one pooled HTTP client) per account per process: keep-alive matters."""
+
+    def __init__(self, *, timeout_s: float, max_attempts: int, max_retry_wait_s: float) -> None:
+        self._options = (timeout_s, max_attempts, max_retry_wait_s)
+        self._adapters: dict[AccountConnection, BrokerAdapter] = {}
+        self._lock = threading.Lock()
+
+    def for_account(self, connection: AccountConnection) -> BrokerAdapter:
+        with self._lock:
+            adapter = self._adapters.get(connection)
+            if adapter is None:
+                timeout_s, max_attempts, max_retry_wait_s = self._options
+                adapter = make_adapter(
+                    account=connection.account, broker=connection.broker,
+                    base_url=connection.base_url, credentials_env=connection.credentials_env,
+                    timeout_s=timeout_s, max_attempts=max_attempts,
+                    max_retry_wait_s=max_retry_wait_s,
+                )  # fmt: skip
+                self._adapters[connection] = adapter
+            return adapter
+
+    def close(self) -> None:
+        with self._lock:
+            adapters, self._adapters = list(self._adapters.values()), {}
+        for adapter in adapters:
+            adapter.close()
