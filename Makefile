@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: venv
 	$(BIN)/ordersync db upgrade
-	$(BIN)/ordersync sim
+	$(BIN)/ordersync up
 
 test: lint typecheck pytest
 

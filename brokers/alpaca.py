@@ -341,6 +341,10 @@ class AlpacaBroker(BrokerAdapter):
             next_token = ids[-1]
         return Page(items=items, next_token=next_token, malformed=malformed)
 
+    def fill_cursor(self, fill: FillReport) -> str:
+        """Alpaca pages activities by id: the next page starts after this activity."""
+        return fill.broker_fill_id
+
     def list_positions(self) -> list[PositionReport]:
         """Every open position; one unreadable position fails the call, since a partial
         set would look like a position mismatch."""

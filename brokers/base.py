@@ -150,6 +150,10 @@ class BrokerAdapter(abc.ABC):
         """Account executions in (after, until), oldest first, one page per call."""
 
     @abc.abstractmethod
+    def fill_cursor(self, fill: FillReport) -> str:
+        """A ``list_fills`` page token that continues right after ``fill``."""
+
+    @abc.abstractmethod
     def list_positions(self) -> list[PositionReport]: ...
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -182,3 +182,16 @@ class OrderEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     order: Mapped[Order] = relationship(back_populates="events")
+
+
+class InvalidTaskCall(Base):
+    """A refused task call, kept where an operator sees it (arguments redacted)."""
+
+    __tablename__ = "invalid_task_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_name: Mapped[str] = mapped_column(String(128), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str] = mapped_column(Text)
+    arguments: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -196,6 +196,26 @@ def apply_fill(state: OrderState, fill: FillReport, *, now: datetime) -> Applied
     return Applied(new, Verdict.APPLIED, new_fills=(fill,), history=history)
 
 
+class IllegalTransition(ValueError):
+    """A local action asked for a transition the table forbids; callers check first."""
+
+    def __init__(self, current: S, target: S) -> None:
+        self.current = current
+        self.target = target
+        super().__init__(f"{current} -> {target} is not allowed")
+
+
+def local_transition(state: OrderState, target: S, *, now: datetime, detail: str) -> Applied:
+    """A change we make ourselves (a refused placement, a cancel request), by the table."""
+    if not can_transition(state.status, target):
+        raise IllegalTransition(state.status, target)
+    entry = HistoryEntry(
+        HistoryKind.TRANSITION, state.status, target, state.broker_filled_quantity,
+        state.raw_status, detail=detail,
+    )  # fmt: skip
+    return Applied(_entered(state, target, now, None), Verdict.APPLIED, history=(entry,))
+
+
 def _is_stale(state: OrderState, report: OrderReport) -> bool:
     """Older than what we know: less filled, an earlier broker time, or a pre-ack echo."""
     if report.filled_quantity < max(state.broker_filled_quantity, state.filled_quantity):

@@ -11,8 +11,10 @@ from rich.console import Console
 
 from brokers.paper.cli import sim_command
 from models import migrate
+from ordersync.bench import bench_command
 from ordersync.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from ordersync.settings import get_settings
+from ordersync.up import up_command
 
 console = Console(stderr=True)
 app = typer.Typer(no_args_is_help=True, help="ordersync: keeps the record of every order true.")
@@ -56,6 +58,9 @@ def redis_command() -> None:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
 
+
+app.command("up")(up_command)
+app.command("bench")(bench_command)
 
 if __name__ == "__main__":
     app()

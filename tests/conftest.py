@@ -22,6 +22,8 @@ from models import migrate
 from models.db import make_engine, normalize_url
 from ordersync.embedded_redis import EmbeddedRedis
 
+pytest_plugins = ["tests.paper_exchange"]
+
 POSTGRES_URL = os.environ.get(
     "ORDERSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )

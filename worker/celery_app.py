@@ -23,6 +23,7 @@ app.conf.update(
     timezone="UTC",
     enable_utc=True,
     task_ignore_result=True,
+    result_expires=3600,
     worker_send_task_events=True,
     task_send_sent_event=True,
     broker_connection_retry_on_startup=True,

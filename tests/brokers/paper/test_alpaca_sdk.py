@@ -10,7 +10,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
 
-from tests.brokers.conftest import PaperExchange
+from tests.paper_exchange import PaperExchange
 
 pytestmark = pytest.mark.integration
 

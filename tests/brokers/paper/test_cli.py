@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from brokers.paper import cli
 from brokers.paper.state import SimConfig
-from tests.brokers.conftest import REPO_ROOT
+from tests.paper_exchange import REPO_ROOT
 
 URL_LINE = re.compile(r"http://127\.0\.0\.1:(\d+)")
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from brokers.paper import load
-from tests.brokers.conftest import PaperExchange
+from tests.paper_exchange import PaperExchange
 
 pytestmark = pytest.mark.integration
 

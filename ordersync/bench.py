@@ -1,0 +1,432 @@
+"""``ordersync bench``: drive the system as a trading service would (tasks sent by name from
+a separate process), wait until every order is complete locally, then compare the database
+with the paper exchange's ground truth and write the figures as JSON (design.md, Measuring).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import redis
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import make_url
+
+from brokers.alpaca_parse import ParseError, order_status
+from models.db import make_engine
+from models.enums import OrderStatus
+from models.orders import Account, Fill, Order
+from ordersync.settings import get_settings
+from ordersync.stack import Stack, StackConfig, StackError, log_tail
+
+SENDER = Path(__file__).with_name("bench_sender.py")
+POLL_S = 0.05
+AVG_PRICE_TOLERANCE = Decimal("1e-9")  # the exchange rounds its average to 1e-9
+SHOWN_MISMATCHES = 10
+console = Console()
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (not: the system failed it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalOrder:
+    client_order_id: str
+    broker_order_id: str | None
+    status: OrderStatus
+    filled: Decimal
+    broker_filled: Decimal
+    average_price: Decimal | None
+
+    @property
+    def complete(self) -> bool:
+        """Terminal, and its recorded fills cover what the broker reported filled."""
+        return self.status.is_terminal and self.filled >= self.broker_filled
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFill:
+    client_order_id: str
+    broker_fill_id: str
+    quantity: Decimal
+    price: Decimal
+    filled_at: datetime
+    recorded_at: datetime
+
+
+def load_orders(engine: Engine, prefix: str) -> dict[str, LocalOrder]:
+    query = select(
+        Order.client_order_id, Order.broker_order_id, Order.status, Order.filled_quantity,
+        Order.broker_filled_quantity, Order.average_fill_price,
+    ).where(Order.client_order_id.startswith(prefix, autoescape=True))  # fmt: skip
+    with engine.connect() as connection:
+        return {row[0]: LocalOrder(*row) for row in connection.execute(query)}
+
+
+def load_fills(engine: Engine, prefix: str) -> list[LocalFill]:
+    query = (
+        select(
+            Order.client_order_id,
+            Fill.broker_fill_id,
+            Fill.quantity,
+            Fill.price,
+            Fill.filled_at,
+            Fill.recorded_at,
+        )
+        .join(Fill.order)
+        .where(Order.client_order_id.startswith(prefix, autoescape=True))
+    )
+    with engine.connect() as connection:
+        return [LocalFill(*row) for row in connection.execute(query)]
+
+
+def wait_complete(engine: Engine, prefix: str, n: int, deadline_s: float) -> float | None:
+    """Poll until all ``n`` orders are complete; the wall-clock time of the poll that saw it,
+    or None at the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        orders = load_orders(engine, prefix)
+        if len(orders) >= n and all(order.complete for order in orders.values()):
+            return time.time()
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_S)
+
+
+def order_differences(truth: dict[str, Any], local: LocalOrder) -> list[str]:
+    """What the local record says differently from the exchange about one order."""
+    reasons = []
+    filled = Decimal(truth["filled_qty"])
+    try:
+        expected = order_status(truth["status"], Decimal(truth["qty"]), filled)
+    except ParseError as exc:
+        reasons.append(f"exchange status {truth['status']!r}: {exc}")
+    else:
+        if expected is not local.status:
+            reasons.append(f"status {local.status} != {expected}")
+    if local.filled != filled:
+        reasons.append(f"filled {local.filled} != {filled}")
+    avg = truth["filled_avg_price"]
+    if (avg is None) != (local.average_price is None) or (
+        avg is not None
+        and local.average_price is not None
+        and abs(local.average_price - Decimal(avg)) > AVG_PRICE_TOLERANCE
+    ):
+        reasons.append(f"average price {local.average_price} != {avg}")
+    if local.broker_order_id != truth["id"]:
+        reasons.append(f"broker order id {local.broker_order_id} != {truth['id']}")
+    return reasons
+
+
+def compare(
+    truth: list[dict[str, Any]], orders: dict[str, LocalOrder], fills: list[LocalFill]
+) -> dict[str, Any]:
+    """Fills matched by broker fill id (the exchange's activity id), orders by client id."""
+    local_fills: dict[str, list[LocalFill]] = defaultdict(list)
+    for fill in fills:
+        local_fills[fill.client_order_id].append(fill)
+    missed = duplicate = mismatched_fills = 0
+    mismatches: list[dict[str, Any]] = []
+    truth_ids = set()
+    for order in truth:
+        client_order_id = order["client_order_id"]
+        truth_ids.add(client_order_id)
+        truth_fills = {fill["id"]: fill for fill in order["fills"]}
+        local = orders.get(client_order_id)
+        seen = Counter(fill.broker_fill_id for fill in local_fills[client_order_id])
+        missed += sum(1 for fill_id in truth_fills if fill_id not in seen)
+        for fill in local_fills[client_order_id]:
+            expected = truth_fills.get(fill.broker_fill_id)
+            if expected is None:
+                duplicate += 1
+            elif fill.quantity != Decimal(expected["qty"]) or fill.price != Decimal(
+                expected["price"]
+            ):
+                mismatched_fills += 1
+        duplicate += sum(count - 1 for count in seen.values())
+        reasons = ["missing locally"] if local is None else order_differences(order, local)
+        if reasons:
+            mismatches.append({"client_order_id": client_order_id, "reasons": reasons})
+    for client_order_id in sorted(set(orders) - truth_ids):
+        duplicate += len(local_fills[client_order_id])
+        mismatches.append({"client_order_id": client_order_id, "reasons": ["not at exchange"]})
+    return {
+        "missed_fills": missed,
+        "duplicate_fills": duplicate,
+        "mismatched_fills": mismatched_fills,
+        "mismatched_orders": len(mismatches),
+        "mismatches": mismatches[:SHOWN_MISMATCHES],
+        "exchange_orders": len(truth),
+        "exchange_fills": sum(len(order["fills"]) for order in truth),
+        "local_fills": len(fills),
+    }
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return round(sorted_values[rank - 1], 6)
+
+
+def latencies(fills: list[LocalFill]) -> dict[str, float | None]:
+    """Broker fill time -> fill committed locally, per fill."""
+    values = sorted((f.recorded_at - f.filled_at).total_seconds() for f in fills)
+    return {
+        "latency_p50_s": percentile(values, 50),
+        "latency_p95_s": percentile(values, 95),
+        "latency_p99_s": percentile(values, 99),
+        "latency_max_s": round(values[-1], 6) if values else None,
+    }
+
+
+def run_sender(stack: Stack, *, account: str, n: int, prefix: str, mix: str, rate: float,
+               prices: dict[str, str], timeout_s: float) -> dict[str, Any]:  # fmt: skip
+    """The orders go out from a process that imports nothing of ordersync."""
+    argv = [
+        sys.executable, "-I", str(SENDER), "--account", account, "--orders", str(n),
+        "--prefix", prefix, "--mix", mix, "--rate", str(rate), "--prices", json.dumps(prices),
+    ]  # fmt: skip
+    result = subprocess.run(  # noqa: S603 - our interpreter and script
+        argv, env=stack.child_env(), capture_output=True, text=True, timeout=timeout_s,
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise BenchError(f"the sender failed ({result.returncode}): {result.stderr[-2000:]}")
+    answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def versions(stack: Stack, engine: Engine) -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for package in ("ordersync", "celery", "kombu", "sqlalchemy", "redis", "httpx"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    client = redis.Redis.from_url(stack.redis_url, socket_timeout=2)
+    try:
+        found["redis_server"] = str(client.info("server").get("redis_version"))
+    finally:
+        client.close()
+    with engine.connect() as connection:
+        info = connection.dialect.server_version_info
+    found["database_server"] = ".".join(map(str, info)) if info else None
+    return found
+
+
+def print_table(result: dict[str, Any]) -> None:
+    table = Table(title=f"ordersync bench: {result['orders']} orders ({result['settings']['mix']})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in (
+        "missed_fills", "duplicate_fills", "mismatched_orders", "mismatched_fills",
+        "incomplete_orders", "latency_p50_s", "latency_p95_s", "latency_p99_s",
+        "latency_max_s", "broker_requests_per_order", "orders_per_s", "sent_per_s", "wall_s",
+    ):  # fmt: skip
+        value = result.get(key)
+        table.add_row(key, "-" if value is None else str(value))
+    console.print(table)
+    for mismatch in result["mismatches"]:
+        console.print(f"  {mismatch['client_order_id']}: {'; '.join(mismatch['reasons'])}")
+    if result["deadline_passed"]:
+        console.print(f"[red]deadline passed: {result['incomplete_orders']} incomplete[/red]")
+
+
+class Mix(StrEnum):
+    MARKET = "market"
+    MIXED = "mixed"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    orders: int
+    mix: Mix
+    rate: float
+    workers: int
+    deadline_s: float
+    account: str
+    redis_url: str | None
+    database_url: str | None
+    exchange_url: str | None
+    key_id: str | None
+    secret_key: str | None
+    sim_args: tuple[str, ...]
+
+
+def fresh_sqlite(var_dir: Path) -> str:
+    """The bench's own database, emptied per run so its figures see only this run."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        (var_dir / f"bench.db{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{var_dir / 'bench.db'}"
+
+
+def require_account(engine: Engine, name: str) -> None:
+    with engine.connect() as connection:
+        if connection.scalar(select(Account.id).where(Account.name == name)) is None:
+            raise BenchError(f"account {name!r} does not exist (--workers 0 uses it as it is)")
+
+
+def run(options: BenchOptions) -> dict[str, Any]:
+    """Start (or reach) the system, send, wait, compare; the figures as a dict."""
+    began = time.monotonic()
+    var_dir = get_settings().var_dir / "bench"
+    database_url = options.database_url or fresh_sqlite(var_dir)
+    prefix = f"bench-{secrets.token_hex(4)}-"
+    n = options.orders
+    config = StackConfig(
+        var_dir=var_dir, database_url=database_url, redis_url=options.redis_url,
+        redis_persist=False, exchange_url=options.exchange_url,
+        exchange_key_id=options.key_id, exchange_secret_key=options.secret_key, sim_port=0,
+        sim_args=options.sim_args, flower=False, account=options.account,
+        ensure_account=options.workers > 0, worker_concurrency=options.workers,
+    )  # fmt: skip
+    engine = make_engine(database_url)
+    try:
+        with (
+            Stack(config) as stack,
+            httpx.Client(base_url=f"{stack.exchange_url}/_sim", timeout=30) as sim,
+        ):
+            if options.workers == 0:
+                require_account(engine, options.account)
+            if stack.owns_exchange:
+                sim.post("/reset").raise_for_status()
+            before = sim.get("/requests").json()
+            startup_s = time.monotonic() - began
+            sending_s = n / options.rate if options.rate else 0.0
+            sent = run_sender(
+                stack, account=options.account, n=n, prefix=prefix, mix=options.mix.value,
+                rate=options.rate, prices=sim.get("/prices").json(),
+                timeout_s=sending_s + options.deadline_s + 60,
+            )  # fmt: skip
+            done_at = wait_complete(engine, prefix, n, options.deadline_s)
+            after = sim.get("/requests").json()
+            truth = [
+                order
+                for order in sim.get("/truth").json()["orders"]
+                if order["client_order_id"].startswith(prefix)
+            ]
+            orders, fills = load_orders(engine, prefix), load_fills(engine, prefix)
+            faults = sim.get("/faults").json()
+            found_versions = versions(stack, engine)
+            worker_log = log_tail(stack.logs / "worker.log") if done_at is None else ""
+    finally:
+        engine.dispose()
+    first, last = float(sent["first_send"]), float(sent["last_send"])
+    return {
+        "orders": n,
+        **compare(truth, orders, fills),
+        **latencies(fills),
+        "broker_requests_per_order": round((after["total"] - before["total"]) / n, 3),
+        "rate_limited_requests": after["rate_limited"] - before["rate_limited"],
+        "orders_per_s": round(n / (done_at - first), 2) if done_at else None,
+        "sent_per_s": round(n / (last - first), 1) if last > first else None,
+        "wall_s": round(time.monotonic() - began, 3),
+        "startup_s": round(startup_s, 3),
+        "drain_s": round(done_at - last, 3) if done_at else None,
+        "incomplete_orders": n - sum(order.complete for order in orders.values()),
+        "deadline_passed": done_at is None,
+        "client_order_id_prefix": prefix,
+        "worker_log_tail": worker_log or None,
+        "settings": {
+            "orders": n,
+            "mix": options.mix.value,
+            "rate_per_s": options.rate or None,
+            "worker_concurrency": options.workers or None,
+            "database": make_url(database_url).get_backend_name(),
+            "redis": "external" if options.redis_url else "embedded",
+            "exchange": "started" if options.exchange_url is None else "external",
+            "exchange_fill_delay_ms": faults.get("fill_delay_ms"),
+            "exchange_partial_fill_probability": faults.get("partial_fill_probability"),
+            "exchange_latency_ms": faults.get("latency_ms"),
+            "deadline_s": options.deadline_s,
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "versions": found_versions,
+        },
+    }
+
+
+def failed(result: dict[str, Any]) -> bool:
+    counts = ("missed_fills", "duplicate_fills", "mismatched_orders", "mismatched_fills")
+    return result["deadline_passed"] or any(result[key] for key in counts)
+
+
+def bench_command(
+    orders: Annotated[int, typer.Option(min=1, help="Orders to send.")] = 200,
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the figures.")] = Path(
+        "bench.json"
+    ),
+    mix: Annotated[Mix, typer.Option(help="market, or mixed (limits and cancels too).")] = (
+        Mix.MARKET
+    ),
+    rate: Annotated[
+        float, typer.Option(min=0, help="Orders per second; 0: as fast as possible.")
+    ] = 0,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Worker concurrency; 0 uses workers already running.")
+    ] = 2,
+    deadline_s: Annotated[
+        float, typer.Option(min=1, help="Seconds after the last send for orders to complete.")
+    ] = 120,
+    account: Annotated[str, typer.Option(help="Account the orders are placed for.")] = "bench",
+    redis_url: Annotated[str | None, typer.Option(help="Use this Redis.")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Use this database (default: a fresh SQLite file).")
+    ] = None,
+    exchange_url: Annotated[str | None, typer.Option(help="Use this paper exchange.")] = None,
+    key_id: Annotated[
+        str | None, typer.Option(envvar="ORDERSYNC_SIM_KEY_ID", help="Its key id.")
+    ] = None,
+    secret_key: Annotated[
+        str | None,
+        typer.Option(envvar="ORDERSYNC_SIM_SECRET_KEY", help="Its secret.", show_default=False),
+    ] = None,
+    fill_delay_ms: Annotated[
+        str, typer.Option(help="MIN-MAX ms to fill, for an exchange the bench starts.")
+    ] = "0-300",
+    partial_fill_probability: Annotated[
+        float, typer.Option(min=0, max=1, help="For an exchange the bench starts.")
+    ] = 0.3,
+) -> None:
+    """Send N orders by task name, wait until all are complete, compare with the exchange."""
+    if workers == 0 and exchange_url is None:
+        raise typer.BadParameter("--workers 0 needs --exchange-url (running workers' exchange)")
+    options = BenchOptions(
+        orders=orders, mix=mix, rate=rate, workers=workers, deadline_s=deadline_s,
+        account=account, redis_url=redis_url, database_url=database_url,
+        exchange_url=exchange_url, key_id=key_id, secret_key=secret_key,
+        sim_args=("--fill-delay-ms", fill_delay_ms,
+                  "--partial-fill-probability", str(partial_fill_probability)),
+    )  # fmt: skip
+    try:
+        result = run(options)
+    except (BenchError, StackError, httpx.HTTPError) as exc:
+        Console(stderr=True).print(f"ordersync bench: {exc}", style="red", markup=False)
+        raise typer.Exit(2) from exc
+    json_path.write_text(json.dumps(result, indent=2) + "\n")
+    print_table(result)
+    console.print(f"figures written to {json_path}")
+    if failed(result):
+        raise typer.Exit(1)

@@ -1,0 +1,469 @@
+"""The whole system as child processes (Redis, paper exchange, worker, beat, Flower), started
+in order with readiness deadlines and stopped in reverse, for ``ordersync up`` and ``bench``.
+
+Every child runs in its own process group (so Ctrl-C in a terminal reaches only us, and
+stopping reaches its pool processes too) with its output in ``<var_dir>/logs/<name>.log``.
+``<var_dir>/stack.json`` names the live children, so a start after a killed run clears them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+from celery import Celery
+
+from models import migrate
+from models.accounts import ensure_account
+from models.db import make_engine, make_sessionmaker
+from models.enums import BrokerKind
+from ordersync.embedded_redis import STATE_FILE, EmbeddedRedis, free_port, ping
+
+FLOWER_PORT = 5555
+RATE_LIMIT_PER_MIN = 100_000  # the demo account's budget is ours to size
+STACK_FILE = "stack.json"
+BEAT_SCHEDULE = "celerybeat-schedule"
+POLL_S = 0.05
+LOG_TAIL_LINES = 15
+
+
+class StackError(RuntimeError):
+    """A part of the system would not start; the message names it and its log."""
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """What to start; ``*_port`` 0 picks a free port, ``redis_url``/``exchange_url`` reuse
+    running services instead of starting them."""
+
+    var_dir: Path
+    database_url: str
+    redis_url: str | None = None
+    redis_persist: bool = True
+    exchange_url: str | None = None
+    exchange_key_id: str | None = None
+    exchange_secret_key: str | None = None
+    sim_port: int = 8765
+    sim_args: tuple[str, ...] = ()
+    flower_port: int = FLOWER_PORT
+    account: str = "demo"
+    ensure_account: bool = True
+    rate_limit_per_min: int = RATE_LIMIT_PER_MIN
+    worker_concurrency: int = 2  # 0: no worker (use running ones)
+    beat: bool = True
+    flower: bool = True
+    start_deadline_s: float = 90.0
+    stop_deadline_s: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    started: str | None  # kernel start time: tells this process from a later one on its pid
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def credentials_env(account: str) -> str:
+    """The environment prefix holding an account's key pair, e.g. ORDERSYNC_ACCOUNT_DEMO."""
+    return "ORDERSYNC_ACCOUNT_" + re.sub(r"[^A-Z0-9]", "_", account.upper())
+
+
+class Stack:
+    """Context manager: ``with Stack(config) as stack:`` runs the system; leaving stops it,
+    also after a failed or interrupted start."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.var_dir = config.var_dir.resolve()
+        self.logs = self.var_dir / "logs"
+        self.children: list[Child] = []
+        self.redis: EmbeddedRedis | None = None
+        self.redis_url = ""
+        self.exchange_url = ""
+        self.flower_url: str | None = None
+        self.owns_exchange = config.exchange_url is None
+        self._key_pair: tuple[str, str] = ("", "")
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.stop()
+
+    # -- start ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        clear_stale(self.var_dir, self.config.stop_deadline_s)
+        self._record()
+        self.redis_url = self._start_redis()
+        migrate.upgrade(self.config.database_url)
+        self.exchange_url = self._start_exchange()
+        if self.config.ensure_account:
+            self._ensure_account()
+        waits: list[Callable[[], None]] = []
+        if self.config.worker_concurrency > 0:
+            waits.append(self._start_worker())
+        if self.config.beat:
+            waits.append(self._start_beat())
+        if self.config.flower:
+            waits.append(self._start_flower())
+        for wait in waits:  # started together, awaited in turn: their imports overlap
+            wait()
+
+    def child_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of every child: where Redis, the database and var/ are."""
+        env = dict(os.environ)
+        env.update(
+            ORDERSYNC_REDIS_URL=self.redis_url,
+            ORDERSYNC_DATABASE_URL=self.config.database_url,
+            ORDERSYNC_VAR_DIR=str(self.var_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra or {})
+        return env
+
+    def spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Child:
+        """Start a child in its own process group, output to its log; stopped with the stack."""
+        log = self.logs / f"{name}.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+                argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else self.child_env(), start_new_session=True,
+            )  # fmt: skip
+        child = Child(name, process, log, start_time(process.pid))
+        self.children.append(child)
+        self._record()
+        return child
+
+    def _start_redis(self) -> str:
+        if self.config.redis_url:
+            url = self.config.redis_url
+            wait_until(f"Redis at {redact_url(url)}", lambda: ping(url), 15.0)
+            return url
+        state = self.var_dir / STATE_FILE
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            known = json.loads(state.read_text())
+            if ping(known["url"]):
+                raise StackError(
+                    f"an embedded Redis for {self.var_dir} already runs at {known['url']} "
+                    f"(pid {known.get('pid')}); stop it or set ORDERSYNC_REDIS_URL to it"
+                )
+        self.redis = EmbeddedRedis(self.var_dir / "redis", persist=self.config.redis_persist)
+        url = self.redis.start()
+        self._record()
+        state.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+        return url
+
+    def _start_exchange(self) -> str:
+        config = self.config
+        if config.exchange_url:
+            url = config.exchange_url.rstrip("/")
+            self._key_pair = (
+                config.exchange_key_id or secrets.token_hex(8),
+                config.exchange_secret_key or secrets.token_hex(16),
+            )
+            wait_until(f"paper exchange at {url}", lambda: sim_healthy(url), 15.0)
+            return url
+        port = config.sim_port or free_port()
+        require_free_port(port, "paper exchange")
+        self._key_pair = (secrets.token_hex(12), secrets.token_hex(24))
+        url = f"http://127.0.0.1:{port}"
+        env = self.child_env(
+            {
+                "ORDERSYNC_SIM_KEY_ID": self._key_pair[0],
+                "ORDERSYNC_SIM_SECRET_KEY": self._key_pair[1],
+            }
+        )
+        child = self.spawn(
+            "paper-exchange",
+            [sys.executable, "-m", "brokers.paper", "--host", "127.0.0.1", "--port", str(port),
+             "--rate-limit-per-min", str(config.rate_limit_per_min), *config.sim_args],
+            env,
+        )  # fmt: skip
+        wait_until("paper exchange", lambda: sim_healthy(url), config.start_deadline_s, child)
+        return url
+
+    def _ensure_account(self) -> None:
+        config = self.config
+        engine = make_engine(config.database_url)
+        try:
+            with make_sessionmaker(engine)() as session, session.begin():
+                ensure_account(
+                    session, name=config.account, broker=BrokerKind.ALPACA,
+                    base_url=self.exchange_url, credentials_env=credentials_env(config.account),
+                    rate_limit_per_min=config.rate_limit_per_min, now=datetime.now(UTC),
+                )  # fmt: skip
+        finally:
+            engine.dispose()
+
+    def _celery(self, *role: str) -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", "worker", *role]
+
+    def _start_worker(self) -> Callable[[], None]:
+        prefix = credentials_env(self.config.account)
+        env = self.child_env(
+            {f"{prefix}_KEY_ID": self._key_pair[0], f"{prefix}_SECRET_KEY": self._key_pair[1]}
+        )
+        child = self.spawn(
+            "worker",
+            self._celery("worker", "--pool", "prefork", "--concurrency",
+                         str(self.config.worker_concurrency), "--loglevel", "WARNING", "-E",
+                         "-n", f"ordersync-{os.getpid()}@%h"),
+            env,
+        )  # fmt: skip
+        return lambda: wait_for_ping(self.redis_url, self.config.start_deadline_s, child)
+
+    def _start_beat(self) -> Callable[[], None]:
+        schedule = self.var_dir / BEAT_SCHEDULE
+        for stale in self.var_dir.glob(BEAT_SCHEDULE + "*"):  # a killed beat's shelve
+            stale.unlink()
+        child = self.spawn("beat", self._celery("beat", "-s", str(schedule), "--loglevel", "INFO"))
+        deadline = self.config.start_deadline_s
+        return lambda: wait_until(
+            "celery beat", lambda: any(self.var_dir.glob(BEAT_SCHEDULE + "*")), deadline, child
+        )
+
+    def _start_flower(self) -> Callable[[], None]:
+        port = self.config.flower_port or free_port()
+        require_free_port(port, "Flower")
+        child = self.spawn(
+            "flower", self._celery("flower", f"--port={port}", "--address=127.0.0.1")
+        )
+        self.flower_url = f"http://127.0.0.1:{port}"
+        url, deadline = self.flower_url, self.config.start_deadline_s
+        return lambda: wait_until("Flower", lambda: flower_healthy(url), deadline, child)
+
+    # -- stop -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Reverse order; safe to call twice, and not interrupted by a second Ctrl-C."""
+        with signals_deferred():
+            while self.children:
+                child = self.children.pop()
+                stop_group(child.pid, child.started, self.config.stop_deadline_s, child.process)
+            if self.redis is not None:
+                redis_pid = self.redis.process.pid if self.redis.process else None
+                self.redis.stop()
+                if redis_pid is not None:
+                    stop_group(redis_pid, None, 5.0)
+                self.redis = None
+                with contextlib.suppress(OSError):
+                    (self.var_dir / STATE_FILE).unlink()
+            with contextlib.suppress(OSError):
+                (self.var_dir / STACK_FILE).unlink()
+
+    def _record(self) -> None:
+        """Write who runs here, so a start after this process is killed can clean up."""
+        processes = [{"name": c.name, "pid": c.pid, "started": c.started} for c in self.children]
+        if self.redis is not None and self.redis.process is not None:
+            pid = self.redis.process.pid
+            processes.insert(0, {"name": "redis", "pid": pid, "started": start_time(pid)})
+        owner = {"pid": os.getpid(), "started": start_time(os.getpid())}
+        path = self.var_dir / STACK_FILE
+        path.with_suffix(".tmp").write_text(json.dumps({"owner": owner, "processes": processes}))
+        path.with_suffix(".tmp").replace(path)
+
+
+# -- readiness -------------------------------------------------------------------------------
+
+
+def wait_until(
+    what: str, ready: Callable[[], bool], deadline_s: float, child: Child | None = None
+) -> None:
+    """Poll ``ready`` until it holds; fail early with the log's tail if ``child`` exits."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        if child is not None and child.process.poll() is not None:
+            raise StackError(
+                f"{what} exited with code {child.process.returncode} while starting; "
+                f"{child.log}:\n{log_tail(child.log)}"
+            )
+        if ready():
+            return
+        if time.monotonic() >= deadline:
+            where = f"; see {child.log}" if child is not None else ""
+            raise StackError(f"{what} not ready within {deadline_s:g} s{where}")
+        time.sleep(POLL_S)
+
+
+def wait_for_ping(redis_url: str, deadline_s: float, child: Child | None = None) -> None:
+    """A worker is ready when it answers ``ordersync.ping`` sent by name."""
+    client = Celery("ordersync-stack", broker=redis_url, backend=redis_url)
+    try:
+        result = client.send_task("ordersync.ping")
+        wait_until("celery worker", result.ready, deadline_s, child)
+        result.get(timeout=5)
+        result.forget()
+    finally:
+        client.close()
+
+
+def sim_healthy(url: str) -> bool:
+    try:
+        return bool(httpx.get(f"{url}/_sim/health", timeout=1).json() == {"ok": True})
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def flower_healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthcheck", timeout=1).text == "OK"
+    except httpx.HTTPError:
+        return False
+
+
+def require_free_port(port: int, what: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise StackError(f"port {port} for the {what} is in use ({exc.strerror})") from exc
+
+
+def log_tail(log: Path) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+    return ""
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for printing."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+# -- processes (Linux /proc) -----------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields after the command name: [0] state, [2] process group, [19] start time."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of a live (not zombie) process, None when there is none."""
+    fields = _stat(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in a process group (zombies excluded: they are only awaiting a wait)."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+                members.append(int(entry.name))
+    return members
+
+
+def _poll(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_S)
+    return True
+
+
+def _send(pgid: int, sig: signal.Signals, *, group: bool) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        (os.killpg if group else os.kill)(pgid, sig)
+
+
+def stop_group(
+    pid: int, started: str | None, deadline_s: float,
+    process: subprocess.Popen[bytes] | None = None,
+) -> None:  # fmt: skip
+    """SIGTERM the group leader (a Celery worker then finishes its running tasks), then the
+    whole group; SIGKILL whatever is left at the deadline. ``pid`` leads its own group."""
+
+    def leader_gone() -> bool:
+        if process is not None:
+            return process.poll() is not None
+        return start_time(pid) is None or start_time(pid) != started
+
+    if not leader_gone():
+        _send(pid, signal.SIGTERM, group=False)
+        _poll(leader_gone, deadline_s)
+    if group_members(pid):
+        _send(pid, signal.SIGTERM, group=True)
+        if not _poll(lambda: not group_members(pid), 3.0):
+            _send(pid, signal.SIGKILL, group=True)
+            _poll(lambda: not group_members(pid), 5.0)
+    if process is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+
+
+def clear_stale(var_dir: Path, deadline_s: float) -> None:
+    """Stop what a killed run left (recorded in stack.json); refuse if its owner still runs."""
+    path = var_dir / STACK_FILE
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    owner = recorded.get("owner", {})
+    owner_pid = int(owner.get("pid", 0))
+    if owner_pid and owner_pid != os.getpid() and start_time(owner_pid) == owner.get("started"):
+        raise StackError(f"another ordersync stack runs in {var_dir} (pid {owner_pid})")
+    for entry in reversed(recorded.get("processes", [])):
+        pid, started = int(entry["pid"]), entry.get("started")
+        now = start_time(pid)
+        if now is not None and now != started:
+            continue  # the pid belongs to someone else now; the old group is empty
+        if now is not None or group_members(pid):
+            stop_group(pid, started, deadline_s)
+    path.unlink()
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM while stopping, so a second Ctrl-C cannot leave children."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)

@@ -1,0 +1,160 @@
+"""``ordersync up``: the whole system on one machine, a demo order flow, and a live count of
+orders by state, until Ctrl-C or SIGTERM stops everything cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import make_url
+
+from models.db import make_engine
+from models.enums import OPEN_STATUSES, OrderStatus
+from models.orders import Order
+from ordersync.embedded_redis import EmbeddedRedisError
+from ordersync.settings import get_settings
+from ordersync.stack import (
+    FLOWER_PORT,
+    RATE_LIMIT_PER_MIN,
+    Stack,
+    StackConfig,
+    StackError,
+    redact_url,
+)
+
+DEMO_TRADER = Path(__file__).with_name("demo_trader.py")
+REFRESH_S = 1.0
+errors = Console(stderr=True)
+
+
+def order_counts(engine: Engine) -> dict[str, int]:
+    """placed / working / filled / canceled / rejected, from one GROUP BY on status."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(Order.status, func.count()).group_by(Order.status))
+        by_status = {OrderStatus(status): int(count) for status, count in rows}
+    return {
+        "placed": sum(by_status.values()),
+        "working": sum(n for status, n in by_status.items() if status in OPEN_STATUSES),
+        "filled": by_status.get(OrderStatus.FILLED, 0),
+        "canceled": by_status.get(OrderStatus.CANCELED, 0),
+        "rejected": by_status.get(OrderStatus.REJECTED, 0),
+    }
+
+
+def count_line(counts: dict[str, int]) -> str:
+    return "orders: " + " | ".join(f"{name} {n}" for name, n in counts.items())
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the same way Ctrl-C does."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def print_urls(stack: Stack, *, demo: bool) -> None:
+    database = make_url(stack.config.database_url).render_as_string(hide_password=True)
+    redis_kind = "embedded" if stack.redis is not None else "external"
+    rows = [
+        ("paper exchange", stack.exchange_url),
+        ("flower", stack.flower_url or "-"),
+        ("redis", f"{redact_url(stack.redis_url)} ({redis_kind})"),
+        ("database", database),
+        ("logs", str(stack.logs)),
+        ("demo trader", "on" if demo else "off"),
+    ]
+    typer.echo("ordersync is up")
+    for name, value in rows:
+        typer.echo(f"  {name:<15} {value}")
+    typer.echo("Ctrl-C stops everything.", nl=True)
+    sys.stdout.flush()
+
+
+def watch(stack: Stack) -> None:
+    """Refresh the count line about once a second until interrupted; warn once if a child
+    dies. On a terminal the line rewrites itself; otherwise a line is printed per change."""
+    engine = make_engine(stack.config.database_url)
+    tty = sys.stdout.isatty()
+    last, dead = "", set[str]()
+    try:
+        while True:
+            line = count_line(order_counts(engine))
+            if tty:
+                sys.stdout.write(f"\r{line}\033[K")
+            elif line != last:
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+            last = line
+            for child in stack.children:
+                code = child.process.poll()
+                if code is not None and child.name not in dead:
+                    dead.add(child.name)
+                    errors.print(f"\n[red]{child.name} exited with {code}; see {child.log}[/red]")
+            time.sleep(REFRESH_S)
+    finally:
+        if tty:
+            sys.stdout.write("\n")
+        engine.dispose()
+        errors.print("stopping…")
+
+
+def up_command(
+    demo: Annotated[
+        bool, typer.Option("--demo/--no-demo", help="Run the demo trading service.")
+    ] = True,
+    demo_orders_per_s: Annotated[
+        float, typer.Option(min=0.01, help="New demo orders per second.")
+    ] = 2.0,
+    workers: Annotated[int, typer.Option(min=1, help="Celery worker concurrency.")] = 2,
+    sim_port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Paper exchange port; 0 picks one.")
+    ] = None,
+    flower_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Flower port; 0 picks one.")
+    ] = FLOWER_PORT,
+    rate_limit_per_min: Annotated[
+        int, typer.Option(min=1, help="The demo account's (and exchange's) request budget.")
+    ] = RATE_LIMIT_PER_MIN,
+) -> None:
+    """Start Redis, the paper exchange, worker, beat, Flower and a demo trading service."""
+    settings = get_settings()
+    config = StackConfig(
+        var_dir=settings.var_dir,
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        sim_port=settings.sim_port if sim_port is None else sim_port,
+        flower_port=flower_port,
+        rate_limit_per_min=rate_limit_per_min,
+        worker_concurrency=workers,
+    )
+    try:
+        with sigterm_interrupts(), Stack(config) as stack:
+            if demo:
+                stack.spawn(
+                    "demo-trader",
+                    [sys.executable, "-I", str(DEMO_TRADER), "--account", config.account,
+                     "--rate", str(demo_orders_per_s), "--sim-url", stack.exchange_url],
+                )  # fmt: skip
+            print_urls(stack, demo=demo)
+            watch(stack)
+    except KeyboardInterrupt:
+        errors.print("stopped")
+    except (StackError, EmbeddedRedisError) as exc:
+        errors.print(f"ordersync up: {exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from exc

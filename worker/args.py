@@ -1,0 +1,166 @@
+"""Task arguments: the public contract, parsed strictly (see README "Task contract").
+
+Decimals arrive as strings (integers are accepted for quantities); floats are refused so no
+binary rounding reaches an order. Unknown arguments are refused.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Self, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from models.enums import Intent, OrderType, Side, TimeInForce
+
+PLACEABLE_TYPES = (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT)
+PLACEABLE_TIFS = (TimeInForce.DAY, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK)
+MAX_PLACES = 18
+
+
+class InvalidTaskArguments(ValueError):
+    """A task call that breaks the contract; nothing was written for it."""
+
+    def __init__(self, task_name: str, problem: str) -> None:
+        self.task_name = task_name
+        self.problem = problem
+        super().__init__(f"{task_name}: {problem}")
+
+
+def _decimal(value: object) -> Decimal:
+    if isinstance(value, bool | float):
+        raise ValueError(f"send decimals as strings, not {type(value).__name__} ({value!r})")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal") from None
+        if not result.is_finite():
+            raise ValueError(f"{value!r} is not a finite decimal")
+        exponent = result.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > MAX_PLACES:
+            raise ValueError(f"{value!r} has more than {MAX_PLACES} decimal places")
+        return result
+    raise ValueError(f"expected a decimal string, got {type(value).__name__}")
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+Positive = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_positive)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Symbol = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9./-]{1,32}$"),
+]
+ClientOrderId = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
+]
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlaceOrderArgs(_Args):
+    account: Name
+    symbol: Symbol
+    side: Side
+    quantity: Positive
+    order_type: OrderType = OrderType.MARKET
+    time_in_force: TimeInForce = TimeInForce.DAY
+    limit_price: Positive | None = None
+    stop_price: Positive | None = None
+    requested_price: Positive | None = None
+    intent: Intent | None = None
+    decision_id: Ref | None = None
+    trade_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    client_order_id: ClientOrderId | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.order_type not in PLACEABLE_TYPES:
+            raise ValueError(f"order_type {self.order_type.value} cannot be placed")
+        if self.time_in_force not in PLACEABLE_TIFS:
+            raise ValueError(f"time_in_force {self.time_in_force.value} cannot be placed")
+        needs_limit = self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = self.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        if needs_limit != (self.limit_price is not None):
+            raise ValueError(
+                f"limit_price is {'required' if needs_limit else 'not allowed'} "
+                f"for a {self.order_type.value} order"
+            )
+        if needs_stop != (self.stop_price is not None):
+            raise ValueError(
+                f"stop_price is {'required' if needs_stop else 'not allowed'} "
+                f"for a {self.order_type.value} order"
+            )
+        return self
+
+
+class TrackOrderArgs(_Args):
+    account: Name
+    broker_order_id: Ref | None = None
+    client_order_id: ClientOrderId | None = None
+    requested_price: Positive | None = None
+    intent: Intent | None = None
+    decision_id: Ref | None = None
+    trade_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> Self:
+        if not (self.broker_order_id or self.client_order_id):
+            raise ValueError("give broker_order_id or client_order_id")
+        return self
+
+
+class CancelOrderArgs(_Args):
+    account: Name
+    order_id: Ref | None = None
+    client_order_id: ClientOrderId | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> Self:
+        if not (self.order_id or self.client_order_id):
+            raise ValueError("give order_id or client_order_id")
+        return self
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown argument {where!r}")
+            continue
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+M = TypeVar("M", bound=_Args)
+
+
+def parse_args(model: type[M], task_name: str, args: tuple[Any, ...],
+                         kwargs: dict[str, Any]) -> M:  # fmt: skip
+    """The validated arguments, or ``InvalidTaskArguments`` saying what is wrong."""
+    if args:
+        raise InvalidTaskArguments(task_name, "call with keyword arguments only")
+    try:
+        return model.model_validate(kwargs)
+    except ValidationError as error:
+        raise InvalidTaskArguments(task_name, _describe(error)) from None

@@ -1,0 +1,82 @@
+"""Per-process resources for tasks: database sessions, Redis, broker adapters.
+
+Created lazily in each worker process (never inherited across a fork), so a prefork child
+gets its own connections.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from brokers.base import BrokerAdapter
+from brokers.registry import AccountConnection, AdapterCache
+from models.db import make_engine, make_sessionmaker
+from models.orders import Account
+from ordersync.redis_url import resolve_redis_url
+from ordersync.settings import Settings, get_settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+    adapters: AdapterCache
+    now: Callable[[], datetime] = field(default=utc_now)
+
+    def adapter(self, account: Account) -> BrokerAdapter:
+        return self.adapters.for_account(
+            AccountConnection(account.name, account.broker, account.base_url,
+                              account.credentials_env)
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self.adapters.close()
+        self.redis.close()
+        self.engine.dispose()
+
+
+def build_context(settings: Settings | None = None) -> WorkerContext:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    return WorkerContext(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        redis=redis.Redis.from_url(
+            resolve_redis_url(settings), socket_timeout=10, decode_responses=True
+        ),
+        adapters=AdapterCache(
+            timeout_s=settings.broker_timeout_s,
+            max_attempts=settings.broker_max_attempts,
+            max_retry_wait_s=settings.broker_max_retry_wait_s,
+        ),
+    )
+
+
+_lock = threading.Lock()
+_context: WorkerContext | None = None
+_pid: int | None = None
+
+
+def context() -> WorkerContext:
+    """This process's context; rebuilt after a fork."""
+    global _context, _pid
+    with _lock:
+        if _context is None or _pid != os.getpid():
+            _context = build_context()
+            _pid = os.getpid()
+        return _context

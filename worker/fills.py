@@ -1,0 +1,92 @@
+"""Fetching an account's fills: one sync at a time per account, from a cursor in Redis.
+
+Brokers like Alpaca report fills per account, not per order, so monitors that see a fill
+gap ask for a sync; one request brings up to a page of fills for every order at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from models.enums import ReportSource
+from models.orders import Account
+from worker.context import WorkerContext
+from worker.locks import HeldLock
+from worker.reports import apply_fills
+
+logger = logging.getLogger(__name__)
+UNMATCHED_KEY = "ordersync:stats:fills_unmatched"
+MAX_ROUNDS = 100
+
+
+def _key(kind: str, account_id: str) -> str:
+    return f"ordersync:fills:{kind}:{account_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    recorded: int = 0
+    unmatched: int = 0
+    pages: int = 0
+    skipped: bool = False
+
+
+def request_sync(ctx: WorkerContext, account_id: str) -> None:
+    """Mark the account dirty; enqueue a sync unless one is already queued or running."""
+    pipe = ctx.redis.pipeline()
+    pipe.set(_key("dirty", account_id), 1)
+    pipe.set(_key("scheduled", account_id), 1, nx=True, ex=60)
+    _, scheduled = pipe.execute()
+    if scheduled:
+        from worker.celery_app import app
+
+        app.send_task("ordersync.sync_fills", kwargs={"account_id": account_id})
+
+
+def sync_fills(ctx: WorkerContext, account_id: str) -> SyncResult:
+    """Fetch every fill after the cursor, apply it, move the cursor; repeat while dirty."""
+    lock = HeldLock(ctx.redis, _key("lock", account_id), ttl_s=60)
+    with lock as held:
+        if not held:
+            return SyncResult(skipped=True)  # the holder reruns: the account is marked dirty
+        try:
+            return _sync_while_dirty(ctx, account_id, lock)
+        finally:
+            ctx.redis.delete(_key("scheduled", account_id))
+
+
+def _sync_while_dirty(ctx: WorkerContext, account_id: str, lock: HeldLock) -> SyncResult:
+    with ctx.sessions() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            return SyncResult()
+        adapter = ctx.adapter(account)
+    recorded = unmatched = pages = 0
+    rounds = 0
+    while ctx.redis.delete(_key("dirty", account_id)) and rounds < MAX_ROUNDS:
+        rounds += 1
+        while True:
+            cursor = ctx.redis.get(_key("cursor", account_id))
+            after = None
+            if cursor is None:
+                after = ctx.now() - timedelta(seconds=ctx.settings.fills_initial_lookback_s)
+            page = adapter.list_fills(page_token=str(cursor) if cursor else None, after=after)
+            pages += 1
+            for item in page.malformed:
+                logger.error("unreadable fill from the broker (account %s): %s", account_id,
+                             item.reason)  # fmt: skip
+            done, strangers = apply_fills(ctx, account_id, page.items, ReportSource.MONITOR)
+            recorded += done
+            if strangers:
+                unmatched += len(strangers)
+                ctx.redis.incrby(UNMATCHED_KEY, len(strangers))
+                logger.info("%d fills for orders unknown locally (account %s)",
+                            len(strangers), account_id)  # fmt: skip
+            if page.items:
+                ctx.redis.set(_key("cursor", account_id), adapter.fill_cursor(page.items[-1]))
+            lock.renew()
+            if not page.next_token:
+                break
+    return SyncResult(recorded=recorded, unmatched=unmatched, pages=pages)

@@ -1,0 +1,168 @@
+"""Placing an order: the row first (PENDING_NEW, committed), then the broker, then the
+outcome through the state machine. Re-running it for the same order is always safe."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from brokers.base import PlaceOrderRequest
+from models.accounts import UnknownAccount, get_account
+from models.enums import OrderOrigin, OrderStatus, OrderType, ReportSource
+from models.orders import Account, Order, OrderEvent
+from models.repository import load_state, record_applied
+from models.state_machine import local_transition
+from worker.args import InvalidTaskArguments, PlaceOrderArgs
+from worker.context import WorkerContext
+from worker.reports import apply_in_new_session
+from worker.submission import Deferred, Refused, Reported, Unknown, submit
+
+logger = logging.getLogger(__name__)
+TASK = "ordersync.place_order"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceResult:
+    order_id: str
+    monitor: bool
+    retry: bool = False  # the broker would not take the request; safe to try again later
+
+
+def client_order_id_for(account: str, args: PlaceOrderArgs, task_id: str) -> str:
+    """Deterministic: a redelivered or retried call maps to the same broker order."""
+    if args.client_order_id:
+        return args.client_order_id
+    if args.decision_id:
+        basis = f"{account}|decision|{args.decision_id}|{args.intent or ''}"
+    else:
+        basis = f"{account}|task|{task_id}"
+    return "os-" + hashlib.sha256(basis.encode()).hexdigest()[:32]
+
+
+def _requested_price(args: PlaceOrderArgs) -> object:
+    if args.requested_price is not None:
+        return args.requested_price
+    if args.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        return args.limit_price
+    return args.stop_price  # stop orders aim at the stop; market orders have none
+
+
+def _new_order(
+    account: Account, args: PlaceOrderArgs, client_order_id: str, now: datetime
+) -> Order:
+    return Order(
+        account_id=account.id, broker=account.broker, client_order_id=client_order_id,
+        origin=OrderOrigin.PLACED, symbol=args.symbol, side=args.side, intent=args.intent,
+        decision_id=args.decision_id, trade_id=args.trade_id, order_type=args.order_type,
+        time_in_force=args.time_in_force, quantity=args.quantity, limit_price=args.limit_price,
+        stop_price=args.stop_price, requested_price=_requested_price(args),
+        status=OrderStatus.PENDING_NEW, created_at=now, updated_at=now,
+    )  # fmt: skip
+
+
+def _same_order(order: Order, args: PlaceOrderArgs) -> bool:
+    return (order.symbol, order.side, order.quantity, order.order_type, order.limit_price,
+            order.stop_price) == (args.symbol, args.side, args.quantity, args.order_type,
+                                  args.limit_price, args.stop_price)  # fmt: skip
+
+
+def _write_ahead(
+    session: Session, args: PlaceOrderArgs, task_id: str, now: datetime
+) -> tuple[Order, Account, bool]:
+    """The committed PENDING_NEW row, or the existing one for this client order id."""
+    try:
+        account = get_account(session, args.account)
+    except UnknownAccount as error:
+        raise InvalidTaskArguments(TASK, str(error)) from None
+    if not account.is_active:
+        raise InvalidTaskArguments(TASK, f"account {account.name!r} is not active")
+    client_order_id = client_order_id_for(account.name, args, task_id)
+    query = select(Order).where(
+        Order.account_id == account.id, Order.client_order_id == client_order_id
+    )
+    existing = session.scalar(query)
+    if existing is None:
+        order = _new_order(account, args, client_order_id, now)
+        session.add(order)
+        session.flush()
+        session.add(OrderEvent(
+            order_id=order.id, kind="created", from_status=None,
+            to_status=OrderStatus.PENDING_NEW, filled_quantity=order.filled_quantity,
+            source=ReportSource.PLACEMENT, at=now,
+        ))  # fmt: skip
+        try:
+            session.commit()
+            return order, account, True
+        except IntegrityError:
+            session.rollback()  # a concurrent delivery of the same call won the insert
+            existing = session.scalar(query)
+            if existing is None:
+                raise
+    if not _same_order(existing, args):
+        raise InvalidTaskArguments(
+            TASK, f"client_order_id {client_order_id!r} is already used by a different order"
+        )
+    return existing, account, False
+
+
+def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str,
+                last_attempt: bool = False) -> PlaceResult:  # fmt: skip
+    with ctx.sessions() as session:
+        order, account, fresh = _write_ahead(session, args, task_id, ctx.now())
+        if not fresh and (order.status is not OrderStatus.PENDING_NEW or order.broker_order_id):
+            return PlaceResult(order.id, monitor=True)  # already placed: a redelivery
+        request = PlaceOrderRequest(
+            client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
+            quantity=order.quantity, order_type=order.order_type,
+            time_in_force=order.time_in_force, limit_price=order.limit_price,
+            stop_price=order.stop_price,
+        )  # fmt: skip
+        adapter = ctx.adapter(account)
+        order_id = order.id
+
+    outcome = submit(adapter, request, look_first=not fresh)
+    if isinstance(outcome, Reported):
+        apply_in_new_session(ctx, order_id, outcome.report, ReportSource.PLACEMENT,
+                             submitted=True)  # fmt: skip
+        return PlaceResult(order_id, monitor=True)
+    if isinstance(outcome, Deferred) and not last_attempt:
+        _note_error(ctx, order_id, f"broker did not take the order, retrying: {outcome.reason}")
+        return PlaceResult(order_id, monitor=False, retry=True)
+    if isinstance(outcome, Refused | Deferred):
+        reason = (
+            outcome.reason
+            if isinstance(outcome, Refused)
+            else (f"broker never took the order: {outcome.reason}")
+        )
+        logger.error("order %s (%s) rejected: %s", order_id, request.client_order_id, reason)
+        _reject(ctx, order_id, reason)
+        return PlaceResult(order_id, monitor=False)
+    assert isinstance(outcome, Unknown)
+    _note_error(ctx, order_id, outcome.reason)
+    return PlaceResult(order_id, monitor=True)  # the monitor keeps looking it up
+
+
+def _note_error(ctx: WorkerContext, order_id: str, error: str) -> None:
+    with ctx.sessions.begin() as session:
+        order = session.get(Order, order_id)
+        if order is not None:
+            order.last_error = error[:2000]
+            order.updated_at = ctx.now()
+
+
+def _reject(ctx: WorkerContext, order_id: str, reason: str) -> None:
+    with ctx.sessions.begin() as session:
+        order = session.get(Order, order_id, with_for_update=True)
+        if order is None or order.status is not OrderStatus.PENDING_NEW:
+            return
+        now = ctx.now()
+        applied = local_transition(load_state(session, order), OrderStatus.REJECTED, now=now,
+                                   detail=reason)  # fmt: skip
+        record_applied(session, order, applied, now=now, source=ReportSource.PLACEMENT)
+        order.last_error = reason[:2000]
