@@ -26,7 +26,12 @@ from models.state_machine import (
 
 
 def load_state(session: Session, order: Order) -> OrderState:
-    fill_ids = session.scalars(select(Fill.broker_fill_id).where(Fill.order_id == order.id))
+    # filled_quantity is the sum of the recorded fills: none recorded, nothing to load.
+    fill_ids = (
+        session.scalars(select(Fill.broker_fill_id).where(Fill.order_id == order.id))
+        if order.filled_quantity
+        else ()
+    )
     return OrderState(
         status=order.status,
         quantity=order.quantity,

@@ -6,11 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu.entity import Queue
 
 import beat_schedule
 from ordersync.redis_url import resolve_redis_url
 
 VISIBILITY_TIMEOUT_S = 3600
+# Trading services send to the default queue; the monitor's own traffic has a queue of its
+# own so a burst of placements never delays the checks and fill syncs of earlier orders.
+DEFAULT_QUEUE = "celery"
+MONITOR_QUEUE = "ordersync.monitor"
 
 app = Celery("ordersync", include=["worker.tasks"])
 app.conf.update(
@@ -32,6 +37,13 @@ app.conf.update(
     result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
     visibility_timeout=VISIBILITY_TIMEOUT_S,
     beat_schedule=beat_schedule.SCHEDULE,
+    task_default_queue=DEFAULT_QUEUE,
+    task_queues=(Queue(MONITOR_QUEUE), Queue(DEFAULT_QUEUE)),  # type: ignore[no-untyped-call]
+    task_routes={
+        "ordersync.monitor_order": {"queue": MONITOR_QUEUE},
+        "ordersync.sync_fills": {"queue": MONITOR_QUEUE},
+        "ordersync.revive_monitors": {"queue": MONITOR_QUEUE},
+    },
 )
 
 

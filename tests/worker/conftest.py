@@ -173,6 +173,6 @@ def system(
         yield tracking
     finally:
         for process in reversed(tracking.processes):
-            stop_process(process)
+            stop_process(process, timeout_s=15, group=True)
         client.close()
         engine.dispose()
