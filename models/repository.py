@@ -32,6 +32,11 @@ def load_state(session: Session, order: Order) -> OrderState:
         if order.filled_quantity
         else ()
     )
+    return state_of(order, frozenset(fill_ids))
+
+
+def state_of(order: Order, fill_ids: frozenset[str]) -> OrderState:
+    """The snapshot of a loaded row, given the ids of its recorded fills."""
     return OrderState(
         status=order.status,
         quantity=order.quantity,
@@ -39,7 +44,7 @@ def load_state(session: Session, order: Order) -> OrderState:
         broker_filled_quantity=order.broker_filled_quantity,
         fill_notional=order.fill_notional,
         fees=order.fees,
-        fill_ids=frozenset(fill_ids),
+        fill_ids=fill_ids,
         broker_order_id=order.broker_order_id,
         raw_status=order.raw_status,
         broker_updated_at=order.broker_updated_at,

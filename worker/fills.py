@@ -33,28 +33,29 @@ class SyncResult:
     skipped: bool = False
 
 
-def request_sync(ctx: WorkerContext, account_id: str) -> None:
-    """Mark the account dirty; enqueue a sync unless one is already queued or running."""
-    pipe = ctx.redis.pipeline()
-    pipe.set(_key("dirty", account_id), 1)
-    pipe.set(_key("scheduled", account_id), 1, nx=True, ex=60)
-    _, scheduled = pipe.execute()
-    if scheduled:
-        from worker.celery_app import app
-
-        app.send_task("ordersync.sync_fills", kwargs={"account_id": account_id})
+def sync_now(ctx: WorkerContext, account_id: str) -> SyncResult:
+    """Mark the account dirty and sync it here, unless another worker is syncing it (that
+    one sees the mark: it re-checks after releasing its lock, so no request is lost)."""
+    ctx.redis.set(_key("dirty", account_id), 1)
+    return sync_fills(ctx, account_id)
 
 
 def sync_fills(ctx: WorkerContext, account_id: str) -> SyncResult:
     """Fetch every fill after the cursor, apply it, move the cursor; repeat while dirty."""
-    lock = HeldLock(ctx.redis, _key("lock", account_id), ttl_s=60)
-    with lock as held:
-        if not held:
-            return SyncResult(skipped=True)  # the holder reruns: the account is marked dirty
-        try:
-            return _sync_while_dirty(ctx, account_id, lock)
-        finally:
-            ctx.redis.delete(_key("scheduled", account_id))
+    total = SyncResult(skipped=True)
+    while True:
+        lock = HeldLock(ctx.redis, _key("lock", account_id), ttl_s=60)
+        with lock as held:
+            if not held:
+                return total  # the holder will see the dirty mark
+            result = _sync_while_dirty(ctx, account_id, lock)
+            total = SyncResult(
+                total.recorded + result.recorded,
+                total.unmatched + result.unmatched,
+                total.pages + result.pages,
+            )
+        if not ctx.redis.exists(_key("dirty", account_id)):
+            return total
 
 
 def _sync_while_dirty(ctx: WorkerContext, account_id: str, lock: HeldLock) -> SyncResult:

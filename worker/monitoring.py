@@ -18,6 +18,7 @@ from brokers.errors import BrokerError, OrderNotFound
 from models.enums import ReportSource
 from models.orders import Account, Order
 from worker.context import WorkerContext
+from worker.fills import sync_now
 from worker.locks import HeldLock, order_lock_name
 from worker.reports import apply_in_new_session
 
@@ -125,8 +126,7 @@ def check_order(ctx: WorkerContext, order_id: str, check: int) -> Next:
     if _window_over(ctx, created_at, checks):
         return Next(None, "window over; the sweeps own it")
     if terminal:  # the status is final; only fills are missing: no order lookup needed
-        request_fill_sync(ctx, account_id)
-        return Next(delay_for(ctx, check), "waiting for fills")
+        return _after_fill_sync(ctx, order_id, account_id, check)
 
     try:
         report = (
@@ -147,10 +147,20 @@ def check_order(ctx: WorkerContext, order_id: str, check: int) -> Next:
         return Next(None, "no such order")
     state = applied.state
     if state.broker_filled_quantity > state.filled_quantity:
-        request_fill_sync(ctx, account_id)
-    elif state.status.is_terminal:
+        return _after_fill_sync(ctx, order_id, account_id, check)
+    if state.status.is_terminal:
         return Next(None, "terminal")
     return Next(delay_for(ctx, check), "polled")
+
+
+def _after_fill_sync(ctx: WorkerContext, order_id: str, account_id: str, check: int) -> Next:
+    """Fetch the account's new fills now; done if that completed a terminal order."""
+    sync_now(ctx, account_id)
+    with ctx.sessions() as session:
+        order = session.get(Order, order_id)
+        if order is not None and order.status.is_terminal and not order.fill_gap:
+            return Next(None, "terminal, fills recorded")
+    return Next(delay_for(ctx, check), "waiting for fills")
 
 
 def _window_over(ctx: WorkerContext, created_at: datetime, checks: int) -> bool:
@@ -165,10 +175,3 @@ def _note(ctx: WorkerContext, order_id: str, error: str) -> None:
             order.last_error = error[:2000]
             order.check_count += 1
             order.last_checked_at = ctx.now()
-
-
-def request_fill_sync(ctx: WorkerContext, account_id: str) -> None:
-    """Ask for the account's fills to be fetched; many askers, one sync at a time."""
-    from worker.fills import request_sync  # the fill sync enqueues a task; keep imports light
-
-    request_sync(ctx, account_id)

@@ -5,17 +5,19 @@ is detected (version counter, unique fill id) and the apply is retried on fresh 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from brokers.base import FillReport, OrderReport
 from models.enums import ReportSource
-from models.orders import Order
-from models.repository import apply_to_order
-from models.state_machine import Applied, Verdict
+from models.orders import Fill, Order
+from models.repository import apply_to_order, record_applied, state_of
+from models.state_machine import Applied, Verdict, apply_fill
 from worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -55,31 +57,61 @@ def apply_in_new_session(
 
 
 def apply_fills(
-    ctx: WorkerContext, account_id: str, fills: Iterable[FillReport], source: ReportSource
+    ctx: WorkerContext, account_id: str, fills: Sequence[FillReport], source: ReportSource
 ) -> tuple[int, list[FillReport]]:
-    """Apply fills to the orders they name; returns (recorded, fills for unknown orders)."""
-    by_order: dict[str, list[FillReport]] = {}
-    for fill in fills:
-        by_order.setdefault(fill.broker_order_id, []).append(fill)
-    if not by_order:
+    """Apply a page of fills in one transaction; returns (recorded, fills for unknown orders).
+
+    A concurrent writer on any of the page's orders rolls the page back and it is applied
+    again on fresh state (fills are idempotent by id, so nothing is counted twice).
+    """
+    if not fills:
         return 0, []
-    with ctx.sessions() as session:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with ctx.sessions.begin() as session:
+                return _apply_fill_page(session, account_id, fills, source, ctx.now())
+        except (StaleDataError, IntegrityError) as error:
+            logger.info("fill page raced another writer (attempt %d): %s", attempt, error)
+    raise RuntimeError(f"account {account_id}: could not apply a fill page")
+
+
+def _apply_fill_page(
+    session: Session, account_id: str, fills: Sequence[FillReport], source: ReportSource,
+    now: datetime,
+) -> tuple[int, list[FillReport]]:  # fmt: skip
+    broker_ids = sorted({f.broker_order_id for f in fills})
+    orders = {
+        o.broker_order_id: o
+        for o in session.scalars(
+            select(Order)
+            .where(Order.account_id == account_id, Order.broker_order_id.in_(broker_ids))
+            .order_by(Order.id)
+            .with_for_update()
+        )
+    }
+    known: dict[str, set[str]] = {o.id: set() for o in orders.values()}
+    if orders:
         rows = session.execute(
-            select(Order.broker_order_id, Order.id).where(
-                Order.account_id == account_id, Order.broker_order_id.in_(list(by_order))
+            select(Fill.order_id, Fill.broker_fill_id).where(
+                Fill.order_id.in_([o.id for o in orders.values() if o.filled_quantity])
             )
-        ).all()
-    ids = {broker_id: order_id for broker_id, order_id in rows}
+        )
+        for order_id, fill_id in rows:
+            known[order_id].add(fill_id)
     recorded, unknown = 0, []
-    for broker_id, order_fills in by_order.items():
-        order_id = ids.get(broker_id)
-        if order_id is None:
-            unknown.extend(order_fills)
+    for fill in fills:
+        order = orders.get(fill.broker_order_id)
+        if order is None:
+            unknown.append(fill)
             continue
-        for fill in order_fills:
-            applied = apply_in_new_session(ctx, order_id, fill, source)
-            if applied is not None and applied.new_fills:
-                recorded += len(applied.new_fills)
+        if fill.broker_fill_id in known[order.id]:
+            continue
+        state = state_of(order, frozenset(known[order.id]))
+        applied = apply_fill(state, fill, now=now)
+        record_applied(session, order, applied, now=now, source=source)
+        known[order.id] |= {f.broker_fill_id for f in applied.new_fills}
+        recorded += len(applied.new_fills)
+        _log_anomalies(order, applied)
     return recorded, unknown
 
 
