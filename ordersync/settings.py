@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     )
     var_dir: Path = Field(default=VAR_DIR, description="Where local state (SQLite, logs) lives.")
     log_level: str = "INFO"
+    # Celery task events feed Flower's task views; each task then publishes three events.
+    task_events: bool = True
 
     # Broker HTTP behaviour.
     broker_timeout_s: float = Field(default=5.0, gt=0)

@@ -10,6 +10,7 @@ from kombu.entity import Queue
 
 import beat_schedule
 from ordersync.redis_url import resolve_redis_url
+from ordersync.settings import get_settings
 
 VISIBILITY_TIMEOUT_S = 3600
 # Trading services send to the default queue; the monitor's own traffic has a queue of its
@@ -29,8 +30,8 @@ app.conf.update(
     enable_utc=True,
     task_ignore_result=True,
     result_expires=3600,
-    worker_send_task_events=True,
-    task_send_sent_event=True,
+    worker_send_task_events=get_settings().task_events,
+    task_send_sent_event=get_settings().task_events,
     broker_connection_retry_on_startup=True,
     worker_cancel_long_running_tasks_on_connection_loss=True,
     broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
