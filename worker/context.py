@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from brokers.base import BrokerAdapter
 from brokers.registry import AccountConnection, AdapterCache
+from models.accounts import get_account
 from models.db import make_engine, make_sessionmaker
+from models.enums import BrokerKind
 from models.orders import Account
 from ordersync.redis_url import resolve_redis_url
 from ordersync.settings import Settings, get_settings
@@ -26,6 +29,26 @@ from ordersync.settings import Settings, get_settings
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+ACCOUNT_CACHE_TTL_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """What tasks need of an account, cached briefly per process (accounts rarely change)."""
+
+    id: str
+    name: str
+    broker: BrokerKind
+    base_url: str
+    credentials_env: str
+    is_active: bool
+
+    @classmethod
+    def of(cls, account: Account) -> AccountInfo:
+        return cls(account.id, account.name, account.broker, account.base_url,
+                   account.credentials_env, account.is_active)  # fmt: skip
 
 
 @dataclass
@@ -36,8 +59,28 @@ class WorkerContext:
     redis: redis.Redis
     adapters: AdapterCache
     now: Callable[[], datetime] = field(default=utc_now)
+    _accounts: dict[str, tuple[float, AccountInfo]] = field(default_factory=dict)
 
-    def adapter(self, account: Account) -> BrokerAdapter:
+    def account(
+        self, session: Session, *, name: str | None = None, id: str | None = None
+    ) -> AccountInfo:
+        """The account by name or id (``UnknownAccount`` if none), from a short cache."""
+        key = f"name:{name}" if name is not None else f"id:{id}"
+        cached = self._accounts.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        if name is not None:
+            info = AccountInfo.of(get_account(session, name))
+        else:
+            row = session.get(Account, id)
+            if row is None:
+                raise LookupError(f"no account with id {id!r}")
+            info = AccountInfo.of(row)
+        expires = time.monotonic() + ACCOUNT_CACHE_TTL_S
+        self._accounts[f"name:{info.name}"] = self._accounts[f"id:{info.id}"] = (expires, info)
+        return info
+
+    def adapter(self, account: Account | AccountInfo) -> BrokerAdapter:
         return self.adapters.for_account(
             AccountConnection(account.name, account.broker, account.base_url,
                               account.credentials_env)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from models.enums import ReportSource
-from models.orders import Account
 from worker.context import WorkerContext
 from worker.locks import HeldLock
 from worker.reports import apply_fills
@@ -60,10 +59,11 @@ def sync_fills(ctx: WorkerContext, account_id: str) -> SyncResult:
 
 def _sync_while_dirty(ctx: WorkerContext, account_id: str, lock: HeldLock) -> SyncResult:
     with ctx.sessions() as session:
-        account = session.get(Account, account_id)
-        if account is None:
+        try:
+            adapter = ctx.adapter(ctx.account(session, id=account_id))
+        except LookupError:
+            logger.error("fill sync: no account %s", account_id)
             return SyncResult()
-        adapter = ctx.adapter(account)
     recorded = unmatched = pages = 0
     rounds = 0
     while ctx.redis.delete(_key("dirty", account_id)) and rounds < MAX_ROUNDS:

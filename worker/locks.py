@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 import redis
@@ -24,9 +27,20 @@ class HeldLock:
         self.ttl_s = ttl_s
         self._lock: Lock = client.lock(name, timeout=ttl_s, blocking=False, thread_local=False)
         self.held = False
+        self.token = uuid.uuid4().hex
+
+    @contextmanager
+    def adopted(self) -> Iterator[HeldLock]:
+        """Own a lock that was taken with ``self.token`` elsewhere (e.g. in a Lua script)."""
+        self._lock.local.token = self.token.encode()
+        self.held = True
+        try:
+            yield self
+        finally:
+            self.__exit__(None, None, None)
 
     def __enter__(self) -> bool:
-        self.held = bool(self._lock.acquire(blocking=False))
+        self.held = bool(self._lock.acquire(blocking=False, token=self.token))
         return self.held
 
     def renew(self) -> bool:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from brokers.errors import BrokerError, OrderNotFound
 from models.enums import ReportSource
-from models.orders import Account, Order
+from models.orders import Order
 from worker.context import WorkerContext
 from worker.fills import sync_now
 from worker.locks import HeldLock, order_lock_name
@@ -87,18 +87,65 @@ def overdue_orders(ctx: WorkerContext, limit: int = 1000) -> list[str]:
     return [str(m) for m in ctx.redis.zrangebyscore(DUE_KEY, "-inf", cutoff, 0, limit)]
 
 
+# One round trip: is this chain current, is this step not done yet, and take the order lock.
+_STEP_GUARD = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+if not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then return 2 end
+return 3
+"""
+SUPERSEDED, DUPLICATE, LOCKED, ACQUIRED = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a step needs to know before deciding whether to ask the broker."""
+
+    account_id: str
+    broker_order_id: str | None
+    client_order_id: str
+    complete: bool  # terminal and every fill recorded
+    terminal: bool
+    created_at: datetime
+    check_count: int
+
+
+def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
+    with ctx.sessions() as session:
+        order = session.get(Order, order_id)
+        if order is None:
+            return None
+        return Snapshot(order.account_id, order.broker_order_id, order.client_order_id,
+                        order.status.is_terminal and not order.fill_gap,
+                        order.status.is_terminal, order.created_at,
+                        order.check_count)  # fmt: skip
+
+
 def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
-    """One step of a chain, guarded: current chain, not yet done, order lock held."""
-    if not is_current(ctx, order_id, token):
+    """One step of a chain: current chain, step not yet done, order lock held."""
+    snapshot = _snapshot(ctx, order_id)
+    if snapshot is None:
+        logger.error("monitor: order %s does not exist", order_id)
+        finish_chain(ctx, order_id, token, check)
+        return Next(None, "no such order")
+    if snapshot.complete:  # e.g. another order's fill sync recorded its fills: nothing to do
+        finish_chain(ctx, order_id, token, check)
+        return Next(None, "terminal")
+    lock = HeldLock(ctx.redis, order_lock_name(order_id), ctx.settings.order_lock_ttl_s)
+    guard = ctx.redis.eval(
+        _STEP_GUARD, 3, chain_key(order_id), step_key(order_id, token, check), lock.name,
+        token, lock.token, int(ctx.settings.order_lock_ttl_s * 1000),
+    )  # fmt: skip
+    if guard == SUPERSEDED:
         return Next(None, "superseded")
-    with HeldLock(ctx.redis, order_lock_name(order_id), ctx.settings.order_lock_ttl_s) as held:
-        if not held:
-            ctx.redis.incr(SKIPPED_KEY)
-            logger.info("order %s is being checked by another worker; skipping", order_id)
-            return Next(None, "locked")
-        if ctx.redis.exists(step_key(order_id, token, check)):
-            return Next(None, "duplicate delivery")
-        outcome = check_order(ctx, order_id, check)
+    if guard == DUPLICATE:
+        return Next(None, "duplicate delivery")
+    if guard == LOCKED:
+        ctx.redis.incr(SKIPPED_KEY)
+        logger.info("order %s is being checked by another worker; skipping", order_id)
+        return Next(None, "locked")
+    with lock.adopted():
+        outcome = check_order(ctx, order_id, snapshot, check)
         if outcome.delay_s is None:
             finish_chain(ctx, order_id, token, check)
         else:
@@ -106,33 +153,19 @@ def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
         return outcome
 
 
-def check_order(ctx: WorkerContext, order_id: str, check: int) -> Next:
+def check_order(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int) -> Next:
     """Look at the broker once (when there is something to learn) and apply what it says."""
-    with ctx.sessions() as session:
-        order = session.get(Order, order_id)
-        if order is None:
-            logger.error("monitor: order %s does not exist", order_id)
-            return Next(None, "no such order")
-        account = session.get(Account, order.account_id)
-        assert account is not None
-        adapter = ctx.adapter(account)
-        terminal, gap = order.status.is_terminal, order.fill_gap > 0
-        broker_order_id, client_order_id = order.broker_order_id, order.client_order_id
-        created_at, checks = order.created_at, order.check_count
-        account_id = account.id
-
-    if terminal and not gap:
-        return Next(None, "terminal")
-    if _window_over(ctx, created_at, checks):
+    if _window_over(ctx, snapshot.created_at, snapshot.check_count):
         return Next(None, "window over; the sweeps own it")
-    if terminal:  # the status is final; only fills are missing: no order lookup needed
-        return _after_fill_sync(ctx, order_id, account_id, check)
-
+    if snapshot.terminal:  # the status is final; only fills are missing: no order lookup
+        return _after_fill_sync(ctx, order_id, snapshot.account_id, check)
+    with ctx.sessions() as session:
+        adapter = ctx.adapter(ctx.account(session, id=snapshot.account_id))
     try:
         report = (
-            adapter.get_order(broker_order_id)
-            if broker_order_id
-            else adapter.get_order_by_client_id(client_order_id)
+            adapter.get_order(snapshot.broker_order_id)
+            if snapshot.broker_order_id
+            else adapter.get_order_by_client_id(snapshot.client_order_id)
         )
     except OrderNotFound as error:
         _note(ctx, order_id, f"not found at the broker (check {check + 1}): {error}")
@@ -147,20 +180,10 @@ def check_order(ctx: WorkerContext, order_id: str, check: int) -> Next:
         return Next(None, "no such order")
     state = applied.state
     if state.broker_filled_quantity > state.filled_quantity:
-        return _after_fill_sync(ctx, order_id, account_id, check)
+        return _after_fill_sync(ctx, order_id, snapshot.account_id, check)
     if state.status.is_terminal:
         return Next(None, "terminal")
     return Next(delay_for(ctx, check), "polled")
-
-
-def _after_fill_sync(ctx: WorkerContext, order_id: str, account_id: str, check: int) -> Next:
-    """Fetch the account's new fills now; done if that completed a terminal order."""
-    sync_now(ctx, account_id)
-    with ctx.sessions() as session:
-        order = session.get(Order, order_id)
-        if order is not None and order.status.is_terminal and not order.fill_gap:
-            return Next(None, "terminal, fills recorded")
-    return Next(delay_for(ctx, check), "waiting for fills")
 
 
 def _window_over(ctx: WorkerContext, created_at: datetime, checks: int) -> bool:
@@ -175,3 +198,13 @@ def _note(ctx: WorkerContext, order_id: str, error: str) -> None:
             order.last_error = error[:2000]
             order.check_count += 1
             order.last_checked_at = ctx.now()
+
+
+def _after_fill_sync(ctx: WorkerContext, order_id: str, account_id: str, check: int) -> Next:
+    """Fetch the account's new fills now; done if that completed a terminal order."""
+    sync_now(ctx, account_id)
+    with ctx.sessions() as session:
+        order = session.get(Order, order_id)
+        if order is not None and order.status.is_terminal and not order.fill_gap:
+            return Next(None, "terminal, fills recorded")
+    return Next(delay_for(ctx, check), "waiting for fills")

@@ -7,19 +7,20 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brokers.base import PlaceOrderRequest
-from models.accounts import UnknownAccount, get_account
+from models.accounts import UnknownAccount
 from models.enums import OrderOrigin, OrderStatus, OrderType, ReportSource
-from models.orders import Account, Order, OrderEvent
+from models.orders import Order, OrderEvent
 from models.repository import load_state, record_applied
 from models.state_machine import local_transition
 from worker.args import InvalidTaskArguments, PlaceOrderArgs
-from worker.context import WorkerContext
+from worker.context import AccountInfo, WorkerContext
 from worker.reports import apply_in_new_session
 from worker.submission import Deferred, Refused, Reported, Unknown, submit
 
@@ -54,7 +55,7 @@ def _requested_price(args: PlaceOrderArgs) -> object:
 
 
 def _new_order(
-    account: Account, args: PlaceOrderArgs, client_order_id: str, now: datetime
+    account: AccountInfo, args: PlaceOrderArgs, client_order_id: str, now: datetime
 ) -> Order:
     return Order(
         account_id=account.id, broker=account.broker, client_order_id=client_order_id,
@@ -73,37 +74,35 @@ def _same_order(order: Order, args: PlaceOrderArgs) -> bool:
 
 
 def _write_ahead(
-    session: Session, args: PlaceOrderArgs, task_id: str, now: datetime
-) -> tuple[Order, Account, bool]:
+    ctx: WorkerContext, session: Session, args: PlaceOrderArgs, task_id: str, now: datetime
+) -> tuple[Order, AccountInfo, bool]:
     """The committed PENDING_NEW row, or the existing one for this client order id."""
     try:
-        account = get_account(session, args.account)
+        account = ctx.account(session, name=args.account)
     except UnknownAccount as error:
         raise InvalidTaskArguments(TASK, str(error)) from None
     if not account.is_active:
         raise InvalidTaskArguments(TASK, f"account {account.name!r} is not active")
     client_order_id = client_order_id_for(account.name, args, task_id)
-    query = select(Order).where(
-        Order.account_id == account.id, Order.client_order_id == client_order_id
-    )
-    existing = session.scalar(query)
+    order = _new_order(account, args, client_order_id, now)
+    session.add(order)
+    session.add(OrderEvent(
+        order=order, kind="created", from_status=None,
+        to_status=OrderStatus.PENDING_NEW, filled_quantity=Decimal(0),
+        source=ReportSource.PLACEMENT, at=now,
+    ))  # fmt: skip
+    try:
+        session.commit()  # the unique (account, client_order_id) key decides: new or redelivery
+        return order, account, True
+    except IntegrityError as error:
+        session.rollback()
+        refusal = error
+    existing = session.scalar(
+        select(Order).where(Order.account_id == account.id,
+                            Order.client_order_id == client_order_id)
+    )  # fmt: skip
     if existing is None:
-        order = _new_order(account, args, client_order_id, now)
-        session.add(order)
-        session.flush()
-        session.add(OrderEvent(
-            order_id=order.id, kind="created", from_status=None,
-            to_status=OrderStatus.PENDING_NEW, filled_quantity=order.filled_quantity,
-            source=ReportSource.PLACEMENT, at=now,
-        ))  # fmt: skip
-        try:
-            session.commit()
-            return order, account, True
-        except IntegrityError:
-            session.rollback()  # a concurrent delivery of the same call won the insert
-            existing = session.scalar(query)
-            if existing is None:
-                raise
+        raise RuntimeError(f"order {client_order_id!r}: insert refused: {refusal}")
     if not _same_order(existing, args):
         raise InvalidTaskArguments(
             TASK, f"client_order_id {client_order_id!r} is already used by a different order"
@@ -114,7 +113,7 @@ def _write_ahead(
 def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str,
                 last_attempt: bool = False) -> PlaceResult:  # fmt: skip
     with ctx.sessions() as session:
-        order, account, fresh = _write_ahead(session, args, task_id, ctx.now())
+        order, account, fresh = _write_ahead(ctx, session, args, task_id, ctx.now())
         if not fresh and (order.status is not OrderStatus.PENDING_NEW or order.broker_order_id):
             return PlaceResult(order.id, monitor=True)  # already placed: a redelivery
         request = PlaceOrderRequest(
