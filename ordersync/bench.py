@@ -27,12 +27,12 @@ import redis
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
 from brokers.alpaca_parse import ParseError, order_status
 from models.db import make_engine
-from models.enums import OrderStatus
+from models.enums import OPEN_STATUSES, OrderStatus
 from models.orders import Account, Fill, Order
 from ordersync.settings import get_settings
 from ordersync.stack import Stack, StackConfig, StackError, log_tail
@@ -165,7 +165,9 @@ def compare(
         duplicate += sum(count - 1 for count in seen.values())
         reasons = ["missing locally"] if local is None else order_differences(order, local)
         if reasons:
-            mismatches.append({"client_order_id": client_order_id, "reasons": reasons})
+            mismatches.append(
+                {"client_order_id": client_order_id, "reasons": reasons, **described(local)}
+            )
     for client_order_id in sorted(set(orders) - truth_ids):
         duplicate += len(local_fills[client_order_id])
         mismatches.append({"client_order_id": client_order_id, "reasons": ["not at exchange"]})
@@ -178,6 +180,17 @@ def compare(
         "exchange_orders": len(truth),
         "exchange_fills": sum(len(order["fills"]) for order in truth),
         "local_fills": len(fills),
+    }
+
+
+def described(order: LocalOrder | None) -> dict[str, str]:
+    """The local state worth seeing next to a mismatch or an incomplete order."""
+    if order is None:
+        return {}
+    return {
+        "local_status": order.status.value,
+        "local_filled": str(order.filled),
+        "local_broker_filled": str(order.broker_filled),
     }
 
 
@@ -248,7 +261,8 @@ def print_table(result: dict[str, Any]) -> None:
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
     for mismatch in result["mismatches"]:
-        console.print(f"  {mismatch['client_order_id']}: {'; '.join(mismatch['reasons'])}")
+        local = f" (local: {mismatch['local_status']})" if "local_status" in mismatch else ""
+        console.print(f"  {mismatch['client_order_id']}: {'; '.join(mismatch['reasons'])}{local}")
     if result["deadline_passed"]:
         console.print(f"[red]deadline passed: {result['incomplete_orders']} incomplete[/red]")
 
@@ -282,6 +296,13 @@ def fresh_sqlite(var_dir: Path) -> str:
     return f"sqlite:///{var_dir / 'bench.db'}"
 
 
+def open_orders(engine: Engine) -> int:
+    """Open orders already in the database: leftovers of earlier runs compete with this one."""
+    query = select(func.count()).select_from(Order).where(Order.status.in_(OPEN_STATUSES))
+    with engine.connect() as connection:
+        return int(connection.scalar(query) or 0)
+
+
 def require_account(engine: Engine, name: str) -> None:
     with engine.connect() as connection:
         if connection.scalar(select(Account.id).where(Account.name == name)) is None:
@@ -299,7 +320,7 @@ def run(options: BenchOptions) -> dict[str, Any]:
         var_dir=var_dir, database_url=database_url, redis_url=options.redis_url,
         redis_persist=False, exchange_url=options.exchange_url,
         exchange_key_id=options.key_id, exchange_secret_key=options.secret_key, sim_port=0,
-        sim_args=options.sim_args, flower=False, account=options.account,
+        sim_args=options.sim_args, flower=False, beat=options.workers > 0, account=options.account,
         ensure_account=options.workers > 0, worker_concurrency=options.workers,
     )  # fmt: skip
     engine = make_engine(database_url)
@@ -312,6 +333,12 @@ def run(options: BenchOptions) -> dict[str, Any]:
                 require_account(engine, options.account)
             if stack.owns_exchange:
                 sim.post("/reset").raise_for_status()
+            open_before = open_orders(engine)
+            if open_before and stack.owns_exchange:
+                console.print(
+                    f"[yellow]warning: the database already holds {open_before} open orders of "
+                    "another exchange; their monitors load this run (use a fresh database)[/yellow]"
+                )
             before = sim.get("/requests").json()
             startup_s = time.monotonic() - began
             sending_s = n / options.rate if options.rate else 0.0
@@ -346,14 +373,21 @@ def run(options: BenchOptions) -> dict[str, Any]:
         "startup_s": round(startup_s, 3),
         "drain_s": round(done_at - last, 3) if done_at else None,
         "incomplete_orders": n - sum(order.complete for order in orders.values()),
+        "incomplete_examples": [
+            {"client_order_id": order.client_order_id, **described(order)}
+            for order in orders.values()
+            if not order.complete
+        ][:SHOWN_MISMATCHES],
         "deadline_passed": done_at is None,
         "client_order_id_prefix": prefix,
+        "preexisting_open_orders": open_before,
         "worker_log_tail": worker_log or None,
         "settings": {
             "orders": n,
             "mix": options.mix.value,
             "rate_per_s": options.rate or None,
             "worker_concurrency": options.workers or None,
+            "task_events": get_settings().task_events,
             "database": make_url(database_url).get_backend_name(),
             "redis": "external" if options.redis_url else "embedded",
             "exchange": "started" if options.exchange_url is None else "external",
@@ -411,8 +445,11 @@ def bench_command(
     ] = 0.3,
 ) -> None:
     """Send N orders by task name, wait until all are complete, compare with the exchange."""
-    if workers == 0 and exchange_url is None:
-        raise typer.BadParameter("--workers 0 needs --exchange-url (running workers' exchange)")
+    if workers == 0 and None in (redis_url, database_url, exchange_url):
+        raise typer.BadParameter(
+            "--workers 0 uses running workers: give their --redis-url, --database-url and "
+            "--exchange-url"
+        )
     options = BenchOptions(
         orders=orders, mix=mix, rate=rate, workers=workers, deadline_s=deadline_s,
         account=account, redis_url=redis_url, database_url=database_url,

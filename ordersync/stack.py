@@ -103,6 +103,7 @@ class Stack:
         self.flower_url: str | None = None
         self.owns_exchange = config.exchange_url is None
         self._key_pair: tuple[str, str] = ("", "")
+        self._recording = False  # stack.json is ours only once stale state is cleared
 
     def __enter__(self) -> Stack:
         try:
@@ -123,6 +124,7 @@ class Stack:
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         clear_stale(self.var_dir, self.config.stop_deadline_s)
+        self._recording = True
         self._record()
         self.redis_url = self._start_redis()
         migrate.upgrade(self.config.database_url)
@@ -229,6 +231,7 @@ class Stack:
         return [sys.executable, "-m", "celery", "-A", "worker", *role]
 
     def _start_worker(self) -> Callable[[], None]:
+        """Task events follow ORDERSYNC_TASK_EVENTS (no ``-E``): they cost throughput."""
         prefix = credentials_env(self.config.account)
         env = self.child_env(
             {f"{prefix}_KEY_ID": self._key_pair[0], f"{prefix}_SECRET_KEY": self._key_pair[1]}
@@ -236,7 +239,7 @@ class Stack:
         child = self.spawn(
             "worker",
             self._celery("worker", "--pool", "prefork", "--concurrency",
-                         str(self.config.worker_concurrency), "--loglevel", "WARNING", "-E",
+                         str(self.config.worker_concurrency), "--loglevel", "WARNING",
                          "-n", f"ordersync-{os.getpid()}@%h"),
             env,
         )  # fmt: skip
@@ -266,10 +269,14 @@ class Stack:
 
     def stop(self) -> None:
         """Reverse order; safe to call twice, and not interrupted by a second Ctrl-C."""
+        failures: list[Exception] = []
         with signals_deferred():
             while self.children:
                 child = self.children.pop()
-                stop_group(child.pid, child.started, self.config.stop_deadline_s, child.process)
+                try:
+                    stop_group(child.pid, child.started, self.config.stop_deadline_s, child.process)
+                except Exception as exc:  # stop the others all the same
+                    failures.append(exc)
             if self.redis is not None:
                 redis_pid = self.redis.process.pid if self.redis.process else None
                 self.redis.stop()
@@ -278,11 +285,17 @@ class Stack:
                 self.redis = None
                 with contextlib.suppress(OSError):
                     (self.var_dir / STATE_FILE).unlink()
-            with contextlib.suppress(OSError):
-                (self.var_dir / STACK_FILE).unlink()
+            if self._recording and not failures:
+                self._recording = False
+                with contextlib.suppress(OSError):
+                    (self.var_dir / STACK_FILE).unlink()
+        if failures:
+            raise StackError(f"could not stop every process: {failures[0]}") from failures[0]
 
     def _record(self) -> None:
         """Write who runs here, so a start after this process is killed can clean up."""
+        if not self._recording:
+            return
         processes = [{"name": c.name, "pid": c.pid, "started": c.started} for c in self.children]
         if self.redis is not None and self.redis.process is not None:
             pid = self.redis.process.pid
@@ -454,11 +467,13 @@ def clear_stale(var_dir: Path, deadline_s: float) -> None:
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Ignore SIGINT/SIGTERM while stopping, so a second Ctrl-C cannot leave children."""
+    """Ignore SIGINT/SIGTERM/SIGHUP while stopping, so a second Ctrl-C or a closed terminal
+    cannot leave children behind."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.getsignal(sig) for sig in stops}
     for sig in previous:
         signal.signal(sig, signal.SIG_IGN)
     try:

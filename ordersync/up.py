@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from models.db import make_engine
 from models.enums import OPEN_STATUSES, OrderStatus
@@ -59,13 +60,14 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops the same way Ctrl-C does."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+def stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM, and SIGHUP from a closed terminal, stop the same way Ctrl-C does."""
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def print_urls(stack: Stack, *, demo: bool) -> None:
@@ -94,7 +96,10 @@ def watch(stack: Stack) -> None:
     last, dead = "", set[str]()
     try:
         while True:
-            line = count_line(order_counts(engine))
+            try:
+                line = count_line(order_counts(engine))
+            except SQLAlchemyError as exc:
+                line = f"orders: database unavailable ({type(exc).__name__})"
             if tty:
                 sys.stdout.write(f"\r{line}\033[K")
             elif line != last:
@@ -105,7 +110,8 @@ def watch(stack: Stack) -> None:
                 code = child.process.poll()
                 if code is not None and child.name not in dead:
                     dead.add(child.name)
-                    errors.print(f"\n[red]{child.name} exited with {code}; see {child.log}[/red]")
+                    message = f"\n{child.name} exited with {code}; see {child.log}"
+                    errors.print(message, style="red", markup=False, highlight=False)
             time.sleep(REFRESH_S)
     finally:
         if tty:
@@ -144,7 +150,7 @@ def up_command(
         worker_concurrency=workers,
     )
     try:
-        with sigterm_interrupts(), Stack(config) as stack:
+        with stop_signals_interrupt(), Stack(config) as stack:
             if demo:
                 stack.spawn(
                     "demo-trader",

@@ -6,11 +6,14 @@ gap ask for a sync; one request brings up to a page of fills for every order at 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 
-from models.enums import ReportSource
+from brokers.base import FillReport
+from models.enums import ReportSource, Side
 from worker.context import WorkerContext
 from worker.locks import HeldLock
 from worker.reports import apply_fills
@@ -30,6 +33,64 @@ class SyncResult:
     unmatched: int = 0
     pages: int = 0
     skipped: bool = False
+
+
+PARKED_TTL_S = 7 * 86400
+
+
+def _parked_key(account_id: str, broker_order_id: str) -> str:
+    return f"ordersync:fills:parked:{account_id}:{broker_order_id}"
+
+
+def park(ctx: WorkerContext, account_id: str, fills: list[FillReport]) -> None:
+    """Keep fills for orders we don't know by broker id yet (a placement whose answer is
+    still being committed, or an order placed elsewhere) instead of dropping them."""
+    pipe = ctx.redis.pipeline()
+    for fill in fills:
+        key = _parked_key(account_id, fill.broker_order_id)
+        pipe.hset(key, fill.broker_fill_id, json.dumps(fill_to_json(fill)))
+        pipe.expire(key, PARKED_TTL_S)
+    pipe.incrby(UNMATCHED_KEY, len(fills))
+    pipe.execute()
+    logger.info("parked %d fills for orders unknown locally (account %s)", len(fills),
+                account_id)  # fmt: skip
+
+
+def adopt_parked(ctx: WorkerContext, account_id: str, broker_order_id: str) -> int:
+    """Apply the fills parked for this broker order id, now that the order is known."""
+    key = _parked_key(account_id, broker_order_id)
+    parked = ctx.redis.hvals(key)
+    if not parked:
+        return 0
+    fills = [fill_from_json(json.loads(raw)) for raw in parked]
+    recorded, strangers = apply_fills(ctx, account_id, fills, ReportSource.MONITOR)
+    if not strangers:
+        ctx.redis.delete(key)
+    return recorded
+
+
+def fill_to_json(fill: FillReport) -> dict[str, str | None]:
+    return {
+        "broker_fill_id": fill.broker_fill_id, "broker_order_id": fill.broker_order_id,
+        "symbol": fill.symbol, "side": fill.side.value, "quantity": str(fill.quantity),
+        "price": str(fill.price), "fee": str(fill.fee), "filled_at": fill.filled_at.isoformat(),
+        "client_order_id": fill.client_order_id,
+    }  # fmt: skip
+
+
+def fill_from_json(data: dict[str, str | None]) -> FillReport:
+    def text(name: str) -> str:
+        value = data[name]
+        assert value is not None
+        return value
+
+    return FillReport(
+        broker_fill_id=text("broker_fill_id"), broker_order_id=text("broker_order_id"),
+        symbol=text("symbol"), side=Side(text("side")), quantity=Decimal(text("quantity")),
+        price=Decimal(text("price")), fee=Decimal(text("fee")),
+        filled_at=datetime.fromisoformat(text("filled_at")),
+        client_order_id=data.get("client_order_id"),
+    )  # fmt: skip
 
 
 def sync_now(ctx: WorkerContext, account_id: str) -> SyncResult:
@@ -82,9 +143,7 @@ def _sync_while_dirty(ctx: WorkerContext, account_id: str, lock: HeldLock) -> Sy
             recorded += done
             if strangers:
                 unmatched += len(strangers)
-                ctx.redis.incrby(UNMATCHED_KEY, len(strangers))
-                logger.info("%d fills for orders unknown locally (account %s)",
-                            len(strangers), account_id)  # fmt: skip
+                park(ctx, account_id, strangers)
             if page.items:
                 ctx.redis.set(_key("cursor", account_id), adapter.fill_cursor(page.items[-1]))
             lock.renew()

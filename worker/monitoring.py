@@ -18,7 +18,7 @@ from brokers.errors import BrokerError, OrderNotFound
 from models.enums import ReportSource
 from models.orders import Order
 from worker.context import WorkerContext
-from worker.fills import sync_now
+from worker.fills import adopt_parked, sync_now
 from worker.locks import HeldLock, order_lock_name
 from worker.reports import apply_in_new_session
 
@@ -205,6 +205,9 @@ def _after_fill_sync(ctx: WorkerContext, order_id: str, account_id: str, check: 
     sync_now(ctx, account_id)
     with ctx.sessions() as session:
         order = session.get(Order, order_id)
+        if order is not None and order.fill_gap and order.broker_order_id:
+            adopt_parked(ctx, account_id, order.broker_order_id)
+            session.refresh(order)
         if order is not None and order.status.is_terminal and not order.fill_gap:
             return Next(None, "terminal, fills recorded")
     return Next(delay_for(ctx, check), "waiting for fills")

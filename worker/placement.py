@@ -21,6 +21,7 @@ from models.repository import load_state, record_applied
 from models.state_machine import local_transition
 from worker.args import InvalidTaskArguments, PlaceOrderArgs
 from worker.context import AccountInfo, WorkerContext
+from worker.fills import adopt_parked
 from worker.reports import apply_in_new_session
 from worker.submission import Deferred, Refused, Reported, Unknown, submit
 
@@ -129,6 +130,7 @@ def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str,
     if isinstance(outcome, Reported):
         apply_in_new_session(ctx, order_id, outcome.report, ReportSource.PLACEMENT,
                              submitted=True)  # fmt: skip
+        adopt_parked(ctx, account.id, outcome.report.broker_order_id)
         return PlaceResult(order_id, monitor=True)
     if isinstance(outcome, Deferred) and not last_attempt:
         _note_error(ctx, order_id, f"broker did not take the order, retrying: {outcome.reason}")

@@ -15,6 +15,7 @@ from models.enums import OrderOrigin, OrderStatus, ReportSource
 from models.orders import Order
 from worker.args import InvalidTaskArguments, TrackOrderArgs
 from worker.context import WorkerContext
+from worker.fills import adopt_parked
 from worker.reports import apply_in_new_session
 
 TASK = "ordersync.track_order"
@@ -82,6 +83,7 @@ def track_order(
             return TrackResult(existing.id)
         order_id = order.id
     apply_in_new_session(ctx, order_id, report, ReportSource.MONITOR, checked=True)
+    adopt_parked(ctx, account_id, report.broker_order_id)
     return TrackResult(order_id)
 
 

@@ -197,3 +197,40 @@ def test_bad_calls_are_refused_recorded_and_harm_nothing(system: TrackingSystem)
     assert positional.id in recorded
     assert system.count_orders() == 1  # nothing half-written
     assert "refused ordersync.place_order (task " in system.log("w1")
+
+
+def test_track_order_registers_an_order_placed_elsewhere(system: TrackingSystem) -> None:
+    """Seed 000: the service placed the order itself and hands over its id."""
+    exchange = system.exchange
+    placed = httpx.post(f"{exchange.base_url}/v2/orders", headers=exchange.headers, json={
+        "symbol": "NVDA", "qty": "7", "side": "buy", "type": "market",
+        "time_in_force": "day", "client_order_id": "svc-own-1"}).json()  # fmt: skip
+    system.start_worker("w1", concurrency=2)
+    first = system.send("track_order", account="test", broker_order_id=placed["id"],
+                        intent="ENTRY", decision_id="dec-9").get(timeout=60)  # fmt: skip
+    again = system.send("track_order", account="test", client_order_id="svc-own-1").get(timeout=60)
+    assert again == first
+    _settled(system, ["svc-own-1"], timeout_s=60)
+    [order] = system.orders()
+    assert (order.origin, order.intent, order.decision_id) == (
+        OrderOrigin.TRACKED, "ENTRY", "dec-9",
+    )  # fmt: skip
+
+
+def test_bad_track_and_cancel_calls_are_refused(system: TrackingSystem) -> None:
+    system.start_worker("w1", concurrency=2)
+    calls = [
+        ("track_order", {"account": "test"}, "give broker_order_id or client_order_id"),
+        ("track_order", {"account": "test", "broker_order_id": "x", "extra": 1},
+         "unknown argument 'extra'"),
+        ("cancel_order", {"account": "test"}, "give order_id or client_order_id"),
+        ("cancel_order", {"account": "test", "client_order_id": "never-placed"},
+         "no order 'never-placed'"),
+    ]  # fmt: skip
+    results = [(system.send(task, **kwargs), reason) for task, kwargs, reason in calls]
+    for result, reason in results:
+        with pytest.raises(Exception, match=reason):
+            result.get(timeout=60)
+    recorded = {call.task_id for call in system.invalid_calls()}
+    assert {result.id for result, _ in results} <= recorded
+    assert system.count_orders() == 0

@@ -1,0 +1,148 @@
+"""``ordersync bench``: its comparison with the exchange's truth, its sender, and a real run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.enums import OrderStatus
+from ordersync import bench_sender
+from ordersync.bench import LocalFill, LocalOrder, compare, latencies, percentile
+from tests.ordersync.test_up import STDLIB, TASKS_EXIST, imported_roots
+
+REQUIRED_KEYS = {
+    "orders", "missed_fills", "duplicate_fills", "mismatched_orders", "latency_p50_s",
+    "latency_p95_s", "latency_p99_s", "latency_max_s", "broker_requests_per_order",
+    "orders_per_s", "sent_per_s", "wall_s", "settings",
+}  # fmt: skip
+T0 = datetime(2026, 1, 5, 15, 30, tzinfo=UTC)
+
+
+def truth_order(client_order_id: str, fills: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """An exchange truth record: FILLED with these (id, qty, price) fills."""
+    qty = sum(Decimal(q) for _, q, _ in fills)
+    notional = sum(Decimal(q) * Decimal(p) for _, q, p in fills)
+    return {
+        "id": f"broker-{client_order_id}", "client_order_id": client_order_id,
+        "status": "filled", "qty": str(qty), "filled_qty": str(qty),
+        "filled_avg_price": str((notional / qty).quantize(Decimal("1e-9"))),
+        "fills": [{"id": i, "qty": q, "price": p, "time": T0.isoformat()} for i, q, p in fills],
+    }  # fmt: skip
+
+
+def local_order(client_order_id: str, filled: str, avg: str | None) -> LocalOrder:
+    return LocalOrder(
+        client_order_id, f"broker-{client_order_id}", OrderStatus.FILLED, Decimal(filled),
+        Decimal(filled), None if avg is None else Decimal(avg),
+    )  # fmt: skip
+
+
+def local_fill(client_order_id: str, fill_id: str, qty: str, price: str) -> LocalFill:
+    return LocalFill(
+        client_order_id, fill_id, Decimal(qty), Decimal(price), T0, T0 + timedelta(seconds=0.25)
+    )
+
+
+def test_a_faithful_record_compares_clean() -> None:
+    truth = [truth_order("b-1", [("f1", "1", "10.00"), ("f2", "2", "10.01")])]
+    orders = {"b-1": local_order("b-1", "3", "10.00666666666666666666666667")}
+    fills = [local_fill("b-1", "f1", "1", "10.00"), local_fill("b-1", "f2", "2", "10.01")]
+    result = compare(truth, orders, fills)
+    assert (result["missed_fills"], result["duplicate_fills"], result["mismatched_orders"]) == (
+        0, 0, 0,
+    )  # fmt: skip
+    assert result["mismatched_fills"] == 0
+
+
+def test_missed_duplicate_and_mismatched_are_counted() -> None:
+    truth = [
+        truth_order("b-1", [("f1", "1", "10.00"), ("f2", "1", "10.00")]),
+        truth_order("b-2", [("f3", "5", "20.00")]),
+        truth_order("b-3", [("f4", "1", "30.00")]),
+    ]
+    orders = {
+        "b-1": local_order("b-1", "1", "10.00"),  # missed f2: filled differs too
+        "b-2": local_order("b-2", "5", "20.00"),
+        "b-4": local_order("b-4", "1", "40.00"),  # unknown to the exchange
+    }
+    fills = [
+        local_fill("b-1", "f1", "1", "10.00"),
+        local_fill("b-2", "f3", "5", "20.00"),
+        local_fill("b-2", "f9", "1", "20.00"),  # no such fill at the exchange
+        local_fill("b-4", "f8", "1", "40.00"),
+    ]
+    result = compare(truth, orders, fills)
+    assert result["missed_fills"] == 2  # f2, and b-3's f4 (b-3 missing locally)
+    assert result["duplicate_fills"] == 2  # f9, f8
+    mismatched = {m["client_order_id"]: m["reasons"] for m in result["mismatches"]}
+    assert set(mismatched) == {"b-1", "b-3", "b-4"}
+    assert any(reason.startswith("filled 1 != 2") for reason in mismatched["b-1"])
+    assert mismatched["b-3"] == ["missing locally"]
+
+
+def test_a_status_or_average_price_difference_is_a_mismatch() -> None:
+    truth = [truth_order("b-1", [("f1", "2", "10.00")])]
+    orders = {"b-1": LocalOrder("b-1", "broker-b-1", OrderStatus.NEW, Decimal(2), Decimal(2),
+                                Decimal("10.01"))}  # fmt: skip
+    result = compare(truth, orders, [local_fill("b-1", "f1", "2", "10.00")])
+    (mismatch,) = result["mismatches"]
+    assert [reason.split()[0] for reason in mismatch["reasons"]] == ["status", "average"]
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile([], 50) is None
+    assert latencies([local_fill("b", "f", "1", "1")])["latency_max_s"] == 0.25
+
+
+def test_the_sender_imports_only_celery_and_the_standard_library() -> None:
+    roots = imported_roots(Path(bench_sender.__file__)) - STDLIB - {"__future__"}
+    assert roots == {"celery"}
+
+
+def test_the_sender_mixes_limits_and_cancels_with_decimal_strings() -> None:
+    rng = random.Random(1)
+    made = [
+        bench_sender.order_kwargs(n, account="a", prefix="p-", mix="mixed", rng=rng, prices={})
+        for n in range(10)
+    ]
+    assert [kwargs["client_order_id"] for kwargs, _ in made] == [f"p-{n}" for n in range(10)]
+    assert [cancel for _, cancel in made] == [False, False, False, False, True] * 2
+    for kwargs, _ in made:
+        assert isinstance(kwargs["quantity"], str)
+        if "limit_price" in kwargs:
+            assert Decimal(kwargs["limit_price"]) > 0
+
+
+@pytest.mark.integration
+def test_bench_runs_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "ORDERSYNC_VAR_DIR": str(tmp_path / "var")}
+    deadline = "90" if TASKS_EXIST else "3"
+    result = subprocess.run(
+        [sys.executable, "-m", "ordersync", "bench", "--orders", "20", "--json", str(out),
+         "--workers", "1", "--deadline-s", deadline],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert out.exists(), result.stderr
+    figures = json.loads(out.read_text())
+    assert set(figures) >= REQUIRED_KEYS
+    assert figures["orders"] == 20
+    assert {"worker_concurrency", "database", "redis", "versions"} <= set(figures["settings"])
+    if not TASKS_EXIST:
+        assert result.returncode == 1
+        return
+    assert (figures["missed_fills"], figures["duplicate_fills"]) == (0, 0), figures
+    assert figures["mismatched_orders"] == 0, figures["mismatches"]
+    assert result.returncode == 0, result.stdout + result.stderr

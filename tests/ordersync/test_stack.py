@@ -1,0 +1,202 @@
+"""The Stack starts the real system (Redis, paper exchange, worker, beat, Flower) and leaves
+no process behind: after a clean stop, a failed start, or a start after a killed run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+from sqlalchemy import create_engine, select
+
+from models.orders import Account
+from ordersync.stack import (
+    STACK_FILE,
+    Child,
+    Stack,
+    StackConfig,
+    StackError,
+    clear_stale,
+    credentials_env,
+    flower_healthy,
+    group_members,
+    redact_url,
+    sim_healthy,
+)
+from tests.processes import stop_process
+
+LOCAL_REDIS_URL = os.environ.get("ORDERSYNC_TEST_STACK_REDIS_URL", "redis://127.0.0.1:6379/13")
+REQUIRE_SERVICES = os.environ.get("ORDERSYNC_TEST_REQUIRE_SERVICES") == "1"
+
+
+def test_credentials_env_names_the_variable_prefix() -> None:
+    assert credentials_env("demo") == "ORDERSYNC_ACCOUNT_DEMO"
+    assert credentials_env("desk-2.eu") == "ORDERSYNC_ACCOUNT_DESK_2_EU"
+
+
+def test_redact_url_hides_passwords() -> None:
+    assert redact_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
+    assert redact_url("redis://user:s3cret@host/0") == "redis://user:***@host/0"
+    assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def make_config(tmp_path: Path, redis_url: str | None = None, **changes: object) -> StackConfig:
+    fields: dict[str, object] = {
+        "var_dir": tmp_path / "var", "database_url": f"sqlite:///{tmp_path / 'o.db'}",
+        "redis_url": redis_url, "sim_port": 0, "flower_port": 0, "worker_concurrency": 1,
+        **changes,
+    }  # fmt: skip
+    return StackConfig(**fields)  # type: ignore[arg-type]
+
+
+def all_gone(pids: list[int]) -> bool:
+    """No live process remains in any of these process groups (pool children included)."""
+    return not any(group_members(pid) for pid in pids)
+
+
+@pytest.fixture(params=["embedded", "local"])
+def stack_redis(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None: the stack starts its own Redis; else db 13 of the local server, when it answers."""
+    if request.param == "embedded":
+        yield None
+        return
+    client = redis.Redis.from_url(LOCAL_REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+        client.flushdb()
+    except redis.RedisError:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis at {LOCAL_REDIS_URL} is required but not reachable")
+        pytest.skip(f"Redis at {LOCAL_REDIS_URL} not reachable")
+    finally:
+        client.close()
+    yield LOCAL_REDIS_URL
+
+
+@pytest.mark.integration
+def test_the_stack_serves_and_leaves_nothing_behind(
+    tmp_path: Path, stack_redis: str | None
+) -> None:
+    config = make_config(tmp_path, stack_redis)
+    with Stack(config) as stack:
+        pids = [child.pid for child in stack.children]
+        if stack.redis is not None:
+            assert stack.redis.process is not None
+            pids.append(stack.redis.process.pid)
+        assert {child.name for child in stack.children} == {
+            "paper-exchange", "worker", "beat", "flower",
+        }  # fmt: skip
+        client = Celery("trading-service", broker=stack.redis_url, backend=stack.redis_url)
+        try:
+            assert set(client.send_task("ordersync.ping").get(timeout=60)) == {"pong"}
+        finally:
+            client.close()
+        assert stack.flower_url is not None
+        assert flower_healthy(stack.flower_url)
+        assert sim_healthy(stack.exchange_url)
+        recorded = json.loads((config.var_dir / STACK_FILE).read_text())
+        assert {p["pid"] for p in recorded["processes"]} == set(pids)
+        engine = create_engine(config.database_url)
+        with engine.connect() as connection:
+            account = connection.execute(select(Account).where(Account.name == "demo")).one()
+        engine.dispose()
+        assert account.base_url == stack.exchange_url
+        assert account.credentials_env == "ORDERSYNC_ACCOUNT_DEMO"
+        assert_secret_stays_in_the_environment(stack)
+    assert all_gone(pids)
+    assert not (config.var_dir / STACK_FILE).exists()
+
+
+def assert_secret_stays_in_the_environment(stack: Stack) -> None:
+    """The worker has the key pair in its environment; no command line or log shows it."""
+    worker = next(child for child in stack.children if child.name == "worker")
+    environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+    secret = next(v for v in environ if v.startswith(b"ORDERSYNC_ACCOUNT_DEMO_SECRET_KEY="))
+    secret = secret.split(b"=", 1)[1]
+    assert len(secret) >= 32
+    for child in stack.children:
+        assert secret not in Path(f"/proc/{child.pid}/cmdline").read_bytes()
+    for path in [*stack.logs.iterdir(), stack.var_dir / STACK_FILE]:
+        assert secret not in path.read_bytes(), path
+
+
+class RecordingStack(Stack):
+    """Remembers every process it started, for checking after a failed start."""
+
+    started_pids: list[int]
+
+    def spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Child:
+        child = super().spawn(name, argv, env)
+        self.started_pids = [*getattr(self, "started_pids", []), child.pid]
+        return child
+
+    def _start_redis(self) -> str:
+        url = super()._start_redis()
+        if self.redis is not None and self.redis.process is not None:
+            self.started_pids = [*getattr(self, "started_pids", []), self.redis.process.pid]
+        return url
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("taken", ["sim_port", "flower_port"])
+def test_a_failed_start_stops_what_it_started(tmp_path: Path, taken: str) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        config = make_config(tmp_path, **{taken: blocker.getsockname()[1]})
+        stack = RecordingStack(config)
+        with pytest.raises(StackError, match=r"port \d+ for the .* is in use"), stack:
+            pytest.fail("the stack started on a taken port")
+    started = stack.started_pids
+    assert len(started) == (1 if taken == "sim_port" else 4)  # redis; or + sim, worker, beat
+    assert all_gone(started)
+    assert stack.children == []
+    assert not (config.var_dir / STACK_FILE).exists()
+
+
+KILLED_RUN = """
+import pathlib, sys, threading
+from ordersync.stack import Stack, StackConfig
+config = StackConfig(var_dir=pathlib.Path(sys.argv[1]), database_url=sys.argv[2], sim_port=0,
+                     flower=False, worker_concurrency=1)
+Stack(config).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+
+@pytest.mark.integration
+def test_a_start_after_a_killed_run_clears_what_it_left(tmp_path: Path) -> None:
+    config = make_config(tmp_path, flower=False)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(config.var_dir), config.database_url],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert owner.stdout is not None
+        assert owner.stdout.readline().strip() == "ready"
+        left = [
+            p["pid"] for p in json.loads((config.var_dir / STACK_FILE).read_text())["processes"]
+        ]
+        with pytest.raises(StackError, match="another ordersync stack runs"), Stack(config):
+            pytest.fail("a second stack started in the same var dir")
+        assert (config.var_dir / STACK_FILE).exists()  # the running stack's record stays
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=10)
+        assert not all_gone(left)  # the children outlive their killed owner
+        with Stack(config) as stack:
+            assert all_gone(left)
+            assert stack.redis_url not in {"", None}
+    finally:
+        stop_process(owner)
+        if owner.stdout is not None:
+            owner.stdout.close()
+        clear_stale(config.var_dir.resolve(), 10.0)  # whatever a failed assertion left

@@ -1,0 +1,118 @@
+"""The account fill sync: cursor paging, parking fills of orders not yet known by broker
+id, and adopting them once the id is stored (fakeredis, SQLite, a stub adapter)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from brokers.base import FillReport, Page
+from models import migrate
+from models.accounts import ensure_account
+from models.db import make_engine, make_sessionmaker
+from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
+from models.orders import Fill, Order
+from ordersync.settings import Settings
+from worker import fills
+from worker.context import WorkerContext
+
+T0 = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
+
+
+class StubAdapter:
+    """Serves fills after a cursor, two per page, like an activities endpoint."""
+
+    def __init__(self) -> None:
+        self.fills: list[FillReport] = []
+        self.calls: list[str | None] = []
+
+    def list_fills(self, *, page_token: str | None = None, **_: Any) -> Page[FillReport]:
+        self.calls.append(page_token)
+        ids = [f.broker_fill_id for f in self.fills]
+        start = ids.index(page_token) + 1 if page_token else 0
+        items = tuple(self.fills[start : start + 2])
+        more = start + 2 < len(self.fills)
+        return Page(items, next_token=items[-1].broker_fill_id if more else None)
+
+    def fill_cursor(self, fill: FillReport) -> str:
+        return fill.broker_fill_id
+
+
+def _fill(n: int, broker_order_id: str, qty: str = "1") -> FillReport:
+    return FillReport(f"f{n:03d}", broker_order_id, "AAPL", Side.BUY, Decimal(qty),
+                      Decimal("10"), T0)  # fmt: skip
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[tuple[WorkerContext, StubAdapter, str]]:
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        account = ensure_account(session, name="a", broker=BrokerKind.ALPACA, base_url="x",
+                                 credentials_env="X", rate_limit_per_min=1, now=T0)  # fmt: skip
+        for broker_id in ("b-known", None):
+            session.add(Order(
+                account_id=account.id, broker=BrokerKind.ALPACA,
+                client_order_id=f"c-{broker_id}", broker_order_id=broker_id,
+                origin=OrderOrigin.PLACED, symbol="AAPL", side=Side.BUY,
+                order_type=OrderType.MARKET, time_in_force=TimeInForce.DAY,
+                quantity=Decimal(3), status=OrderStatus.NEW if broker_id else
+                OrderStatus.PENDING_NEW, created_at=T0, updated_at=T0,
+            ))  # fmt: skip
+        session.commit()
+        account_id = account.id
+    stub = StubAdapter()
+    context = WorkerContext(Settings(_env_file=None), engine, sessions,  # type: ignore[call-arg]
+                            fakeredis.FakeRedis(decode_responses=True), None,  # type: ignore[arg-type]
+                            now=lambda: T0)  # fmt: skip
+    context.adapter = lambda account: stub  # type: ignore[method-assign]
+    yield context, stub, account_id
+    engine.dispose()
+
+
+def _recorded(ctx: WorkerContext) -> list[str]:
+    with Session(ctx.engine) as session:
+        return sorted(session.scalars(select(Fill.broker_fill_id)))
+
+
+def test_sync_pages_from_the_cursor_and_records_each_fill_once(ctx: Any) -> None:
+    context, stub, account_id = ctx
+    stub.fills = [_fill(1, "b-known"), _fill(2, "b-known"), _fill(3, "b-known")]
+    result = fills.sync_now(context, account_id)
+    assert (result.recorded, result.pages) == (3, 2)
+    assert _recorded(context) == ["f001", "f002", "f003"]
+    assert fills.sync_now(context, account_id).recorded == 0
+    assert stub.calls[-1] == "f003"  # the next sync starts after the last fill seen
+
+
+def test_fills_of_an_order_not_yet_known_are_parked_then_adopted(ctx: Any) -> None:
+    context, stub, account_id = ctx
+    stub.fills = [_fill(1, "b-late", "2"), _fill(2, "b-known")]
+    result = fills.sync_now(context, account_id)
+    assert (result.recorded, result.unmatched) == (1, 1)
+    assert _recorded(context) == ["f002"]
+    assert fills.adopt_parked(context, account_id, "b-late") == 0  # still unknown: kept
+
+    with Session(context.engine) as session:  # the placement's answer is committed
+        order = session.scalar(select(Order).where(Order.client_order_id == "c-None"))
+        assert order is not None
+        order.broker_order_id, order.status = "b-late", OrderStatus.NEW
+        session.commit()
+    assert fills.adopt_parked(context, account_id, "b-late") == 1
+    assert _recorded(context) == ["f001", "f002"]
+    assert fills.adopt_parked(context, account_id, "b-late") == 0  # adopted once
+
+
+def test_a_parked_fill_survives_a_json_round_trip() -> None:
+    fill = _fill(7, "b-x", "0.000000001")
+    assert fills.fill_from_json(fills.fill_to_json(fill)) == fill
