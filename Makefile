@@ -34,4 +34,5 @@ pytest: venv
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) var/*.db var/redis var/embedded-redis.json .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var/*.db* var/redis var/embedded-redis.json var/logs var/stack.json var/bench \
+		var/celerybeat-schedule* .pytest_cache .mypy_cache .ruff_cache
