@@ -71,13 +71,11 @@ def _fresh_postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A database migrated to head by Alembic (the only way the schema is made)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'ordersync.db'}"
+def migrated_database(kind: str, directory: Path) -> Iterator[str]:
+    """A fresh database of ``kind`` migrated to head by Alembic (the only way the schema
+    is made): a SQLite file in ``directory``, or a throwaway PostgreSQL database."""
+    if kind == "sqlite":
+        url = f"sqlite:///{directory / 'ordersync.db'}"
         migrate.upgrade(url)
         yield url
         return
@@ -86,6 +84,14 @@ def database_url(
     for url in _fresh_postgres_database():
         migrate.upgrade(url)
         yield url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One migrated database per session and kind; tests isolate through ``db_session``."""
+    yield from migrated_database(request.param, tmp_path_factory.mktemp("db"))
 
 
 @pytest.fixture(scope="session")

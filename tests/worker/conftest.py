@@ -22,14 +22,12 @@ from celery.result import AsyncResult
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from models import migrate
 from models.accounts import ensure_account
 from models.db import make_engine
 from models.enums import BrokerKind
 from models.orders import Fill, InvalidTaskCall, Order
 from ordersync.embedded_redis import EmbeddedRedis
-from tests.conftest import LOCAL_REDIS_URL, REQUIRE_SERVICES, _fresh_postgres_database
-from tests.conftest import _postgres_answers as postgres_answers
+from tests.conftest import LOCAL_REDIS_URL, REQUIRE_SERVICES, migrated_database
 from tests.paper_exchange import PaperExchange
 from tests.processes import stop_process
 
@@ -125,18 +123,7 @@ class TrackingSystem:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def system_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database per test: worker processes commit, so no rollback isolation."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ordersync.db'}"
-        migrate.upgrade(url)
-        yield url
-        return
-    if not postgres_answers():
-        if REQUIRE_SERVICES:
-            pytest.fail("PostgreSQL required in CI")
-        pytest.skip("PostgreSQL not reachable")
-    for url in _fresh_postgres_database():
-        migrate.upgrade(url)
-        yield url
+    yield from migrated_database(request.param, tmp_path)
 
 
 @pytest.fixture
