@@ -24,6 +24,19 @@ from brokers.base import FillReport, OrderReport
 from models.enums import OrderStatus as S
 
 ZERO = Decimal(0)
+MAX_PLACES = 18  # what the money columns hold; more would be rounded, so it is refused
+MAX_INTEGER_DIGITS = 20
+
+
+def storable(value: Decimal) -> bool:
+    """Finite, at most 18 decimal places and 20 integer digits (NUMERIC(38, 18))."""
+    if not value.is_finite():
+        return False
+    exponent = value.normalize().as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return places <= MAX_PLACES and value.adjusted() < MAX_INTEGER_DIGITS
+
+
 AVERAGE_PRICE_QUANTUM: Final = Decimal("1e-10")
 NOTIONAL_QUANTUM: Final = Decimal("1e-18")
 
@@ -159,8 +172,8 @@ def apply_fill(state: OrderState, fill: FillReport, *, now: datetime) -> Applied
         problem = f"fill quantity {fill.quantity} is not positive"
     elif not fill.price.is_finite() or fill.price <= ZERO:
         problem = f"fill price {fill.price} is not positive"
-    elif not fill.fee.is_finite():
-        problem = f"fill fee {fill.fee} is not a number"
+    elif not (storable(fill.fee) and storable(fill.quantity) and storable(fill.price)):
+        problem = f"fill {fill.quantity} @ {fill.price} fee {fill.fee} cannot be stored exactly"
     elif state.status is S.REJECTED:
         problem = "fill for a rejected order"
     elif state.filled_quantity + fill.quantity > state.quantity:
@@ -231,7 +244,7 @@ def _report_problem(state: OrderState, report: OrderReport) -> str | None:
         return f"report is for broker order {report.broker_order_id}, not {state.broker_order_id}"
     if report.quantity != state.quantity:
         return f"broker quantity {report.quantity} differs from ours {state.quantity}"
-    if not report.filled_quantity.is_finite() or report.filled_quantity < ZERO:
+    if not storable(report.filled_quantity) or report.filled_quantity < ZERO:
         return f"broker filled quantity {report.filled_quantity} is invalid"
     if report.filled_quantity > state.quantity:
         return f"overfill: broker reports {report.filled_quantity} filled of {state.quantity}"

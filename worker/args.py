@@ -20,10 +20,10 @@ from pydantic import (
 )
 
 from models.enums import Intent, OrderType, Side, TimeInForce
+from models.state_machine import MAX_PLACES, storable
 
 PLACEABLE_TYPES = (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT)
 PLACEABLE_TIFS = (TimeInForce.DAY, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK)
-MAX_PLACES = 18
 
 
 class InvalidTaskArguments(ValueError):
@@ -47,9 +47,11 @@ def _decimal(value: object) -> Decimal:
             raise ValueError(f"{value!r} is not a decimal") from None
         if not result.is_finite():
             raise ValueError(f"{value!r} is not a finite decimal")
-        exponent = result.as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > MAX_PLACES:
-            raise ValueError(f"{value!r} has more than {MAX_PLACES} decimal places")
+        if not storable(result):
+            raise ValueError(
+                f"{value!r} is out of range (at most 20 integer digits and {MAX_PLACES} "
+                "decimal places)"
+            )
         return result
     raise ValueError(f"expected a decimal string, got {type(value).__name__}")
 

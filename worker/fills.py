@@ -64,8 +64,10 @@ def adopt_parked(ctx: WorkerContext, account_id: str, broker_order_id: str) -> i
         return 0
     fills = [fill_from_json(json.loads(raw)) for raw in parked]
     recorded, strangers = apply_fills(ctx, account_id, fills, ReportSource.MONITOR)
-    if not strangers:
-        ctx.redis.delete(key)
+    left = {f.broker_fill_id for f in strangers}
+    adopted = [f.broker_fill_id for f in fills if f.broker_fill_id not in left]
+    if adopted:  # only what was applied: a fill parked meanwhile stays parked
+        ctx.redis.hdel(key, *adopted)
     return recorded
 
 
@@ -144,8 +146,12 @@ def _sync_while_dirty(ctx: WorkerContext, account_id: str, lock: HeldLock) -> Sy
             if strangers:
                 unmatched += len(strangers)
                 park(ctx, account_id, strangers)
-            if page.items:
-                ctx.redis.set(_key("cursor", account_id), adapter.fill_cursor(page.items[-1]))
+            # Past this page even when nothing on it was readable (never re-read it forever).
+            cursor_after = page.next_token or (
+                adapter.fill_cursor(page.items[-1]) if page.items else None
+            )
+            if cursor_after:
+                ctx.redis.set(_key("cursor", account_id), cursor_after)
             lock.renew()
             if not page.next_token:
                 break

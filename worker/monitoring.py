@@ -43,6 +43,7 @@ class Next:
 
     delay_s: float | None
     reason: str
+    same_step: bool = False  # retry this step (it may not have run), not the next one
 
 
 def delay_for(ctx: WorkerContext, check: int) -> float:
@@ -59,6 +60,11 @@ def start_chain(ctx: WorkerContext, order_id: str) -> str:
     pipe.zadd(DUE_KEY, {order_id: ctx.now().timestamp() + ctx.settings.monitor_first_delay_s})
     pipe.execute()
     return token
+
+
+def mark_due(ctx: WorkerContext, order_id: str) -> None:
+    """Due for a check (revive_monitors starts a chain if none claims it in time)."""
+    ctx.redis.zadd(DUE_KEY, {order_id: ctx.now().timestamp() + ctx.settings.monitor_first_delay_s})
 
 
 def is_current(ctx: WorkerContext, order_id: str, token: str) -> bool:
@@ -143,7 +149,9 @@ def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
     if guard == LOCKED:
         ctx.redis.incr(SKIPPED_KEY)
         logger.info("order %s is being checked by another worker; skipping", order_id)
-        return Next(None, "locked")
+        # Try this same step again: if the holder completes it, the retry is dropped as a
+        # duplicate; if the holder was an older chain or died, the step still runs.
+        return Next(ctx.settings.monitor_max_delay_s, "locked", same_step=True)
     with lock.adopted():
         outcome = check_order(ctx, order_id, snapshot, check)
         if outcome.delay_s is None:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brokers.base import PlaceOrderRequest
+from brokers.registry import CredentialsMissing
 from models.accounts import UnknownAccount
 from models.enums import OrderOrigin, OrderStatus, OrderType, ReportSource
 from models.orders import Order, OrderEvent
@@ -22,6 +23,7 @@ from models.state_machine import local_transition
 from worker.args import InvalidTaskArguments, PlaceOrderArgs
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import adopt_parked
+from worker.monitoring import mark_due
 from worker.reports import apply_in_new_session
 from worker.submission import Deferred, Refused, Reported, Unknown, submit
 
@@ -84,6 +86,10 @@ def _write_ahead(
         raise InvalidTaskArguments(TASK, str(error)) from None
     if not account.is_active:
         raise InvalidTaskArguments(TASK, f"account {account.name!r} is not active")
+    try:
+        ctx.adapter(account)  # credentials are checked before anything is written
+    except CredentialsMissing as error:
+        raise InvalidTaskArguments(TASK, str(error)) from None
     client_order_id = client_order_id_for(account.name, args, task_id)
     order = _new_order(account, args, client_order_id, now)
     session.add(order)
@@ -125,6 +131,9 @@ def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str,
         )  # fmt: skip
         adapter = ctx.adapter(account)
         order_id = order.id
+    # Due for monitoring before the broker hears of it: if this task dies after submitting,
+    # revive_monitors still finds the order.
+    mark_due(ctx, order_id)
 
     outcome = submit(adapter, request, look_first=not fresh)
     if isinstance(outcome, Reported):

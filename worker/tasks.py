@@ -100,7 +100,8 @@ def monitor_order(self: Task, order_id: Any, chain: Any = None, check: Any = 0) 
     token = chain or monitoring.start_chain(ctx, order_id)
     outcome = monitoring.run_step(ctx, order_id, token, check)
     if outcome.delay_s is not None:
-        monitor_order.apply_async((order_id, token, check + 1), countdown=outcome.delay_s)
+        step = check if outcome.same_step else check + 1
+        monitor_order.apply_async((order_id, token, step), countdown=outcome.delay_s)
 
 
 @app.task(name="ordersync.sync_fills", ignore_result=True)  # type: ignore[untyped-decorator]

@@ -224,3 +224,9 @@ def test_cancel_refused_returns_to_new() -> None:
     state = _state(S.PENDING_CANCEL)
     result = apply_report(state, report(S.NEW, updated=2), now=at(2))
     assert result.state.status is S.NEW
+
+
+def test_a_fill_the_database_cannot_hold_exactly_is_an_anomaly() -> None:
+    result = apply_fill(_state(S.NEW), fill("x", "1", "1.0000000000000000001"), now=at(2))
+    assert result.verdict is Verdict.ANOMALY
+    assert "cannot be stored exactly" in (result.anomalies[0].detail or "")

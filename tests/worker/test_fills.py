@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from brokers.base import FillReport, Page
+from brokers.base import FillReport, MalformedItem, Page
 from models import migrate
 from models.accounts import ensure_account
 from models.db import make_engine, make_sessionmaker
@@ -116,3 +116,33 @@ def test_fills_of_an_order_not_yet_known_are_parked_then_adopted(ctx: Any) -> No
 def test_a_parked_fill_survives_a_json_round_trip() -> None:
     fill = _fill(7, "b-x", "0.000000001")
     assert fills.fill_from_json(fills.fill_to_json(fill)) == fill
+
+
+def test_adoption_deletes_only_what_it_applied(ctx: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fill parked while adoption runs must stay parked, not be deleted with the rest."""
+    context, _stub, account_id = ctx
+    fills.park(context, account_id, [_fill(1, "b-known")])
+    real_apply = fills.apply_fills
+
+    def apply_while_another_fill_is_parked(*args: Any, **kwargs: Any) -> Any:
+        fills.park(context, account_id, [_fill(2, "b-known")])  # a concurrent sync
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(fills, "apply_fills", apply_while_another_fill_is_parked)
+    assert fills.adopt_parked(context, account_id, "b-known") == 1
+    monkeypatch.setattr(fills, "apply_fills", real_apply)
+    assert fills.adopt_parked(context, account_id, "b-known") == 1
+    assert _recorded(context) == ["f001", "f002"]
+
+
+def test_a_page_with_nothing_readable_moves_the_cursor_on(ctx: Any) -> None:
+    context, stub, account_id = ctx
+    pages = iter([
+        Page((), next_token="f050", malformed=(MalformedItem("garbage", {}),) * 2),
+        Page((_fill(51, "b-known"),), next_token=None),
+    ])  # fmt: skip
+    stub.list_fills = lambda **kwargs: (stub.calls.append(kwargs.get("page_token")),  # type: ignore[method-assign]
+                                        next(pages))[1]  # fmt: skip
+    result = fills.sync_now(context, account_id)
+    assert (result.recorded, result.pages) == (1, 2)
+    assert stub.calls == [None, "f050"]
