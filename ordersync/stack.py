@@ -64,7 +64,9 @@ class StackConfig:
     account: str = "demo"
     ensure_account: bool = True
     rate_limit_per_min: int = RATE_LIMIT_PER_MIN
-    worker_concurrency: int = 2  # 0: no worker (use running ones)
+    # Tasks wait on the broker, Redis and the database much of the time: 4 processes keep
+    # 2 cores busy (measured: 105 vs 129 orders/s on SQLite). 0: use running workers.
+    worker_concurrency: int = 4
     beat: bool = True
     flower: bool = True
     start_deadline_s: float = 90.0

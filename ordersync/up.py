@@ -127,7 +127,7 @@ def up_command(
     demo_orders_per_s: Annotated[
         float, typer.Option(min=0.01, help="New demo orders per second.")
     ] = 2.0,
-    workers: Annotated[int, typer.Option(min=1, help="Celery worker concurrency.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Celery worker concurrency.")] = 4,
     sim_port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="Paper exchange port; 0 picks one.")
     ] = None,

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -101,6 +102,7 @@ def test_the_stack_serves_and_leaves_nothing_behind(
             client.close()
         assert stack.flower_url is not None
         assert flower_healthy(stack.flower_url)
+        assert_flower_switches_task_events_on(stack.redis_url)
         assert sim_healthy(stack.exchange_url)
         recorded = json.loads((config.var_dir / STACK_FILE).read_text())
         assert {p["pid"] for p in recorded["processes"]} == set(pids)
@@ -113,6 +115,33 @@ def test_the_stack_serves_and_leaves_nothing_behind(
         assert_secret_stays_in_the_environment(stack)
     assert all_gone(pids)
     assert not (config.var_dir / STACK_FILE).exists()
+
+
+def assert_flower_switches_task_events_on(redis_url: str, deadline_s: float = 60) -> None:
+    """Task events are off by default; the running Flower turns them on in the worker."""
+    client = Celery("trading-service", broker=redis_url, backend=redis_url)
+    succeeded: set[str] = set()
+    sent: list[str] = []
+    deadline = time.monotonic() + deadline_s
+    try:
+        with client.connection_for_read() as connection:
+            receiver = client.events.Receiver(connection, handlers={})
+
+            def on_event(event: Mapping[str, object]) -> None:
+                if event.get("type") == "task-succeeded":
+                    succeeded.add(str(event.get("uuid")))
+                receiver.should_stop = bool(succeeded.intersection(sent))
+
+            def on_iteration() -> None:  # about once a second while subscribed
+                assert time.monotonic() < deadline, "no task event from the worker"
+                sent.append(client.send_task("ordersync.ping").id)
+
+            receiver.handlers = {"*": on_event}
+            receiver.on_iteration = on_iteration  # type: ignore[method-assign]
+            receiver.capture(wakeup=False)  # one subscription until should_stop
+    finally:
+        client.close()
+    assert succeeded.intersection(sent)
 
 
 def assert_secret_stays_in_the_environment(stack: Stack) -> None:
