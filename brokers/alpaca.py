@@ -52,6 +52,7 @@ KIND = "alpaca"
 MAX_ORDER_PAGE = 500
 MAX_FILL_PAGE = 100
 _LIST_STATUSES = frozenset({"open", "closed", "all"})
+_RATE_LIMIT_HEADERS = ("X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset")
 _DUPLICATE_CLIENT_ID = re.compile(r"client[ _]?order[ _]?id.*unique", re.IGNORECASE)
 # Failures that prove a request never reached the broker, so even a placement may be resent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -66,7 +67,10 @@ def _utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class RateLimitInfo:
-    """Alpaca's ``X-Ratelimit-*`` headers from one response, so a shared budget can learn."""
+    """Alpaca's ``X-Ratelimit-*`` headers from one response, so a shared budget can learn.
+
+    On a 429 without ``X-Ratelimit-Reset``, ``reset_at`` comes from ``Retry-After``.
+    """
 
     limit: int | None
     remaining: int | None
@@ -151,6 +155,7 @@ class AlpacaBroker(BrokerAdapter):
         sleep: Callable[[float], None] = time.sleep,
         observer: Callable[[RateLimitInfo], None] | None = None,
         now: Callable[[], datetime] = _utc_now,
+        gate: Callable[[], None] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -164,6 +169,7 @@ class AlpacaBroker(BrokerAdapter):
         self._sleep = sleep
         self._observer = observer
         self._now = now
+        self._gate = gate
         self._owns_client = False
 
     @classmethod
@@ -412,6 +418,8 @@ class AlpacaBroker(BrokerAdapter):
     def _attempt(
         self, call: _Call, params: dict[str, str] | None, body: dict[str, str] | None
     ) -> httpx.Response:
+        if self._gate is not None:
+            self._gate()  # may wait, or raise a BrokerError (not retried): nothing was sent
         response = self._client.request(
             call.method, call.path, params=params, json=body, auth=self._auth
         )
@@ -457,17 +465,21 @@ class AlpacaBroker(BrokerAdapter):
         return parse.retry_at(response.headers, self._now())
 
     def _observe(self, response: httpx.Response) -> None:
-        """Report rate-limit headers; an observer bug must not turn a placed order into an error."""
-        if self._observer is None or not any(
-            name in response.headers
-            for name in ("X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset")
+        """Report rate-limit headers (and every 429, even bare); an observer bug must not turn
+        a placed order into an error."""
+        limited = response.status_code == 429
+        if self._observer is None or not (
+            limited or any(name in response.headers for name in _RATE_LIMIT_HEADERS)
         ):
             return
         reset = parse.header_int(response.headers, "X-Ratelimit-Reset")
+        reset_at = None if reset is None else parse.epoch(reset)
+        if reset_at is None and limited:
+            reset_at = self._retry_at(response)  # Retry-After
         info = RateLimitInfo(
             limit=parse.header_int(response.headers, "X-Ratelimit-Limit"),
             remaining=parse.header_int(response.headers, "X-Ratelimit-Remaining"),
-            reset_at=None if reset is None else parse.epoch(reset),
+            reset_at=reset_at,
             status_code=response.status_code,
         )
         try:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from brokers.alpaca import AlpacaBroker
+from brokers.alpaca import AlpacaBroker, RateLimitInfo
 from brokers.base import BrokerAdapter
 from models.enums import BrokerKind
 
@@ -29,15 +30,28 @@ def credentials(account: str, credentials_env: str) -> tuple[str, str]:
     return values[0], values[1]
 
 
+@dataclass(frozen=True, slots=True)
+class RateLimitHooks:
+    """What a shared budget hangs on an adapter (adapters stay free of Redis): ``gate`` runs
+    before every HTTP attempt, ``observer`` sees every answer's rate-limit headers."""
+
+    gate: Callable[[], None] | None = None
+    observer: Callable[[RateLimitInfo], None] | None = None
+
+
+NO_HOOKS = RateLimitHooks()
+
+
 def make_adapter(
     *, account: str, broker: BrokerKind, base_url: str, credentials_env: str, timeout_s: float,
-    max_attempts: int, max_retry_wait_s: float,
+    max_attempts: int, max_retry_wait_s: float, hooks: RateLimitHooks = NO_HOOKS,
 ) -> BrokerAdapter:  # fmt: skip
     key_id, secret_key = credentials(account, credentials_env)
     if broker is BrokerKind.ALPACA:
         return AlpacaBroker.from_url(
             base_url, key_id=key_id, secret_key=secret_key, timeout_s=timeout_s,
-            max_attempts=max_attempts, max_retry_wait_s=max_retry_wait_s,
+            max_attempts=max_attempts, max_retry_wait_s=max_retry_wait_s, gate=hooks.gate,
+            observer=hooks.observer,
         )  # fmt: skip
     raise ValueError(f"no adapter for broker kind {broker!r}")
 
@@ -50,13 +64,22 @@ class AccountConnection:
     broker: BrokerKind
     base_url: str
     credentials_env: str
+    account_id: str
+    rate_limit_per_min: int  # the broker's documented limit; sizes the account's budget
 
 
 class AdapterCache:
-    """One adapter (one pooled HTTP client) per account per process: keep-alive matters."""
+    """One adapter (one pooled HTTP client) per account per process: keep-alive matters.
 
-    def __init__(self, *, timeout_s: float, max_attempts: int, max_retry_wait_s: float) -> None:
+    ``hooks`` gives each new adapter its account's rate-limit gate and observer.
+    """
+
+    def __init__(
+        self, *, timeout_s: float, max_attempts: int, max_retry_wait_s: float,
+        hooks: Callable[[AccountConnection], RateLimitHooks] | None = None,
+    ) -> None:  # fmt: skip
         self._options = (timeout_s, max_attempts, max_retry_wait_s)
+        self._hooks = hooks
         self._adapters: dict[AccountConnection, BrokerAdapter] = {}
         self._lock = threading.Lock()
 
@@ -70,6 +93,7 @@ class AdapterCache:
                     base_url=connection.base_url, credentials_env=connection.credentials_env,
                     timeout_s=timeout_s, max_attempts=max_attempts,
                     max_retry_wait_s=max_retry_wait_s,
+                    hooks=NO_HOOKS if self._hooks is None else self._hooks(connection),
                 )  # fmt: skip
                 self._adapters[connection] = adapter
             return adapter

@@ -111,6 +111,10 @@ class Order(Base):
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     broker_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Reconciliation: consecutive sweeps/lookups that did not find the order at the broker,
+    # and when it was declared lost (cleared when the broker shows it again).
+    miss_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lost_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -195,3 +199,25 @@ class InvalidTaskCall(Base):
     error: Mapped[str] = mapped_column(Text)
     arguments: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ArchivedOrder(Base):
+    """A closed order moved out of the hot tables: the order with its fills and history as
+    one JSON document, still findable by its ids."""
+
+    __tablename__ = "archived_orders"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(36))
+    client_order_id: Mapped[str] = mapped_column(String(128))
+    broker_order_id: Mapped[str | None] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(32))
+    status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus, "archived_status"))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    archived_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    document: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_archived_orders_account_client", "account_id", "client_order_id"),
+        Index("ix_archived_orders_account_broker", "account_id", "broker_order_id"),
+    )

@@ -14,6 +14,7 @@ from models import migrate
 from ordersync.bench import bench_command
 from ordersync.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from ordersync.settings import get_settings
+from ordersync.status import status_command
 from ordersync.up import up_command
 
 console = Console(stderr=True)
@@ -61,6 +62,7 @@ def redis_command() -> None:
 
 app.command("up")(up_command)
 app.command("bench")(bench_command)
+app.command("status")(status_command)
 
 if __name__ == "__main__":
     app()

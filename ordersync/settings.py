@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -28,8 +29,9 @@ class Settings(BaseSettings):
     )
     var_dir: Path = Field(default=VAR_DIR, description="Where local state (SQLite, logs) lives.")
     log_level: str = "INFO"
-    # Celery task events feed Flower's task views; each task then publishes three events.
-    task_events: bool = True
+    # Task events from the start. Off by default, as in Celery: they cost throughput, and
+    # Flower switches them on in every worker itself while it runs (its --enable_events).
+    task_events: bool = False
 
     # Broker HTTP behaviour.
     broker_timeout_s: float = Field(default=5.0, gt=0)
@@ -53,6 +55,44 @@ class Settings(BaseSettings):
     place_max_retries: int = Field(default=20, ge=0)
     # Fill sync: how far back the first sync of an account looks.
     fills_initial_lookback_s: float = Field(default=86400.0, gt=0)
+
+    # Reconciliation on beat (issue 4). Every interval is a setting.
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+    deep_reconcile_interval_s: float = Field(default=300.0, gt=0)
+    stale_report_interval_s: float = Field(default=30.0, gt=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
+    # An open order checked at the broker more recently than this is fresh: sweeps skip it.
+    sweep_fresh_s: float = Field(default=30.0, gt=0)
+    sweep_page_size: int = Field(default=500, ge=1, le=500)
+    # Orders the listing did not cover are looked up one by one, at most this many a sweep.
+    sweep_max_single_lookups: int = Field(default=50, ge=0)
+    deep_lookback_s: float = Field(default=2 * 86400.0, gt=0)
+    # A listed-nowhere order is declared lost after this many misses and a targeted lookup.
+    lost_after_misses: int = Field(default=3, ge=1)
+    # A PENDING_NEW row without a broker id, not found by client id for this long: REJECTED.
+    pending_new_grace_s: float = Field(default=120.0, gt=0)
+
+    # One request budget per broker account, shared through Redis.
+    rate_limit_headroom: float = Field(default=0.8, gt=0, le=1)
+    # The part of the budget only placements and monitors may spend; sweeps yield it.
+    rate_limit_sweep_reserve: float = Field(default=0.25, ge=0, lt=1)
+    rate_limit_max_wait_s: float = Field(default=30.0, gt=0)
+
+    # Stale-order alerts.
+    stale_market_after_s: float = Field(default=10.0, gt=0)
+    stale_pending_after_s: float = Field(default=60.0, gt=0)
+    stale_unchecked_after_s: float = Field(default=60.0, gt=0)
+    alert_webhook_url: SecretStr | None = Field(
+        default=None, description="Where alerts are POSTed; may carry a token, never logged."
+    )
+    alert_cooldown_s: float = Field(default=300.0, ge=0)
+    # Dead-man's switch: a sweep that has not succeeded within this many of its intervals.
+    sweep_deadman_intervals: float = Field(default=3.0, gt=1)
+
+    # Cleanup of closed orders.
+    retention_s: float = Field(default=30 * 86400.0, gt=0)
+    purge_mode: Literal["archive", "delete"] = "archive"
+    purge_batch_size: int = Field(default=500, ge=1)
 
     # The paper exchange.
     sim_host: str = "127.0.0.1"

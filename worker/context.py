@@ -25,6 +25,7 @@ from models.enums import BrokerKind
 from models.orders import Account
 from ordersync.redis_url import resolve_redis_url
 from ordersync.settings import Settings, get_settings
+from worker.budget import adapter_hooks
 
 
 def utc_now() -> datetime:
@@ -44,11 +45,13 @@ class AccountInfo:
     base_url: str
     credentials_env: str
     is_active: bool
+    rate_limit_per_min: int
 
     @classmethod
     def of(cls, account: Account) -> AccountInfo:
         return cls(account.id, account.name, account.broker, account.base_url,
-                   account.credentials_env, account.is_active)  # fmt: skip
+                   account.credentials_env, account.is_active,
+                   account.rate_limit_per_min)  # fmt: skip
 
 
 @dataclass
@@ -81,9 +84,10 @@ class WorkerContext:
         return info
 
     def adapter(self, account: Account | AccountInfo) -> BrokerAdapter:
+        """The account's adapter; every request it sends spends the account's shared budget."""
         return self.adapters.for_account(
             AccountConnection(account.name, account.broker, account.base_url,
-                              account.credentials_env)
+                              account.credentials_env, account.id, account.rate_limit_per_min)
         )  # fmt: skip
 
     def close(self) -> None:
@@ -95,17 +99,19 @@ class WorkerContext:
 def build_context(settings: Settings | None = None) -> WorkerContext:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
+    client = redis.Redis.from_url(
+        resolve_redis_url(settings), socket_timeout=10, decode_responses=True
+    )
     return WorkerContext(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
-        redis=redis.Redis.from_url(
-            resolve_redis_url(settings), socket_timeout=10, decode_responses=True
-        ),
+        redis=client,
         adapters=AdapterCache(
             timeout_s=settings.broker_timeout_s,
             max_attempts=settings.broker_max_attempts,
             max_retry_wait_s=settings.broker_max_retry_wait_s,
+            hooks=adapter_hooks(client, settings),
         ),
     )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 from brokers.errors import BrokerError, OrderNotFound
 from models.enums import ReportSource
@@ -62,11 +61,6 @@ def start_chain(ctx: WorkerContext, order_id: str) -> str:
     return token
 
 
-def mark_due(ctx: WorkerContext, order_id: str) -> None:
-    """Due for a check (revive_monitors starts a chain if none claims it in time)."""
-    ctx.redis.zadd(DUE_KEY, {order_id: ctx.now().timestamp() + ctx.settings.monitor_first_delay_s})
-
-
 def is_current(ctx: WorkerContext, order_id: str, token: str) -> bool:
     return bool(ctx.redis.get(chain_key(order_id)) == token)
 
@@ -112,8 +106,6 @@ class Snapshot:
     client_order_id: str
     complete: bool  # terminal and every fill recorded
     terminal: bool
-    created_at: datetime
-    check_count: int
 
 
 def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
@@ -123,8 +115,7 @@ def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
             return None
         return Snapshot(order.account_id, order.broker_order_id, order.client_order_id,
                         order.status.is_terminal and not order.fill_gap,
-                        order.status.is_terminal, order.created_at,
-                        order.check_count)  # fmt: skip
+                        order.status.is_terminal)  # fmt: skip
 
 
 def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
@@ -163,7 +154,7 @@ def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
 
 def check_order(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int) -> Next:
     """Look at the broker once (when there is something to learn) and apply what it says."""
-    if _window_over(ctx, snapshot.created_at, snapshot.check_count):
+    if _window_over(ctx, check):
         return Next(None, "window over; the sweeps own it")
     if snapshot.terminal:  # the status is final; only fills are missing: no order lookup
         return _after_fill_sync(ctx, order_id, snapshot.account_id, check)
@@ -194,9 +185,13 @@ def check_order(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: in
     return Next(delay_for(ctx, check), "polled")
 
 
-def _window_over(ctx: WorkerContext, created_at: datetime, checks: int) -> bool:
-    age_s = (ctx.now() - created_at).total_seconds()
-    return age_s >= ctx.settings.monitor_window_s or checks >= ctx.settings.monitor_max_checks
+def _window_over(ctx: WorkerContext, check: int) -> bool:
+    """Per chain, not per order: a chain a sweep starts for an old order still looks."""
+    s = ctx.settings
+    if check >= s.monitor_max_checks:
+        return True
+    age_s = s.monitor_first_delay_s + sum(delay_for(ctx, i) for i in range(check))
+    return age_s >= s.monitor_window_s
 
 
 def _note(ctx: WorkerContext, order_id: str, error: str) -> None:

@@ -23,7 +23,7 @@ from models.state_machine import local_transition
 from worker.args import InvalidTaskArguments, PlaceOrderArgs
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import adopt_parked
-from worker.monitoring import mark_due
+from worker.monitoring import start_chain
 from worker.reports import apply_in_new_session
 from worker.submission import Deferred, Refused, Reported, Unknown, submit
 
@@ -36,6 +36,7 @@ class PlaceResult:
     order_id: str
     monitor: bool
     retry: bool = False  # the broker would not take the request; safe to try again later
+    chain: str | None = None  # the monitor chain started before submitting, if any
 
 
 def client_order_id_for(account: str, args: PlaceOrderArgs, task_id: str) -> str:
@@ -131,16 +132,16 @@ def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str,
         )  # fmt: skip
         adapter = ctx.adapter(account)
         order_id = order.id
-    # Due for monitoring before the broker hears of it: if this task dies after submitting,
-    # revive_monitors still finds the order.
-    mark_due(ctx, order_id)
+    # The monitor chain starts (and the order is due) before the broker hears of it: if
+    # this task dies after submitting, revive_monitors still finds the order.
+    chain = start_chain(ctx, order_id)
 
     outcome = submit(adapter, request, look_first=not fresh)
     if isinstance(outcome, Reported):
         apply_in_new_session(ctx, order_id, outcome.report, ReportSource.PLACEMENT,
                              submitted=True)  # fmt: skip
         adopt_parked(ctx, account.id, outcome.report.broker_order_id)
-        return PlaceResult(order_id, monitor=True)
+        return PlaceResult(order_id, monitor=True, chain=chain)
     if isinstance(outcome, Deferred) and not last_attempt:
         _note_error(ctx, order_id, f"broker did not take the order, retrying: {outcome.reason}")
         return PlaceResult(order_id, monitor=False, retry=True)
@@ -155,7 +156,7 @@ def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str,
         return PlaceResult(order_id, monitor=False)
     assert isinstance(outcome, Unknown)
     _note_error(ctx, order_id, outcome.reason)
-    return PlaceResult(order_id, monitor=True)  # the monitor keeps looking it up
+    return PlaceResult(order_id, monitor=True, chain=chain)  # the monitor keeps looking
 
 
 def _note_error(ctx: WorkerContext, order_id: str, error: str) -> None:

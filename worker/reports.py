@@ -46,10 +46,11 @@ def apply_in_new_session(
                     order.submitted_at = now
                 if submitted or checked:
                     order.last_error = None
-                if checked:
+                if checked:  # the broker showed the order: any misses are forgiven
                     order.check_count += 1
                     order.last_checked_at = now
-                _log_anomalies(order, applied)
+                    order.miss_count, order.lost_at = 0, None
+                log_anomalies(order, applied)
                 return applied
         except (StaleDataError, IntegrityError) as error:
             logger.info("order %s changed under us (attempt %d): %s", order_id, attempt, error)
@@ -111,11 +112,11 @@ def _apply_fill_page(
         record_applied(session, order, applied, now=now, source=source)
         known[order.id] |= {f.broker_fill_id for f in applied.new_fills}
         recorded += len(applied.new_fills)
-        _log_anomalies(order, applied)
+        log_anomalies(order, applied)
     return recorded, unknown
 
 
-def _log_anomalies(order: Order, applied: Applied) -> None:
+def log_anomalies(order: Order, applied: Applied) -> None:
     if applied.verdict is Verdict.ANOMALY:
         for entry in applied.anomalies:
             logger.error(

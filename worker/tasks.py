@@ -3,12 +3,24 @@ Task names and arguments are the public contract documented in the README."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Task
 
-from worker import cancellation, fills, monitoring, placement, tracking
+from worker import (
+    cancellation,
+    fills,
+    heartbeat,
+    monitoring,
+    placement,
+    purge,
+    reconcile,
+    stale_report,
+    sweeps,
+    tracking,
+)
 from worker.args import (
     CancelOrderArgs,
     InvalidTaskArguments,
@@ -17,17 +29,20 @@ from worker.args import (
     parse_args,
 )
 from worker.celery_app import app
-from worker.context import context
+from worker.context import WorkerContext, context
 from worker.invalid_calls import record_invalid_call
+
+R = TypeVar("R")
 
 
 def _refuse(task: Task, error: InvalidTaskArguments, args: Any, kwargs: Any) -> None:
     record_invalid_call(context(), error.task_name, task.request.id, error.problem, args, kwargs)
 
 
-def start_monitor(order_id: str) -> None:
+def start_monitor(order_id: str, chain: str | None = None) -> None:
+    """Enqueue the first check of ``chain`` (a new chain if None)."""
     ctx = context()
-    token = monitoring.start_chain(ctx, order_id)
+    token = chain or monitoring.start_chain(ctx, order_id)
     monitor_order.apply_async((order_id, token, 0), countdown=ctx.settings.monitor_first_delay_s)
 
 
@@ -48,7 +63,7 @@ def place_order(self: Task, *args: Any, **kwargs: Any) -> str:
         raise self.retry(countdown=settings.place_retry_delay_s,
                          max_retries=settings.place_max_retries)  # fmt: skip
     if result.monitor:
-        start_monitor(result.order_id)
+        start_monitor(result.order_id, result.chain)
     return result.order_id
 
 
@@ -117,6 +132,62 @@ def revive_monitors() -> int:
     for order_id in overdue:
         start_monitor(order_id)
     return len(overdue)
+
+
+def _watch(order_id: str) -> None:
+    """A sweep found an order that needs close watching: a monitor, unless one is live."""
+    ctx = context()
+    if not ctx.redis.exists(monitoring.chain_key(order_id)):
+        start_monitor(order_id)
+
+
+@app.task(name="ordersync.reconcile_open_orders", ignore_result=True)  # type: ignore[untyped-decorator]
+def reconcile_open_orders() -> dict[str, object]:
+    """The 30-second sweep: open orders nobody checked lately get the broker's view."""
+    ctx = context()
+    run = sweeps.run_sweep(ctx, "reconcile_open_orders", ctx.settings.sweep_interval_s,
+                           reconcile.sweep_open_orders, watch=_watch)  # fmt: skip
+    return {"ran": run.ran, "reason": run.reason, **run.totals()}
+
+
+@app.task(name="ordersync.deep_reconcile", ignore_result=True)  # type: ignore[untyped-decorator]
+def deep_reconcile() -> dict[str, object]:
+    """The broker's recent orders against ours: adopt, resolve, declare lost, fill gaps."""
+    ctx = context()
+    run = sweeps.run_sweep(ctx, "deep_reconcile", ctx.settings.deep_reconcile_interval_s,
+                           reconcile.deep_reconcile, watch=_watch)  # fmt: skip
+    return {"ran": run.ran, "reason": run.reason, **run.totals()}
+
+
+def _recorded(name: str, body: Callable[[WorkerContext], R],
+              stats: Callable[[R], Mapping[str, int | float | str]]) -> R:  # fmt: skip
+    """Run a beat job and record its outcome for ``ordersync status`` and the dead-man check."""
+    ctx = context()
+    started = ctx.now()
+    try:
+        result = body(ctx)
+    except Exception as error:
+        heartbeat.record_run(ctx.redis, name, ok=False, started_at=started,
+                             finished_at=ctx.now(), stats={}, error=repr(error))  # fmt: skip
+        raise
+    heartbeat.record_run(ctx.redis, name, ok=True, started_at=started, finished_at=ctx.now(),
+                         stats=stats(result))  # fmt: skip
+    return result
+
+
+@app.task(name="ordersync.report_stale_orders", ignore_result=True)  # type: ignore[untyped-decorator]
+def report_stale_orders() -> dict[str, int]:
+    """Counts of stale orders by class, alerts, and the sweeps' dead-man's switch."""
+    report = _recorded("report_stale_orders", stale_report.report_stale_orders,
+                       lambda r: r.stats())  # fmt: skip
+    return report.stats()
+
+
+@app.task(name="ordersync.purge_closed_orders", ignore_result=True)  # type: ignore[untyped-decorator]
+def purge_closed_orders() -> dict[str, object]:
+    """Closed orders past retention leave the hot tables, in bounded batches."""
+    result = _recorded("purge_closed_orders", purge.purge_closed_orders, lambda r: r.as_dict())
+    return result.as_dict()
 
 
 @app.task(name="ordersync.ping", ignore_result=False)  # type: ignore[untyped-decorator]

@@ -50,11 +50,14 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
 @pytest.fixture(scope="session")
 def tracking_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The local Redis (db 12) when it answers, else one embedded server for the session."""
-    client = redis.Redis.from_url(LOCAL_REDIS_URL.rsplit("/", 1)[0] + "/12")
+    url = os.environ.get(
+        "ORDERSYNC_TEST_TRACKING_REDIS_URL", LOCAL_REDIS_URL.rsplit("/", 1)[0] + "/12"
+    )
+    client = redis.Redis.from_url(url)
     try:
         client.ping()
         client.close()
-        yield LOCAL_REDIS_URL.rsplit("/", 1)[0] + "/12"
+        yield url
         return
     except redis.RedisError:
         client.close()

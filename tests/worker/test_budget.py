@@ -1,0 +1,381 @@
+"""The shared request budget on fakeredis, with an injected clock: no real sleeping."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import fakeredis
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from brokers.alpaca import RateLimitInfo
+from brokers.errors import BrokerError, RateLimited
+from brokers.registry import AccountConnection
+from models.enums import BrokerKind
+from ordersync.settings import Settings
+from worker.budget import (
+    JITTER_S,
+    Budget,
+    BudgetExhausted,
+    BudgetSize,
+    BudgetStats,
+    BudgetUnavailable,
+    Priority,
+    adapter_hooks,
+    budget_stats,
+    current_priority,
+    priority,
+)
+
+ACCOUNT = "acc-1"
+T0 = 1_700_000_000.0
+# 100/min at 0.8 headroom: 80 a minute at most, 20 at once, 60 a minute refilled (1 per s).
+SIZE = BudgetSize.of(100, headroom=0.8, sweep_reserve=0.25)
+TOKEN_S = 1.0
+
+
+class FakeClock:
+    """Epoch seconds that move only when someone sleeps; ``during_sleep`` plays other
+    processes acting while this one waits."""
+
+    def __init__(self) -> None:
+        self.now = T0
+        self.sleeps: list[float] = []
+        self.during_sleep: Callable[[], None] | None = None
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self.during_sleep is not None:
+            self.during_sleep()
+
+    def utc(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
+
+
+@pytest.fixture
+def server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_budget(server: fakeredis.FakeServer, clock: FakeClock) -> Callable[..., Budget]:
+    """A budget of its own client on the shared server: each call is another process."""
+
+    def make(size: BudgetSize = SIZE, max_wait_s: float = 30.0) -> Budget:
+        client = fakeredis.FakeRedis(server=server, decode_responses=True)
+        return Budget(client, ACCOUNT, size, max_wait_s=max_wait_s, clock=clock,
+                      sleep=clock.sleep)  # fmt: skip
+
+    return make
+
+
+@pytest.fixture
+def budget(make_budget: Callable[..., Budget]) -> Budget:
+    return make_budget()
+
+
+def stats(server: fakeredis.FakeServer) -> BudgetStats:
+    return budget_stats(fakeredis.FakeRedis(server=server), ACCOUNT)
+
+
+def drain(budget: Budget, count: int) -> None:
+    for _ in range(count):
+        budget.acquire(Priority.MONITOR)
+
+
+# -- size ------------------------------------------------------------------------------------
+
+
+def test_size_for_alpaca_keeps_every_minute_within_the_headroom() -> None:
+    size = BudgetSize.of(200, headroom=0.8, sweep_reserve=0.25)
+    assert (size.capacity, size.per_minute, size.sweep_floor) == (40, 120, 10)
+
+
+@given(
+    limit=st.integers(min_value=1, max_value=1_000_000),
+    headroom=st.floats(min_value=0.05, max_value=1.0),
+    reserve=st.floats(min_value=0.0, max_value=0.99),
+)
+def test_size_burst_plus_a_minute_of_refill_never_exceeds_the_limit(
+    limit: int, headroom: float, reserve: float
+) -> None:
+    assume(limit * headroom > 1)  # a budget under one request a minute cannot be kept
+    size = BudgetSize.of(limit, headroom=headroom, sweep_reserve=reserve)
+    assert size.capacity >= 1
+    assert size.per_minute > 0
+    assert size.capacity + size.per_minute <= limit * headroom + 1e-6
+    assert 0 <= size.sweep_floor <= size.capacity - 1  # a sweep can always get a token
+
+
+def test_size_refuses_a_limit_below_one() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        BudgetSize.of(0, headroom=0.8, sweep_reserve=0.25)
+
+
+# -- refill ----------------------------------------------------------------------------------
+
+
+def test_a_fresh_bucket_is_full_then_refills_one_token_per_interval(
+    budget: Budget, clock: FakeClock, server: fakeredis.FakeServer
+) -> None:
+    drain(budget, 20)
+    assert clock.sleeps == []
+
+    budget.acquire()
+
+    assert clock.sleeps == [pytest.approx(TOKEN_S, abs=JITTER_S)]
+    assert stats(server) == BudgetStats(granted=21, waited=1, wait_ms=round(clock.sleeps[0] * 1000))
+
+
+def test_refill_is_proportional_to_time_and_capped_at_capacity(
+    budget: Budget, clock: FakeClock
+) -> None:
+    drain(budget, 20)
+    clock.now += 5.5 * TOKEN_S
+    drain(budget, 5)
+    assert clock.sleeps == []
+    budget.acquire()  # half a token left: half an interval to wait
+    assert clock.sleeps == [pytest.approx(TOKEN_S / 2, abs=JITTER_S)]
+
+    clock.now += 3600
+    clock.sleeps.clear()
+    drain(budget, 20)
+    assert clock.sleeps == []
+    budget.acquire()
+    assert len(clock.sleeps) == 1
+
+
+def test_processes_share_one_bucket(make_budget: Callable[..., Budget], clock: FakeClock) -> None:
+    first, second = make_budget(), make_budget()
+    drain(first, 20)
+    second.acquire()
+    assert clock.sleeps == [pytest.approx(TOKEN_S, abs=JITTER_S)]
+
+
+def test_the_redis_clock_is_used_without_an_injected_one(server: fakeredis.FakeServer) -> None:
+    client = fakeredis.FakeRedis(server=server, decode_responses=True)
+    sleeps: list[float] = []
+    budget = Budget(client, ACCOUNT, SIZE, max_wait_s=0.5, sleep=sleeps.append)
+    drain(budget, 20)
+    with pytest.raises(BudgetExhausted):  # the next token is about 1 s away
+        budget.acquire()
+    assert sleeps == []
+    assert stats(server).granted == 20
+
+
+# -- priorities ------------------------------------------------------------------------------
+
+
+def test_sweeps_leave_the_reserve_to_fresh_orders(budget: Budget, clock: FakeClock) -> None:
+    for _ in range(15):  # 20 tokens, 5 (a quarter) reserved
+        budget.acquire(Priority.SWEEP)
+    assert clock.sleeps == []
+
+    budget.acquire(Priority.PLACEMENT)  # a fresh order's call still goes at once
+    budget.acquire(Priority.MONITOR)
+    assert clock.sleeps == []
+
+    budget.acquire(Priority.SWEEP)  # 3 left: the sweep waits until 6 are there (3 tokens)
+    assert clock.sleeps == [pytest.approx(3 * TOKEN_S, abs=JITTER_S)]
+
+
+def test_a_sweep_gives_up_while_monitors_keep_the_bucket_low(
+    make_budget: Callable[..., Budget], clock: FakeClock, server: fakeredis.FakeServer
+) -> None:
+    sweep, monitors = make_budget(max_wait_s=10), make_budget()
+    drain(monitors, 15)
+    clock.during_sleep = lambda: monitors.acquire(Priority.MONITOR)  # each new token is spent
+
+    with pytest.raises(BudgetExhausted) as caught:
+        sweep.acquire(Priority.SWEEP)
+
+    assert caught.value.priority is Priority.SWEEP
+    assert sum(clock.sleeps) <= 10
+    assert stats(server).exhausted == 1
+
+
+def test_priority_context_sets_the_level_for_calls_inside_it(
+    budget: Budget, clock: FakeClock
+) -> None:
+    assert current_priority() is Priority.MONITOR
+    drain(budget, 15)
+    with priority(Priority.SWEEP) as level:
+        assert level is Priority.SWEEP
+        with priority(Priority.PLACEMENT):
+            assert current_priority() is Priority.PLACEMENT
+            budget.acquire()  # placement: no wait at 5 tokens
+        assert current_priority() is Priority.SWEEP
+        assert clock.sleeps == []
+        budget.acquire()  # sweep: waits for the reserve to refill
+        assert len(clock.sleeps) == 1
+    assert current_priority() is Priority.MONITOR
+
+
+def test_priority_is_restored_after_an_error() -> None:
+    with pytest.raises(RuntimeError), priority(Priority.SWEEP):
+        raise RuntimeError("boom")
+    assert current_priority() is Priority.MONITOR
+
+
+# -- 429 and the broker's headers --------------------------------------------------------------
+
+
+def limited(clock: FakeClock, reset_in_s: float | None, status: int = 429) -> RateLimitInfo:
+    reset = None if reset_in_s is None else clock.utc() + timedelta(seconds=reset_in_s)
+    return RateLimitInfo(limit=100, remaining=0, reset_at=reset, status_code=status)
+
+
+def test_a_429_empties_the_bucket_and_blocks_every_process_until_the_reset(
+    make_budget: Callable[..., Budget], clock: FakeClock, server: fakeredis.FakeServer
+) -> None:
+    seen_by, other = make_budget(), make_budget()
+    seen_by.observe(limited(clock, 5))
+
+    other.acquire()
+
+    # blocked for 5 s, then refilling from empty: the first token a second later
+    assert sum(clock.sleeps) == pytest.approx(5 + TOKEN_S, abs=2 * JITTER_S)
+    assert stats(server).throttled_429 == 1
+
+
+def test_a_block_longer_than_the_wait_fails_at_once_and_says_when(
+    make_budget: Callable[..., Budget], clock: FakeClock, server: fakeredis.FakeServer
+) -> None:
+    budget = make_budget(max_wait_s=2)
+    budget.observe(limited(clock, 30))
+
+    with pytest.raises(BudgetExhausted) as caught:
+        budget.acquire()
+
+    error = caught.value
+    assert clock.sleeps == []  # no point sleeping 2 s for a 31 s wait
+    assert isinstance(error, RateLimited)
+    assert isinstance(error, BrokerError)
+    assert error.account_id == ACCOUNT
+    assert ACCOUNT in str(error)
+    assert error.retry_at == clock.utc() + timedelta(seconds=30 + TOKEN_S)
+    assert stats(server) == BudgetStats(exhausted=1, throttled_429=1)
+
+
+def test_a_429_without_a_reset_only_empties_the_bucket(budget: Budget, clock: FakeClock) -> None:
+    budget.observe(RateLimitInfo(None, None, None, 429))
+    budget.acquire()
+    assert clock.sleeps == [pytest.approx(TOKEN_S, abs=JITTER_S)]
+
+
+def test_a_reset_beyond_one_window_is_capped(
+    make_budget: Callable[..., Budget], clock: FakeClock
+) -> None:
+    budget = make_budget(max_wait_s=120)
+    budget.observe(limited(clock, 86_400))
+    budget.acquire()
+    assert sum(clock.sleeps) == pytest.approx(60 + TOKEN_S, abs=2 * JITTER_S)
+
+
+def test_a_reset_in_the_past_does_not_block(budget: Budget, clock: FakeClock) -> None:
+    budget.observe(limited(clock, -10))
+    budget.acquire()
+    assert clock.sleeps == [pytest.approx(TOKEN_S, abs=JITTER_S)]
+
+
+def test_nothing_remaining_blocks_like_a_429_but_is_not_counted_as_one(
+    budget: Budget, clock: FakeClock, server: fakeredis.FakeServer
+) -> None:
+    budget.observe(limited(clock, 4, status=200))
+    budget.acquire()
+    assert sum(clock.sleeps) == pytest.approx(4 + TOKEN_S, abs=2 * JITTER_S)
+    assert stats(server).throttled_429 == 0
+
+
+def test_few_remaining_shrink_the_bucket(budget: Budget, clock: FakeClock) -> None:
+    budget.observe(RateLimitInfo(100, 3, clock.utc() + timedelta(seconds=9), 200))
+    drain(budget, 3)
+    assert clock.sleeps == []
+    budget.acquire()
+    assert clock.sleeps == [pytest.approx(TOKEN_S, abs=JITTER_S)]
+
+
+def test_plenty_remaining_changes_nothing(budget: Budget, clock: FakeClock) -> None:
+    drain(budget, 10)
+    budget.observe(RateLimitInfo(100, 90, clock.utc() + timedelta(seconds=9), 200))
+    drain(budget, 10)
+    assert clock.sleeps == []
+
+
+# -- waiting, counting, failing ----------------------------------------------------------------
+
+
+def test_exhausted_after_the_longest_wait_and_counted(
+    make_budget: Callable[..., Budget], clock: FakeClock, server: fakeredis.FakeServer
+) -> None:
+    budget, rival = make_budget(max_wait_s=3), make_budget()
+    drain(rival, 20)
+    clock.during_sleep = lambda: rival.acquire(Priority.MONITOR)  # another process wins
+
+    with pytest.raises(BudgetExhausted) as caught:
+        budget.acquire()
+
+    waited = clock.now - T0
+    assert waited <= 3
+    assert caught.value.waited_s == pytest.approx(waited)
+    counts = stats(server)
+    assert (counts.exhausted, counts.waited) == (1, 1)
+    assert counts.wait_ms == round(waited * 1000)
+    assert counts.granted == 20 + len(clock.sleeps)  # only the rival's calls got through
+
+
+def test_budget_exhausted_survives_pickling() -> None:
+    error = BudgetExhausted(ACCOUNT, Priority.SWEEP, 1.5, datetime(2024, 1, 2, tzinfo=UTC))
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.account_id, copy.priority, copy.waited_s, copy.retry_at) == (
+        error.account_id, error.priority, error.waited_s, error.retry_at,
+    )  # fmt: skip
+    assert str(copy) == str(error)
+
+
+def test_redis_down_fails_closed_naming_the_account(
+    budget: Budget, server: fakeredis.FakeServer
+) -> None:
+    server.connected = False
+    with pytest.raises(BudgetUnavailable) as caught:
+        budget.acquire()
+    assert isinstance(caught.value, RateLimited)
+    assert caught.value.account_id == ACCOUNT
+
+
+def test_stats_of_an_unknown_account_are_zero(server: fakeredis.FakeServer) -> None:
+    assert budget_stats(fakeredis.FakeRedis(server=server), "nobody") == BudgetStats()
+
+
+# -- wiring ----------------------------------------------------------------------------------
+
+
+def test_adapter_hooks_spend_the_connections_account_budget(
+    server: fakeredis.FakeServer,
+) -> None:
+    client = fakeredis.FakeRedis(server=server, decode_responses=True)
+    settings = Settings(_env_file=None, rate_limit_max_wait_s=0.01)
+    connection = AccountConnection("a", BrokerKind.ALPACA, "http://x", "X", ACCOUNT, 40)
+    hooks = adapter_hooks(client, settings)(connection)
+    assert hooks.gate is not None
+    assert hooks.observer is not None
+
+    for _ in range(8):  # 40/min at 0.8: 8 at once
+        hooks.gate()
+    with pytest.raises(BudgetExhausted):
+        hooks.gate()
+    hooks.observer(RateLimitInfo(40, 0, None, 429))
+
+    assert stats(server) == BudgetStats(granted=8, exhausted=1, throttled_429=1)

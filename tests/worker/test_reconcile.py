@@ -1,0 +1,273 @@
+"""The sweeps' logic against a stub broker (fakeredis, SQLite): listings applied a page per
+transaction, lookups only for what a listing cannot tell, the miss policy, adoption,
+positions. The real worker, beat and paper exchange are in test_reconcile_system.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+from sqlalchemy import select
+
+from brokers.base import OrderReport, Page, PositionReport
+from brokers.errors import OrderNotFound
+from models import migrate
+from models.accounts import ensure_account
+from models.db import make_engine, make_sessionmaker
+from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
+from models.orders import Order, OrderEvent
+from ordersync.settings import Settings
+from worker import reconcile
+from worker.context import WorkerContext
+
+T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def report(n: int, status: OrderStatus = OrderStatus.NEW, filled: str = "0") -> OrderReport:
+    return OrderReport(
+        broker_order_id=f"b{n}", client_order_id=f"c{n}", symbol="AAPL", side=Side.BUY,
+        order_type=OrderType.LIMIT, time_in_force=TimeInForce.GTC, quantity=Decimal(5),
+        status=status, raw_status=status.value.lower(), filled_quantity=Decimal(filled),
+        average_fill_price=Decimal("10") if filled != "0" else None,
+        created_at=T0 - timedelta(hours=1), updated_at=T0 - timedelta(minutes=30),
+        limit_price=Decimal("10"),
+    )  # fmt: skip
+
+
+class StubBroker:
+    """Lists ``open``/``all`` orders two per page; counts every request."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, OrderReport] = {}
+        self.positions: list[PositionReport] = []
+        self.requests: list[str] = []
+
+    def list_orders(self, *, status: str = "all", page_token: str | None = None,
+                    **_: Any) -> Page[OrderReport]:  # fmt: skip
+        self.requests.append(f"list {status}")
+        items = [o for o in self.orders.values() if status == "all" or o.status.is_open]
+        start = int(page_token or 0)
+        more = start + 2 < len(items)
+        return Page(tuple(items[start : start + 2]), next_token=str(start + 2) if more else None)
+
+    def get_order(self, broker_order_id: str) -> OrderReport:
+        self.requests.append(f"get {broker_order_id}")
+        if broker_order_id not in self.orders:
+            raise OrderNotFound("gone", broker="stub", broker_order_id=broker_order_id)
+        return self.orders[broker_order_id]
+
+    def get_order_by_client_id(self, client_order_id: str) -> OrderReport:
+        self.requests.append(f"get-by-client {client_order_id}")
+        for order in self.orders.values():
+            if order.client_order_id == client_order_id:
+                return order
+        raise OrderNotFound("gone", broker="stub", client_order_id=client_order_id)
+
+    def list_positions(self) -> list[PositionReport]:
+        self.requests.append("positions")
+        return self.positions
+
+    def list_fills(self, **_: Any) -> Page[Any]:
+        self.requests.append("fills")
+        return Page(())
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[tuple[WorkerContext, StubBroker, str, list[datetime]]]:
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        account = ensure_account(session, name="a", broker=BrokerKind.ALPACA, base_url="x",
+                                 credentials_env="X", rate_limit_per_min=200, now=T0)  # fmt: skip
+        session.commit()
+        account_id = account.id
+    clock = [T0]
+    stub = StubBroker()
+    settings = Settings(_env_file=None, lost_after_misses=3, pending_new_grace_s=120)  # type: ignore[call-arg]
+    ctx = WorkerContext(settings, engine, sessions, fakeredis.FakeRedis(decode_responses=True),
+                        None, now=lambda: clock[0])  # type: ignore[arg-type]  # fmt: skip
+    ctx.adapter = lambda account: stub  # type: ignore[assignment, method-assign, return-value]
+    yield ctx, stub, account_id, clock
+    engine.dispose()
+
+
+def add_order(ctx: WorkerContext, account_id: str, n: int, *, broker_id: bool = True,
+              status: OrderStatus = OrderStatus.NEW, age_s: float = 3600,
+              checked_s_ago: float | None = None) -> str:  # fmt: skip
+    now = ctx.now()
+    with ctx.sessions() as session:
+        order = Order(
+            account_id=account_id, broker=BrokerKind.ALPACA, client_order_id=f"c{n}",
+            broker_order_id=f"b{n}" if broker_id else None, origin=OrderOrigin.PLACED,
+            symbol="AAPL", side=Side.BUY, order_type=OrderType.LIMIT,
+            time_in_force=TimeInForce.GTC, quantity=Decimal(5), limit_price=Decimal("10"),
+            status=status, created_at=now - timedelta(seconds=age_s), updated_at=now,
+            last_checked_at=None if checked_s_ago is None
+            else now - timedelta(seconds=checked_s_ago),
+        )  # fmt: skip
+        session.add(order)
+        session.commit()
+        return order.id
+
+
+def load(ctx: WorkerContext, order_id: str) -> Order:
+    with ctx.sessions() as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        return order
+
+
+def test_the_sweep_lists_open_orders_in_pages_and_skips_fresh_ones(system: Any) -> None:
+    ctx, stub, account_id, clock = system
+    ids = [add_order(ctx, account_id, n) for n in range(5)]
+    for n in range(6):
+        stub.orders[f"b{n}"] = report(n)
+    first = reconcile.sweep_open_orders(ctx, account_id)
+    assert first.applied == 5  # the broker's times and raw status are news the first time
+    clock[0] += timedelta(minutes=1)
+    fresh = add_order(ctx, account_id, 5, checked_s_ago=1, age_s=3600)
+    stub.orders["b2"] = replace(report(2, OrderStatus.PARTIALLY_FILLED, filled="2"),
+                                updated_at=T0 - timedelta(minutes=1))  # fmt: skip
+
+    stats = reconcile.sweep_open_orders(ctx, account_id)
+
+    assert stats.local_orders == 5  # the fresh one is left to its monitor
+    assert stats.pages == 3  # 6 open at the broker, 2 a page
+    assert stats.lookups == 0
+    assert stats.applied == 1
+    assert stats.unchanged == 4
+    assert load(ctx, ids[2]).status is OrderStatus.PARTIALLY_FILLED
+    assert load(ctx, ids[2]).broker_filled_quantity == Decimal(2)
+    assert all(load(ctx, i).last_checked_at == ctx.now() for i in ids)
+    assert load(ctx, fresh).last_checked_at != ctx.now()
+    assert ids[2] in stats.watch  # more filled at the broker than recorded: watch it
+
+
+def test_nothing_stale_costs_no_request(system: Any) -> None:
+    ctx, stub, account_id, _ = system
+    add_order(ctx, account_id, 1, checked_s_ago=1)
+    assert reconcile.sweep_open_orders(ctx, account_id).requests == 0
+    assert stub.requests == []
+
+
+def test_an_order_the_open_listing_lacks_is_looked_up_and_its_close_applied(system: Any) -> None:
+    ctx, stub, account_id, _ = system
+    order_id = add_order(ctx, account_id, 1)
+    stub.orders["b1"] = report(1, OrderStatus.CANCELED)  # closed: not in the open listing
+
+    stats = reconcile.sweep_open_orders(ctx, account_id)
+
+    assert stub.requests == ["list open", "get b1"]
+    assert stats.lookups == 1
+    assert load(ctx, order_id).status is OrderStatus.CANCELED
+
+
+def test_lookups_are_bounded_per_sweep(system: Any) -> None:
+    ctx, stub, account_id, _ = system
+    ctx.settings = ctx.settings.model_copy(update={"sweep_max_single_lookups": 2})
+    for n in range(5):
+        add_order(ctx, account_id, n)
+        stub.orders[f"b{n}"] = report(n, OrderStatus.CANCELED)
+    assert reconcile.sweep_open_orders(ctx, account_id).lookups == 2
+
+
+def test_an_order_is_declared_lost_only_after_three_misses_and_found_again_clears_it(
+    system: Any,
+) -> None:
+    ctx, stub, account_id, clock = system
+    order_id = add_order(ctx, account_id, 1)
+    for sweep in range(1, 4):
+        clock[0] += timedelta(minutes=1)
+        stats = reconcile.sweep_open_orders(ctx, account_id)
+        order = load(ctx, order_id)
+        assert order.miss_count == sweep
+        assert (order.lost_at is not None) == (sweep == 3)
+        assert order.status is OrderStatus.NEW  # never forced terminal
+    assert stats.declared_lost == 1
+    with ctx.sessions() as session:
+        kinds = session.scalars(select(OrderEvent.kind).where(OrderEvent.order_id == order_id))
+        assert list(kinds).count("lost") == 1
+
+    stub.orders["b1"] = report(1, OrderStatus.FILLED, filled="5")  # the broker's truth wins
+    clock[0] += timedelta(minutes=1)
+    reconcile.sweep_open_orders(ctx, account_id)
+    order = load(ctx, order_id)
+    assert order.status is OrderStatus.FILLED
+    assert order.lost_at is None
+    assert order.miss_count == 0
+
+
+def test_a_write_ahead_row_never_received_is_rejected_after_misses_and_grace(
+    system: Any,
+) -> None:
+    ctx, stub, account_id, clock = system
+    order_id = add_order(ctx, account_id, 1, broker_id=False, status=OrderStatus.PENDING_NEW,
+                         age_s=60)  # fmt: skip
+    for _ in range(3):
+        clock[0] += timedelta(seconds=10)
+        reconcile.deep_reconcile(ctx, account_id)
+    assert load(ctx, order_id).status is OrderStatus.PENDING_NEW  # 90 s old: within grace
+    clock[0] += timedelta(seconds=60)
+    stats = reconcile.deep_reconcile(ctx, account_id)
+    order = load(ctx, order_id)
+    assert order.status is OrderStatus.REJECTED
+    assert order.last_error is not None
+    assert "never reached the broker" in order.last_error
+    assert stats.rejected == 1
+    assert "get-by-client c1" in stub.requests
+
+
+def test_a_write_ahead_row_found_by_client_id_is_tracked(system: Any) -> None:
+    ctx, stub, account_id, _ = system
+    order_id = add_order(ctx, account_id, 1, broker_id=False, status=OrderStatus.PENDING_NEW,
+                         age_s=3600)  # fmt: skip
+    stub.orders["b1"] = report(1)
+    reconcile.deep_reconcile(ctx, account_id)
+    order = load(ctx, order_id)
+    assert order.broker_order_id == "b1"
+    assert order.status is OrderStatus.NEW
+
+
+def test_deep_reconciliation_adopts_orders_placed_elsewhere(system: Any) -> None:
+    ctx, stub, account_id, _ = system
+    stub.orders["b7"] = report(7, OrderStatus.NEW)
+    stub.orders["b8"] = replace(report(8, OrderStatus.CANCELED), client_order_id=None)
+
+    stats = reconcile.deep_reconcile(ctx, account_id)
+    again = reconcile.deep_reconcile(ctx, account_id)
+
+    assert stats.adopted == 2
+    assert again.adopted == 0
+    with ctx.sessions() as session:
+        adopted = {o.broker_order_id: o for o in session.scalars(select(Order))}
+    assert set(adopted) == {"b7", "b8"}
+    assert all(o.origin is OrderOrigin.ADOPTED for o in adopted.values())
+    assert adopted["b7"].status is OrderStatus.NEW
+    assert adopted["b8"].status is OrderStatus.CANCELED
+    assert adopted["b8"].client_order_id == "broker-b8"
+
+
+def test_positions_that_differ_from_the_fills_are_reported_not_corrected(
+    system: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx, stub, account_id, _ = system
+    stub.positions = [PositionReport("MSFT", Decimal(3), Decimal("100"))]
+    with caplog.at_level("WARNING", logger="ordersync.alerts"):
+        stats = reconcile.deep_reconcile(ctx, account_id)
+    assert stats.position_mismatches == ["MSFT: fills say 0, the broker holds 3"]
+    assert "position_mismatch" in caplog.text
+    assert "MSFT" in caplog.text
+
+
+def test_fill_positions_nets_buys_and_sells() -> None:
+    rows = [("AAPL", Side.BUY, Decimal("2.5")), ("AAPL", Side.SELL, Decimal(1)),
+            ("MSFT", Side.SELL, Decimal(4))]  # fmt: skip
+    assert reconcile.fill_positions(rows) == {"AAPL": Decimal("1.5"), "MSFT": Decimal(-4)}

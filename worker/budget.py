@@ -1,0 +1,337 @@
+"""One request budget per broker account, shared by every worker process through Redis.
+
+A token bucket per account in one Redis hash, changed only by Lua scripts (atomic across
+processes, timed by the Redis clock). Sized from the account's documented limit ``L`` per
+minute and the headroom ``h``: no 60-second window may carry more than ``L * h`` requests,
+so a quarter of that is the bucket (the burst, at least 1 token) and the rest refills over
+the minute. Placements and monitors may spend the whole bucket; a sweep takes a token only
+while more than ``sweep_reserve`` of the capacity is left, so it yields to fresh orders.
+A 429 (or ``X-Ratelimit-Remaining: 0``) empties the bucket and holds it empty until the
+broker's reset time, at once for every process. ``budget_stats`` reads the counts.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, NoReturn
+
+import redis
+
+from brokers.alpaca import RateLimitInfo
+from brokers.errors import RateLimited
+from brokers.registry import AccountConnection, RateLimitHooks
+from ordersync.settings import Settings
+
+__all__ = [
+    "Budget",
+    "BudgetExhausted",
+    "BudgetSize",
+    "BudgetStats",
+    "BudgetUnavailable",
+    "Priority",
+    "adapter_hooks",
+    "budget_stats",
+    "current_priority",
+    "priority",
+]
+
+# The share of a minute's budget that may go at once; the rest refills over the minute.
+BURST_SHARE = 0.25
+# A reset further away than one rate-limit window is clock skew or garbage: block no longer.
+BLOCK_CAP_S = 60.0
+# Waiters wake up to this much later than asked, so processes do not all retry at once.
+JITTER_S = 0.01
+
+
+class Priority(StrEnum):
+    PLACEMENT = "placement"
+    MONITOR = "monitor"
+    SWEEP = "sweep"
+
+
+_PRIORITY: ContextVar[Priority] = ContextVar("ordersync_budget_priority", default=Priority.MONITOR)
+
+
+def current_priority() -> Priority:
+    return _PRIORITY.get()
+
+
+@contextmanager
+def priority(level: Priority) -> Iterator[Priority]:
+    """Broker calls made inside the block spend the budget at ``level`` (default MONITOR)."""
+    token = _PRIORITY.set(level)
+    try:
+        yield level
+    finally:
+        _PRIORITY.reset(token)
+
+
+class BudgetExhausted(RateLimited):
+    """No token came within the longest wait, so the request was never sent: retry later."""
+
+    def __init__(
+        self, account_id: str, priority: Priority, waited_s: float, retry_at: datetime | None
+    ) -> None:
+        self.account_id = account_id
+        self.priority = priority
+        self.waited_s = waited_s
+        super().__init__(
+            f"account {account_id}: request budget exhausted for a {priority.value} call "
+            f"after {waited_s:.2f} s of waiting; nothing was sent",
+            retry_at=retry_at,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.account_id, self.priority, self.waited_s, self.retry_at))
+
+
+class BudgetUnavailable(RateLimited):
+    """Redis could not be asked for a token; failing closed, the request was never sent."""
+
+    def __init__(self, account_id: str, reason: str) -> None:
+        self.account_id = account_id
+        self.reason = reason
+        super().__init__(f"account {account_id}: request budget unreachable ({reason})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.account_id, self.reason))
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSize:
+    """A bucket's shape: ``capacity`` tokens, refilled at ``per_minute``; sweeps leave the
+    bottom ``sweep_floor`` tokens to placements and monitors."""
+
+    capacity: float
+    per_minute: float
+    sweep_floor: float
+
+    @classmethod
+    def of(cls, rate_limit_per_min: int, *, headroom: float, sweep_reserve: float) -> BudgetSize:
+        if rate_limit_per_min < 1:
+            raise ValueError(f"rate_limit_per_min must be at least 1, got {rate_limit_per_min}")
+        budget = rate_limit_per_min * headroom  # the most any 60 s may carry
+        capacity = max(1.0, round(budget * BURST_SHARE, 6))
+        per_minute = budget - capacity if budget > capacity else budget * (1 - BURST_SHARE)
+        # A sweep needs floor + 1 tokens: keep that reachable even in a one-token bucket.
+        return cls(capacity, per_minute, min(capacity * sweep_reserve, capacity - 1))
+
+    @property
+    def per_ms(self) -> float:
+        return self.per_minute / 60_000
+
+    def floor(self, level: Priority) -> float:
+        return self.sweep_floor if level is Priority.SWEEP else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStats:
+    """Counts per account: calls let through, calls that waited (and for how long in all),
+    calls that gave up (``BudgetExhausted``), and 429 answers seen."""
+
+    granted: int = 0
+    waited: int = 0
+    wait_ms: int = 0
+    exhausted: int = 0
+    throttled_429: int = 0
+
+
+def bucket_key(account_id: str) -> str:
+    return f"ordersync:budget:{account_id}"
+
+
+def stats_key(account_id: str) -> str:
+    return f"ordersync:stats:budget:{account_id}"
+
+
+# KEYS: bucket, stats. ARGV: capacity, tokens per ms, now in ms ('' = Redis TIME), ...
+# "at" is when "tokens" was true; a blocked bucket has tokens 0 and "at" in the future.
+_PRELUDE = """
+local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(state[1]), tonumber(state[2])
+if not tokens or not at then tokens, at = capacity, now end
+if now > at then tokens, at = tokens + (now - at) * rate, now end
+if tokens > capacity then tokens = capacity end
+local function save()
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
+  redis.call('PEXPIRE', KEYS[1], math.ceil(at - now + capacity / rate) + 1000)
+end
+"""
+
+# ARGV[4]: tokens the caller must leave; ARGV[5]: ms it has waited. Returns 0 (granted) or
+# the ms until a token could be there for it.
+_TAKE = (
+    _PRELUDE
+    + """
+local floor, waited_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+local wait = 0
+if at <= now and tokens >= floor + 1 then
+  tokens = tokens - 1
+  redis.call('HINCRBY', KEYS[2], 'granted', 1)
+  if waited_ms > 0 then
+    redis.call('HINCRBY', KEYS[2], 'waited', 1)
+    redis.call('HINCRBY', KEYS[2], 'wait_ms', waited_ms)
+  end
+else
+  wait = math.max(1, math.ceil(at - now + (floor + 1 - tokens) / rate))
+end
+save()
+return wait
+"""
+)
+
+# ARGV[4]: '1' for a 429; ARGV[5]: the broker's reset in epoch ms or ''; ARGV[6]: remaining
+# or ''; ARGV[7]: the longest block in ms. Returns the ms the bucket is now blocked for.
+_THROTTLE = (
+    _PRELUDE
+    + """
+local reset, remaining = tonumber(ARGV[5]), tonumber(ARGV[6])
+local block = ARGV[4] == '1'
+if block then
+  redis.call('HINCRBY', KEYS[2], 'throttled_429', 1)
+elseif remaining then
+  if remaining <= 0 then block = true elseif remaining < tokens then tokens = remaining end
+end
+if block then
+  tokens = 0
+  if reset then
+    reset = math.min(reset, now + tonumber(ARGV[7]))
+    if reset > at then at = reset end
+  end
+end
+save()
+return math.max(0, at - now)
+"""
+)
+
+
+class Budget:
+    """One account's bucket: ``acquire`` before each request (an adapter's gate) and
+    ``observe`` each answer's rate-limit headers (an adapter's observer).
+
+    ``clock`` (epoch seconds) replaces the Redis clock and ``time.monotonic``, for tests.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        account_id: str,
+        size: BudgetSize,
+        *,
+        max_wait_s: float,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.account_id = account_id
+        self.size = size
+        self.max_wait_s = max_wait_s
+        self._client = client
+        self._keys = [bucket_key(account_id), stats_key(account_id)]
+        self._take = client.register_script(_TAKE)
+        self._throttle = client.register_script(_THROTTLE)
+        self._clock = clock
+        self._timer = clock or time.monotonic
+        self._sleep = sleep
+
+    def acquire(self, level: Priority | None = None) -> None:
+        """Take one token, waiting for it up to ``max_wait_s``; else ``BudgetExhausted``."""
+        level = current_priority() if level is None else level
+        floor = self.size.floor(level)
+        started = self._timer()
+        waited_ms = 0
+        while True:
+            wait_s = self._run(self._take, floor, waited_ms) / 1000
+            if wait_s == 0:
+                return
+            elapsed_s = self._timer() - started
+            left_s = self.max_wait_s - elapsed_s
+            if wait_s > left_s:  # not even the best case fits in the time that is left
+                self._give_up(level, elapsed_s, waited_ms > 0, wait_s)
+            self._sleep(min(wait_s + random.uniform(0, JITTER_S), left_s))
+            waited_ms = max(1, round((self._timer() - started) * 1000))
+
+    def observe(self, info: RateLimitInfo) -> None:
+        """Learn from an answer's headers: a 429 or nothing remaining blocks until the reset."""
+        limited = info.status_code == 429
+        if not limited and (info.remaining is None or info.remaining >= self.size.capacity):
+            return  # cannot change the bucket: no Redis round trip
+        reset = "" if info.reset_at is None else str(int(info.reset_at.timestamp() * 1000))
+        remaining = "" if info.remaining is None else str(info.remaining)
+        self._run(
+            self._throttle, "1" if limited else "0", reset, remaining, int(BLOCK_CAP_S * 1000)
+        )
+
+    def _run(self, script: Any, *args: object) -> int:
+        now = "" if self._clock is None else str(int(self._clock() * 1000))
+        try:
+            result = script(
+                keys=self._keys,
+                args=[repr(self.size.capacity), repr(self.size.per_ms), now, *args],
+            )
+        except redis.RedisError as exc:
+            raise BudgetUnavailable(self.account_id, f"{type(exc).__name__}: {exc}") from exc
+        return int(result)
+
+    def _give_up(self, level: Priority, elapsed_s: float, waited: bool, wait_s: float) -> NoReturn:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hincrby(self._keys[1], "exhausted", 1)
+        if waited:
+            pipe.hincrby(self._keys[1], "waited", 1)
+            pipe.hincrby(self._keys[1], "wait_ms", max(1, round(elapsed_s * 1000)))
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise BudgetUnavailable(self.account_id, f"{type(exc).__name__}: {exc}") from exc
+        now = datetime.now(UTC) if self._clock is None else _utc(self._clock())
+        raise BudgetExhausted(self.account_id, level, elapsed_s, now + timedelta(seconds=wait_s))
+
+
+def _utc(epoch_s: float) -> datetime:
+    return datetime.fromtimestamp(epoch_s, UTC)
+
+
+def budget_stats(client: redis.Redis, account_id: str) -> BudgetStats:
+    """The account's counts; an operator reads here that work waited rather than failed."""
+    raw: Mapping[Any, Any] = client.hgetall(stats_key(account_id))
+    counts = {_text(name): int(value) for name, value in raw.items()}
+    return BudgetStats(**{f.name: counts.get(f.name, 0) for f in fields(BudgetStats)})
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def budget_for(
+    client: redis.Redis, settings: Settings, account_id: str, rate_limit_per_min: int
+) -> Budget:
+    size = BudgetSize.of(
+        rate_limit_per_min,
+        headroom=settings.rate_limit_headroom,
+        sweep_reserve=settings.rate_limit_sweep_reserve,
+    )
+    return Budget(client, account_id, size, max_wait_s=settings.rate_limit_max_wait_s)
+
+
+def adapter_hooks(
+    client: redis.Redis, settings: Settings
+) -> Callable[[AccountConnection], RateLimitHooks]:
+    """What ``AdapterCache`` hangs on each account's adapter: that account's budget."""
+
+    def hooks(connection: AccountConnection) -> RateLimitHooks:
+        budget = budget_for(client, settings, connection.account_id, connection.rate_limit_per_min)
+        return RateLimitHooks(gate=budget.acquire, observer=budget.observe)
+
+    return hooks

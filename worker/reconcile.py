@@ -1,0 +1,461 @@
+"""The sweeps: the 30-second sweep of open orders nobody looked at lately, and the deep
+reconciliation of the broker's recent orders against ours.
+
+Both take the broker's view in pages from its list endpoint (cost grows with pages, not
+orders), look single orders up only where a listing cannot tell, and apply every report
+through the state machine, a page per transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, event, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from brokers.base import BrokerAdapter, ListStatus, OrderReport, PositionReport
+from brokers.errors import BrokerError, OrderNotFound
+from models.enums import OPEN_STATUSES, OrderOrigin, OrderStatus, OrderType, ReportSource, Side
+from models.orders import Fill, Order, OrderEvent
+from models.reconciliation import LocalRef, MissAction, judge_miss, match
+from models.repository import apply_to_order, record_applied, state_of
+from models.state_machine import Verdict, apply_report, local_transition
+from worker.alerts import Alert, AlertKind, send_alert
+from worker.budget import Priority, priority
+from worker.context import AccountInfo, WorkerContext
+from worker.fills import adopt_parked, sync_now
+from worker.reports import apply_in_new_session, log_anomalies
+
+logger = logging.getLogger(__name__)
+ATTEMPTS = 5
+LOST_KEY = "ordersync:stats:orders_declared_lost"
+
+
+@dataclass
+class SweepStats:
+    """What one run did, per account; kept with the run's record for operators."""
+
+    account_id: str
+    local_orders: int = 0
+    listed: int = 0
+    pages: int = 0
+    lookups: int = 0
+    fill_syncs: int = 0
+    applied: int = 0
+    unchanged: int = 0
+    misses: int = 0
+    declared_lost: int = 0
+    rejected: int = 0
+    adopted: int = 0
+    malformed: int = 0
+    queries: int = 0
+    wall_s: float = 0.0
+    yielded: str | None = None  # the budget or the broker stopped the run early
+    watch: list[str] = field(default_factory=list)  # orders that need a monitor
+    position_mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return self.pages + self.lookups + self.fill_syncs
+
+    def summary(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["requests"] = self.requests
+        data["watch"] = len(self.watch)
+        return data
+
+
+@contextmanager
+def counting_queries(engine: Engine) -> Iterator[list[int]]:
+    """Count the SQL statements this process sends through ``engine`` meanwhile."""
+    counter = [0]
+
+    def count(*_: object) -> None:
+        counter[0] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _ref(order: Order) -> LocalRef:
+    return LocalRef(order.id, order.broker_order_id, order.client_order_id, order.status,
+                    order.created_at, order.miss_count, order.lost_at is not None)  # fmt: skip
+
+
+_REF_COLUMNS = (Order.id, Order.broker_order_id, Order.client_order_id, Order.status,
+                Order.created_at, Order.miss_count, Order.lost_at)  # fmt: skip
+
+
+def _refs(rows: Sequence[Any]) -> list[LocalRef]:
+    return [LocalRef(r[0], r[1], r[2], r[3], r[4], r[5], r[6] is not None) for r in rows]
+
+
+def sweep_open_orders(ctx: WorkerContext, account_id: str) -> SweepStats:
+    """Open orders not checked within ``sweep_fresh_s`` get the broker's view."""
+    stats = SweepStats(account_id)
+    began = time.monotonic()
+    with counting_queries(ctx.engine) as queries, priority(Priority.SWEEP):
+        now = ctx.now()
+        stale_before = now - timedelta(seconds=ctx.settings.sweep_fresh_s)
+        with ctx.sessions() as session:
+            account = ctx.account(session, id=account_id)
+            rows = session.execute(
+                select(*_REF_COLUMNS)
+                .where(Order.account_id == account_id, Order.status.in_(OPEN_STATUSES),
+                       Order.created_at < stale_before,
+                       or_(Order.last_checked_at.is_(None), Order.last_checked_at < stale_before))
+                .order_by(Order.last_checked_at.asc().nulls_first())
+            ).all()  # fmt: skip
+        refs = _refs(rows)
+        stats.local_orders = len(refs)
+        if refs:
+            _reconcile(ctx, account, refs, "open", None, ReportSource.SWEEP, stats)
+    stats.queries, stats.wall_s = queries[0], round(time.monotonic() - began, 3)
+    return stats
+
+
+def deep_reconcile(ctx: WorkerContext, account_id: str) -> SweepStats:
+    """The broker's orders of the lookback window against ours: adopt the unknown, resolve
+    write-ahead rows, declare the lost (after repeated misses), fill gaps, positions."""
+    stats = SweepStats(account_id)
+    began = time.monotonic()
+    with counting_queries(ctx.engine) as queries, priority(Priority.SWEEP):
+        now = ctx.now()
+        since = now - timedelta(seconds=ctx.settings.deep_lookback_s)
+        with ctx.sessions() as session:
+            account = ctx.account(session, id=account_id)
+            rows = session.execute(
+                select(*_REF_COLUMNS).where(
+                    Order.account_id == account_id,
+                    or_(Order.status.in_(OPEN_STATUSES), Order.created_at >= since),
+                )
+            ).all()
+        refs = _refs(rows)
+        stats.local_orders = len(refs)
+        _reconcile(ctx, account, refs, "all", since, ReportSource.DEEP, stats)
+        if stats.yielded is None:
+            _close_fill_gaps(ctx, account, since, stats)
+        if stats.yielded is None:
+            _compare_positions(ctx, account, stats)
+    stats.queries, stats.wall_s = queries[0], round(time.monotonic() - began, 3)
+    return stats
+
+
+def _reconcile(
+    ctx: WorkerContext, account: AccountInfo, refs: list[LocalRef], status: ListStatus,
+    since: datetime | None, source: ReportSource, stats: SweepStats,
+) -> None:  # fmt: skip
+    adapter = ctx.adapter(account)
+    try:
+        reports = _list_all(adapter, status, since, ctx.settings.sweep_page_size, stats)
+    except BrokerError as error:
+        stats.yielded = f"listing stopped: {error}"
+        logger.warning("%s of account %s stopped: %s", source.value, account.name, error)
+        return
+    stats.listed = len(reports)
+    matched = match(refs, reports)
+    size = ctx.settings.sweep_page_size
+    for start in range(0, len(matched.pairs), size):
+        _apply_batch(ctx, matched.pairs[start : start + size], source, stats)
+    if source is ReportSource.DEEP:
+        for report in matched.unknown:
+            _adopt(ctx, account, report, stats)
+    unlisted = [r for r in matched.unlisted if r.status in OPEN_STATUSES]
+    _look_up(ctx, adapter, account, unlisted, source, stats)
+    if any(_has_fill_gap(ctx, order_id) for order_id in stats.watch):
+        _sync_fills(ctx, account, stats)
+
+
+def _list_all(
+    adapter: BrokerAdapter, status: ListStatus, since: datetime | None, page_size: int,
+    stats: SweepStats,
+) -> list[OrderReport]:  # fmt: skip
+    reports: list[OrderReport] = []
+    token: str | None = None
+    while True:
+        page = adapter.list_orders(status=status, after=since if token is None else None,
+                                   page_size=page_size, page_token=token)  # fmt: skip
+        stats.pages += 1
+        for item in page.malformed:
+            stats.malformed += 1
+            logger.error("unreadable order in the broker's listing: %s", item.reason)
+        reports.extend(page.items)
+        token = page.next_token
+        if token is None:
+            return reports
+
+
+def _needs_watch(order: Order) -> bool:
+    """Close watching: an unsettled cancel or placement, an open market order, a fill gap."""
+    if order.status.is_terminal:
+        return order.broker_filled_quantity > order.filled_quantity
+    return (
+        order.status in (OrderStatus.PENDING_NEW, OrderStatus.PENDING_CANCEL)
+        or order.order_type is OrderType.MARKET
+        or order.broker_filled_quantity > order.filled_quantity
+    )
+
+
+def _apply_batch(
+    ctx: WorkerContext, pairs: list[tuple[LocalRef, OrderReport]], source: ReportSource,
+    stats: SweepStats,
+) -> None:  # fmt: skip
+    """One page of reports in one transaction; an unchanged order only gets its check time."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with ctx.sessions.begin() as session:
+                now = ctx.now()
+                ids = [ref.id for ref, _ in pairs]
+                orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(ids)))}
+                fill_ids: dict[str, set[str]] = defaultdict(set)
+                filled = [o.id for o in orders.values() if o.filled_quantity]
+                if filled:
+                    for order_id, fill_id in session.execute(
+                        select(Fill.order_id, Fill.broker_fill_id).where(Fill.order_id.in_(filled))
+                    ):
+                        fill_ids[order_id].add(fill_id)
+                applied_n, unchanged, watch = 0, [], []
+                for ref, report in pairs:
+                    order = orders.get(ref.id)
+                    if order is None:
+                        continue
+                    applied = apply_report(state_of(order, frozenset(fill_ids[order.id])),
+                                           report, now=now)  # fmt: skip
+                    quiet = applied.verdict in (Verdict.DUPLICATE, Verdict.STALE)
+                    if quiet and not applied.new_fills and not applied.history:
+                        if order.miss_count or order.lost_at is not None:
+                            order.miss_count, order.lost_at = 0, None
+                        unchanged.append(order.id)
+                    else:
+                        record_applied(session, order, applied, now=now, source=source)
+                        order.check_count += 1
+                        order.last_checked_at = now
+                        order.miss_count, order.lost_at = 0, None
+                        applied_n += 1
+                    if _needs_watch(order):
+                        watch.append(order.id)
+                if unchanged:
+                    session.execute(
+                        update(Order).where(Order.id.in_(unchanged)).values(last_checked_at=now)
+                        .execution_options(synchronize_session=False)
+                    )  # fmt: skip
+            stats.applied += applied_n
+            stats.unchanged += len(unchanged)
+            stats.watch.extend(watch)
+            return
+        except (StaleDataError, IntegrityError) as error:
+            logger.info("a sweep page raced another writer (attempt %d): %s", attempt, error)
+    raise RuntimeError(f"could not apply a page of {len(pairs)} reports")
+
+
+def _look_up(
+    ctx: WorkerContext, adapter: BrokerAdapter, account: AccountInfo, refs: list[LocalRef],
+    source: ReportSource, stats: SweepStats,
+) -> None:  # fmt: skip
+    """Targeted lookups for orders the listing did not show, bounded per run."""
+    for ref in refs[: ctx.settings.sweep_max_single_lookups]:
+        stats.lookups += 1
+        try:
+            report = (
+                adapter.get_order(ref.broker_order_id)
+                if ref.broker_order_id
+                else adapter.get_order_by_client_id(ref.client_order_id)
+            )
+        except OrderNotFound:
+            _record_miss(ctx, ref, stats)
+            continue
+        except BrokerError as error:
+            stats.yielded = f"lookups stopped: {error}"
+            logger.warning("%s lookups for account %s stopped: %s", source.value, account.name,
+                           error)  # fmt: skip
+            return
+        applied = apply_in_new_session(ctx, ref.id, report, source, checked=True)
+        if applied is None:
+            continue
+        stats.applied += 1
+        if ref.broker_order_id is None:
+            adopt_parked(ctx, account.id, report.broker_order_id)
+        if applied.state.status.is_open or (
+            applied.state.broker_filled_quantity > applied.state.filled_quantity
+        ):
+            stats.watch.append(ref.id)
+
+
+def _record_miss(ctx: WorkerContext, ref: LocalRef, stats: SweepStats) -> None:
+    """Judge the miss on the row as it is now (another sweep may have counted one meanwhile;
+    the version counter makes the loser re-judge), so an order is declared lost once."""
+    now = ctx.now()
+    stats.misses += 1
+    verdict = None
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with ctx.sessions.begin() as session:
+                order = session.get(Order, ref.id, populate_existing=True)
+                if order is None or order.status.is_terminal:
+                    return
+                settings = ctx.settings
+                verdict = judge_miss(_ref(order), now=now,
+                                     lost_after_misses=settings.lost_after_misses,
+                                     pending_new_grace_s=settings.pending_new_grace_s)  # fmt: skip
+                order.miss_count = verdict.misses
+                order.last_checked_at = now
+                order.last_error = verdict.reason
+                if verdict.action is MissAction.REJECT:
+                    applied = local_transition(state_of(order, frozenset()), OrderStatus.REJECTED,
+                                               now=now, detail=verdict.reason)  # fmt: skip
+                    record_applied(session, order, applied, now=now, source=ReportSource.DEEP)
+                elif verdict.action is MissAction.DECLARE_LOST:
+                    order.lost_at = now
+                    session.add(OrderEvent(
+                        order_id=order.id, kind="lost", from_status=order.status,
+                        to_status=order.status, filled_quantity=order.filled_quantity,
+                        source=ReportSource.SWEEP, detail=verdict.reason, at=now,
+                    ))  # fmt: skip
+            break
+        except StaleDataError as error:
+            verdict = None
+            logger.info("order %s changed while noting a miss (attempt %d): %s", ref.id,
+                        attempt, error)  # fmt: skip
+    if verdict is None:
+        return
+    if verdict.action is MissAction.REJECT:
+        stats.rejected += 1
+        logger.error("order %s (%s) rejected: %s", ref.id, ref.client_order_id, verdict.reason)
+    elif verdict.action is MissAction.DECLARE_LOST:
+        stats.declared_lost += 1
+        ctx.redis.incr(LOST_KEY)
+        logger.error("order %s (%s) declared lost: %s", ref.id, ref.client_order_id,
+                     verdict.reason)  # fmt: skip
+
+
+def _adopt(
+    ctx: WorkerContext, account: AccountInfo, report: OrderReport, stats: SweepStats
+) -> None:
+    """An order at the broker that we never heard of: recorded, marked adopted, never ignored."""
+    now = ctx.now()
+    with ctx.sessions() as session:
+        order = Order(
+            account_id=account.id, broker=account.broker, origin=OrderOrigin.ADOPTED,
+            client_order_id=report.client_order_id or f"broker-{report.broker_order_id}",
+            broker_order_id=report.broker_order_id, symbol=report.symbol, side=report.side,
+            order_type=report.order_type, time_in_force=report.time_in_force,
+            quantity=report.quantity, limit_price=report.limit_price,
+            stop_price=report.stop_price, status=OrderStatus.PENDING_NEW,
+            created_at=report.created_at, updated_at=now,
+            submitted_at=report.submitted_at or report.created_at,
+            check_count=1, last_checked_at=now,
+        )  # fmt: skip
+        session.add(order)
+        try:
+            session.flush()
+            # the report goes in with the row: nobody ever sees an adopted order unapplied
+            applied = apply_to_order(session, order, report, now=now, source=ReportSource.DEEP)
+            session.commit()
+        except IntegrityError:  # registered meanwhile (a placement's answer, a track call)
+            session.rollback()
+            return
+        order_id = order.id
+        log_anomalies(order, applied)
+    adopt_parked(ctx, account.id, report.broker_order_id)
+    stats.adopted += 1
+    logger.warning("adopted order %s (broker id %s, %s %s %s) placed outside ordersync",
+                   order_id, report.broker_order_id, report.side.value, report.quantity,
+                   report.symbol)  # fmt: skip
+    if (
+        applied.state.status.is_open
+        or applied.state.broker_filled_quantity > applied.state.filled_quantity
+    ):
+        stats.watch.append(order_id)
+
+
+def _has_fill_gap(ctx: WorkerContext, order_id: str) -> bool:
+    with ctx.sessions() as session:
+        order = session.get(Order, order_id)
+        return order is not None and bool(order.fill_gap)
+
+
+def _sync_fills(ctx: WorkerContext, account: AccountInfo, stats: SweepStats) -> None:
+    try:
+        result = sync_now(ctx, account.id)
+    except BrokerError as error:
+        stats.yielded = f"fill sync stopped: {error}"
+        return
+    stats.fill_syncs += result.pages
+
+
+def _close_fill_gaps(
+    ctx: WorkerContext, account: AccountInfo, since: datetime, stats: SweepStats
+) -> None:
+    """Where the broker reports more filled than we recorded, fetch the account's fills."""
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(Order.id, Order.filled_quantity, Order.broker_filled_quantity).where(
+                Order.account_id == account.id,
+                or_(Order.status.in_(OPEN_STATUSES), Order.created_at >= since),
+            )
+        ).all()
+    gaps = [order_id for order_id, filled, broker in rows if broker > filled]
+    if not gaps:
+        return
+    _sync_fills(ctx, account, stats)
+    still = [order_id for order_id in gaps if _has_fill_gap(ctx, order_id)]
+    for order_id in still:
+        logger.error("order %s: the broker reports more filled than its recorded fills, "
+                     "and the account's fills do not show the rest", order_id)  # fmt: skip
+    stats.watch.extend(still)
+
+
+def fill_positions(rows: Sequence[tuple[str, Side, Decimal]]) -> dict[str, Decimal]:
+    """Signed quantity per symbol from (symbol, side, fill quantity) rows."""
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for symbol, side, quantity in rows:
+        totals[symbol] += quantity if side is Side.BUY else -quantity
+    return dict(totals)
+
+
+def position_mismatches(local: dict[str, Decimal], broker: Sequence[PositionReport]) -> list[str]:
+    """Symbols whose quantity from our fills differs from the broker's position."""
+    theirs = {p.symbol: p.quantity for p in broker}
+    found = []
+    for symbol in sorted(set(local) | set(theirs)):
+        ours, at_broker = local.get(symbol, Decimal(0)), theirs.get(symbol, Decimal(0))
+        if ours != at_broker:
+            found.append(f"{symbol}: fills say {ours}, the broker holds {at_broker}")
+    return found
+
+
+def _compare_positions(ctx: WorkerContext, account: AccountInfo, stats: SweepStats) -> None:
+    """A difference is an alert for an operator, never a silent correction."""
+    try:
+        broker = ctx.adapter(account).list_positions()
+    except BrokerError as error:
+        stats.yielded = f"positions not compared: {error}"
+        return
+    stats.pages += 1
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(Order.symbol, Order.side, Fill.quantity)
+            .join(Fill, Fill.order_id == Order.id)
+            .where(Order.account_id == account.id)
+        ).all()
+    stats.position_mismatches = position_mismatches(
+        fill_positions([(r[0], r[1], r[2]) for r in rows]), broker
+    )
+    if stats.position_mismatches:
+        symbols = tuple(line.split(":", 1)[0] for line in stats.position_mismatches)
+        send_alert(ctx.redis, ctx.settings, Alert(
+            AlertKind.POSITION_MISMATCH, f"positions:{account.name}", len(symbols), symbols,
+            ctx.now(), detail="; ".join(stats.position_mismatches)[:1000],
+        ))  # fmt: skip

@@ -1,0 +1,96 @@
+"""Running a beat sweep as a singleton: one run at a time (a Redis lock), and at most one
+run per interval however many beats send it; every run is recorded for the dead-man check."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from models.orders import Account
+from worker.context import WorkerContext
+from worker.heartbeat import record_run
+from worker.locks import HeldLock
+from worker.reconcile import SweepStats
+
+logger = logging.getLogger(__name__)
+# A run claims its interval for this fraction of it: two beats ticking at any offset
+# still start at most one run per interval.
+CLAIM_FRACTION = 0.9
+
+
+def skipped_key(name: str) -> str:
+    return f"ordersync:stats:sweep_skipped:{name}"
+
+
+def executions_key(name: str) -> str:
+    return f"ordersync:stats:sweep_executions:{name}"
+
+
+@dataclass
+class SweepRun:
+    name: str
+    ran: bool
+    reason: str = ""
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+
+    def totals(self) -> dict[str, int | float | str]:
+        totals: dict[str, int | float | str] = {"accounts": len(self.accounts)}
+        for summary in self.accounts:
+            for key, value in summary.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    current = totals.get(key, 0)
+                    assert isinstance(current, int | float)
+                    totals[key] = current + value
+        yielded = [str(s["yielded"]) for s in self.accounts if s.get("yielded")]
+        if yielded:
+            totals["yielded"] = "; ".join(yielded)[:500]
+        return totals
+
+
+def active_accounts(ctx: WorkerContext) -> list[str]:
+    with ctx.sessions() as session:
+        return list(session.scalars(select(Account.id).where(Account.is_active)))
+
+
+def run_sweep(
+    ctx: WorkerContext,
+    name: str,
+    interval_s: float,
+    per_account: Callable[[WorkerContext, str], SweepStats],
+    watch: Callable[[str], None] | None = None,
+) -> SweepRun:
+    """Claim the interval, take the lock, sweep every active account, record the run."""
+    claimed = ctx.redis.set(f"ordersync:sweep:claim:{name}", 1, nx=True,
+                            px=max(1, int(interval_s * CLAIM_FRACTION * 1000)))  # fmt: skip
+    if not claimed:
+        ctx.redis.incr(skipped_key(name))
+        return SweepRun(name, ran=False, reason="already ran in this interval")
+    lock = HeldLock(ctx.redis, f"ordersync:lock:sweep:{name}", ttl_s=max(60.0, 2 * interval_s))
+    with lock as held:
+        if not held:
+            ctx.redis.incr(skipped_key(name))
+            return SweepRun(name, ran=False, reason="the previous run is still going")
+        ctx.redis.incr(executions_key(name))
+        started = ctx.now()
+        run = SweepRun(name, ran=True)
+        ok, error = True, ""
+        try:
+            for account_id in active_accounts(ctx):
+                stats = per_account(ctx, account_id)
+                lock.renew()
+                run.accounts.append(stats.summary())
+                if watch is not None:
+                    for order_id in dict.fromkeys(stats.watch):
+                        watch(order_id)
+        except Exception as exc:
+            ok, error = False, f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            record_run(ctx.redis, name, ok=ok, started_at=started, finished_at=ctx.now(),
+                       stats=run.totals(), error=error[:500] or None)  # fmt: skip
+        logger.info("%s: %s", name, run.totals())
+        return run
