@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # The part of the budget only placements and monitors may spend; sweeps yield it.
     rate_limit_sweep_reserve: float = Field(default=0.25, ge=0, lt=1)
     rate_limit_max_wait_s: float = Field(default=30.0, gt=0)
+    # Placements and monitors wait less: they hold an order's lock (``order_lock_ttl_s``)
+    # meanwhile, and a monitor that gives up simply looks again at its next step.
+    rate_limit_fresh_max_wait_s: float = Field(default=5.0, gt=0)
 
     # Stale-order alerts.
     stale_market_after_s: float = Field(default=10.0, gt=0)
@@ -97,6 +100,16 @@ class Settings(BaseSettings):
     # The paper exchange.
     sim_host: str = "127.0.0.1"
     sim_port: int = 8765
+
+    @model_validator(mode="after")
+    def _waits_fit_the_lock(self) -> Settings:
+        """A monitor waiting out its lock would let a second worker check the same order."""
+        if self.rate_limit_fresh_max_wait_s >= self.order_lock_ttl_s / 2:
+            raise ValueError(
+                f"rate_limit_fresh_max_wait_s ({self.rate_limit_fresh_max_wait_s}) must be "
+                f"under half of order_lock_ttl_s ({self.order_lock_ttl_s})"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

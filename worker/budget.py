@@ -8,11 +8,17 @@ the minute. Placements and monitors may spend the whole bucket; a sweep takes a 
 while more than ``sweep_reserve`` of the capacity is left, so it yields to fresh orders.
 A 429 (or ``X-Ratelimit-Remaining: 0``) empties the bucket and holds it empty until the
 broker's reset time, at once for every process. ``budget_stats`` reads the counts.
+
+A large bucket (a generous limit) lends a process a few tokens at once while it is more
+than half full, so most requests cost no Redis round trip; a lease is spent within
+``LEASE_TTL_S`` or dropped, and a 429 drops this process's lease at once. Small buckets
+(Alpaca's 200/min) never lend: every request asks Redis.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -48,6 +54,11 @@ BURST_SHARE = 0.25
 BLOCK_CAP_S = 60.0
 # Waiters wake up to this much later than asked, so processes do not all retry at once.
 JITTER_S = 0.01
+# A lease is a 1/LEASE_DIVISOR share of the bucket, at most MAX_LEASE tokens, kept at most
+# LEASE_TTL_S: after a 429 seen elsewhere, each process sends at most one lease more.
+LEASE_DIVISOR = 64
+MAX_LEASE = 16
+LEASE_TTL_S = 1.0
 
 
 class Priority(StrEnum):
@@ -127,6 +138,16 @@ class BudgetSize:
     def per_ms(self) -> float:
         return self.per_minute / 60_000
 
+    @property
+    def lease(self) -> int:
+        """Tokens one request may take for its process while the bucket is over half full."""
+        return max(1, min(MAX_LEASE, int(self.capacity // LEASE_DIVISOR)))
+
+    @property
+    def lease_keep(self) -> float:
+        """What a lease must leave in the bucket: half of it, and never the sweeps' floor."""
+        return max(self.capacity / 2, self.sweep_floor)
+
     def floor(self, level: Priority) -> float:
         return self.sweep_floor if level is Priority.SWEEP else 0.0
 
@@ -171,16 +192,20 @@ local function save()
 end
 """
 
-# ARGV[4]: tokens the caller must leave; ARGV[5]: ms it has waited. Returns 0 (granted) or
-# the ms until a token could be there for it.
+# ARGV[4]: tokens the caller must leave; ARGV[5]: ms it has waited; ARGV[6]: the lease it
+# would take; ARGV[7]: what a lease must leave. Returns {tokens granted (0, 1 or the lease),
+# ms until a token could be there for the caller (0 when granted)}.
 _TAKE = (
     _PRELUDE
     + """
 local floor, waited_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
-local wait = 0
+local lease, keep = tonumber(ARGV[6]), tonumber(ARGV[7])
+local granted, wait = 0, 0
 if at <= now and tokens >= floor + 1 then
-  tokens = tokens - 1
-  redis.call('HINCRBY', KEYS[2], 'granted', 1)
+  granted = 1
+  if lease > 1 and tokens - lease >= keep then granted = lease end
+  tokens = tokens - granted
+  redis.call('HINCRBY', KEYS[2], 'granted', granted)
   if waited_ms > 0 then
     redis.call('HINCRBY', KEYS[2], 'waited', 1)
     redis.call('HINCRBY', KEYS[2], 'wait_ms', waited_ms)
@@ -189,7 +214,7 @@ else
   wait = math.max(1, math.ceil(at - now + (floor + 1 - tokens) / rate))
 end
 save()
-return wait
+return {granted, wait}
 """
 )
 
@@ -223,6 +248,8 @@ class Budget:
     ``observe`` each answer's rate-limit headers (an adapter's observer).
 
     ``clock`` (epoch seconds) replaces the Redis clock and ``time.monotonic``, for tests.
+    ``fresh_max_wait_s`` bounds the wait of placements and monitors, which hold an order's
+    lock meanwhile; sweeps wait up to ``max_wait_s``.
     """
 
     def __init__(
@@ -232,12 +259,14 @@ class Budget:
         size: BudgetSize,
         *,
         max_wait_s: float,
+        fresh_max_wait_s: float | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.account_id = account_id
         self.size = size
         self.max_wait_s = max_wait_s
+        self.fresh_max_wait_s = max_wait_s if fresh_max_wait_s is None else fresh_max_wait_s
         self._client = client
         self._keys = [bucket_key(account_id), stats_key(account_id)]
         self._take = client.register_script(_TAKE)
@@ -245,19 +274,28 @@ class Budget:
         self._clock = clock
         self._timer = clock or time.monotonic
         self._sleep = sleep
+        self._leased = 0  # tokens this process holds, spendable until _lease_until
+        self._lease_until = 0.0
+        self._lease_lock = threading.Lock()
 
     def acquire(self, level: Priority | None = None) -> None:
-        """Take one token, waiting for it up to ``max_wait_s``; else ``BudgetExhausted``."""
+        """Take one token, waiting for it up to the level's wait; else ``BudgetExhausted``."""
         level = current_priority() if level is None else level
+        if self._spend_leased():
+            return
         floor = self.size.floor(level)
+        max_wait_s = self.max_wait_s if level is Priority.SWEEP else self.fresh_max_wait_s
         started = self._timer()
         waited_ms = 0
         while True:
-            wait_s = self._run(self._take, floor, waited_ms) / 1000
-            if wait_s == 0:
+            granted, wait_ms = self._take_tokens(floor, waited_ms)
+            if granted:
+                if granted > 1:
+                    self._keep_lease(granted - 1)
                 return
+            wait_s = wait_ms / 1000
             elapsed_s = self._timer() - started
-            left_s = self.max_wait_s - elapsed_s
+            left_s = max_wait_s - elapsed_s
             if wait_s > left_s:  # not even the best case fits in the time that is left
                 self._give_up(level, elapsed_s, waited_ms > 0, wait_s)
             self._sleep(min(wait_s + random.uniform(0, JITTER_S), left_s))
@@ -268,22 +306,43 @@ class Budget:
         limited = info.status_code == 429
         if not limited and (info.remaining is None or info.remaining >= self.size.capacity):
             return  # cannot change the bucket: no Redis round trip
+        self._drop_lease()
         reset = "" if info.reset_at is None else str(int(info.reset_at.timestamp() * 1000))
         remaining = "" if info.remaining is None else str(info.remaining)
         self._run(
             self._throttle, "1" if limited else "0", reset, remaining, int(BLOCK_CAP_S * 1000)
         )
 
-    def _run(self, script: Any, *args: object) -> int:
+    def _spend_leased(self) -> bool:
+        with self._lease_lock:
+            if self._leased and self._timer() < self._lease_until:
+                self._leased -= 1
+                return True
+            self._leased = 0
+            return False
+
+    def _keep_lease(self, tokens: int) -> None:
+        with self._lease_lock:
+            self._leased, self._lease_until = tokens, self._timer() + LEASE_TTL_S
+
+    def _drop_lease(self) -> None:
+        with self._lease_lock:
+            self._leased = 0
+
+    def _take_tokens(self, floor: float, waited_ms: int) -> tuple[int, int]:
+        size = self.size
+        granted, wait_ms = self._run(self._take, floor, waited_ms, size.lease, size.lease_keep)
+        return int(granted), int(wait_ms)
+
+    def _run(self, script: Any, *args: object) -> Any:
         now = "" if self._clock is None else str(int(self._clock() * 1000))
         try:
-            result = script(
+            return script(
                 keys=self._keys,
                 args=[repr(self.size.capacity), repr(self.size.per_ms), now, *args],
             )
         except redis.RedisError as exc:
             raise BudgetUnavailable(self.account_id, f"{type(exc).__name__}: {exc}") from exc
-        return int(result)
 
     def _give_up(self, level: Priority, elapsed_s: float, waited: bool, wait_s: float) -> NoReturn:
         pipe = self._client.pipeline(transaction=False)
@@ -322,7 +381,10 @@ def budget_for(
         headroom=settings.rate_limit_headroom,
         sweep_reserve=settings.rate_limit_sweep_reserve,
     )
-    return Budget(client, account_id, size, max_wait_s=settings.rate_limit_max_wait_s)
+    return Budget(
+        client, account_id, size, max_wait_s=settings.rate_limit_max_wait_s,
+        fresh_max_wait_s=settings.rate_limit_fresh_max_wait_s,
+    )  # fmt: skip
 
 
 def adapter_hooks(

@@ -26,3 +26,9 @@ def test_bad_values_are_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("ORDERSYNC_BROKER_TIMEOUT_S", "-1")
     with pytest.raises(ValidationError, match="broker_timeout_s"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_a_fresh_orders_budget_wait_must_fit_well_inside_the_order_lock() -> None:
+    Settings(_env_file=None, order_lock_ttl_s=30, rate_limit_fresh_max_wait_s=14.9)
+    with pytest.raises(ValidationError, match="under half of order_lock_ttl_s"):
+        Settings(_env_file=None, order_lock_ttl_s=30, rate_limit_fresh_max_wait_s=15)

@@ -18,6 +18,8 @@ from models.enums import BrokerKind
 from ordersync.settings import Settings
 from worker.budget import (
     JITTER_S,
+    LEASE_TTL_S,
+    MAX_LEASE,
     Budget,
     BudgetExhausted,
     BudgetSize,
@@ -25,6 +27,7 @@ from worker.budget import (
     BudgetUnavailable,
     Priority,
     adapter_hooks,
+    bucket_key,
     budget_stats,
     current_priority,
     priority,
@@ -229,6 +232,80 @@ def test_priority_is_restored_after_an_error() -> None:
     assert current_priority() is Priority.MONITOR
 
 
+# -- leases: a large bucket lends a process a few tokens -------------------------------------
+
+# 100,000/min at 0.8: 20,000 tokens at once, so a lease is MAX_LEASE tokens.
+LARGE = BudgetSize.of(100_000, headroom=0.8, sweep_reserve=0.25)
+
+
+def bucket_tokens(server: fakeredis.FakeServer) -> float:
+    return float(fakeredis.FakeRedis(server=server).hget(bucket_key(ACCOUNT), "tokens") or 0)
+
+
+def test_small_buckets_never_lend() -> None:
+    assert SIZE.lease == 1
+    assert BudgetSize.of(200, headroom=0.8, sweep_reserve=0.25).lease == 1  # Alpaca
+
+
+def test_a_large_bucket_lends_a_lease_spent_without_asking_redis(
+    make_budget: Callable[..., Budget], server: fakeredis.FakeServer
+) -> None:
+    assert LARGE.lease == MAX_LEASE
+    budget = make_budget(LARGE)
+    budget.acquire()
+    assert bucket_tokens(server) == LARGE.capacity - MAX_LEASE
+    for _ in range(MAX_LEASE - 1):
+        budget.acquire()
+    assert bucket_tokens(server) == LARGE.capacity - MAX_LEASE  # the lease, not Redis
+    budget.acquire()
+    assert bucket_tokens(server) == LARGE.capacity - 2 * MAX_LEASE
+    assert stats(server).granted == 2 * MAX_LEASE  # tokens taken, leases included
+
+
+def test_a_lease_not_spent_in_time_is_dropped(
+    make_budget: Callable[..., Budget], clock: FakeClock, server: fakeredis.FakeServer
+) -> None:
+    budget = make_budget(LARGE)
+    budget.acquire()
+    clock.now += LEASE_TTL_S  # the monotonic timer is the injected clock too
+    budget.acquire()
+    assert stats(server).granted == 2 * MAX_LEASE
+
+
+def test_no_lease_once_the_bucket_is_half_empty(
+    make_budget: Callable[..., Budget], server: fakeredis.FakeServer
+) -> None:
+    budget = make_budget(LARGE)
+    half = {"tokens": LARGE.capacity / 2, "at": int(T0 * 1000)}
+    fakeredis.FakeRedis(server=server).hset(bucket_key(ACCOUNT), mapping=half)
+    budget.acquire()
+    assert bucket_tokens(server) == pytest.approx(LARGE.capacity / 2 - 1)
+    assert stats(server).granted == 1
+
+
+def test_a_429_drops_the_lease_at_once(
+    make_budget: Callable[..., Budget], clock: FakeClock
+) -> None:
+    budget = make_budget(LARGE, max_wait_s=5)
+    budget.acquire()
+    budget.observe(RateLimitInfo(100_000, 0, clock.utc() + timedelta(seconds=30), 429))
+    with pytest.raises(BudgetExhausted):  # the lease is gone and the bucket blocked
+        budget.acquire()
+
+
+def test_fresh_orders_wait_less_than_sweeps(server: fakeredis.FakeServer, clock: FakeClock) -> None:
+    client = fakeredis.FakeRedis(server=server, decode_responses=True)
+    budget = Budget(client, ACCOUNT, SIZE, max_wait_s=20, fresh_max_wait_s=2, clock=clock,
+                    sleep=clock.sleep)  # fmt: skip
+    budget.observe(RateLimitInfo(100, 0, clock.utc() + timedelta(seconds=10), 429))
+    with pytest.raises(BudgetExhausted) as monitor:
+        budget.acquire(Priority.MONITOR)
+    assert monitor.value.waited_s <= 2
+    waited_before = sum(clock.sleeps)
+    budget.acquire(Priority.SWEEP)  # the block, then the refill of its reserve: 16 s
+    assert sum(clock.sleeps) - waited_before == pytest.approx(16, abs=2 + JITTER_S)
+
+
 # -- 429 and the broker's headers --------------------------------------------------------------
 
 
@@ -366,7 +443,9 @@ def test_adapter_hooks_spend_the_connections_account_budget(
     server: fakeredis.FakeServer,
 ) -> None:
     client = fakeredis.FakeRedis(server=server, decode_responses=True)
-    settings = Settings(_env_file=None, rate_limit_max_wait_s=0.01)
+    settings = Settings(
+        _env_file=None, rate_limit_max_wait_s=0.01, rate_limit_fresh_max_wait_s=0.01
+    )
     connection = AccountConnection("a", BrokerKind.ALPACA, "http://x", "X", ACCOUNT, 40)
     hooks = adapter_hooks(client, settings)(connection)
     assert hooks.gate is not None
