@@ -7,8 +7,10 @@ except with ORDERSYNC_TEST_REQUIRE_SERVICES=1 (CI), where their absence fails th
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -117,6 +119,42 @@ def db_session(engine: Engine) -> Iterator[Session]:
         connection.close()
 
 
+@contextmanager
+def claimed(url: str) -> Iterator[bool]:
+    """Claim a local Redis db for this test session; False while another live one holds it.
+
+    Two sessions on one db (two checkouts testing at once) would take each other's Celery
+    tasks. The claim lives in db 0 and names its process; a dead claimer's claim is taken.
+    """
+    client = redis.Redis.from_url(url.rsplit("/", 1)[0] + "/0", socket_connect_timeout=1)
+    key, me = f"ordersync:test-claim:{url}", f"{socket.gethostname()}:{os.getpid()}"
+    holder = client.get(key)
+    if holder is not None and holder.decode() != me and _alive(holder.decode()):
+        client.close()
+        yield False
+        return
+    client.set(key, me, ex=6 * 3600)
+    try:
+        yield True
+    finally:
+        if client.get(key) == me.encode():
+            client.delete(key)
+        client.close()
+
+
+def _alive(claimer: str) -> bool:
+    host, _, pid = claimer.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine's session: cannot tell, so respect it
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session", params=["local", "embedded"])
 def redis_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -128,10 +166,13 @@ def redis_url(
             client.ping()
         except redis.RedisError:
             _unavailable(f"Redis at {LOCAL_REDIS_URL}")
-        client.flushdb()
         client.close()
-        yield LOCAL_REDIS_URL
-        return
+        with claimed(LOCAL_REDIS_URL) as mine:
+            if mine:
+                redis.Redis.from_url(LOCAL_REDIS_URL).flushdb()
+                yield LOCAL_REDIS_URL
+                return
+        # another test session holds the db: this one runs on its own server
     with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False) as server:
         yield server.url
 

@@ -32,6 +32,7 @@ from ordersync.stack import (
     redact_url,
     sim_healthy,
 )
+from tests.conftest import claimed
 from tests.processes import stop_process
 
 LOCAL_REDIS_URL = os.environ.get("ORDERSYNC_TEST_STACK_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -72,14 +73,16 @@ def stack_redis(request: pytest.FixtureRequest) -> Iterator[str | None]:
     client = redis.Redis.from_url(LOCAL_REDIS_URL, socket_connect_timeout=1)
     try:
         client.ping()
-        client.flushdb()
     except redis.RedisError:
         if REQUIRE_SERVICES:
             pytest.fail(f"Redis at {LOCAL_REDIS_URL} is required but not reachable")
         pytest.skip(f"Redis at {LOCAL_REDIS_URL} not reachable")
     finally:
         client.close()
-    yield LOCAL_REDIS_URL
+    with claimed(LOCAL_REDIS_URL) as mine:  # else another session's workers share the db
+        if mine:
+            redis.Redis.from_url(LOCAL_REDIS_URL).flushdb()
+        yield LOCAL_REDIS_URL if mine else None
 
 
 @pytest.mark.integration
