@@ -34,6 +34,7 @@ from brokers.alpaca_parse import ParseError, order_status
 from models.db import make_engine
 from models.enums import OPEN_STATUSES, OrderStatus
 from models.orders import Account, Fill, Order
+from ordersync import bench_sweep
 from ordersync.settings import get_settings
 from ordersync.stack import Stack, StackConfig, StackError, log_tail
 
@@ -298,6 +299,7 @@ class BenchOptions:
     key_id: str | None
     secret_key: str | None
     sim_args: tuple[str, ...]
+    sweep: bench_sweep.SweepOptions
 
 
 def fresh_sqlite(var_dir: Path) -> str:
@@ -321,25 +323,70 @@ def require_account(engine: Engine, name: str) -> None:
             raise BenchError(f"account {name!r} does not exist (--workers 0 uses it as it is)")
 
 
+def send_and_compare(
+    stack: Stack, sim: httpx.Client, engine: Engine, options: BenchOptions, prefix: str
+) -> dict[str, Any]:
+    """The order benchmark: send N orders by task name, wait until they are complete, compare."""
+    n = options.orders
+    before = sim.get("/requests").json()
+    sending_s = n / options.rate if options.rate else 0.0
+    sent = run_sender(
+        stack, account=options.account, n=n, prefix=prefix, mix=options.mix.value,
+        rate=options.rate, prices=sim.get("/prices").json(),
+        timeout_s=sending_s + options.deadline_s + 60,
+    )  # fmt: skip
+    done_at = wait_complete(engine, prefix, n, options.deadline_s)
+    after = sim.get("/requests").json()
+    truth = [
+        order
+        for order in sim.get("/truth").json()["orders"]
+        if order["client_order_id"].startswith(prefix)
+    ]
+    orders, fills = load_orders(engine, prefix), load_fills(engine, prefix)
+    worker_log = log_tail(stack.logs / "worker.log") if done_at is None else ""
+    first, last = float(sent["first_send"]), float(sent["last_send"])
+    return {
+        **compare(truth, orders, fills),
+        **latencies(fills),
+        "broker_requests_per_order": round((after["total"] - before["total"]) / n, 3),
+        "rate_limited_requests": after["rate_limited"] - before["rate_limited"],
+        "orders_per_s": round(n / (done_at - first), 2) if done_at else None,
+        "sent_per_s": round(n / (last - first), 1) if last > first else None,
+        "drain_s": round(done_at - last, 3) if done_at else None,
+        "incomplete_orders": n - sum(order.complete for order in orders.values()),
+        "incomplete_examples": [
+            {"client_order_id": order.client_order_id, **described(order)}
+            for order in orders.values()
+            if not order.complete
+        ][:SHOWN_MISMATCHES],
+        "deadline_passed": done_at is None,
+        "worker_log_tail": worker_log or None,
+    }
+
+
 def run(options: BenchOptions) -> dict[str, Any]:
-    """Start (or reach) the system, send, wait, compare; the figures as a dict."""
+    """Start (or reach) the system, send, wait, compare, then the sweep benchmark when asked;
+    the figures as a dict."""
     began = time.monotonic()
     var_dir = get_settings().var_dir / "bench"
     database_url = options.database_url or fresh_sqlite(var_dir)
     prefix = f"bench-{secrets.token_hex(4)}-"
     n = options.orders
+    # No beat while the sweep is measured: its own sweeps would run into the measured ones.
     config = StackConfig(
         var_dir=var_dir, database_url=database_url, redis_url=options.redis_url,
         redis_persist=False, exchange_url=options.exchange_url,
         exchange_key_id=options.key_id, exchange_secret_key=options.secret_key, sim_port=0,
-        sim_args=options.sim_args, flower=False, beat=options.workers > 0, account=options.account,
-        ensure_account=options.workers > 0, worker_concurrency=options.workers,
+        sim_args=options.sim_args, flower=False,
+        beat=options.workers > 0 and not options.sweep.orders, account=options.account,
+        ensure_account=options.workers > 0, worker_concurrency=options.workers if n else 0,
     )  # fmt: skip
     engine = make_engine(database_url)
+    result: dict[str, Any] = {"orders": n}
     try:
         with (
             Stack(config) as stack,
-            httpx.Client(base_url=f"{stack.exchange_url}/_sim", timeout=30) as sim,
+            httpx.Client(base_url=f"{stack.exchange_url}/_sim", timeout=60) as sim,
         ):
             if options.workers == 0:
                 require_account(engine, options.account)
@@ -351,54 +398,28 @@ def run(options: BenchOptions) -> dict[str, Any]:
                     f"[yellow]warning: the database already holds {open_before} open orders of "
                     "another exchange; their monitors load this run (use a fresh database)[/yellow]"
                 )
-            before = sim.get("/requests").json()
             startup_s = time.monotonic() - began
-            sending_s = n / options.rate if options.rate else 0.0
-            sent = run_sender(
-                stack, account=options.account, n=n, prefix=prefix, mix=options.mix.value,
-                rate=options.rate, prices=sim.get("/prices").json(),
-                timeout_s=sending_s + options.deadline_s + 60,
-            )  # fmt: skip
-            done_at = wait_complete(engine, prefix, n, options.deadline_s)
-            after = sim.get("/requests").json()
-            truth = [
-                order
-                for order in sim.get("/truth").json()["orders"]
-                if order["client_order_id"].startswith(prefix)
-            ]
-            orders, fills = load_orders(engine, prefix), load_fills(engine, prefix)
+            if n:
+                result.update(send_and_compare(stack, sim, engine, options, prefix))
+            if options.sweep.orders:
+                sweep_prefix = f"bench-sweep-{secrets.token_hex(4)}-"
+                result["sweep"] = bench_sweep.run(stack, engine, sim, options.sweep, sweep_prefix)
             faults = sim.get("/faults").json()
             found_versions = versions(stack, engine)
-            worker_log = log_tail(stack.logs / "worker.log") if done_at is None else ""
     finally:
         engine.dispose()
-    first, last = float(sent["first_send"]), float(sent["last_send"])
     return {
-        "orders": n,
-        **compare(truth, orders, fills),
-        **latencies(fills),
-        "broker_requests_per_order": round((after["total"] - before["total"]) / n, 3),
-        "rate_limited_requests": after["rate_limited"] - before["rate_limited"],
-        "orders_per_s": round(n / (done_at - first), 2) if done_at else None,
-        "sent_per_s": round(n / (last - first), 1) if last > first else None,
+        **result,
         "wall_s": round(time.monotonic() - began, 3),
         "startup_s": round(startup_s, 3),
-        "drain_s": round(done_at - last, 3) if done_at else None,
-        "incomplete_orders": n - sum(order.complete for order in orders.values()),
-        "incomplete_examples": [
-            {"client_order_id": order.client_order_id, **described(order)}
-            for order in orders.values()
-            if not order.complete
-        ][:SHOWN_MISMATCHES],
-        "deadline_passed": done_at is None,
         "client_order_id_prefix": prefix,
         "preexisting_open_orders": open_before,
-        "worker_log_tail": worker_log or None,
         "settings": {
             "orders": n,
+            "sweep_orders": options.sweep.orders,
             "mix": options.mix.value,
             "rate_per_s": options.rate or None,
-            "worker_concurrency": options.workers or None,
+            "worker_concurrency": (options.workers or None) if n else None,
             "task_events": get_settings().task_events,
             "database": make_url(database_url).get_backend_name(),
             "redis": "external" if options.redis_url else "embedded",
@@ -416,11 +437,13 @@ def run(options: BenchOptions) -> dict[str, Any]:
 
 def failed(result: dict[str, Any]) -> bool:
     counts = ("missed_fills", "duplicate_fills", "mismatched_orders", "mismatched_fills")
-    return result["deadline_passed"] or any(result[key] for key in counts)
+    if "sweep" in result and bench_sweep.failed(result["sweep"]):
+        return True
+    return bool(result.get("deadline_passed")) or any(result.get(key) for key in counts)
 
 
 def bench_command(
-    orders: Annotated[int, typer.Option(min=1, help="Orders to send.")] = 200,
+    orders: Annotated[int, typer.Option(min=0, help="Orders to send (0: none).")] = 200,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the figures.")] = Path(
         "bench.json"
     ),
@@ -455,8 +478,19 @@ def bench_command(
     partial_fill_probability: Annotated[
         float, typer.Option(min=0, max=1, help="For an exchange the bench starts.")
     ] = 0.3,
+    sweep_orders: Annotated[
+        int, typer.Option(min=0, help="Resting limit orders to measure the sweep over (0: skip).")
+    ] = 0,
+    sweep_runs: Annotated[int, typer.Option(min=1, help="Sweeps to run over them.")] = 3,
+    sweep_page_size: Annotated[
+        int | None,
+        typer.Option(min=1, max=500, help="Listing page size (default ORDERSYNC_SWEEP_PAGE_SIZE)."),
+    ] = None,
 ) -> None:
-    """Send N orders by task name, wait until all are complete, compare with the exchange."""
+    """Send N orders by task name, wait until all are complete, compare with the exchange;
+    then, with --sweep-orders, measure the reconciliation sweep over resting orders."""
+    if orders == 0 and sweep_orders == 0:
+        raise typer.BadParameter("nothing to measure: give --orders or --sweep-orders")
     if workers == 0 and None in (redis_url, database_url, exchange_url):
         raise typer.BadParameter(
             "--workers 0 uses running workers: give their --redis-url, --database-url and "
@@ -468,6 +502,8 @@ def bench_command(
         exchange_url=exchange_url, key_id=key_id, secret_key=secret_key,
         sim_args=("--fill-delay-ms", fill_delay_ms,
                   "--partial-fill-probability", str(partial_fill_probability)),
+        sweep=bench_sweep.SweepOptions(orders=sweep_orders, runs=sweep_runs,
+                                       page_size=sweep_page_size, account=account),
     )  # fmt: skip
     try:
         result = run(options)
@@ -475,7 +511,10 @@ def bench_command(
         Console(stderr=True).print(f"ordersync bench: {exc}", style="red", markup=False)
         raise typer.Exit(2) from exc
     json_path.write_text(json.dumps(result, indent=2) + "\n")
-    print_table(result)
+    if orders:
+        print_table(result)
+    if "sweep" in result:
+        bench_sweep.print_table(result["sweep"])
     console.print(f"figures written to {json_path}")
     if failed(result):
         raise typer.Exit(1)

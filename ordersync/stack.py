@@ -104,7 +104,7 @@ class Stack:
         self.exchange_url = ""
         self.flower_url: str | None = None
         self.owns_exchange = config.exchange_url is None
-        self._key_pair: tuple[str, str] = ("", "")
+        self.key_pair: tuple[str, str] = ("", "")  # the exchange's credentials, once started
         self._recording = False  # stack.json is ours only once stale state is cleared
 
     def __enter__(self) -> Stack:
@@ -191,7 +191,7 @@ class Stack:
         config = self.config
         if config.exchange_url:
             url = config.exchange_url.rstrip("/")
-            self._key_pair = (
+            self.key_pair = (
                 config.exchange_key_id or secrets.token_hex(8),
                 config.exchange_secret_key or secrets.token_hex(16),
             )
@@ -199,12 +199,12 @@ class Stack:
             return url
         port = config.sim_port or free_port()
         require_free_port(port, "paper exchange")
-        self._key_pair = (secrets.token_hex(12), secrets.token_hex(24))
+        self.key_pair = (secrets.token_hex(12), secrets.token_hex(24))
         url = f"http://127.0.0.1:{port}"
         env = self.child_env(
             {
-                "ORDERSYNC_SIM_KEY_ID": self._key_pair[0],
-                "ORDERSYNC_SIM_SECRET_KEY": self._key_pair[1],
+                "ORDERSYNC_SIM_KEY_ID": self.key_pair[0],
+                "ORDERSYNC_SIM_SECRET_KEY": self.key_pair[1],
             }
         )
         child = self.spawn(
@@ -236,7 +236,7 @@ class Stack:
         """Task events follow ORDERSYNC_TASK_EVENTS (no ``-E``): they cost throughput."""
         prefix = credentials_env(self.config.account)
         env = self.child_env(
-            {f"{prefix}_KEY_ID": self._key_pair[0], f"{prefix}_SECRET_KEY": self._key_pair[1]}
+            {f"{prefix}_KEY_ID": self.key_pair[0], f"{prefix}_SECRET_KEY": self.key_pair[1]}
         )
         child = self.spawn(
             "worker",

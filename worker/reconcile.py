@@ -28,7 +28,7 @@ from models.enums import OPEN_STATUSES, OrderOrigin, OrderStatus, OrderType, Rep
 from models.orders import Fill, Order, OrderEvent
 from models.reconciliation import LocalRef, MissAction, judge_miss, match
 from models.repository import apply_to_order, record_applied, state_of
-from models.state_machine import Verdict, apply_report, local_transition
+from models.state_machine import OrderState, Verdict, apply_report, local_transition
 from worker.alerts import Alert, AlertKind, send_alert
 from worker.budget import Priority, priority
 from worker.context import AccountInfo, WorkerContext
@@ -37,6 +37,7 @@ from worker.reports import apply_in_new_session, log_anomalies
 
 logger = logging.getLogger(__name__)
 ATTEMPTS = 5
+GAP_CHECK_CHUNK = 500
 LOST_KEY = "ordersync:stats:orders_declared_lost"
 
 
@@ -61,6 +62,9 @@ class SweepStats:
     wall_s: float = 0.0
     yielded: str | None = None  # the budget or the broker stopped the run early
     watch: list[str] = field(default_factory=list)  # orders that need a monitor
+    # Of those, the ones the broker reports more filled than recorded: noted where the
+    # report is applied, so deciding on a fill sync costs no query per order.
+    fill_gaps: set[str] = field(default_factory=set)
     position_mismatches: list[str] = field(default_factory=list)
 
     @property
@@ -71,6 +75,7 @@ class SweepStats:
         data = asdict(self)
         data["requests"] = self.requests
         data["watch"] = len(self.watch)
+        data["fill_gaps"] = len(self.fill_gaps)
         return data
 
 
@@ -174,7 +179,7 @@ def _reconcile(
             _adopt(ctx, account, report, stats)
     unlisted = [r for r in matched.unlisted if r.status in OPEN_STATUSES]
     _look_up(ctx, adapter, account, unlisted, source, stats)
-    if any(_has_fill_gap(ctx, order_id) for order_id in stats.watch):
+    if stats.fill_gaps:
         _sync_fills(ctx, account, stats)
 
 
@@ -226,7 +231,7 @@ def _apply_batch(
                         select(Fill.order_id, Fill.broker_fill_id).where(Fill.order_id.in_(filled))
                     ):
                         fill_ids[order_id].add(fill_id)
-                applied_n, unchanged, watch = 0, [], []
+                applied_n, unchanged, watch, gaps = 0, [], [], []
                 for ref, report in pairs:
                     order = orders.get(ref.id)
                     if order is None:
@@ -246,6 +251,8 @@ def _apply_batch(
                         applied_n += 1
                     if _needs_watch(order):
                         watch.append(order.id)
+                    if order.fill_gap:
+                        gaps.append(order.id)
                 if unchanged:
                     session.execute(
                         update(Order).where(Order.id.in_(unchanged)).values(last_checked_at=now)
@@ -254,6 +261,7 @@ def _apply_batch(
             stats.applied += applied_n
             stats.unchanged += len(unchanged)
             stats.watch.extend(watch)
+            stats.fill_gaps.update(gaps)
             return
         except (StaleDataError, IntegrityError) as error:
             logger.info("a sweep page raced another writer (attempt %d): %s", attempt, error)
@@ -287,10 +295,7 @@ def _look_up(
         stats.applied += 1
         if ref.broker_order_id is None:
             adopt_parked(ctx, account.id, report.broker_order_id)
-        if applied.state.status.is_open or (
-            applied.state.broker_filled_quantity > applied.state.filled_quantity
-        ):
-            stats.watch.append(ref.id)
+        _note_watch(stats, ref.id, applied.state)
 
 
 def _record_miss(ctx: WorkerContext, ref: LocalRef, stats: SweepStats) -> None:
@@ -373,17 +378,31 @@ def _adopt(
     logger.warning("adopted order %s (broker id %s, %s %s %s) placed outside ordersync",
                    order_id, report.broker_order_id, report.side.value, report.quantity,
                    report.symbol)  # fmt: skip
-    if (
-        applied.state.status.is_open
-        or applied.state.broker_filled_quantity > applied.state.filled_quantity
-    ):
+    _note_watch(stats, order_id, applied.state)
+
+
+def _note_watch(stats: SweepStats, order_id: str, state: OrderState) -> None:
+    """An order still open, or with a fill gap, after a single report: watch it."""
+    gap = state.broker_filled_quantity > state.filled_quantity
+    if state.status.is_open or gap:
         stats.watch.append(order_id)
+    if gap:
+        stats.fill_gaps.add(order_id)
 
 
-def _has_fill_gap(ctx: WorkerContext, order_id: str) -> bool:
+def _with_fill_gap(ctx: WorkerContext, order_ids: Sequence[str]) -> list[str]:
+    """Which of these orders still have a fill gap, a chunk of ids per query (the decimals
+    are compared here: SQLite keeps them as text)."""
+    found: list[str] = []
     with ctx.sessions() as session:
-        order = session.get(Order, order_id)
-        return order is not None and bool(order.fill_gap)
+        for start in range(0, len(order_ids), GAP_CHECK_CHUNK):
+            chunk = order_ids[start : start + GAP_CHECK_CHUNK]
+            rows = session.execute(
+                select(Order.id, Order.filled_quantity, Order.broker_filled_quantity)
+                .where(Order.id.in_(chunk))
+            )  # fmt: skip
+            found.extend(order_id for order_id, filled, broker in rows if broker > filled)
+    return found
 
 
 def _sync_fills(ctx: WorkerContext, account: AccountInfo, stats: SweepStats) -> None:
@@ -410,11 +429,12 @@ def _close_fill_gaps(
     if not gaps:
         return
     _sync_fills(ctx, account, stats)
-    still = [order_id for order_id in gaps if _has_fill_gap(ctx, order_id)]
+    still = _with_fill_gap(ctx, gaps)
     for order_id in still:
         logger.error("order %s: the broker reports more filled than its recorded fills, "
                      "and the account's fills do not show the rest", order_id)  # fmt: skip
     stats.watch.extend(still)
+    stats.fill_gaps.update(still)
 
 
 def fill_positions(rows: Sequence[tuple[str, Side, Decimal]]) -> dict[str, Decimal]:

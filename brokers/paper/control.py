@@ -5,20 +5,38 @@ No auth and no faults here: tests and operators must always be able to see and s
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Request, Response
 from pydantic import ValidationError
 
 from brokers.paper.asgi import json_response
 from brokers.paper.engine import OrderClosedError, UnknownOrderError
 from brokers.paper.model import Order
-from brokers.paper.schemas import ApiError, ForcedFill, MarketChange, describe_errors, invalid
+from brokers.paper.schemas import (
+    ApiError,
+    ForcedFill,
+    MarketChange,
+    describe_errors,
+    invalid,
+    parse_bulk_orders,
+)
 from brokers.paper.state import Sim
-from brokers.paper.wire import activity_json, fmt_money, truth_json
+from brokers.paper.wire import activity_json, fmt_money, order_json, truth_json
 
 UNKNOWN_ORDER = ApiError(404, 40410000, "order not found")
+
+
+def _first_repeated(values: Iterable[str]) -> str:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    raise ValueError("no value repeats")
 
 
 def build_control_router(sim: Sim) -> APIRouter:
@@ -101,6 +119,28 @@ def build_control_router(sim: Sim) -> APIRouter:
         if change.volatility_bps is not None:
             engine.volatility_bps = change.volatility_bps
         return json_response({"frozen": engine.frozen, "volatility_bps": engine.volatility_bps})
+
+    @router.post("/orders/bulk")
+    async def seed_orders(request: Request) -> Response:
+        """Orders placed earlier, in one call: acknowledged at once, not counted as requests."""
+        requests = parse_bulk_orders(await request.body())
+        client_ids = [r.client_order_id for r in requests if r.client_order_id is not None]
+        taken = {cid for cid in client_ids if engine.get_by_client_id(cid) is not None}
+        if taken or len(set(client_ids)) < len(client_ids):
+            example = min(taken) if taken else _first_repeated(client_ids)
+            raise invalid(f"client_order_id must be unique: {example!r}")
+        placed = [engine.submit(r, acknowledged=True) for r in requests]
+        return json_response({"orders": [order_json(order) for order in placed]})
+
+    @router.post("/orders/bulk/cancel")
+    async def cancel_orders(ids: Annotated[list[str], Body(embed=True)]) -> Response:
+        """Cancel many orders at once (what a benchmark seeded); unknown or closed ids are
+        skipped and not reported as canceled."""
+        canceled = []
+        for order_id in ids:
+            with contextlib.suppress(UnknownOrderError, OrderClosedError):
+                canceled.append(engine.cancel(order_id).id)
+        return json_response({"canceled": canceled})
 
     @router.post("/orders/{id}/fill")
     async def force_fill(id: str, body: ForcedFill | None = None) -> Response:

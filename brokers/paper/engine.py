@@ -139,8 +139,11 @@ class Engine:
 
     # -- requests ------------------------------------------------------------------------
 
-    def submit(self, request: OrderRequest, *, reject: bool = False) -> Order:
-        """Accept an order; it is acknowledged (or rejected) a few ms later."""
+    def submit(
+        self, request: OrderRequest, *, reject: bool = False, acknowledged: bool = False
+    ) -> Order:
+        """Accept an order; it is acknowledged (or rejected) a few ms later, or at once when
+        ``acknowledged`` (an order placed earlier, as seeded for a benchmark)."""
         self.advance()
         cid = request.client_order_id
         if cid is not None and cid in self._by_client_id:
@@ -170,8 +173,11 @@ class Engine:
         self.truth_by_id[order.id] = order
         self._by_client_id[order.client_order_id] = order
         self._open[order.id] = order
-        event = _Event.REJECT if reject else _Event.ACK
-        self._push(at + self._delay_us(self.config.ack_delay_ms), event, order)
+        if acknowledged and not reject:
+            self._on_ack(order, at)
+        else:
+            event = _Event.REJECT if reject else _Event.ACK
+            self._push(at + self._delay_us(self.config.ack_delay_ms), event, order)
         return order
 
     def get(self, order_id: str) -> Order | None:

@@ -25,6 +25,7 @@ PlacedTimeInForce = Literal["day", "gtc", "ioc", "fok"]
 ClientOrderId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Symbol = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 MAX_QTY_DECIMALS = 9
+MAX_BULK_ORDERS = 50_000
 
 
 class ApiError(Exception):
@@ -100,18 +101,40 @@ class OrderBody(BaseModel):
         )
 
 
-def parse_order(raw: bytes) -> OrderRequest:
-    """Read a POST /v2/orders body exactly: JSON numbers become Decimals, not floats."""
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object whose numbers are Decimals, not floats."""
     try:
         data = json.loads(raw or b"null", parse_float=Decimal)
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid("request body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise invalid("request body must be a JSON object")
+    return data
+
+
+def parse_order(raw: bytes) -> OrderRequest:
+    """Read a POST /v2/orders body exactly: JSON numbers become Decimals, not floats."""
     try:
-        return OrderBody.model_validate(data).to_request()
+        return OrderBody.model_validate(_json_object(raw)).to_request()
     except ValidationError as exc:
         raise invalid(describe_errors(exc.errors())) from exc
+
+
+def parse_bulk_orders(raw: bytes) -> list[OrderRequest]:
+    """``POST /_sim/orders/bulk``: ``{"orders": [order, ...]}``, each as POST /v2/orders
+    takes it; one bad order refuses the whole batch, so nothing is half-seeded."""
+    orders = _json_object(raw).get("orders")
+    if not isinstance(orders, list) or not 1 <= len(orders) <= MAX_BULK_ORDERS:
+        raise invalid(f"orders: expected a list of 1 to {MAX_BULK_ORDERS} orders")
+    requests = []
+    for index, item in enumerate(orders):
+        if not isinstance(item, dict):
+            raise invalid(f"orders[{index}]: must be a JSON object")
+        try:
+            requests.append(OrderBody.model_validate(item).to_request())
+        except ValidationError as exc:
+            raise invalid(f"orders[{index}]: {describe_errors(exc.errors())}") from exc
+    return requests
 
 
 class MarketChange(BaseModel):

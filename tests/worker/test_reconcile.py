@@ -151,6 +151,46 @@ def test_the_sweep_lists_open_orders_in_pages_and_skips_fresh_ones(system: Any) 
     assert ids[2] in stats.watch  # more filled at the broker than recorded: watch it
 
 
+def add_as_listed(ctx: WorkerContext, stub: StubBroker, account_id: str, n: int,
+                  status: OrderStatus, filled: str = "0") -> str:  # fmt: skip
+    """An order the broker lists as ``status``, ``filled``; the row already says so, with no
+    fill recorded (a fill gap when ``filled`` is above 0)."""
+    stub.orders[f"b{n}"] = report(n, status, filled=filled)
+    order_id = add_order(ctx, account_id, n, status=status)
+    with ctx.sessions.begin() as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        order.raw_status, order.broker_filled_quantity = status.value.lower(), Decimal(filled)
+        order.broker_updated_at = stub.orders[f"b{n}"].updated_at
+    return order_id
+
+
+@pytest.mark.parametrize("watched", [1, 6])
+def test_watched_orders_cost_no_query_each_and_a_fill_gap_starts_one_fill_sync(
+    system: Any, watched: int
+) -> None:
+    ctx, stub, account_id, _ = system
+    canceling = {add_as_listed(ctx, stub, account_id, n, OrderStatus.PENDING_CANCEL)
+                 for n in range(watched)}  # fmt: skip
+    gapped = add_as_listed(ctx, stub, account_id, 99, OrderStatus.PARTIALLY_FILLED, filled="2")
+
+    stats = reconcile.sweep_open_orders(ctx, account_id)
+
+    assert stats.unchanged == watched + 1
+    assert (set(stats.watch), stats.fill_gaps) == (canceling | {gapped}, {gapped})
+    assert stub.requests.count("fills") == 1
+    # the account, open orders, the page's orders, their check time: alike for 1 or 6 watched
+    assert stats.queries == 4
+
+
+def test_watched_orders_without_a_fill_gap_start_no_fill_sync(system: Any) -> None:
+    ctx, stub, account_id, _ = system
+    add_as_listed(ctx, stub, account_id, 1, OrderStatus.PENDING_CANCEL)
+    stats = reconcile.sweep_open_orders(ctx, account_id)
+    assert (len(stats.watch), stats.fill_gaps, stats.fill_syncs) == (1, set(), 0)
+    assert "fills" not in stub.requests
+
+
 def test_nothing_stale_costs_no_request(system: Any) -> None:
     ctx, stub, account_id, _ = system
     add_order(ctx, account_id, 1, checked_s_ago=1)

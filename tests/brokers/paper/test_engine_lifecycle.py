@@ -308,3 +308,23 @@ def test_nothing_happens_to_an_order_before_it_was_submitted(clock: FakeClock) -
 
     assert fill.time_us >= placed[-1].submitted_us
     assert placed[0].timeline[-1][1] >= placed[-1].submitted_us
+
+
+def test_an_acknowledged_submission_works_at_once_without_waiting_for_the_ack(
+    clock: FakeClock,
+) -> None:
+    engine = make_engine(clock, fill_delay_ms=(0, 0), partial_fill_probability=0.0)
+    engine.set_price("AAPL", Decimal("100.00"))
+    resting = engine.submit(order(type=OrderType.LIMIT, limit="50.00"), acknowledged=True)
+    marketable = engine.submit(order(type=OrderType.LIMIT, limit="101.00"), acknowledged=True)
+
+    engine.advance()  # no time passes: nothing waits for an ack
+
+    assert statuses(resting) == ["accepted", "new"]
+    assert resting.resting == "limit"
+    assert resting.updated_us == resting.submitted_us
+    assert statuses(marketable) == ["accepted", "new", "filled"]
+    clock.tick(1000)
+    engine.advance()
+    assert statuses(resting) == ["accepted", "new"]  # a single ack: never rested twice
+    assert engine.books["AAPL"].live == 1

@@ -268,3 +268,61 @@ async def test_prices_market_close_day_and_reset(sim: Sim) -> None:
     assert reset.json() == {"ok": True}
     assert after == [[], 0, 0]
     assert health == {"ok": True}
+
+
+async def test_bulk_orders_rest_at_once_and_are_listed_but_not_counted(sim: Sim) -> None:
+    seeded = [{**RESTING, "client_order_id": f"bulk-{n}"} for n in range(3)]
+    async with api_client(sim) as client:
+        answer = await client.post("/_sim/orders/bulk", json={"orders": seeded})
+        listed = (await client.get("/v2/orders", params={"direction": "asc"})).json()
+        stats = (await client.get("/_sim/requests")).json()
+
+    assert answer.status_code == 200
+    placed = answer.json()["orders"]
+    assert [o["client_order_id"] for o in placed] == ["bulk-0", "bulk-1", "bulk-2"]
+    assert {o["status"] for o in placed} == {"new"}  # acknowledged, no ack delay to wait out
+    assert [o["submitted_at"] for o in placed] == sorted({o["submitted_at"] for o in placed})
+    assert [o["id"] for o in listed] == [o["id"] for o in placed]
+    assert listed == placed  # what the seeder is told is what a listing shows
+    assert all(o.resting == "limit" for o in sim.engine.orders)
+    assert (stats["total"], stats["by_order"]) == (1, {})  # only the GET /v2/orders
+
+
+@pytest.mark.parametrize(
+    ("orders", "message"),
+    [
+        ([{**RESTING, "client_order_id": "x"}, {**RESTING, "qty": "0"}], "orders[1]: qty"),
+        ([{**RESTING, "client_order_id": "x"}, {**RESTING, "client_order_id": "x"}], "'x'"),
+        ([{**RESTING, "client_order_id": "taken"}], "'taken'"),
+        ([], "expected a list"),
+        (["AAPL"], "orders[0]: must be a JSON object"),
+    ],
+)
+async def test_a_bad_bulk_order_refuses_the_whole_batch(
+    sim: Sim, orders: list[object], message: str
+) -> None:
+    async with api_client(sim) as client:
+        await client.post("/v2/orders", json={**RESTING, "client_order_id": "taken"})
+        answer = await client.post("/_sim/orders/bulk", json={"orders": orders})
+
+    assert answer.status_code == 422
+    assert message in answer.json()["message"]
+    assert len(sim.engine.orders) == 1
+
+
+async def test_bulk_cancel_cancels_the_open_and_skips_the_rest(sim: Sim, clock: FakeClock) -> None:
+    seeded = [{**RESTING, "client_order_id": f"c-{n}"} for n in range(3)]
+    async with api_client(sim) as client:
+        ids = [
+            o["id"]
+            for o in (await client.post("/_sim/orders/bulk", json={"orders": seeded})).json()[
+                "orders"
+            ]
+        ]
+        await client.post(f"/_sim/orders/{ids[0]}/fill")
+        answer = await client.post("/_sim/orders/bulk/cancel", json={"ids": [*ids, "nope"]})
+        clock.tick(1000)
+        still_open = (await client.get("/_sim/truth", params={"status": "open"})).json()
+
+    assert answer.json() == {"canceled": ids[1:]}
+    assert still_open == {"orders": []}
