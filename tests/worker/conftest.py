@@ -1,35 +1,44 @@
 """A whole tracking system for integration tests: a fresh migrated database, Redis, the
 paper exchange over HTTP, real Celery worker (and beat) processes, and a trading-service
-client that sends tasks by name."""
+client that sends tasks by name. Also an alert webhook receiver on a free local port, and a
+worker context on SQLite and fakeredis for tests of the plain functions."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
 import redis
 from celery import Celery
 from celery.result import AsyncResult
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session
 
+from models import migrate
 from models.accounts import ensure_account
-from models.db import make_engine
-from models.enums import BrokerKind
+from models.db import make_engine, make_sessionmaker
+from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Fill, InvalidTaskCall, Order
 from ordersync.embedded_redis import EmbeddedRedis
-from tests.conftest import LOCAL_REDIS_URL, REQUIRE_SERVICES, migrated_database
+from ordersync.settings import Settings
+from tests.conftest import LOCAL_REDIS_URL, REQUIRE_SERVICES, claimed, migrated_database
 from tests.paper_exchange import PaperExchange
 from tests.processes import stop_process
+from worker.context import WorkerContext
 
 ACCOUNT = "test"
 CREDENTIALS_ENV = "ORDERSYNC_ACCOUNT_TEST"
@@ -57,12 +66,16 @@ def tracking_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     try:
         client.ping()
         client.close()
-        yield url
-        return
     except redis.RedisError:
         client.close()
         if REQUIRE_SERVICES:
             pytest.fail("local Redis required in CI")
+    else:
+        with claimed(url) as mine:
+            if mine:
+                yield url
+                return
+        # another test session holds the db: this one runs on its own server
     with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False) as server:
         yield server.url
 
@@ -166,3 +179,154 @@ def system(
             stop_process(process, timeout_s=15, group=True)
         client.close()
         engine.dispose()
+
+
+HOOK_TOKEN = "s3cr3t-hook-token-7f9a"
+
+
+class Hook:
+    """A webhook receiver on a free port: answers ``fail_with`` to the first ``failures``
+    POSTs, then 200; records every request. Its URL carries a token, as real ones do."""
+
+    def __init__(self, failures: int = 0, fail_with: int = 503) -> None:
+        self.failures = failures
+        self.fail_with = fail_with
+        self.seen: list[tuple[str, int, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with hook.lock:
+                    status = hook.fail_with if len(hook.seen) < hook.failures else 200
+                    if self.path != f"/hooks/{HOOK_TOKEN}?key={HOOK_TOKEN}":
+                        status = 404
+                    hook.seen.append((self.path, status, body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        port = self.server.server_address[1]
+        return f"http://127.0.0.1:{port}/hooks/{HOOK_TOKEN}?key={HOOK_TOKEN}"
+
+    @property
+    def attempts(self) -> int:
+        with self.lock:
+            return len(self.seen)
+
+    @property
+    def delivered(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [body for _, status, body in self.seen if status == 200]
+
+
+@pytest.fixture
+def hook_factory() -> Iterator[type[Hook]]:
+    """Start receivers with ``hook_factory(...)``; all are stopped after the test."""
+    started: list[Hook] = []
+
+    class Started(Hook):
+        def __init__(self, failures: int = 0, fail_with: int = 503) -> None:
+            super().__init__(failures, fail_with)
+            self.thread.start()
+            started.append(self)
+
+    yield Started
+    for hook in started:
+        hook.server.shutdown()
+        hook.server.server_close()
+        hook.thread.join(timeout=10)
+
+
+T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class UnitWorker:
+    """A worker context on a migrated SQLite file and fakeredis, with one account; the test
+    sets ``adapter`` (a stub broker) and moves ``clock``."""
+
+    ctx: WorkerContext
+    account_id: str
+    clock: list[datetime]
+    adapter: Any = None
+
+    def add_order(
+        self, client_order_id: str, *, broker_order_id: str | None = None,
+        status: OrderStatus = OrderStatus.PENDING_NEW, order_type: OrderType = OrderType.LIMIT,
+        quantity: str = "5", filled: str = "0",
+    ) -> str:  # fmt: skip
+        now = self.clock[0]
+        with self.ctx.sessions.begin() as session:
+            order = Order(
+                account_id=self.account_id, broker=BrokerKind.ALPACA,
+                client_order_id=client_order_id, broker_order_id=broker_order_id,
+                origin=OrderOrigin.PLACED, symbol="AAPL", side=Side.BUY, order_type=order_type,
+                time_in_force=TimeInForce.GTC, quantity=Decimal(quantity),
+                limit_price=Decimal("10") if order_type is OrderType.LIMIT else None,
+                status=status, broker_filled_quantity=Decimal(filled), created_at=now,
+                updated_at=now,
+            )  # fmt: skip
+            session.add(order)
+            session.flush()
+            return order.id
+
+    def order(self, order_id: str) -> Order:
+        with self.ctx.sessions() as session:
+            found = session.get(Order, order_id)
+            assert found is not None
+            return found
+
+    def concurrent_writer(self, order_id: str, times: int = 1) -> list[int]:
+        """The next ``times`` flushes that update the order are preceded by another writer's
+        committed update of the same row (check_count + 1, so its version moves on), as a
+        monitor in another process would do. Returns the list of versions it wrote."""
+        written: list[int] = []
+
+        def write_first(session: Session, *_: Any) -> None:
+            mine = [o for o in session.dirty if isinstance(o, Order) and o.id == order_id]
+            if not mine or len(written) >= times:
+                return
+            with self.ctx.engine.begin() as other:
+                other.execute(
+                    update(Order).where(Order.id == order_id)
+                    .values(check_count=Order.check_count + 1, version=Order.version + 1)
+                )  # fmt: skip
+                written.append(int(other.scalar(
+                    select(Order.version).where(Order.id == order_id)
+                ) or 0))  # fmt: skip
+
+        event.listen(self.ctx.sessions, "before_flush", write_first)
+        return written
+
+
+@pytest.fixture
+def unit(tmp_path: Path) -> Iterator[UnitWorker]:
+    url = f"sqlite:///{tmp_path / 'unit.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        account = ensure_account(session, name="a", broker=BrokerKind.ALPACA, base_url="x",
+                                 credentials_env="X", rate_limit_per_min=200, now=T0)  # fmt: skip
+        session.flush()
+        account_id = account.id
+    clock = [T0]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    ctx = WorkerContext(settings, engine, sessions, fakeredis.FakeRedis(decode_responses=True),
+                        None, now=lambda: clock[0])  # type: ignore[arg-type]  # fmt: skip
+    worker = UnitWorker(ctx, account_id, clock)
+    ctx.adapter = lambda account: worker.adapter  # type: ignore[method-assign]
+    yield worker
+    engine.dispose()

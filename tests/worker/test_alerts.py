@@ -3,13 +3,9 @@ HTTP server; the webhook URL (a secret) never reaches the logs."""
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import fakeredis
 import pytest
@@ -19,76 +15,14 @@ from pydantic import SecretStr
 from ordersync.embedded_redis import free_port
 from ordersync.settings import Settings
 from tests.conftest import REQUIRE_SERVICES
+from tests.worker.conftest import HOOK_TOKEN as TOKEN
+from tests.worker.conftest import Hook
 from worker.alerts import Alert, AlertKind, Delivery, Webhook, send_alert
 
 T0 = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
-TOKEN = "s3cr3t-hook-token-7f9a"
 FAST = Delivery(attempts=4, timeout_s=5, backoff_s=0.01, max_backoff_s=0.05)
 ALERTS_LOGGER = "ordersync.alerts"
 TEST_REDIS_URL = "redis://127.0.0.1:6379/6"
-
-
-class Hook:
-    """A webhook receiver on a free port: answers ``fail_with`` to the first ``failures``
-    POSTs, then 200; records every request."""
-
-    def __init__(self, failures: int = 0, fail_with: int = 503) -> None:
-        self.failures = failures
-        self.fail_with = fail_with
-        self.seen: list[tuple[str, int, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with hook.lock:
-                    status = hook.fail_with if len(hook.seen) < hook.failures else 200
-                    if self.path != f"/hooks/{TOKEN}?key={TOKEN}":
-                        status = 404
-                    hook.seen.append((self.path, status, body))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/{TOKEN}?key={TOKEN}"
-
-    @property
-    def attempts(self) -> int:
-        with self.lock:
-            return len(self.seen)
-
-    @property
-    def delivered(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [body for _, status, body in self.seen if status == 200]
-
-
-@pytest.fixture
-def hook_factory() -> Iterator[type[Hook]]:
-    started: list[Hook] = []
-
-    class Started(Hook):
-        def __init__(self, failures: int = 0, fail_with: int = 503) -> None:
-            super().__init__(failures, fail_with)
-            self.thread.start()
-            started.append(self)
-
-    yield Started
-    for hook in started:
-        hook.server.shutdown()
-        hook.server.server_close()
-        hook.thread.join(timeout=10)
 
 
 @pytest.fixture(params=["fakeredis", "redis"])
