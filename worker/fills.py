@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -20,7 +21,10 @@ from worker.reports import apply_fills
 
 logger = logging.getLogger(__name__)
 UNMATCHED_KEY = "ordersync:stats:fills_unmatched"
-MAX_ROUNDS = 100
+# Pages one sync call fetches at most (a task, or a monitor's step): the rest waits for the
+# next call, so no task runs unbounded while a busy account keeps producing fills.
+MAX_PAGES = 100
+LOCK_TTL_S = 60.0
 
 
 def _key(kind: str, account_id: str) -> str:
@@ -33,6 +37,7 @@ class SyncResult:
     unmatched: int = 0
     pages: int = 0
     skipped: bool = False
+    more: bool = False  # stopped at the page cap: the account is still dirty
 
 
 PARKED_TTL_S = 7 * 86400
@@ -95,32 +100,55 @@ def fill_from_json(data: dict[str, str | None]) -> FillReport:
     )  # fmt: skip
 
 
-def sync_now(ctx: WorkerContext, account_id: str) -> SyncResult:
+def sync_now(
+    ctx: WorkerContext, account_id: str, *, keep_alive: Callable[[], object] | None = None
+) -> SyncResult:
     """Mark the account dirty and sync it here, unless another worker is syncing it (that
-    one sees the mark: it re-checks after releasing its lock, so no request is lost)."""
+    one sees the mark: it re-checks after releasing its lock, so no request is lost).
+
+    ``keep_alive`` is called after every page: a caller holding a lock of its own (the
+    monitor's order lock) renews it there, however long the sync takes.
+    """
     ctx.redis.set(_key("dirty", account_id), 1)
-    return sync_fills(ctx, account_id)
+    return sync_fills(ctx, account_id, keep_alive=keep_alive)
 
 
-def sync_fills(ctx: WorkerContext, account_id: str) -> SyncResult:
-    """Fetch every fill after the cursor, apply it, move the cursor; repeat while dirty."""
+def sync_fills(
+    ctx: WorkerContext,
+    account_id: str,
+    *,
+    keep_alive: Callable[[], object] | None = None,
+    max_pages: int | None = None,
+) -> SyncResult:
+    """Fetch every fill after the cursor, apply it, move the cursor; repeat while dirty.
+
+    At most ``max_pages`` (default ``MAX_PAGES``) pages per call, so one task never runs
+    unbounded while fills keep coming: past the cap the account stays dirty and the result
+    says ``more``; the next sync (the task re-enqueued, the monitor's next step) goes on.
+    """
+    budget = MAX_PAGES if max_pages is None else max_pages
     total = SyncResult(skipped=True)
     while True:
-        lock = HeldLock(ctx.redis, _key("lock", account_id), ttl_s=60)
+        lock = HeldLock(ctx.redis, _key("lock", account_id), ttl_s=LOCK_TTL_S)
         with lock as held:
             if not held:
                 return total  # the holder will see the dirty mark
-            result = _sync_while_dirty(ctx, account_id, lock)
+            result = _sync_while_dirty(ctx, account_id, lock, budget - total.pages, keep_alive)
             total = SyncResult(
                 total.recorded + result.recorded,
                 total.unmatched + result.unmatched,
                 total.pages + result.pages,
+                more=result.more,
             )
-        if not ctx.redis.exists(_key("dirty", account_id)):
+        if total.more or not ctx.redis.exists(_key("dirty", account_id)):
             return total
 
 
-def _sync_while_dirty(ctx: WorkerContext, account_id: str, lock: HeldLock) -> SyncResult:
+def _sync_while_dirty(
+    ctx: WorkerContext, account_id: str, lock: HeldLock, budget: int,
+    keep_alive: Callable[[], object] | None,
+) -> SyncResult:  # fmt: skip
+    dirty = _key("dirty", account_id)
     with ctx.sessions() as session:
         try:
             adapter = ctx.adapter(ctx.account(session, id=account_id))
@@ -128,9 +156,20 @@ def _sync_while_dirty(ctx: WorkerContext, account_id: str, lock: HeldLock) -> Sy
             logger.error("fill sync: no account %s", account_id)
             return SyncResult()
     recorded = unmatched = pages = 0
-    rounds = 0
-    while ctx.redis.delete(_key("dirty", account_id)) and rounds < MAX_ROUNDS:
-        rounds += 1
+
+    def left_for_later() -> SyncResult:
+        """Stop here but keep the request, so the next sync fetches what this one left."""
+        ctx.redis.set(dirty, 1)  # what this call did not fetch is the next sync's
+        logger.info("fill sync of account %s stops after %d pages; more is left for the "
+                    "next sync", account_id, pages)  # fmt: skip
+        return SyncResult(recorded=recorded, unmatched=unmatched, pages=pages, more=True)
+
+    # The budget is checked before the mark is taken: a request is never consumed unserved.
+    while True:
+        if pages >= budget and ctx.redis.exists(dirty):
+            return left_for_later()
+        if pages >= budget or not ctx.redis.delete(dirty):
+            return SyncResult(recorded=recorded, unmatched=unmatched, pages=pages)
         while True:
             cursor = ctx.redis.get(_key("cursor", account_id))
             after = None
@@ -152,7 +191,11 @@ def _sync_while_dirty(ctx: WorkerContext, account_id: str, lock: HeldLock) -> Sy
             )
             if cursor_after:
                 ctx.redis.set(_key("cursor", account_id), cursor_after)
-            lock.renew()
+            if keep_alive is not None:
+                keep_alive()
+            if not lock.renew():  # another syncer may hold the account now: it goes on
+                return left_for_later()
             if not page.next_token:
                 break
-    return SyncResult(recorded=recorded, unmatched=unmatched, pages=pages)
+            if pages >= budget:
+                return left_for_later()

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
 
 from brokers.errors import BrokerError, OrderNotFound
 from models.enums import ReportSource
 from models.orders import Order
 from worker.context import WorkerContext
 from worker.fills import adopt_parked, sync_now
-from worker.locks import HeldLock, order_lock_name
+from worker.locks import HeldLock, order_lock_name, write_order
 from worker.reports import apply_in_new_session
 
 logger = logging.getLogger(__name__)
@@ -144,7 +147,7 @@ def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
         # duplicate; if the holder was an older chain or died, the step still runs.
         return Next(ctx.settings.monitor_max_delay_s, "locked", same_step=True)
     with lock.adopted():
-        outcome = check_order(ctx, order_id, snapshot, check)
+        outcome = check_order(ctx, order_id, snapshot, check, lock)
         if outcome.delay_s is None:
             finish_chain(ctx, order_id, token, check)
         else:
@@ -152,12 +155,20 @@ def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
         return outcome
 
 
-def check_order(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int) -> Next:
-    """Look at the broker once (when there is something to learn) and apply what it says."""
+def check_order(
+    ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
+    lock: HeldLock | None = None,
+) -> Next:  # fmt: skip
+    """Look at the broker once (when there is something to learn) and apply what it says.
+
+    ``lock`` (the order lock the step holds) is renewed after each broker round trip, so a
+    slow broker or a long fill sync never lets it expire while the step still works.
+    """
+    renew = lock.renew if lock is not None else _no_lock
     if _window_over(ctx, check):
         return Next(None, "window over; the sweeps own it")
     if snapshot.terminal:  # the status is final; only fills are missing: no order lookup
-        return _after_fill_sync(ctx, order_id, snapshot.account_id, check)
+        return _after_fill_sync(ctx, order_id, snapshot.account_id, check, renew)
     with ctx.sessions() as session:
         adapter = ctx.adapter(ctx.account(session, id=snapshot.account_id))
     try:
@@ -173,13 +184,15 @@ def check_order(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: in
         logger.warning("monitor: order %s: %s", order_id, error)
         _note(ctx, order_id, str(error))
         return Next(delay_for(ctx, check), "broker error")
+    finally:
+        renew()
 
     applied = apply_in_new_session(ctx, order_id, report, ReportSource.MONITOR, checked=True)
     if applied is None:
         return Next(None, "no such order")
     state = applied.state
     if state.broker_filled_quantity > state.filled_quantity:
-        return _after_fill_sync(ctx, order_id, snapshot.account_id, check)
+        return _after_fill_sync(ctx, order_id, snapshot.account_id, check, renew)
     if state.status.is_terminal:
         return Next(None, "terminal")
     return Next(delay_for(ctx, check), "polled")
@@ -195,17 +208,27 @@ def _window_over(ctx: WorkerContext, check: int) -> bool:
 
 
 def _note(ctx: WorkerContext, order_id: str, error: str) -> None:
-    with ctx.sessions.begin() as session:
-        order = session.get(Order, order_id)
-        if order is not None:
-            order.last_error = error[:2000]
-            order.check_count += 1
-            order.last_checked_at = ctx.now()
+    """A check that learned nothing still counts (on fresh state: others write the row too)."""
+
+    def note(_: Session, order: Order) -> None:
+        order.last_error = error[:2000]
+        order.check_count += 1
+        order.last_checked_at = ctx.now()
+
+    write_order(ctx.sessions, order_id, note, what="noting a check")
 
 
-def _after_fill_sync(ctx: WorkerContext, order_id: str, account_id: str, check: int) -> Next:
-    """Fetch the account's new fills now; done if that completed a terminal order."""
-    sync_now(ctx, account_id)
+def _no_lock() -> bool:
+    """Stands in for a lock's renewal when a step is run without one (nothing to keep)."""
+    return True
+
+
+def _after_fill_sync(
+    ctx: WorkerContext, order_id: str, account_id: str, check: int, renew: Callable[[], bool]
+) -> Next:
+    """Fetch the account's new fills now; done if that completed a terminal order. The
+    sync is capped per call: what it leaves, this chain's next step fetches."""
+    sync_now(ctx, account_id, keep_alive=renew)
     with ctx.sessions() as session:
         order = session.get(Order, order_id)
         if order is not None and order.fill_gap and order.broker_order_id:

@@ -21,8 +21,10 @@ from models.orders import Order, OrderEvent
 from models.repository import load_state, record_applied
 from models.state_machine import local_transition
 from worker.args import InvalidTaskArguments, PlaceOrderArgs
+from worker.budget import Priority, priority
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import adopt_parked
+from worker.locks import write_order
 from worker.monitoring import start_chain
 from worker.reports import apply_in_new_session
 from worker.submission import Deferred, Refused, Reported, Unknown, submit
@@ -136,7 +138,8 @@ def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str,
     # this task dies after submitting, revive_monitors still finds the order.
     chain = start_chain(ctx, order_id)
 
-    outcome = submit(adapter, request, look_first=not fresh)
+    with priority(Priority.PLACEMENT):  # a placement outranks monitors and sweeps
+        outcome = submit(adapter, request, look_first=not fresh)
     if isinstance(outcome, Reported):
         apply_in_new_session(ctx, order_id, outcome.report, ReportSource.PLACEMENT,
                              submitted=True)  # fmt: skip
@@ -160,20 +163,25 @@ def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str,
 
 
 def _note_error(ctx: WorkerContext, order_id: str, error: str) -> None:
-    with ctx.sessions.begin() as session:
-        order = session.get(Order, order_id)
-        if order is not None:
-            order.last_error = error[:2000]
-            order.updated_at = ctx.now()
+    """Where an operator sees why the placement is not done (on fresh state if it raced)."""
+
+    def note(_: Session, order: Order) -> None:
+        order.last_error = error[:2000]
+        order.updated_at = ctx.now()
+
+    write_order(ctx.sessions, order_id, note, what="noting a placement error")
 
 
 def _reject(ctx: WorkerContext, order_id: str, reason: str) -> None:
-    with ctx.sessions.begin() as session:
-        order = session.get(Order, order_id, with_for_update=True)
-        if order is None or order.status is not OrderStatus.PENDING_NEW:
+    """REJECTED by the table, unless a concurrent report has moved the order on meanwhile."""
+
+    def reject(session: Session, order: Order) -> None:
+        if order.status is not OrderStatus.PENDING_NEW:
             return
         now = ctx.now()
         applied = local_transition(load_state(session, order), OrderStatus.REJECTED, now=now,
                                    detail=reason)  # fmt: skip
         record_applied(session, order, applied, now=now, source=ReportSource.PLACEMENT)
         order.last_error = reason[:2000]
+
+    write_order(ctx.sessions, order_id, reject, what="rejecting", for_update=True)

@@ -87,19 +87,23 @@ def track_order(self: Task, *args: Any, **kwargs: Any) -> str | None:
 
 
 @app.task(
-    name="ordersync.cancel_order", bind=True, ignore_result=False, throws=(InvalidTaskArguments,)
-)  # type: ignore[untyped-decorator]
+    name="ordersync.cancel_order", bind=True, ignore_result=False, max_retries=None,
+    throws=(InvalidTaskArguments, cancellation.CancelAbandoned),
+)  # type: ignore[untyped-decorator]  # fmt: skip
 def cancel_order(self: Task, *args: Any, **kwargs: Any) -> str:
+    """Retried until the cancel is sent or abandoned: the domain bounds the tries by time."""
     try:
         parsed = parse_args(CancelOrderArgs, self.name, args, kwargs)
-        result = cancellation.cancel_order(context(), parsed)
+        result = cancellation.cancel_order(context(), parsed, attempt=self.request.retries)
     except InvalidTaskArguments as error:
         _refuse(self, error, args, kwargs)
         raise
-    if result.monitor:
+    if result.retry_reason:
+        _watch(result.order_id)  # a live chain keeps looking meanwhile; never restart it
+    elif result.monitor:
         start_monitor(result.order_id)
     if result.retry_reason:
-        raise self.retry(countdown=context().settings.place_retry_delay_s, max_retries=20)
+        raise self.retry(countdown=result.retry_after_s, max_retries=None)
     return result.order_id
 
 
@@ -121,7 +125,9 @@ def monitor_order(self: Task, order_id: Any, chain: Any = None, check: Any = 0) 
 
 @app.task(name="ordersync.sync_fills", ignore_result=True)  # type: ignore[untyped-decorator]
 def sync_fills(account_id: str) -> None:
-    fills.sync_fills(context(), account_id)
+    """A capped batch of the account's fills; the rest, if any, in a task of its own."""
+    if fills.sync_fills(context(), account_id).more:
+        sync_fills.delay(account_id)
 
 
 @app.task(name="ordersync.revive_monitors", ignore_result=True, expires=30)  # type: ignore[untyped-decorator]

@@ -16,6 +16,7 @@ from models.orders import Order
 from worker.args import InvalidTaskArguments, TrackOrderArgs
 from worker.context import WorkerContext
 from worker.fills import adopt_parked
+from worker.locks import write_order
 from worker.reports import apply_in_new_session
 
 TASK = "ordersync.track_order"
@@ -36,12 +37,13 @@ def track_order(
         except UnknownAccount as error:
             raise InvalidTaskArguments(TASK, str(error)) from None
         known = _find(session, account.id, args)
-        if known is not None:
-            _annotate(known, args)
-            session.commit()
-            return TrackResult(known.id)
-        adapter = ctx.adapter(account)
+        known_id = None if known is None else known.id
         account_id, broker = account.id, account.broker
+    if known_id is not None:  # on fresh state: a monitor may be writing the row meanwhile
+        write_order(ctx.sessions, known_id, lambda _, order: _annotate(order, args),
+                    what="annotating a tracked order")  # fmt: skip
+        return TrackResult(known_id)
+    adapter = ctx.adapter(account)
 
     try:
         report = (

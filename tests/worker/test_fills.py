@@ -3,7 +3,7 @@ id, and adopting them once the id is stored (fakeredis, SQLite, a stub adapter).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +21,7 @@ from models.db import make_engine, make_sessionmaker
 from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Fill, Order
 from ordersync.settings import Settings
-from worker import fills
+from worker import fills, tasks
 from worker.context import WorkerContext
 
 T0 = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
@@ -146,3 +146,75 @@ def test_a_page_with_nothing_readable_moves_the_cursor_on(ctx: Any) -> None:
     result = fills.sync_now(context, account_id)
     assert (result.recorded, result.pages) == (1, 2)
     assert stub.calls == [None, "f050"]
+
+
+class EndlessPages(StubAdapter):
+    """An account whose fills never stop coming: every page says there is another."""
+
+    def __init__(self, on_page: Callable[[int], None] = lambda _: None) -> None:
+        super().__init__()
+        self.on_page = on_page
+
+    def list_fills(self, *, page_token: str | None = None, **_: Any) -> Page[FillReport]:
+        n = len(self.calls) + 1
+        self.calls.append(page_token)
+        if n > 1000:
+            raise AssertionError("the sync never stops")
+        self.on_page(n)
+        return Page((_fill(n, "b-known", "0.001"),), next_token=f"f{n:03d}")
+
+
+def test_a_sync_stops_at_its_page_cap_and_leaves_the_rest_for_the_next(
+    ctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    context, _stub, account_id = ctx
+    endless = EndlessPages()
+    context.adapter = lambda account: endless
+    monkeypatch.setattr(fills, "MAX_PAGES", 5)
+    first = fills.sync_now(context, account_id)
+    assert (first.pages, first.recorded, first.more) == (5, 5, True)
+    assert context.redis.exists("ordersync:fills:dirty:" + account_id)  # not consumed
+    second = fills.sync_fills(context, account_id)  # the task re-enqueued, or the next step
+    assert (second.pages, second.more) == (5, True)
+    assert endless.calls[5] == "f005"  # it goes on from the cursor
+    assert len(_recorded(context)) == 10
+
+
+def test_a_cap_reached_between_rounds_keeps_the_request(ctx: Any) -> None:
+    """A sync asked for again while it ran, with its pages spent, leaves the mark for later."""
+    context, stub, account_id = ctx
+    stub.fills = [_fill(1, "b-known")]
+    dirty = "ordersync:fills:dirty:" + account_id
+    plain = stub.list_fills
+
+    def asked_again(**kwargs: Any) -> Page[FillReport]:
+        context.redis.set(dirty, 1)  # a monitor asks for a sync meanwhile
+        return plain(**kwargs)
+
+    stub.list_fills = asked_again
+    context.redis.set(dirty, 1)
+    result = fills.sync_fills(context, account_id, max_pages=1)
+    assert (result.pages, result.recorded, result.more) == (1, 1, True)
+    assert context.redis.exists(dirty)
+
+
+def test_the_sync_task_enqueues_the_rest(ctx: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    context, _stub, account_id = ctx
+    context.adapter = lambda account: EndlessPages()
+    monkeypatch.setattr(fills, "MAX_PAGES", 3)
+    monkeypatch.setattr(tasks, "context", lambda: context)
+    queued: list[str] = []
+    monkeypatch.setattr(tasks.sync_fills, "delay", queued.append)
+    context.redis.set("ordersync:fills:dirty:" + account_id, 1)
+    tasks.sync_fills.run(account_id)
+    assert queued == [account_id]
+
+
+def test_a_long_sync_keeps_the_callers_lock_alive(ctx: Any) -> None:
+    context, _stub, account_id = ctx
+    renewed: list[int] = []
+    endless = EndlessPages()
+    context.adapter = lambda account: endless
+    result = fills.sync_now(context, account_id, keep_alive=lambda: renewed.append(1))
+    assert result.pages == fills.MAX_PAGES
+    assert len(renewed) == fills.MAX_PAGES  # after every page

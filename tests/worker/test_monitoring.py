@@ -1,0 +1,70 @@
+"""A monitor step holds the order's lock while it works; a slow broker or a long fill sync
+must not let the lock expire under it (a second worker would then check the same order).
+SQLite, fakeredis (with its Lua), a stub broker that lets "time pass" on the lock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from brokers.base import FillReport, OrderReport, Page
+from models.enums import OrderStatus, OrderType, Side, TimeInForce
+from tests.worker.conftest import UnitWorker
+from worker.locks import order_lock_name
+from worker.monitoring import run_step, start_chain
+
+NEARLY_EXPIRED_MS = 2000  # as if most of the lock's TTL had gone by during the call
+
+
+class SlowBroker:
+    """The order filled in three fills, reported a page each; every call takes "long":
+    it leaves the lock nearly expired, and records how much was left when it began."""
+
+    def __init__(self, unit: UnitWorker, order_id: str) -> None:
+        self.redis = unit.ctx.redis
+        self.lock = order_lock_name(order_id)
+        self.ttl_at_call: list[tuple[str, int]] = []
+        self.now = unit.clock[0]
+
+    def _call(self, name: str) -> None:
+        self.ttl_at_call.append((name, int(self.redis.pttl(self.lock))))
+        self.redis.pexpire(self.lock, NEARLY_EXPIRED_MS)
+
+    def get_order(self, broker_order_id: str) -> OrderReport:
+        self._call("get_order")
+        return OrderReport(
+            broker_order_id=broker_order_id, client_order_id="c-slow", symbol="AAPL",
+            side=Side.BUY, order_type=OrderType.MARKET, time_in_force=TimeInForce.DAY,
+            quantity=Decimal(3), status=OrderStatus.FILLED, raw_status="filled",
+            filled_quantity=Decimal(3), average_fill_price=Decimal(10),
+            created_at=self.now - timedelta(seconds=1), updated_at=self.now,
+        )  # fmt: skip
+
+    def list_fills(self, *, page_token: str | None = None, **_: Any) -> Page[FillReport]:
+        self._call("list_fills")
+        n = int(page_token or 0) + 1
+        fill = FillReport(f"f{n}", "b-slow", "AAPL", Side.BUY, Decimal(1), Decimal(10), self.now)
+        return Page((fill,), next_token=str(n) if n < 3 else None)
+
+    def fill_cursor(self, fill: FillReport) -> str:
+        return fill.broker_fill_id[1:]
+
+
+def test_the_order_lock_is_renewed_after_each_broker_call(unit: UnitWorker) -> None:
+    order_id = unit.add_order("c-slow", broker_order_id="b-slow", status=OrderStatus.NEW,
+                              order_type=OrderType.MARKET, quantity="3")  # fmt: skip
+    unit.adapter = broker = SlowBroker(unit, order_id)
+    token = start_chain(unit.ctx, order_id)
+
+    outcome = run_step(unit.ctx, order_id, token, 0)
+
+    assert outcome.delay_s is None, outcome  # terminal, every fill recorded
+    order = unit.order(order_id)
+    assert (order.status, order.filled_quantity) == (OrderStatus.FILLED, Decimal(3))
+    ttl_s = unit.ctx.settings.order_lock_ttl_s
+    assert [name for name, _ in broker.ttl_at_call] == ["get_order"] + ["list_fills"] * 3
+    # Every call after the first found the lock renewed to its full TTL, not nearly expired.
+    assert all(left > NEARLY_EXPIRED_MS for _, left in broker.ttl_at_call), broker.ttl_at_call
+    assert all(left > ttl_s * 1000 * 0.9 for _, left in broker.ttl_at_call)
+    assert not unit.ctx.redis.exists(broker.lock)  # released at the end of the step
