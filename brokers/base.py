@@ -11,7 +11,7 @@ import abc
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Generic, Literal, TypeVar
+from typing import ClassVar, Generic, Literal, TypeVar
 
 from models.enums import OrderStatus, OrderType, Side, TimeInForce
 
@@ -110,6 +110,9 @@ class BrokerAdapter(abc.ABC):
     ``brokers.errors.BrokerError`` subclass."""
 
     kind: str
+    # False for a broker with no executions endpoint: fills are then derived from its
+    # cumulative order figures (models.reconciliation.derived_fill).
+    lists_fills: ClassVar[bool] = True
 
     @abc.abstractmethod
     def place(self, request: PlaceOrderRequest) -> OrderReport:

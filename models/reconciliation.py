@@ -9,9 +9,11 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
-from brokers.base import OrderReport
+from brokers.base import FillReport, OrderReport
 from models.enums import OrderStatus
+from models.state_machine import AVERAGE_PRICE_QUANTUM, ZERO, OrderState
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +90,30 @@ def judge_miss(
             f" in {misses} lookups",
         )  # fmt: skip
     return MissVerdict(MissAction.WAIT, misses, f"not found at the broker ({misses})")
+
+
+def derived_fill(state: OrderState, report: OrderReport, *, now: datetime) -> FillReport | None:
+    """The execution a broker without a fill listing implies: what its cumulative figures
+    add to the recorded fills. The id names the cumulative quantity, so a replay dedupes."""
+    gap = report.filled_quantity - state.filled_quantity
+    average = report.average_fill_price
+    if gap <= 0 or average is None or average <= 0:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 60
+        price = (average * report.filled_quantity - state.fill_notional) / gap
+        price = price.quantize(AVERAGE_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
+    if price <= 0:  # the recorded fills disagree with the broker's average: use the average
+        price = average
+    fee = ZERO if report.fees is None else max(ZERO, report.fees - state.fees)
+    return FillReport(
+        broker_fill_id=f"derived-{report.broker_order_id}-{_plain(report.filled_quantity)}",
+        broker_order_id=report.broker_order_id, symbol=report.symbol, side=report.side,
+        quantity=gap, price=price, filled_at=report.filled_at or report.updated_at or now,
+        fee=fee, client_order_id=report.client_order_id,
+    )  # fmt: skip
+
+
+def _plain(quantity: Decimal) -> str:
+    """'3', '3.0' and '3.00' are one quantity, so one id."""
+    return format(quantity.normalize(), "f")

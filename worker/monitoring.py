@@ -22,7 +22,7 @@ from models.orders import Order
 from worker.context import WorkerContext
 from worker.fills import adopt_parked, sync_now
 from worker.locks import HeldLock, order_lock_name, write_order
-from worker.reports import apply_in_new_session
+from worker.reports import apply_in_new_session, record_derived_fill
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +167,10 @@ def check_order(
     renew = lock.renew if lock is not None else _no_lock
     if _window_over(ctx, check):
         return Next(None, "window over; the sweeps own it")
-    if snapshot.terminal:  # the status is final; only fills are missing: no order lookup
-        return _after_fill_sync(ctx, order_id, snapshot.account_id, check, renew)
     with ctx.sessions() as session:
         adapter = ctx.adapter(ctx.account(session, id=snapshot.account_id))
+    if snapshot.terminal and adapter.lists_fills:  # only fills missing: no order lookup
+        return _after_fill_sync(ctx, order_id, snapshot.account_id, check, renew)
     try:
         report = (
             adapter.get_order(snapshot.broker_order_id)
@@ -192,7 +192,9 @@ def check_order(
         return Next(None, "no such order")
     state = applied.state
     if state.broker_filled_quantity > state.filled_quantity:
-        return _after_fill_sync(ctx, order_id, snapshot.account_id, check, renew)
+        if adapter.lists_fills:
+            return _after_fill_sync(ctx, order_id, snapshot.account_id, check, renew)
+        record_derived_fill(ctx, order_id, report, ReportSource.MONITOR)
     if state.status.is_terminal:
         return Next(None, "terminal")
     return Next(delay_for(ctx, check), "polled")

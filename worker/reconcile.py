@@ -33,7 +33,7 @@ from worker.alerts import Alert, AlertKind, send_alert
 from worker.budget import Priority, priority
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import adopt_parked, sync_now
-from worker.reports import apply_in_new_session, log_anomalies
+from worker.reports import apply_in_new_session, log_anomalies, record_derived_fill
 
 logger = logging.getLogger(__name__)
 ATTEMPTS = 5
@@ -51,6 +51,7 @@ class SweepStats:
     pages: int = 0
     lookups: int = 0
     fill_syncs: int = 0
+    fills_derived: int = 0  # for brokers without a fill listing
     applied: int = 0
     unchanged: int = 0
     misses: int = 0
@@ -174,13 +175,20 @@ def _reconcile(
     size = ctx.settings.sweep_page_size
     for start in range(0, len(matched.pairs), size):
         _apply_batch(ctx, matched.pairs[start : start + size], source, stats)
+    latest = {ref.id: report for ref, report in matched.pairs}
     if source is ReportSource.DEEP:
         for report in matched.unknown:
-            _adopt(ctx, account, report, stats)
+            _adopt(ctx, account, report, stats, latest)
     unlisted = [r for r in matched.unlisted if r.status in OPEN_STATUSES]
-    _look_up(ctx, adapter, account, unlisted, source, stats)
-    if stats.fill_gaps:
+    _look_up(ctx, adapter, account, unlisted, source, stats, latest)
+    if not stats.fill_gaps:
+        return
+    if adapter.lists_fills:
         _sync_fills(ctx, account, stats)
+        return
+    for order_id in sorted(stats.fill_gaps):  # a broker without a fill listing: derive them
+        if order_id in latest and record_derived_fill(ctx, order_id, latest[order_id], source):
+            stats.fills_derived += 1
 
 
 def _list_all(
@@ -270,7 +278,7 @@ def _apply_batch(
 
 def _look_up(
     ctx: WorkerContext, adapter: BrokerAdapter, account: AccountInfo, refs: list[LocalRef],
-    source: ReportSource, stats: SweepStats,
+    source: ReportSource, stats: SweepStats, latest: dict[str, OrderReport],
 ) -> None:  # fmt: skip
     """Targeted lookups for orders the listing did not show, bounded per run."""
     for ref in refs[: ctx.settings.sweep_max_single_lookups]:
@@ -292,6 +300,7 @@ def _look_up(
         applied = apply_in_new_session(ctx, ref.id, report, source, checked=True)
         if applied is None:
             continue
+        latest[ref.id] = report
         stats.applied += 1
         if ref.broker_order_id is None:
             adopt_parked(ctx, account.id, report.broker_order_id)
@@ -346,8 +355,9 @@ def _record_miss(ctx: WorkerContext, ref: LocalRef, stats: SweepStats) -> None:
 
 
 def _adopt(
-    ctx: WorkerContext, account: AccountInfo, report: OrderReport, stats: SweepStats
-) -> None:
+    ctx: WorkerContext, account: AccountInfo, report: OrderReport, stats: SweepStats,
+    latest: dict[str, OrderReport],
+) -> None:  # fmt: skip
     """An order at the broker that we never heard of: recorded, marked adopted, never ignored."""
     now = ctx.now()
     with ctx.sessions() as session:
@@ -373,6 +383,7 @@ def _adopt(
             return
         order_id = order.id
         log_anomalies(order, applied)
+    latest[order_id] = report
     adopt_parked(ctx, account.id, report.broker_order_id)
     stats.adopted += 1
     logger.warning("adopted order %s (broker id %s, %s %s %s) placed outside ordersync",
@@ -428,7 +439,8 @@ def _close_fill_gaps(
     gaps = [order_id for order_id, filled, broker in rows if broker > filled]
     if not gaps:
         return
-    _sync_fills(ctx, account, stats)
+    if ctx.adapter(account).lists_fills:  # else _reconcile derived what the reports imply
+        _sync_fills(ctx, account, stats)
     still = _with_fill_gap(ctx, gaps)
     for order_id in still:
         logger.error("order %s: the broker reports more filled than its recorded fills, "

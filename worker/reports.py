@@ -16,7 +16,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from brokers.base import FillReport, OrderReport
 from models.enums import ReportSource
 from models.orders import Fill, Order
-from models.repository import apply_to_order, record_applied, state_of
+from models.reconciliation import derived_fill
+from models.repository import apply_to_order, load_state, record_applied, state_of
 from models.state_machine import Applied, Verdict, apply_fill
 from worker.context import WorkerContext
 
@@ -55,6 +56,29 @@ def apply_in_new_session(
         except (StaleDataError, IntegrityError) as error:
             logger.info("order %s changed under us (attempt %d): %s", order_id, attempt, error)
     raise RuntimeError(f"order {order_id}: could not apply a report after {ATTEMPTS} attempts")
+
+
+def record_derived_fill(
+    ctx: WorkerContext, order_id: str, report: OrderReport, source: ReportSource
+) -> bool:
+    """For a broker without a fill listing: record the fill its cumulative figures imply
+    (``derived_fill``); False when they imply none or it was recorded before."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with ctx.sessions.begin() as session:
+                order = session.get(Order, order_id, with_for_update=True, populate_existing=True)
+                if order is None:
+                    return False
+                now = ctx.now()
+                fill = derived_fill(load_state(session, order), report, now=now)
+                if fill is None:
+                    return False
+                applied = apply_to_order(session, order, fill, now=now, source=source)
+                log_anomalies(order, applied)
+                return bool(applied.new_fills)
+        except (StaleDataError, IntegrityError) as error:
+            logger.info("order %s changed under us (attempt %d): %s", order_id, attempt, error)
+    raise RuntimeError(f"order {order_id}: could not record a derived fill after {ATTEMPTS} tries")
 
 
 def apply_fills(

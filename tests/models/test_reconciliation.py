@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,7 +10,8 @@ import pytest
 
 from brokers.base import OrderReport
 from models.enums import OrderStatus, OrderType, Side, TimeInForce
-from models.reconciliation import LocalRef, MissAction, judge_miss, match
+from models.reconciliation import LocalRef, MissAction, derived_fill, judge_miss, match
+from models.state_machine import OrderState
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -84,3 +86,54 @@ def test_a_write_ahead_row_the_broker_never_received_is_rejected_after_grace(
     if expected is MissAction.REJECT:
         assert "c1" in verdict.reason
         assert "never reached the broker" in verdict.reason
+
+
+# -- fills derived for a broker without a fill listing ---------------------------------------
+
+
+def filled_report(filled: str, average: str | None, fees: str | None = None) -> OrderReport:
+    return replace(
+        report("b1", "c1"), quantity=Decimal(5), status=OrderStatus.PARTIALLY_FILLED,
+        filled_quantity=Decimal(filled), average_fill_price=None if average is None
+        else Decimal(average), fees=None if fees is None else Decimal(fees),
+    )  # fmt: skip
+
+
+def test_a_derived_fill_carries_what_the_cumulative_figures_add() -> None:
+    state = OrderState(OrderStatus.PARTIALLY_FILLED, Decimal(5), filled_quantity=Decimal(1),
+                       fill_notional=Decimal(10), fees=Decimal("0.5"))  # fmt: skip
+    fill = derived_fill(state, filled_report("3", "10.5", fees="0.8"), now=T0)
+    assert fill is not None
+    assert (fill.quantity, fill.price, fill.fee) == (Decimal(2), Decimal("10.75"), Decimal("0.3"))
+    assert fill.broker_fill_id == "derived-b1-3"
+    assert fill.filled_at == T0  # the report's update time
+    # recorded with the first, the two give the broker's average exactly
+    assert (Decimal(10) + fill.quantity * fill.price) / 3 == Decimal("10.5")
+
+
+@pytest.mark.parametrize("filled", ["3", "3.0", "3.000"])
+def test_a_replayed_report_derives_the_same_id(filled: str) -> None:
+    fill = derived_fill(OrderState(OrderStatus.NEW, Decimal(5)), filled_report(filled, "10"),
+                        now=T0)  # fmt: skip
+    assert fill is not None
+    assert fill.broker_fill_id == "derived-b1-3"
+
+
+@pytest.mark.parametrize(
+    ("recorded", "filled", "average"),
+    [("3", "3", "10"), ("3", "2", "10"), ("0", "2", None), ("0", "2", "0")],
+)
+def test_nothing_is_derived_without_a_gap_or_a_price(
+    recorded: str, filled: str, average: str | None
+) -> None:
+    state = OrderState(OrderStatus.PARTIALLY_FILLED, Decimal(5), filled_quantity=Decimal(recorded),
+                       fill_notional=Decimal(recorded) * 10)  # fmt: skip
+    assert derived_fill(state, filled_report(filled, average), now=T0) is None
+
+
+def test_recorded_fills_above_the_brokers_average_fall_back_to_it() -> None:
+    state = OrderState(OrderStatus.PARTIALLY_FILLED, Decimal(5), filled_quantity=Decimal(1),
+                       fill_notional=Decimal(100))  # fmt: skip
+    fill = derived_fill(state, filled_report("2", "10"), now=T0)
+    assert fill is not None
+    assert fill.price == Decimal(10)

@@ -8,8 +8,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
+
 from brokers.base import FillReport, OrderReport, Page
 from models.enums import OrderStatus, OrderType, Side, TimeInForce
+from models.orders import Fill
 from tests.worker.conftest import UnitWorker
 from worker.locks import order_lock_name
 from worker.monitoring import run_step, start_chain
@@ -20,6 +23,8 @@ NEARLY_EXPIRED_MS = 2000  # as if most of the lock's TTL had gone by during the 
 class SlowBroker:
     """The order filled in three fills, reported a page each; every call takes "long":
     it leaves the lock nearly expired, and records how much was left when it began."""
+
+    lists_fills = True
 
     def __init__(self, unit: UnitWorker, order_id: str) -> None:
         self.redis = unit.ctx.redis
@@ -68,3 +73,34 @@ def test_the_order_lock_is_renewed_after_each_broker_call(unit: UnitWorker) -> N
     assert all(left > NEARLY_EXPIRED_MS for _, left in broker.ttl_at_call), broker.ttl_at_call
     assert all(left > ttl_s * 1000 * 0.9 for _, left in broker.ttl_at_call)
     assert not unit.ctx.redis.exists(broker.lock)  # released at the end of the step
+
+
+class FillessBroker(SlowBroker):
+    """The same order at a broker with no executions endpoint."""
+
+    lists_fills = False
+
+    def list_fills(self, **_: Any) -> Page[FillReport]:
+        raise AssertionError("this broker lists no fills")
+
+
+def test_a_monitor_derives_the_fill_a_broker_without_a_fill_listing_implies(
+    unit: UnitWorker,
+) -> None:
+    order_id = unit.add_order("c-slow", broker_order_id="b-slow", status=OrderStatus.NEW,
+                              order_type=OrderType.MARKET, quantity="3")  # fmt: skip
+    unit.adapter = FillessBroker(unit, order_id)
+    token = start_chain(unit.ctx, order_id)
+
+    outcome = run_step(unit.ctx, order_id, token, 0)
+
+    assert outcome.delay_s is None, outcome
+    order = unit.order(order_id)
+    assert (order.status, order.filled_quantity, order.fill_gap) == (
+        OrderStatus.FILLED, Decimal(3), Decimal(0)
+    )  # fmt: skip
+    with unit.ctx.sessions() as session:
+        fills = session.scalars(select(Fill).where(Fill.order_id == order_id)).all()
+        assert [(f.broker_fill_id, f.quantity, f.price) for f in fills] == [
+            ("derived-b-slow-3", Decimal(3), Decimal(10))
+        ]

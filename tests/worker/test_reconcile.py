@@ -21,7 +21,7 @@ from models import migrate
 from models.accounts import ensure_account
 from models.db import make_engine, make_sessionmaker
 from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
-from models.orders import Order, OrderEvent
+from models.orders import Fill, Order, OrderEvent
 from ordersync.settings import Settings
 from worker import reconcile
 from worker.context import WorkerContext
@@ -42,6 +42,8 @@ def report(n: int, status: OrderStatus = OrderStatus.NEW, filled: str = "0") -> 
 
 class StubBroker:
     """Lists ``open``/``all`` orders two per page; counts every request."""
+
+    lists_fills = True
 
     def __init__(self) -> None:
         self.orders: dict[str, OrderReport] = {}
@@ -311,3 +313,46 @@ def test_fill_positions_nets_buys_and_sells() -> None:
     rows = [("AAPL", Side.BUY, Decimal("2.5")), ("AAPL", Side.SELL, Decimal(1)),
             ("MSFT", Side.SELL, Decimal(4))]  # fmt: skip
     assert reconcile.fill_positions(rows) == {"AAPL": Decimal("1.5"), "MSFT": Decimal(-4)}
+
+
+class FillessBroker(StubBroker):
+    """A broker with no executions endpoint: its fills are derived from its order figures."""
+
+    lists_fills = False
+
+    def list_fills(self, **_: Any) -> Page[Any]:
+        raise AssertionError("this broker lists no fills")
+
+
+@pytest.mark.parametrize("run", ["sweep", "deep"])
+def test_fills_of_a_broker_without_a_fill_listing_are_derived_once(system: Any, run: str) -> None:
+    ctx, _, account_id, clock = system
+    broker = FillessBroker()
+    ctx.adapter = lambda account: broker
+    sweep = reconcile.sweep_open_orders if run == "sweep" else reconcile.deep_reconcile
+    order_id = add_order(ctx, account_id, 1)
+    broker.orders["b1"] = replace(report(1, OrderStatus.PARTIALLY_FILLED, filled="2"),
+                                  average_fill_price=Decimal("10"))  # fmt: skip
+
+    first = sweep(ctx, account_id)
+    clock[0] += timedelta(minutes=1)
+    again = sweep(ctx, account_id)  # the same figures: nothing more
+    broker.orders["b1"] = replace(report(1, OrderStatus.FILLED, filled="5"),
+                                  average_fill_price=Decimal("10.6"))  # fmt: skip
+    clock[0] += timedelta(minutes=1)
+    last = sweep(ctx, account_id)
+
+    assert (first.fills_derived, again.fills_derived, last.fills_derived) == (1, 0, 1)
+    with ctx.sessions() as session:
+        fills = session.scalars(select(Fill).where(Fill.order_id == order_id)
+                                .order_by(Fill.quantity)).all()  # fmt: skip
+        assert [(f.broker_fill_id, f.quantity, f.price) for f in fills] == [
+            ("derived-b1-2", Decimal(2), Decimal(10)), ("derived-b1-5", Decimal(3), Decimal(11)),
+        ]  # fmt: skip
+    order = load(ctx, order_id)
+    assert (order.status, order.filled_quantity, order.fill_gap) == (
+        OrderStatus.FILLED,
+        Decimal(5),
+        Decimal(0),
+    )
+    assert order.average_fill_price == Decimal("10.6")
