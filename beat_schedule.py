@@ -22,4 +22,5 @@ SCHEDULE: dict[str, dict[str, Any]] = {
         "ordersync.report_stale_orders", _settings.stale_report_interval_s
     ),
     "purge-closed-orders": _every("ordersync.purge_closed_orders", _settings.purge_interval_s),
+    "relay-events": _every("ordersync.relay_events", _settings.outbox_relay_interval_s),
 }

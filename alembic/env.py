@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import models.orders  # noqa: F401 - registers the tables on Base.metadata
+import models.orders
+import models.outbox  # noqa: F401
 from models.base import Base
 from models.db import make_engine
 from ordersync.settings import get_settings

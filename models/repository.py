@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from brokers.base import FillReport, OrderReport
 from models.enums import ReportSource
 from models.orders import Fill, Order, OrderEvent
+from models.outbox import add_order_event, fully_filled, order_event_kinds
 from models.state_machine import (
     Applied,
     HistoryKind,
@@ -60,6 +61,7 @@ def record_applied(
     """Copy the new state onto the row and add the fills and history rows it produced."""
     if applied.verdict in (Verdict.DUPLICATE, Verdict.STALE) and not applied.new_fills:
         return
+    was_filled = fully_filled(order.status, order.filled_quantity, order.broker_filled_quantity)
     if applied.new_fills or applied.verdict is Verdict.APPLIED:
         _copy_state(order, applied.state, now=now)
     for fill in applied.new_fills:
@@ -75,7 +77,11 @@ def record_applied(
                 source=source,
             )
         )
-    _record_history(session, order, applied, now=now, source=source)
+    repeated = _repeated_anomaly(session, order, applied)
+    _record_history(session, order, applied, repeated, now=now, source=source)
+    only_repeated = _only_repeated(applied, repeated)
+    for kind in order_event_kinds(applied, was_filled=was_filled, repeated_anomaly=only_repeated):
+        add_order_event(session, order, kind, now=now)
 
 
 def _copy_state(order: Order, state: OrderState, *, now: datetime) -> None:
@@ -95,9 +101,9 @@ def _copy_state(order: Order, state: OrderState, *, now: datetime) -> None:
 
 
 def _record_history(
-    session: Session, order: Order, applied: Applied, *, now: datetime, source: ReportSource
-) -> None:
-    repeated = _repeated_anomaly(session, order, applied)
+    session: Session, order: Order, applied: Applied, repeated: str | None, *, now: datetime,
+    source: ReportSource,
+) -> None:  # fmt: skip
     for entry in applied.history:
         if entry.kind is HistoryKind.ANOMALY:
             if entry.detail == repeated:
@@ -117,6 +123,11 @@ def _record_history(
                 at=now,
             )
         )
+
+
+def _only_repeated(applied: Applied, repeated: str | None) -> bool:
+    """Every anomaly of this apply is the one already recorded: no new error to announce."""
+    return repeated is not None and all(entry.detail == repeated for entry in applied.anomalies)
 
 
 def _repeated_anomaly(session: Session, order: Order, applied: Applied) -> str | None:

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     purge_mode: Literal["archive", "delete"] = "archive"
     purge_batch_size: int = Field(default=500, ge=1)
 
+    # The transactional outbox and its relay to the Redis Stream ``ordersync:events``, on
+    # the main Redis unless this names another (it may carry a password: never logged).
+    events_redis_url: SecretStr | None = None
+    outbox_relay_interval_s: float = Field(default=1.0, gt=0)
+    outbox_batch_size: int = Field(default=500, ge=1)
+    # Approximate cap on the stream's length (XADD MAXLEN ~): consumers must keep up.
+    events_stream_maxlen: int = Field(default=1_000_000, ge=1000)
+
     # The paper exchange.
     sim_host: str = "127.0.0.1"
     sim_port: int = 8765

@@ -32,6 +32,7 @@ def schedule(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, object]]:
         ("ordersync.report_stale_orders", 30.0),
         ("ordersync.purge_closed_orders", 3600.0),
         ("ordersync.revive_monitors", 5.0),
+        ("ordersync.relay_events", 1.0),
     ],
 )
 def test_every_sweep_is_scheduled_from_its_setting_and_expires(

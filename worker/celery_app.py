@@ -44,6 +44,7 @@ app.conf.update(
         "ordersync.monitor_order": {"queue": MONITOR_QUEUE},
         "ordersync.sync_fills": {"queue": MONITOR_QUEUE},
         "ordersync.revive_monitors": {"queue": MONITOR_QUEUE},
+        "ordersync.relay_events": {"queue": MONITOR_QUEUE},
     },
 )
 

@@ -54,6 +54,9 @@ class AccountInfo:
                    account.rate_limit_per_min)  # fmt: skip
 
 
+RedisClient = redis.Redis  # a name the dataclass's ``redis`` field does not shadow
+
+
 @dataclass
 class WorkerContext:
     settings: Settings
@@ -62,7 +65,13 @@ class WorkerContext:
     redis: redis.Redis
     adapters: AdapterCache
     now: Callable[[], datetime] = field(default=utc_now)
+    # Where the outbox relay publishes events; None: the same Redis as everything else.
+    events_redis: RedisClient | None = None
     _accounts: dict[str, tuple[float, AccountInfo]] = field(default_factory=dict)
+
+    @property
+    def events(self) -> RedisClient:
+        return self.events_redis if self.events_redis is not None else self.redis
 
     def account(
         self, session: Session, *, name: str | None = None, id: str | None = None
@@ -93,6 +102,8 @@ class WorkerContext:
     def close(self) -> None:
         self.adapters.close()
         self.redis.close()
+        if self.events_redis is not None:
+            self.events_redis.close()
         self.engine.dispose()
 
 
@@ -113,7 +124,11 @@ def build_context(settings: Settings | None = None) -> WorkerContext:
             max_retry_wait_s=settings.broker_max_retry_wait_s,
             hooks=adapter_hooks(client, settings),
         ),
-    )
+        events_redis=None if settings.events_redis_url is None else redis.Redis.from_url(
+            settings.events_redis_url.get_secret_value(), socket_timeout=10,
+            decode_responses=True,
+        ),
+    )  # fmt: skip
 
 
 _lock = threading.Lock()

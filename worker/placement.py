@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 from brokers.base import PlaceOrderRequest
 from brokers.registry import CredentialsMissing
 from models.accounts import UnknownAccount
+from models.base import new_id
 from models.enums import OrderOrigin, OrderStatus, OrderType, ReportSource
 from models.orders import Order, OrderEvent
+from models.outbox import EventKind, add_order_event
 from models.repository import load_state, record_applied
 from models.state_machine import local_transition
 from worker.args import InvalidTaskArguments, PlaceOrderArgs
@@ -64,7 +66,8 @@ def _new_order(
     account: AccountInfo, args: PlaceOrderArgs, client_order_id: str, now: datetime
 ) -> Order:
     return Order(
-        account_id=account.id, broker=account.broker, client_order_id=client_order_id,
+        id=new_id(), account_id=account.id, broker=account.broker,
+        client_order_id=client_order_id,
         origin=OrderOrigin.PLACED, symbol=args.symbol, side=args.side, intent=args.intent,
         decision_id=args.decision_id, trade_id=args.trade_id, order_type=args.order_type,
         time_in_force=args.time_in_force, quantity=args.quantity, limit_price=args.limit_price,
@@ -101,6 +104,7 @@ def _write_ahead(
         to_status=OrderStatus.PENDING_NEW, filled_quantity=Decimal(0),
         source=ReportSource.PLACEMENT, at=now,
     ))  # fmt: skip
+    add_order_event(session, order, EventKind.ORDER_PLACED, now=now)
     try:
         session.commit()  # the unique (account, client_order_id) key decides: new or redelivery
         return order, account, True

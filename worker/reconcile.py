@@ -24,8 +24,10 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from brokers.base import BrokerAdapter, ListStatus, OrderReport, PositionReport
 from brokers.errors import BrokerError, OrderNotFound
+from models.base import new_id
 from models.enums import OPEN_STATUSES, OrderOrigin, OrderStatus, OrderType, ReportSource, Side
 from models.orders import Fill, Order, OrderEvent
+from models.outbox import EventKind, add_order_event
 from models.reconciliation import LocalRef, MissAction, judge_miss, match
 from models.repository import apply_to_order, record_applied, state_of
 from models.state_machine import OrderState, Verdict, apply_report, local_transition
@@ -362,7 +364,8 @@ def _adopt(
     now = ctx.now()
     with ctx.sessions() as session:
         order = Order(
-            account_id=account.id, broker=account.broker, origin=OrderOrigin.ADOPTED,
+            id=new_id(), account_id=account.id, broker=account.broker,
+            origin=OrderOrigin.ADOPTED,
             client_order_id=report.client_order_id or f"broker-{report.broker_order_id}",
             broker_order_id=report.broker_order_id, symbol=report.symbol, side=report.side,
             order_type=report.order_type, time_in_force=report.time_in_force,
@@ -373,6 +376,7 @@ def _adopt(
             check_count=1, last_checked_at=now,
         )  # fmt: skip
         session.add(order)
+        add_order_event(session, order, EventKind.ORDER_PLACED, now=now)
         try:
             session.flush()
             # the report goes in with the row: nobody ever sees an adopted order unapplied

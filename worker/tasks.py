@@ -14,6 +14,7 @@ from worker import (
     fills,
     heartbeat,
     monitoring,
+    outbox,
     placement,
     purge,
     reconcile,
@@ -194,6 +195,14 @@ def purge_closed_orders() -> dict[str, object]:
     """Closed orders past retention leave the hot tables, in bounded batches."""
     result = _recorded("purge_closed_orders", purge.purge_closed_orders, lambda r: r.as_dict())
     return result.as_dict()
+
+
+@app.task(name="ordersync.relay_events", ignore_result=True)  # type: ignore[untyped-decorator]
+def relay_events() -> dict[str, object]:
+    """Publish the outbox's waiting events to the Redis Stream, in order, at least once."""
+    ctx = context()
+    result = outbox.relay_events(ctx, max_s=ctx.settings.outbox_relay_interval_s * 5)
+    return {"published": result.published, "ran": result.ran, "error": result.error}
 
 
 @app.task(name="ordersync.ping", ignore_result=False)  # type: ignore[untyped-decorator]

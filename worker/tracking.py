@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from brokers.errors import BrokerError, OrderNotFound
 from models.accounts import UnknownAccount, get_account
+from models.base import new_id
 from models.enums import OrderOrigin, OrderStatus, ReportSource
 from models.orders import Order
+from models.outbox import EventKind, add_order_event
 from worker.args import InvalidTaskArguments, TrackOrderArgs
 from worker.context import WorkerContext
 from worker.fills import adopt_parked
@@ -64,7 +66,7 @@ def track_order(
     now = ctx.now()
     with ctx.sessions() as session:
         order = Order(
-            account_id=account_id, broker=broker, origin=OrderOrigin.TRACKED,
+            id=new_id(), account_id=account_id, broker=broker, origin=OrderOrigin.TRACKED,
             client_order_id=report.client_order_id or f"broker-{report.broker_order_id}",
             broker_order_id=report.broker_order_id, symbol=report.symbol, side=report.side,
             order_type=report.order_type, time_in_force=report.time_in_force,
@@ -75,6 +77,7 @@ def track_order(
             submitted_at=report.submitted_at or report.created_at,
         )  # fmt: skip
         session.add(order)
+        add_order_event(session, order, EventKind.ORDER_PLACED, now=now)
         try:
             session.commit()
         except IntegrityError:  # a concurrent call registered it first

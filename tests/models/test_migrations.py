@@ -6,7 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-import models.orders  # noqa: F401 - registers the tables
+import models.orders
+import models.outbox  # noqa: F401
 from models.base import Base
 
 
