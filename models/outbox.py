@@ -75,17 +75,24 @@ class OutboxEvent(Base):
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    stream_id: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_outbox_events_unpublished", "published_at", "id"),)
 
     def message(self) -> dict[str, str]:
-        """The fields a stream entry or webhook body carries."""
-        return {
-            "event_id": self.event_id, "kind": self.kind, "priority": str(self.priority),
-            "order_id": self.order_id or "", "trade_id": self.trade_id or "",
-            "created_at": self.created_at.isoformat(), "data": self.payload,
-        }  # fmt: skip
+        return stream_fields(self.event_id, self.kind, self.priority, self.order_id,
+                             self.trade_id, self.created_at, self.payload)  # fmt: skip
+
+
+def stream_fields(
+    event_id: str, kind: str, priority: int, order_id: str | None, trade_id: str | None,
+    created_at: datetime, payload: str,
+) -> dict[str, str]:  # fmt: skip
+    """The fields a stream entry (or a webhook body) carries."""
+    return {
+        "event_id": event_id, "kind": kind, "priority": str(priority),
+        "order_id": order_id or "", "trade_id": trade_id or "",
+        "created_at": created_at.isoformat(), "data": payload,
+    }  # fmt: skip
 
 
 def fully_filled(status: OrderStatus, filled: Decimal, broker_filled: Decimal) -> bool:

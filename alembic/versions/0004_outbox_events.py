@@ -32,7 +32,6 @@ def upgrade() -> None:
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('published_at', models.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('stream_id', sa.String(length=32), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_events')),
     sa.UniqueConstraint('event_id', name=op.f('uq_outbox_events_event_id'))
     )
