@@ -12,10 +12,12 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import redis
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from models.outbox import OutboxEvent, stream_fields
 from worker.context import WorkerContext
@@ -93,6 +95,28 @@ def _publish_batch(ctx: WorkerContext, batch_size: int, maxlen: int) -> int:
             .values(published_at=ctx.now())
         )
         return len(rows)
+
+
+def purge_published(
+    sessions: sessionmaker[Session], *, before: datetime, batch_size: int, max_batches: int
+) -> int:
+    """Delete events published before ``before``, a bounded batch per transaction; events
+    still waiting are never touched. Returns how many went."""
+    deleted = 0
+    for _ in range(max_batches):
+        with sessions.begin() as session:
+            ids = session.scalars(
+                select(OutboxEvent.id)
+                .where(OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < before)
+                .order_by(OutboxEvent.id)
+                .limit(batch_size)
+            ).all()
+            if ids:
+                session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < batch_size:
+            break
+    return deleted
 
 
 def waiting_events(ctx: WorkerContext) -> int:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.enums import TERMINAL_STATUSES
 from models.orders import ArchivedOrder, Fill, Order, OrderEvent
 from models.types import canonical
+from worker import outbox
 from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class PurgeResult:
     archived: int = 0  # archive rows written; an order archived by a crashed run is not counted
     fills: int = 0
     events: int = 0
+    outbox_events: int = 0  # published events past retention (worker/outbox.py)
     batches: int = 0
     more: bool = False
 
@@ -52,14 +54,21 @@ class PurgeResult:
 def purge_closed_orders(ctx: WorkerContext, *, max_batches: int | None = None) -> PurgeResult:
     """The Celery task's body: purge with the settings and clock of ``ctx``."""
     settings = ctx.settings
-    return purge(
+    batches = DEFAULT_MAX_BATCHES if max_batches is None else max_batches
+    now = ctx.now()
+    result = purge(
         ctx.sessions,
-        now=ctx.now(),
+        now=now,
         retention_s=settings.retention_s,
         mode=settings.purge_mode,
         batch_size=settings.purge_batch_size,
-        max_batches=DEFAULT_MAX_BATCHES if max_batches is None else max_batches,
+        max_batches=batches,
     )
+    published = outbox.purge_published(
+        ctx.sessions, before=now - timedelta(seconds=settings.retention_s),
+        batch_size=settings.purge_batch_size, max_batches=batches,
+    )  # fmt: skip
+    return dataclasses.replace(result, outbox_events=published)
 
 
 def purge(

@@ -18,6 +18,7 @@ from models.enums import OrderStatus, OrderType, ReportSource, Side, TimeInForce
 from models.outbox import OutboxEvent
 from tests.worker.conftest import UnitWorker
 from worker import outbox
+from worker.purge import purge_closed_orders
 from worker.reports import apply_in_new_session
 
 
@@ -119,3 +120,21 @@ def test_while_redis_refuses_events_wait_and_then_go_out_once(
 def test_a_second_relay_skips_while_one_runs(unit: UnitWorker) -> None:
     unit.ctx.redis.set(outbox.LOCK, "someone else")
     assert outbox.relay_events(unit.ctx).ran is False
+
+
+def test_published_events_past_retention_are_purged_and_waiting_ones_never(
+    unit: UnitWorker,
+) -> None:
+    order_id = unit.add_order("c1", broker_order_id="b1")
+    for status in (OrderStatus.NEW, OrderStatus.CANCELED):
+        unit.clock[0] += timedelta(seconds=1)
+        apply_in_new_session(unit.ctx, order_id, report(unit, status), ReportSource.MONITOR)
+    with unit.ctx.sessions.begin() as session:  # the first published long ago, the second not
+        first = session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).first()
+        assert first is not None
+        first.published_at = unit.clock[0] - timedelta(days=40)
+
+    result = purge_closed_orders(unit.ctx)
+
+    assert result.outbox_events == 1
+    assert [e.kind for e in events(unit)] == ["ORDER_CANCELLED"]  # still waiting: kept
