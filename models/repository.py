@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from brokers.base import FillReport, OrderReport
 from models.enums import ReportSource
+from models.ledger import record_fills
 from models.orders import Fill, Order, OrderEvent
 from models.outbox import add_order_event, fully_filled, order_event_kinds
 from models.state_machine import (
@@ -77,6 +78,7 @@ def record_applied(
                 source=source,
             )
         )
+    record_fills(session, order, applied.new_fills, now=now, source=source)
     repeated = _repeated_anomaly(session, order, applied)
     _record_history(session, order, applied, repeated, now=now, source=source)
     only_repeated = _only_repeated(applied, repeated)

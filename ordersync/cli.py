@@ -13,6 +13,7 @@ from brokers.paper.cli import sim_command
 from models import migrate
 from ordersync.bench import bench_command
 from ordersync.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from ordersync.positions import positions_command
 from ordersync.settings import get_settings
 from ordersync.status import status_command
 from ordersync.up import up_command
@@ -63,6 +64,7 @@ def redis_command() -> None:
 app.command("up")(up_command)
 app.command("bench")(bench_command)
 app.command("status")(status_command)
+app.command("positions")(positions_command)
 
 if __name__ == "__main__":
     app()

@@ -111,6 +111,8 @@ class PlaceOrderArgs(_Args):
                 f"stop_price is {'required' if needs_stop else 'not allowed'} "
                 f"for a {self.order_type.value} order"
             )
+        if self.intent is Intent.EXIT and self.trade_id is None:
+            raise ValueError("an EXIT order needs trade_id: the trade it closes")
         return self
 
 

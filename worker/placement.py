@@ -17,7 +17,8 @@ from brokers.base import PlaceOrderRequest
 from brokers.registry import CredentialsMissing
 from models.accounts import UnknownAccount
 from models.base import new_id
-from models.enums import OrderOrigin, OrderStatus, OrderType, ReportSource
+from models.enums import Intent, OrderOrigin, OrderStatus, OrderType, ReportSource
+from models.ledger import ExitRefused, check_exit
 from models.orders import Order, OrderEvent
 from models.outbox import EventKind, add_order_event
 from models.repository import load_state, record_applied
@@ -97,6 +98,7 @@ def _write_ahead(
     except CredentialsMissing as error:
         raise InvalidTaskArguments(TASK, str(error)) from None
     client_order_id = client_order_id_for(account.name, args, task_id)
+    _refuse_an_oversized_exit(session, account, args, client_order_id)
     order = _new_order(account, args, client_order_id, now)
     session.add(order)
     session.add(OrderEvent(
@@ -122,6 +124,25 @@ def _write_ahead(
             TASK, f"client_order_id {client_order_id!r} is already used by a different order"
         )
     return existing, account, False
+
+
+def _refuse_an_oversized_exit(
+    session: Session, account: AccountInfo, args: PlaceOrderArgs, client_order_id: str
+) -> None:
+    """An EXIT may close no more than its trade has open (a redelivered call, whose order
+    exists already, is not judged again: it is answered with that order)."""
+    if args.intent is not Intent.EXIT or args.trade_id is None:
+        return
+    known = select(Order.id).where(Order.account_id == account.id,
+                                   Order.client_order_id == client_order_id)  # fmt: skip
+    if session.scalar(known) is not None:
+        return
+    try:
+        check_exit(session, account_id=account.id, trade_id=args.trade_id, symbol=args.symbol,
+                   side=args.side, quantity=args.quantity)  # fmt: skip
+    except ExitRefused as error:
+        session.rollback()
+        raise InvalidTaskArguments(TASK, str(error)) from None
 
 
 def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str,

@@ -29,6 +29,7 @@ def test_a_good_call_is_parsed_with_decimals_and_upper_case_symbol() -> None:
         ({"time_in_force": "opg"}, "cannot be placed"),
         ({"client_order_id": "has space"}, "client_order_id"),
         ({"symbol": ""}, "symbol"),
+        ({"intent": "EXIT"}, "an EXIT order needs trade_id: the trade it closes"),
     ],
 )
 def test_bad_calls_say_what_is_wrong(change: dict[str, Any], reason: str) -> None:

@@ -6,13 +6,28 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
 
 from brokers.base import OrderReport, PlaceOrderRequest
 from brokers.errors import AnswerLost
-from models.enums import OrderStatus, OrderType, Side, TimeInForce
+from models.enums import (
+    BrokerKind,
+    Intent,
+    OrderOrigin,
+    OrderStatus,
+    OrderType,
+    ReportSource,
+    Side,
+    TimeInForce,
+)
 from models.orders import Order
-from tests.worker.conftest import UnitWorker
-from worker.args import PlaceOrderArgs
+from models.repository import apply_to_order
+from tests.models.factories import fill
+from tests.worker.conftest import T0, UnitWorker
+from worker.args import InvalidTaskArguments, PlaceOrderArgs
 from worker.budget import Priority, current_priority
 from worker.placement import place_order
 
@@ -78,3 +93,105 @@ def test_a_redelivered_placement_looks_first_at_placement_priority(unit: UnitWor
     again = place_order(unit.ctx, args("p-3"), task_id="t-3")
     assert again.order_id == first.order_id
     assert broker.calls == [("lookup", Priority.PLACEMENT)]
+
+
+# --- an EXIT may close no more than its trade has open -----------------------------------
+
+
+def open_trade(unit: UnitWorker, quantity: str = "10", trade_id: str = "t-1") -> None:
+    """An entry filled ``quantity`` AAPL through the repository: the trade is open."""
+    with unit.ctx.sessions.begin() as session:
+        entry = Order(
+            account_id=unit.account_id, broker=BrokerKind.ALPACA,
+            client_order_id=f"entry-{trade_id}", broker_order_id=f"b-entry-{trade_id}",
+            origin=OrderOrigin.PLACED, symbol="AAPL", side=Side.BUY, intent=Intent.ENTRY,
+            trade_id=trade_id, order_type=OrderType.MARKET, time_in_force=TimeInForce.DAY,
+            quantity=Decimal(quantity), status=OrderStatus.NEW, created_at=T0, updated_at=T0,
+        )  # fmt: skip
+        session.add(entry)
+        session.flush()
+        apply_to_order(session, entry, fill(f"e-{trade_id}", quantity, "10",
+                                            broker_order_id=f"b-entry-{trade_id}"),
+                       now=T0, source=ReportSource.MONITOR)  # fmt: skip
+
+
+def exit_args(quantity: str, client_order_id: str, *, trade_id: str = "t-1",
+              side: Side = Side.SELL, symbol: str = "AAPL") -> PlaceOrderArgs:  # fmt: skip
+    return PlaceOrderArgs(account="a", symbol=symbol, side=side, quantity=quantity,
+                          intent=Intent.EXIT, trade_id=trade_id,
+                          client_order_id=client_order_id)  # fmt: skip
+
+
+def fill_exit(unit: UnitWorker, order_id: str, quantity: str) -> None:
+    with unit.ctx.sessions.begin() as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        assert order.broker_order_id is not None
+        apply_to_order(session, order, fill(f"x-{order_id}", quantity, "11",
+                                            broker_order_id=order.broker_order_id),
+                       now=T0, source=ReportSource.MONITOR)  # fmt: skip
+
+
+def orders_of(unit: UnitWorker) -> list[str]:
+    with unit.ctx.sessions() as session:
+        return sorted(session.scalars(select(Order.client_order_id)))
+
+
+def test_an_exit_larger_than_its_trade_is_refused_clearly_and_nothing_is_written(
+    unit: UnitWorker,
+) -> None:
+    unit.adapter = broker = StubBroker()
+    open_trade(unit, "10")
+    with pytest.raises(InvalidTaskArguments) as refused:
+        place_order(unit.ctx, exit_args("11", "x-1"), task_id="t-x1")
+    assert str(refused.value) == (
+        "ordersync.place_order: exit refused: 11 AAPL exceeds what trade 't-1' has open: "
+        "10 open, 10 available"
+    )
+    assert broker.calls == []
+    assert orders_of(unit) == ["entry-t-1"]
+
+
+def test_working_exits_hold_what_they_may_still_close(unit: UnitWorker) -> None:
+    unit.adapter = StubBroker()
+    open_trade(unit, "10")
+    first = place_order(unit.ctx, exit_args("6", "x-1"), task_id="t-x1")
+    fill_exit(unit, first.order_id, "2")  # 4 of it still working
+    with pytest.raises(InvalidTaskArguments, match=(
+        r"exceeds what trade 't-1' has open: 8 open, 4 held by working exits "
+        rf"\['{first.order_id}'\], 4 available"
+    )):  # fmt: skip
+        place_order(unit.ctx, exit_args("5", "x-2"), task_id="t-x2")
+    place_order(unit.ctx, exit_args("4", "x-3"), task_id="t-x3")
+    assert orders_of(unit) == ["entry-t-1", "x-1", "x-3"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"trade_id": "nope"}, "no trade 'nope' in this account"),
+        ({"side": Side.BUY}, "trade 't-1' is long AAPL: its exit must sell, not buy"),
+        ({"symbol": "MSFT"}, "trade 't-1' is in AAPL, not MSFT"),
+    ],
+)
+def test_an_exit_its_trade_cannot_take_is_refused(
+    unit: UnitWorker, change: dict[str, Any], reason: str
+) -> None:
+    unit.adapter = StubBroker()
+    open_trade(unit, "10")
+    with pytest.raises(InvalidTaskArguments, match=f"exit refused: {reason}"):
+        place_order(unit.ctx, exit_args("1", "x-1", **change), task_id="t-x1")
+    assert orders_of(unit) == ["entry-t-1"]
+
+
+def test_an_exit_of_a_closed_trade_is_refused_but_a_redelivery_is_answered(
+    unit: UnitWorker,
+) -> None:
+    unit.adapter = StubBroker()
+    open_trade(unit, "10")
+    placed = place_order(unit.ctx, exit_args("10", "x-1"), task_id="t-x1")
+    fill_exit(unit, placed.order_id, "10")  # the trade is closed
+    again = place_order(unit.ctx, exit_args("10", "x-1"), task_id="t-x1")
+    assert again.order_id == placed.order_id
+    with pytest.raises(InvalidTaskArguments, match="exit refused: trade 't-1' is closed"):
+        place_order(unit.ctx, exit_args("1", "x-2"), task_id="t-x2")
