@@ -25,7 +25,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from brokers.base import BrokerAdapter, ListStatus, OrderReport, PositionReport
 from brokers.errors import BrokerError, OrderNotFound
 from models.base import new_id
-from models.enums import OPEN_STATUSES, OrderOrigin, OrderStatus, OrderType, ReportSource, Side
+from models.enums import OPEN_STATUSES, OrderOrigin, OrderStatus, OrderType, ReportSource
+from models.ledger import Position
 from models.orders import Fill, Order, OrderEvent
 from models.outbox import EventKind, add_order_event
 from models.reconciliation import LocalRef, MissAction, judge_miss, match
@@ -453,22 +454,14 @@ def _close_fill_gaps(
     stats.fill_gaps.update(still)
 
 
-def fill_positions(rows: Sequence[tuple[str, Side, Decimal]]) -> dict[str, Decimal]:
-    """Signed quantity per symbol from (symbol, side, fill quantity) rows."""
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    for symbol, side, quantity in rows:
-        totals[symbol] += quantity if side is Side.BUY else -quantity
-    return dict(totals)
-
-
 def position_mismatches(local: dict[str, Decimal], broker: Sequence[PositionReport]) -> list[str]:
-    """Symbols whose quantity from our fills differs from the broker's position."""
+    """Symbols whose recorded position differs from the broker's."""
     theirs = {p.symbol: p.quantity for p in broker}
     found = []
     for symbol in sorted(set(local) | set(theirs)):
         ours, at_broker = local.get(symbol, Decimal(0)), theirs.get(symbol, Decimal(0))
         if ours != at_broker:
-            found.append(f"{symbol}: fills say {ours}, the broker holds {at_broker}")
+            found.append(f"{symbol}: our fills say {ours}, the broker holds {at_broker}")
     return found
 
 
@@ -480,15 +473,11 @@ def _compare_positions(ctx: WorkerContext, account: AccountInfo, stats: SweepSta
         stats.yielded = f"positions not compared: {error}"
         return
     stats.pages += 1
-    with ctx.sessions() as session:
+    with ctx.sessions() as session:  # the positions table, kept with every fill, outlives purge
         rows = session.execute(
-            select(Order.symbol, Order.side, Fill.quantity)
-            .join(Fill, Fill.order_id == Order.id)
-            .where(Order.account_id == account.id)
+            select(Position.symbol, Position.quantity).where(Position.account_id == account.id)
         ).all()
-    stats.position_mismatches = position_mismatches(
-        fill_positions([(r[0], r[1], r[2]) for r in rows]), broker
-    )
+    stats.position_mismatches = position_mismatches({r[0]: r[1] for r in rows}, broker)
     if stats.position_mismatches:
         symbols = tuple(line.split(":", 1)[0] for line in stats.position_mismatches)
         send_alert(ctx.redis, ctx.settings, Alert(

@@ -21,6 +21,7 @@ from models import migrate
 from models.accounts import ensure_account
 from models.db import make_engine, make_sessionmaker
 from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
+from models.ledger import Position
 from models.orders import Fill, Order, OrderEvent
 from ordersync.settings import Settings
 from worker import reconcile
@@ -304,15 +305,22 @@ def test_positions_that_differ_from_the_fills_are_reported_not_corrected(
     stub.positions = [PositionReport("MSFT", Decimal(3), Decimal("100"))]
     with caplog.at_level("WARNING", logger="ordersync.alerts"):
         stats = reconcile.deep_reconcile(ctx, account_id)
-    assert stats.position_mismatches == ["MSFT: fills say 0, the broker holds 3"]
+    assert stats.position_mismatches == ["MSFT: our fills say 0, the broker holds 3"]
     assert "position_mismatch" in caplog.text
     assert "MSFT" in caplog.text
 
 
-def test_fill_positions_nets_buys_and_sells() -> None:
-    rows = [("AAPL", Side.BUY, Decimal("2.5")), ("AAPL", Side.SELL, Decimal(1)),
-            ("MSFT", Side.SELL, Decimal(4))]  # fmt: skip
-    assert reconcile.fill_positions(rows) == {"AAPL": Decimal("1.5"), "MSFT": Decimal(-4)}
+def test_positions_are_compared_from_the_positions_table(system: Any) -> None:
+    ctx, stub, account_id, _ = system
+    with ctx.sessions.begin() as session:
+        for symbol, quantity in (("AAPL", "5"), ("MSFT", "-2")):
+            session.add(Position(account_id=account_id, symbol=symbol, quantity=Decimal(quantity),
+                                 cost_basis=Decimal(0), realized_pnl=Decimal(0), fees=Decimal(0),
+                                 updated_at=T0))  # fmt: skip
+    stub.positions = [PositionReport("AAPL", Decimal(5), None),
+                      PositionReport("MSFT", Decimal(-3), None)]  # fmt: skip
+    stats = reconcile.deep_reconcile(ctx, account_id)
+    assert stats.position_mismatches == ["MSFT: our fills say -2, the broker holds -3"]
 
 
 class FillessBroker(StubBroker):
