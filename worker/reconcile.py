@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, event, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from brokers.base import BrokerAdapter, ListStatus, OrderReport, PositionReport
@@ -36,7 +36,7 @@ from worker.alerts import Alert, AlertKind, send_alert
 from worker.budget import Priority, priority
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import adopt_parked, sync_now
-from worker.reports import apply_in_new_session, log_anomalies, record_derived_fill
+from worker.reports import apply_in_new_session, log_anomalies, raced, record_derived_fill
 
 logger = logging.getLogger(__name__)
 ATTEMPTS = 5
@@ -274,7 +274,9 @@ def _apply_batch(
             stats.watch.extend(watch)
             stats.fill_gaps.update(gaps)
             return
-        except (StaleDataError, IntegrityError) as error:
+        except (StaleDataError, IntegrityError, OperationalError) as error:
+            if not raced(error):
+                raise
             logger.info("a sweep page raced another writer (attempt %d): %s", attempt, error)
     raise RuntimeError(f"could not apply a page of {len(pairs)} reports")
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -23,6 +23,18 @@ from worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
 ATTEMPTS = 5
+# PostgreSQL broke a lock cycle (40P01) or a serialization conflict (40001): the
+# transaction is rolled back whole, so applying it again on fresh state is safe.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def raced(error: Exception) -> bool:
+    """A concurrent writer got in first: retry the whole apply on fresh state."""
+    if isinstance(error, StaleDataError | IntegrityError):
+        return True
+    return isinstance(error, OperationalError) and (
+        getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+    )
 
 
 def apply_in_new_session(
@@ -53,7 +65,9 @@ def apply_in_new_session(
                     order.miss_count, order.lost_at = 0, None
                 log_anomalies(order, applied)
                 return applied
-        except (StaleDataError, IntegrityError) as error:
+        except (StaleDataError, IntegrityError, OperationalError) as error:
+            if not raced(error):
+                raise
             logger.info("order %s changed under us (attempt %d): %s", order_id, attempt, error)
     raise RuntimeError(f"order {order_id}: could not apply a report after {ATTEMPTS} attempts")
 
@@ -76,7 +90,9 @@ def record_derived_fill(
                 applied = apply_to_order(session, order, fill, now=now, source=source)
                 log_anomalies(order, applied)
                 return bool(applied.new_fills)
-        except (StaleDataError, IntegrityError) as error:
+        except (StaleDataError, IntegrityError, OperationalError) as error:
+            if not raced(error):
+                raise
             logger.info("order %s changed under us (attempt %d): %s", order_id, attempt, error)
     raise RuntimeError(f"order {order_id}: could not record a derived fill after {ATTEMPTS} tries")
 
@@ -95,7 +111,9 @@ def apply_fills(
         try:
             with ctx.sessions.begin() as session:
                 return _apply_fill_page(session, account_id, fills, source, ctx.now())
-        except (StaleDataError, IntegrityError) as error:
+        except (StaleDataError, IntegrityError, OperationalError) as error:
+            if not raced(error):
+                raise
             logger.info("fill page raced another writer (attempt %d): %s", attempt, error)
     raise RuntimeError(f"account {account_id}: could not apply a fill page")
 
