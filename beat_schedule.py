@@ -24,3 +24,7 @@ SCHEDULE: dict[str, dict[str, Any]] = {
     "purge-closed-orders": _every("ordersync.purge_closed_orders", _settings.purge_interval_s),
     "relay-events": _every("ordersync.relay_events", _settings.outbox_relay_interval_s),
 }
+if _settings.event_webhooks():  # only when there is somewhere to deliver to
+    SCHEDULE["deliver-event-webhooks"] = _every(
+        "ordersync.deliver_event_webhooks", _settings.event_webhook_interval_s
+    )

@@ -6,7 +6,8 @@ from alembic import context
 
 import models.ledger
 import models.orders
-import models.outbox  # noqa: F401
+import models.outbox
+import models.webhooks  # noqa: F401
 from models.base import Base
 from models.db import make_engine
 from ordersync.settings import get_settings

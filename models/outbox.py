@@ -76,7 +76,11 @@ class OutboxEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_outbox_events_unpublished", "published_at", "id"),)
+    # AUTOINCREMENT on SQLite: ids never come back after a purge (webhook cursors rely on it)
+    __table_args__ = (
+        Index("ix_outbox_events_unpublished", "published_at", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     def message(self) -> dict[str, str]:
         return stream_fields(self.event_id, self.kind, self.priority, self.order_id,

@@ -13,6 +13,7 @@ from brokers.paper.cli import sim_command
 from models import migrate
 from ordersync.bench import bench_command
 from ordersync.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from ordersync.events import events_app
 from ordersync.positions import positions_command
 from ordersync.settings import get_settings
 from ordersync.status import status_command
@@ -22,6 +23,7 @@ console = Console(stderr=True)
 app = typer.Typer(no_args_is_help=True, help="ordersync: keeps the record of every order true.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
 app.add_typer(db_app, name="db")
+app.add_typer(events_app, name="events")
 app.command("sim", help="Serve the paper exchange (Alpaca Trading API v2).")(sim_command)
 
 

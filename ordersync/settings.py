@@ -1,23 +1,63 @@
 """One typed settings object, read from the environment (prefix ``ORDERSYNC_``).
 
-Durations carry their unit in the name. Secrets are never settings here: accounts name the
-environment variables that hold their credentials.
+Durations carry their unit in the name. Broker credentials are never settings here: accounts
+name the environment variables that hold them. The few secrets that are settings (webhook
+URLs and key, a second Redis URL) are ``SecretStr`` and errors never echo the input.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
+# An entry of ORDERSYNC_EVENT_WEBHOOK_URLS: ``url`` or ``name=url`` (a URL's query may hold
+# "=" too, but never before "://", so a name is told apart from a URL).
+_NAMED_URL = re.compile(r"^([A-Za-z0-9_.-]{1,64})=(https?://.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """One event webhook: ``name`` is what logs, tables and the CLI show; the URL never."""
+
+    name: str
+    url: SecretStr
+
+
+def parse_webhook_urls(value: SecretStr | None) -> tuple[WebhookEndpoint, ...]:
+    """The endpoints of a comma-separated list; an unnamed one is named by its position
+    (1, 2, ...). Errors name the entry by position, never by its text (it may hold a token)."""
+    if value is None:
+        return ()
+    endpoints: list[WebhookEndpoint] = []
+    entries = [e.strip() for e in value.get_secret_value().split(",")]
+    for position, entry in enumerate((e for e in entries if e), start=1):
+        named = _NAMED_URL.match(entry)
+        name, url = (named.group(1), named.group(2)) if named else (str(position), entry)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"ORDERSYNC_EVENT_WEBHOOK_URLS entry {position} is not an http(s) URL "
+                "(entries are `url` or `name=url`, comma-separated)"
+            )
+        if any(e.name == name for e in endpoints):
+            raise ValueError(f"ORDERSYNC_EVENT_WEBHOOK_URLS names endpoint {name!r} twice")
+        endpoints.append(WebhookEndpoint(name, SecretStr(url)))
+    return tuple(endpoints)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ORDERSYNC_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused value may be a secret (a URL with a token).
+    model_config = SettingsConfigDict(
+        env_prefix="ORDERSYNC_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = Field(
         default=f"sqlite:///{VAR_DIR / 'ordersync.db'}",
@@ -105,6 +145,24 @@ class Settings(BaseSettings):
     # Approximate cap on the stream's length (XADD MAXLEN ~): consumers must keep up.
     events_stream_maxlen: int = Field(default=1_000_000, ge=1000)
 
+    # Events to webhooks (worker/webhooks.py): comma-separated `url` or `name=url` entries,
+    # each POST signed with HMAC-SHA256 under the secret; retried with doubling backoff up to
+    # max_attempts, then dead-lettered (``ordersync events replay``).
+    event_webhook_urls: SecretStr | None = Field(
+        default=None, description="Event webhooks; URLs may carry tokens, never logged."
+    )
+    event_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key signing each event POST."
+    )
+    event_webhook_max_attempts: int = Field(default=12, ge=1)
+    event_webhook_backoff_s: float = Field(default=1.0, gt=0)
+    event_webhook_max_backoff_s: float = Field(default=300.0, gt=0)
+    event_webhook_timeout_s: float = Field(default=5.0, gt=0)
+    event_webhook_interval_s: float = Field(default=1.0, gt=0)
+    event_webhook_batch_size: int = Field(default=100, ge=1)
+    # A newly configured endpoint also gets the events written this long before it was seen.
+    event_webhook_backfill_s: float = Field(default=3600.0, ge=0)
+
     # The paper exchange.
     sim_host: str = "127.0.0.1"
     sim_port: int = 8765
@@ -118,6 +176,19 @@ class Settings(BaseSettings):
                 f"under half of order_lock_ttl_s ({self.order_lock_ttl_s})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _webhooks_are_usable(self) -> Settings:
+        """Unsigned events would be forgeable, and a bad entry should stop the start."""
+        if self.event_webhooks() and not (
+            self.event_webhook_secret and self.event_webhook_secret.get_secret_value()
+        ):
+            raise ValueError("ORDERSYNC_EVENT_WEBHOOK_SECRET is required with event webhooks")
+        return self
+
+    def event_webhooks(self) -> tuple[WebhookEndpoint, ...]:
+        """The configured event webhooks (none: delivery is off)."""
+        return parse_webhook_urls(self.event_webhook_urls)
 
 
 @lru_cache(maxsize=1)

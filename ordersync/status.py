@@ -1,10 +1,11 @@
 """``ordersync status``: stale-order counts by class, the sweeps' last runs and their dead-man
-state, read from Redis (read-only: it never starts a Redis nor writes to one)."""
+state, and the event webhooks' pending and dead deliveries as their last run counted them,
+read from Redis (read-only: it never starts a Redis nor writes to one)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +28,7 @@ from worker.heartbeat import (
 )
 from worker.stale import STALE_CLASSES
 from worker.stale_report import StoredReport, read_report
+from worker.webhooks import COUNTS_KEY
 
 CONNECT_TIMEOUT_S = 3.0
 
@@ -45,6 +47,8 @@ class Status:
     stale: StoredReport | None
     runs: dict[str, RunInfo]
     health: dict[str, SweepHealth]
+    # Endpoint name -> {"pending", "dead", "at"}: what the endpoint's last delivery run counted.
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def redacted(url: str) -> str:
@@ -79,7 +83,19 @@ def read_status(client: redis.Redis, settings: Settings, now: datetime) -> Statu
     runs = last_runs(client)
     intervals = sweep_intervals(settings)
     health = evaluate(runs, first_missing(client), intervals, settings.sweep_deadman_intervals, now)
-    return Status(now, read_report(client), runs, health)
+    return Status(now, read_report(client), runs, health, _webhook_counts(client))
+
+
+def _webhook_counts(client: redis.Redis) -> dict[str, dict[str, Any]]:
+    counts: dict[str, dict[str, Any]] = {}
+    for name, raw in sorted(client.hgetall(COUNTS_KEY).items()):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            continue  # a garbled entry is skipped; the next run rewrites it
+        if isinstance(value, dict):
+            counts[str(name)] = value
+    return counts
 
 
 def status_command(
@@ -137,6 +153,7 @@ def to_json(status: Status) -> dict[str, Any]:
             }
             for name, run in status.runs.items()
         },
+        "webhooks": status.webhooks,
     }
 
 
@@ -151,6 +168,8 @@ def _health_json(health: SweepHealth | None) -> dict[str, Any] | None:
 def render(status: Status, console: Console) -> None:
     console.print(_stale_table(status))
     console.print(_sweeps_table(status))
+    if status.webhooks:
+        console.print(_webhooks_table(status))
 
 
 def _stale_table(status: Status) -> Table:
@@ -191,6 +210,29 @@ def _sweeps_table(status: Status) -> Table:
     if errors:
         table.caption = escape("last errors: " + "; ".join(errors))
     return table
+
+
+def _webhooks_table(status: Status) -> Table:
+    table = Table(title="Event webhooks")
+    table.add_column("endpoint", no_wrap=True)
+    table.add_column("pending", justify="right")
+    table.add_column("dead", justify="right")
+    table.add_column("counted", no_wrap=True)
+    for name, counts in status.webhooks.items():
+        dead = int(counts.get("dead", 0))
+        counted = _ago(_moment(counts.get("at")), status.now)
+        table.add_row(escape(name), str(counts.get("pending", 0)),
+                      f"[red]{dead}[/red]" if dead else "0", counted)  # fmt: skip
+    if any(int(c.get("dead", 0)) for c in status.webhooks.values()):
+        table.caption = "dead letters: ordersync events dead; ordersync events replay --all-dead"
+    return table
+
+
+def _moment(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:

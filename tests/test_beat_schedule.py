@@ -42,3 +42,30 @@ def test_every_sweep_is_scheduled_from_its_setting_and_expires(
     assert entry["schedule"] == interval_s
     assert entry["options"] == {"expires": interval_s}
     assert task in app.tasks
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_event_webhooks_are_scheduled_only_when_configured(
+    monkeypatch: pytest.MonkeyPatch, configured: bool
+) -> None:
+    if configured:
+        monkeypatch.setenv("ORDERSYNC_EVENT_WEBHOOK_URLS", "crm=https://hooks.example/x?k=1")
+        monkeypatch.setenv("ORDERSYNC_EVENT_WEBHOOK_SECRET", "s")
+        monkeypatch.setenv("ORDERSYNC_EVENT_WEBHOOK_INTERVAL_S", "0.5")
+    get_settings.cache_clear()
+    try:
+        schedule = dict(importlib.reload(beat_schedule).SCHEDULE)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        importlib.reload(beat_schedule)
+    entries = [e for e in schedule.values() if e["task"] == "ordersync.deliver_event_webhooks"]
+    if configured:
+        assert entries == [{"task": "ordersync.deliver_event_webhooks", "schedule": 0.5,
+                            "options": {"expires": 0.5}}]  # fmt: skip
+    else:
+        assert entries == []
+    assert "ordersync.deliver_event_webhooks" in app.tasks
+    assert app.conf.task_routes["ordersync.deliver_event_webhooks"] == {
+        "queue": "ordersync.monitor"
+    }

@@ -45,6 +45,7 @@ app.conf.update(
         "ordersync.sync_fills": {"queue": MONITOR_QUEUE},
         "ordersync.revive_monitors": {"queue": MONITOR_QUEUE},
         "ordersync.relay_events": {"queue": MONITOR_QUEUE},
+        "ordersync.deliver_event_webhooks": {"queue": MONITOR_QUEUE},
     },
 )
 

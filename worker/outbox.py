@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.outbox import OutboxEvent, stream_fields
@@ -98,19 +98,21 @@ def _publish_batch(ctx: WorkerContext, batch_size: int, maxlen: int) -> int:
 
 
 def purge_published(
-    sessions: sessionmaker[Session], *, before: datetime, batch_size: int, max_batches: int
-) -> int:
+    sessions: sessionmaker[Session], *, before: datetime, batch_size: int, max_batches: int,
+    keep: ColumnElement[bool] | None = None,
+) -> int:  # fmt: skip
     """Delete events published before ``before``, a bounded batch per transaction; events
-    still waiting are never touched. Returns how many went."""
+    still waiting, or matching ``keep`` (a webhook still needs them), are never touched.
+    Returns how many went."""
+    query = select(OutboxEvent.id).where(
+        OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < before
+    )
+    if keep is not None:
+        query = query.where(~keep)
     deleted = 0
     for _ in range(max_batches):
         with sessions.begin() as session:
-            ids = session.scalars(
-                select(OutboxEvent.id)
-                .where(OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < before)
-                .order_by(OutboxEvent.id)
-                .limit(batch_size)
-            ).all()
+            ids = session.scalars(query.order_by(OutboxEvent.id).limit(batch_size)).all()
             if ids:
                 session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids)))
         deleted += len(ids)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.enums import TERMINAL_STATUSES
 from models.orders import ArchivedOrder, Fill, Order, OrderEvent
 from models.types import canonical
-from worker import outbox
+from worker import outbox, webhooks
 from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def purge_closed_orders(ctx: WorkerContext, *, max_batches: int | None = None) -
     published = outbox.purge_published(
         ctx.sessions, before=now - timedelta(seconds=settings.retention_s),
         batch_size=settings.purge_batch_size, max_batches=batches,
+        keep=webhooks.held_for_webhooks(settings),
     )  # fmt: skip
     return dataclasses.replace(result, outbox_events=published)
 

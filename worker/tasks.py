@@ -21,6 +21,7 @@ from worker import (
     stale_report,
     sweeps,
     tracking,
+    webhooks,
 )
 from worker.args import (
     CancelOrderArgs,
@@ -203,6 +204,15 @@ def relay_events() -> dict[str, object]:
     ctx = context()
     result = outbox.relay_events(ctx, max_s=ctx.settings.outbox_relay_interval_s * 5)
     return {"published": result.published, "ran": result.ran, "error": result.error}
+
+
+@app.task(name="ordersync.deliver_event_webhooks", ignore_result=True)  # type: ignore[untyped-decorator]
+def deliver_event_webhooks() -> dict[str, object]:
+    """Send waiting events to the configured webhooks, signed, in order per order; a no-op
+    when none are configured (each endpoint takes its own lock)."""
+    ctx = context()
+    run = webhooks.deliver_webhooks(ctx, max_s=ctx.settings.event_webhook_interval_s * 5)
+    return run.as_dict()
 
 
 @app.task(name="ordersync.ping", ignore_result=False)  # type: ignore[untyped-decorator]

@@ -33,7 +33,8 @@ def upgrade() -> None:
     sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('published_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_events')),
-    sa.UniqueConstraint('event_id', name=op.f('uq_outbox_events_event_id'))
+    sa.UniqueConstraint('event_id', name=op.f('uq_outbox_events_event_id')),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('outbox_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_events_order_id'), ['order_id'], unique=False)

@@ -8,7 +8,8 @@ from sqlalchemy import Engine, inspect
 
 import models.ledger
 import models.orders
-import models.outbox  # noqa: F401
+import models.outbox
+import models.webhooks  # noqa: F401
 from models.base import Base
 
 

@@ -184,25 +184,40 @@ def system(
 HOOK_TOKEN = "s3cr3t-hook-token-7f9a"
 
 
+@dataclass(frozen=True)
+class HookRequest:
+    """One POST as the receiver got it: what a signature check needs, and the answer."""
+
+    status: int
+    headers: dict[str, str]
+    raw: bytes
+
+
 class Hook:
     """A webhook receiver on a free port: answers ``fail_with`` to the first ``failures``
-    POSTs, then 200; records every request. Its URL carries a token, as real ones do."""
+    POSTs, and to every POST while ``down`` is set, else 200; records every request (also
+    with headers and raw body in ``requests``). Its URL carries a token, as real ones do."""
 
     def __init__(self, failures: int = 0, fail_with: int = 503) -> None:
         self.failures = failures
         self.fail_with = fail_with
+        self.down = False
         self.seen: list[tuple[str, int, dict[str, Any]]] = []
+        self.requests: list[HookRequest] = []
         self.lock = threading.Lock()
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                body = json.loads(raw)
                 with hook.lock:
-                    status = hook.fail_with if len(hook.seen) < hook.failures else 200
+                    failing = hook.down or len(hook.seen) < hook.failures
+                    status = hook.fail_with if failing else 200
                     if self.path != f"/hooks/{HOOK_TOKEN}?key={HOOK_TOKEN}":
                         status = 404
                     hook.seen.append((self.path, status, body))
+                    hook.requests.append(HookRequest(status, dict(self.headers.items()), raw))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
