@@ -430,19 +430,25 @@ def _note_mismatch(
 
 
 def _entry_working(session: Session, trade: Trade) -> bool:
-    """Whether the trade's entry order may still add quantity: open, or with fills the
-    broker reported that are not recorded yet (a purged order adds nothing). As this
-    transaction changed it, else as last committed."""
-    if trade.entry_order_id is None:
-        return False
-    mine = session.identity_map.get(identity_key(Order, trade.entry_order_id))
-    if mine is not None and inspect(mine).modified:
-        return bool(mine.status in OPEN_STATUSES or mine.fill_gap)
-    row = session.execute(
-        select(Order.status, Order.broker_filled_quantity, Order.filled_quantity)
-        .where(Order.id == trade.entry_order_id)
-    ).one_or_none()  # fmt: skip
-    return row is not None and (row[0] in OPEN_STATUSES or row[1] > row[2])
+    """Whether any ENTRY order of the trade (a scale-in has several) may still add
+    quantity: open, or with fills the broker reported that are not recorded yet (a purged
+    order adds nothing). Each as this transaction changed it, else as last committed."""
+    rows = session.execute(
+        select(Order.id, Order.status, Order.broker_filled_quantity, Order.filled_quantity)
+        .where(Order.account_id == trade.account_id, Order.trade_id == trade.id,
+               Order.intent == Intent.ENTRY)
+    ).all()  # fmt: skip
+    ids = {row[0] for row in rows} | ({trade.entry_order_id} - {None})
+    for order_id in ids:
+        mine = session.identity_map.get(identity_key(Order, order_id))
+        if mine is not None and inspect(mine).modified:
+            if mine.status in OPEN_STATUSES or mine.fill_gap:
+                return True
+            continue
+        row = next((r for r in rows if r[0] == order_id), None)
+        if row is not None and (row[1] in OPEN_STATUSES or row[2] > row[3]):
+            return True
+    return False
 
 
 def _close_if_done(session: Session, trade: Trade, order: Order, now: datetime) -> None:
@@ -514,17 +520,22 @@ def check_exit(
     problem = _exit_problem(trade, trade_id, symbol, side)
     if problem or trade is None:
         raise ExitRefused(trade_id, f"exit refused: {problem}")
-    working = session.execute(
-        select(Order.id, Order.quantity, Order.filled_quantity).where(
+    exits = session.execute(
+        select(Order.id, Order.status, Order.quantity, Order.filled_quantity,
+               Order.broker_filled_quantity).where(
             Order.account_id == account_id, Order.trade_id == trade_id,
-            Order.intent == Intent.EXIT, Order.status.in_(OPEN_STATUSES),
+            Order.intent == Intent.EXIT,
         )
     ).all()  # fmt: skip
-    held = sum((q - f for _, q, f in working), ZERO)
+    # A working exit holds what it may still fill; an ended one, fills not recorded yet.
+    holds = [(i, (q - f) if s in OPEN_STATUSES else max(b - f, ZERO))
+             for i, s, q, f, b in exits]  # fmt: skip
+    working = [(i, h) for i, h in holds if h > 0]
+    held = sum((h for _, h in working), ZERO)
     open_quantity = trade.state().open_quantity
     available = open_quantity - held
     if quantity > available:
-        by = f", {amount(held)} held by working exits {[i for i, _, _ in working]}" if held else ""
+        by = f", {amount(held)} held by working exits {[i for i, _ in working]}" if held else ""
         raise ExitRefused(trade_id, (
             f"exit refused: {amount(quantity)} {symbol} exceeds what trade {trade_id!r} has "
             f"open: {amount(open_quantity)} open{by}, {amount(available)} available"

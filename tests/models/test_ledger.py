@@ -311,6 +311,36 @@ def test_an_exit_is_judged_against_the_open_quantity_less_working_exits(
     assert refused.value.trade_id == "d-1"
 
 
+def test_a_trade_with_a_second_entry_still_working_stays_open_when_flat(
+    db_session: Session, entry: Order, make_order: Callable[..., Order]
+) -> None:
+    apply(db_session, entry, S.FILLED, "100", entry_fill("e1", "100", "10"), second=1)
+    scale_in = make_order(broker_order_id="b-entry-2", intent=Intent.ENTRY, trade_id="d-1",
+                          quantity=D(50))  # fmt: skip
+    exit_100 = make_order(broker_order_id="b-exit", intent=Intent.EXIT, trade_id="d-1",
+                          side=Side.SELL, quantity=D(100))  # fmt: skip
+    apply(db_session, exit_100, S.FILLED, "100", exit_fill("x1", "100", "11"), second=60)
+    trade = one(db_session, Trade, Trade.id == "d-1")
+    assert (trade.status, trade.state().open_quantity) == (TradeStatus.OPEN, 0)  # b-entry-2 works
+    apply(db_session, scale_in, S.FILLED, "50",
+          fill("e2", "50", "12", broker_order_id="b-entry-2", seconds=70), second=70)  # fmt: skip
+    assert (trade.status, trade.state().open_quantity) == (TradeStatus.OPEN, D(50))
+    assert count(db_session, TradeOutcome, TradeOutcome.trade_id == "d-1") == 0
+
+
+def test_an_ended_exit_with_fills_still_to_record_holds_its_quantity(
+    db_session: Session, account: Account, entry: Order, make_order: Callable[..., Order]
+) -> None:
+    apply(db_session, entry, S.FILLED, "100", entry_fill("e1", "100", "10"), second=1)
+    make_order(broker_order_id="b-x1", intent=Intent.EXIT, trade_id="d-1", side=Side.SELL,
+               quantity=D(70), status=S.FILLED, filled_quantity=D(0),
+               broker_filled_quantity=D(70))  # fmt: skip
+    exit_of = dict(account_id=account.id, trade_id="d-1", symbol="AAPL", side=Side.SELL)
+    check_exit(db_session, quantity=D(30), **exit_of)
+    with pytest.raises(ExitRefused, match=r"31 AAPL exceeds .* 30 available"):
+        check_exit(db_session, quantity=D(31), **exit_of)
+
+
 # --- races on PostgreSQL: committed rows, two sessions ---------------------------------------
 
 
