@@ -19,7 +19,7 @@ from models.base import Base, new_id
 from models.enums import OrderStatus
 from models.orders import Order
 from models.state_machine import Applied, HistoryKind
-from models.types import UTCDateTime
+from models.types import BigId, UTCDateTime
 
 
 class EventKind(StrEnum):
@@ -66,7 +66,7 @@ class OutboxEvent(Base):
 
     __tablename__ = "outbox_events"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(32))
     priority: Mapped[int] = mapped_column(Integer)

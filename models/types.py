@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Numeric, String
+from sqlalchemy import BigInteger, DateTime, Integer, Numeric, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -91,3 +91,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+# Ids of append-only tables that grow with every change (outbox, deliveries): 64-bit on
+# PostgreSQL; on SQLite an INTEGER PRIMARY KEY (64-bit already, and AUTOINCREMENT needs it).
+BigId = BigInteger().with_variant(Integer(), "sqlite")

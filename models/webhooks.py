@@ -15,7 +15,7 @@ from sqlalchemy import Enum, ForeignKey, Index, Integer, String, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
-from models.types import UTCDateTime
+from models.types import BigId, UTCDateTime
 
 
 class DeliveryStatus(StrEnum):
@@ -31,7 +31,7 @@ class WebhookEndpointState(Base):
     __tablename__ = "webhook_endpoints"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    last_outbox_id: Mapped[int] = mapped_column(Integer)
+    last_outbox_id: Mapped[int] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -40,9 +40,11 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_deliveries"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     endpoint: Mapped[str] = mapped_column(String(64))
-    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox_events.id", ondelete="CASCADE"))
+    outbox_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("outbox_events.id", ondelete="CASCADE")
+    )
     # Copied from the event: an order's later event waits while an earlier one is pending.
     order_id: Mapped[str | None] = mapped_column(String(36))
     status: Mapped[DeliveryStatus] = mapped_column(

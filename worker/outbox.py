@@ -55,7 +55,8 @@ def relay_events(ctx: WorkerContext, *, max_s: float = 5.0) -> RelayResult:
             if count == 0:
                 break
             published, batches = published + count, batches + 1
-            lock.renew()
+            if not lock.renew():  # another relay may hold it now: two would break the order
+                break
     except redis.RedisError as error:
         logger.warning("outbox relay: Redis refused a batch, events wait: %s", error)
         return RelayResult(published, batches, error=str(error))

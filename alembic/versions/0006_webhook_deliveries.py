@@ -24,14 +24,14 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table('webhook_endpoints',
     sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('last_outbox_id', sa.Integer(), nullable=False),
+    sa.Column('last_outbox_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_webhook_endpoints'))
     )
     op.create_table('webhook_deliveries',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('endpoint', sa.String(length=64), nullable=False),
-    sa.Column('outbox_id', sa.Integer(), nullable=False),
+    sa.Column('outbox_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('order_id', sa.String(length=36), nullable=True),
     sa.Column('status', sa.Enum('pending', 'delivered', 'dead', name='webhook_delivery_status', native_enum=False, create_constraint=True, length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
