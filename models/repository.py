@@ -16,13 +16,7 @@ from brokers.base import FillReport, OrderReport
 from models.enums import ReportSource
 from models.ledger import record_fills
 from models.orders import Fill, Order, OrderEvent
-from models.outbox import (
-    EventKind,
-    OutboxEvent,
-    add_order_event,
-    fully_filled,
-    order_event_kinds,
-)
+from models.outbox import add_order_event, fully_filled, order_event_kinds
 from models.state_machine import (
     Applied,
     HistoryKind,
@@ -84,17 +78,12 @@ def record_applied(
                 source=source,
             )
         )
-    staged = set(session.new)
     record_fills(session, order, applied.new_fills, now=now, source=source)
-    trade_events = [o for o in session.new if isinstance(o, OutboxEvent) and o not in staged]
     repeated = _repeated_anomaly(session, order, applied)
     _record_history(session, order, applied, repeated, now=now, source=source)
     only_repeated = _only_repeated(applied, repeated)
     for kind in order_event_kinds(applied, was_filled=was_filled, repeated_anomaly=only_repeated):
         add_order_event(session, order, kind, now=now)
-    for event in sorted(trade_events, key=lambda e: e.kind != EventKind.TRADE_OPENED):
-        session.expunge(event)  # staged again after the order's own events: the fill that
-        session.add(event)  # closes a trade is announced before the trade's close
 
 
 def _copy_state(order: Order, state: OrderState, *, now: datetime) -> None:

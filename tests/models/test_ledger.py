@@ -232,22 +232,6 @@ def test_a_short_round_trip(db_session: Session, make_order: Callable[..., Order
     assert (outcome.side, outcome.realized_pnl) == (Side.SELL, D(49))
 
 
-def test_a_fill_is_announced_before_the_trade_it_opens_or_closes(
-    db_session: Session, entry: Order, exit_order: Order
-) -> None:
-    apply(db_session, entry, S.FILLED, "100", entry_fill("e1", "100", "10"), second=1)
-    apply(db_session, exit_order, S.FILLED, "100", exit_fill("x1", "100", "11"), second=60)
-    kinds = {
-        order.id: list(db_session.scalars(
-            select(OutboxEvent.kind).where(OutboxEvent.order_id == order.id)
-            .order_by(OutboxEvent.id)
-        ))
-        for order in (entry, exit_order)
-    }  # fmt: skip
-    assert kinds[entry.id][-2:] == ["ORDER_FILLED", "TRADE_OPENED"]
-    assert kinds[exit_order.id][-2:] == ["ORDER_FILLED", "TRADE_CLOSED"]
-
-
 def test_an_exit_beyond_the_trade_closes_it_and_the_excess_moves_only_the_position(
     db_session: Session, account: Account, entry: Order, make_order: Callable[..., Order]
 ) -> None:
