@@ -4,8 +4,6 @@ and ``ordersync positions`` prints. Read-only."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,19 +13,18 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import aliased
 
-from models.accounts import UnknownAccount, get_account
+from models.accounts import UnknownAccount
 from models.db import make_engine
 from models.enums import OPEN_STATUSES
 from models.ledger import Position, Trade, TradeOutcome
 from models.orders import Account, Order
 from models.trades import TradeStatus, amount, order_lifecycle, trade_lifecycle
+from ordersync.queries import Source, account_id_of, reading
 from ordersync.settings import get_settings
-
-Source = Engine | Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,25 +59,12 @@ class TradeView:
     lifecycle: str
 
 
-@contextmanager
-def _reading(source: Source) -> Iterator[Session]:
-    if isinstance(source, Session):
-        yield source
-        return
-    with Session(source) as session:
-        yield session
-
-
-def _account_id(session: Session, account: str | None) -> str | None:
-    return None if account is None else get_account(session, account).id
-
-
 def positions(source: Source, account: str | None = None) -> list[PositionView]:
     """Every position (flat ones keep their realized PnL), by account then symbol;
     ``UnknownAccount`` for an account name that does not exist."""
-    with _reading(source) as session:
+    with reading(source) as session:
         query = select(Position, Account.name).join(Account, Account.id == Position.account_id)
-        if (account_id := _account_id(session, account)) is not None:
+        if (account_id := account_id_of(session, account)) is not None:
             query = query.where(Position.account_id == account_id)
         query = query.order_by(Account.name, Position.symbol)
         rows = session.execute(query.execution_options(populate_existing=True)).all()
@@ -98,7 +82,7 @@ def trades(
 ) -> list[TradeView]:  # fmt: skip
     """Trades, newest first, with their lifecycle text and, once closed, realized PnL."""
     entry = aliased(Order)
-    with _reading(source) as session:
+    with reading(source) as session:
         query = (
             select(Trade, Account.name, entry.status, TradeOutcome.realized_pnl)
             .join(Account, Account.id == Trade.account_id)
@@ -106,7 +90,7 @@ def trades(
             .outerjoin(TradeOutcome, (TradeOutcome.account_id == Trade.account_id)
                        & (TradeOutcome.trade_id == Trade.id))
         )  # fmt: skip
-        if (account_id := _account_id(session, account)) is not None:
+        if (account_id := account_id_of(session, account)) is not None:
             query = query.where(Trade.account_id == account_id)
         if status is not None:
             query = query.where(Trade.status == status)
@@ -138,7 +122,7 @@ def order_lifecycles(source: Source, orders: list[Order]) -> dict[str, str]:
     keys = {(o.account_id, o.trade_id) for o in orders if o.intent and o.trade_id}
     statuses: dict[tuple[str, str], TradeStatus] = {}
     if keys:
-        with _reading(source) as session:
+        with reading(source) as session:
             for account_id in {a for a, _ in keys}:
                 ids = [t for a, t in keys if a == account_id]
                 query = select(Trade.id, Trade.status).where(Trade.account_id == account_id,

@@ -148,7 +148,8 @@ def _account_names(session: Session) -> dict[str, str]:
 
 
 @contextmanager
-def _reading(source: Source) -> Iterator[Session]:
+def reading(source: Source) -> Iterator[Session]:
+    """The caller's session as it is, or a short one of our own on an engine."""
     if isinstance(source, Session):
         yield source
         return
@@ -156,14 +157,14 @@ def _reading(source: Source) -> Iterator[Session]:
         yield session
 
 
-def _account_id(session: Session, account: str | None) -> str | None:
+def account_id_of(session: Session, account: str | None) -> str | None:
     """The account's id by name; ``UnknownAccount`` when there is none, so a typo is loud."""
     return None if account is None else get_account(session, account).id
 
 
 def get_order(source: Source, order_id: str) -> OrderView | None:
     """The order with this id (ordersync's UUID), or None."""
-    with _reading(source) as session:
+    with reading(source) as session:
         found = _views(session, _orders().where(Order.id == order_id))
         return found[0] if found else None
 
@@ -173,7 +174,7 @@ def get_order_by_client_id(
 ) -> OrderView | None:
     """The order with this client order id in ``account``, or in whichever account has it;
     ``AmbiguousClientOrderId`` when, no account named, more than one account has it."""
-    with _reading(source) as session:
+    with reading(source) as session:
         # Every account named, so each is a probe of the unique (account, client order id)
         # index: no index leads with client_order_id alone.
         if account is None:
@@ -193,11 +194,11 @@ def active_orders(
     source: Source, symbol: str | None = None, account: str | None = None
 ) -> list[OrderView]:
     """Orders not yet terminal, optionally of one symbol and/or account, oldest first."""
-    with _reading(source) as session:
+    with reading(source) as session:
         query = _orders().where(Order.status.in_(sorted(OPEN_STATUSES)))
         if symbol is not None:
             query = query.where(Order.symbol == symbol)
-        if (account_id := _account_id(session, account)) is not None:
+        if (account_id := account_id_of(session, account)) is not None:
             query = query.where(Order.account_id == account_id)
         return _views(session, query.order_by(Order.created_at, Order.id))
 
@@ -209,12 +210,12 @@ def recent_completed(
     purged past retention are in ``archived_orders``, not here)."""
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
-    with _reading(source) as session:
+    with reading(source) as session:
         # closed_at is set exactly when an order becomes terminal: its index serves the order.
         query = _orders().where(
             Order.closed_at.is_not(None), Order.status.in_(sorted(TERMINAL_STATUSES))
         )
-        if (account_id := _account_id(session, account)) is not None:
+        if (account_id := account_id_of(session, account)) is not None:
             query = query.where(Order.account_id == account_id)
         query = query.order_by(Order.closed_at.desc(), Order.id.desc()).limit(limit)
         return _views(session, query)
@@ -226,8 +227,8 @@ def counts_by_status(
     """How many orders are in each status (every status present, zeros too); with
     ``include_archived``, orders purged past retention count as well (a scan of the
     archive, for reports rather than dashboards)."""
-    with _reading(source) as session:
-        return _counts(session, _account_id(session, account), include_archived)
+    with reading(source) as session:
+        return _counts(session, account_id_of(session, account), include_archived)
 
 
 def _counts(session: Session, account_id: str | None, include_archived: bool
@@ -250,8 +251,8 @@ def totals(source: Source, account: str | None = None, *, include_archived: bool
     published and waiting events. Published events are deleted past retention, so that
     figure covers the retention window; with an account, only events of its orders still
     in ``orders`` count."""
-    with _reading(source) as session:
-        account_id = _account_id(session, account)
+    with reading(source) as session:
+        account_id = account_id_of(session, account)
         counts = _counts(session, account_id, include_archived)
         published, waiting = _events(session, account_id)
     return Totals(
