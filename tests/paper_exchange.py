@@ -1,6 +1,10 @@
 """A real paper exchange in a subprocess, and a handle to steer it through ``/_sim``.
 
 The process is started once per session; ``paper_exchange`` resets it before each test.
+It knows eight accounts (``ACCOUNTS``: ``test-key``/``test-secret`` first, then
+``test-key-2``/``test-secret-2`` ... ``test-key-8``/``test-secret-8``), limits each key to
+Alpaca's 200 requests/min, and starts with a market that never closes (``--session-s 0``):
+a test that wants trading sessions asks for them with ``set_session``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +27,10 @@ from tests.processes import stop_process
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY_ID = "test-key"
 SECRET_KEY = "test-secret"  # paper exchange credentials, not a secret
+ACCOUNTS: list[tuple[str, str]] = [
+    (KEY_ID, SECRET_KEY),
+    *((f"test-key-{n}", f"test-secret-{n}") for n in range(2, 9)),
+]
 STARTUP_DEADLINE_S = 30.0
 T = TypeVar("T")
 
@@ -33,11 +41,19 @@ class PaperExchange:
     key_id: str
     secret_key: str
     control: httpx.Client  # base_url is <base_url>/_sim
+    # Every (key id, secret) the exchange accepts, each its own account; (key_id, secret_key)
+    # first.
+    accounts: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def headers(self) -> dict[str, str]:
         """Alpaca auth headers for this exchange."""
         return {"APCA-API-KEY-ID": self.key_id, "APCA-API-SECRET-KEY": self.secret_key}
+
+    def headers_for(self, key_id: str) -> dict[str, str]:
+        """Alpaca auth headers of another configured account."""
+        secret = dict(self.accounts)[key_id]
+        return {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret}
 
     def _json(self, response: httpx.Response) -> Any:
         response.raise_for_status()
@@ -50,8 +66,13 @@ class PaperExchange:
     def clear_faults(self) -> None:
         self._json(self.control.delete("/faults"))
 
-    def truth(self) -> list[dict[str, Any]]:
-        orders: list[dict[str, Any]] = self._json(self.control.get("/truth"))["orders"]
+    def truth(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Every order the exchange holds (of one key id's account if given), with its
+        ``account``, fills (``id``, ``time``, ``visible_at``) and timeline."""
+        params = {} if account is None else {"account": account}
+        orders: list[dict[str, Any]] = self._json(self.control.get("/truth", params=params))[
+            "orders"
+        ]
         return orders
 
     def truth_order(self, order_id: str) -> dict[str, Any]:
@@ -59,8 +80,33 @@ class PaperExchange:
         return order
 
     def requests(self) -> dict[str, Any]:
+        """Request counts: ``total``, ``by_route``, ``by_order``, ``rate_limited``,
+        ``faulted`` and ``by_account`` (``{key: {"total", "rate_limited"}}``)."""
         stats: dict[str, Any] = self._json(self.control.get("/requests"))
         return stats
+
+    def set_session(self, session_s: float, overnight_s: float = 0.0) -> dict[str, Any]:
+        """Trading sessions of ``session_s`` (0: never closes) with ``overnight_s`` closed
+        between them; a new session starts now."""
+        return self.set_faults(session_s=session_s, overnight_s=overnight_s)
+
+    def close_day(self) -> dict[str, Any]:
+        """Close the session now: ``{"expired": n, "done_for_day": n}``."""
+        result: dict[str, Any] = self._json(self.control.post("/close_day"))
+        return result
+
+    def clock(self) -> dict[str, Any]:
+        """``GET /v2/clock``'s answer (``timestamp``, ``is_open``, ``next_open``,
+        ``next_close``) plus ``session_s``/``overnight_s``, not counted as a request."""
+        result: dict[str, Any] = self._json(self.control.get("/clock"))
+        return result
+
+    def account(self, key_id: str | None = None) -> dict[str, Any]:
+        """``GET /v2/account`` as ``key_id`` (default: ``self.key_id``); a counted request."""
+        headers = self.headers if key_id is None else self.headers_for(key_id)
+        answer = httpx.get(f"{self.base_url}/v2/account", headers=headers, timeout=10)
+        result: dict[str, Any] = self._json(answer)
+        return result
 
     def set_price(self, symbol: str, price: Decimal | str) -> None:
         self._json(self.control.post("/prices", json={symbol: str(price)}))
@@ -142,6 +188,10 @@ def paper_exchange_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         KEY_ID,
         "--secret-key",
         SECRET_KEY,
+        "--accounts",
+        ",".join(f"{key}:{secret}" for key, secret in ACCOUNTS[1:]),
+        "--session-s",
+        "0",
         "--seed",
         "7",
     ]
@@ -151,7 +201,7 @@ def paper_exchange_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     try:
         with httpx.Client(base_url=f"{base_url}/_sim", timeout=10) as control:
             _wait_healthy(process, control, log)
-            yield PaperExchange(base_url, KEY_ID, SECRET_KEY, control)
+            yield PaperExchange(base_url, KEY_ID, SECRET_KEY, control, list(ACCOUNTS))
     finally:
         stop_process(process)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
 from brokers.paper.engine import EngineConfig
-from brokers.paper.faults import FaultSettings
+from brokers.paper.faults import DEFAULT_RATE_LIMIT_PER_MIN, DEFAULT_SESSION_S, FaultSettings
 from brokers.paper.schemas import describe_errors
 from brokers.paper.server import serve
 from brokers.paper.state import SimConfig
@@ -34,6 +35,40 @@ def parse_range_ms(text: str, option: str) -> tuple[int, int]:
     return low, high
 
 
+def parse_accounts(text: str | None, key_id: str | None) -> tuple[tuple[str, str], ...]:
+    """``"KEY:SECRET,KEY2:SECRET2"`` -> pairs; errors name the entry, never its secret."""
+    if not text or not text.strip():
+        return ()
+    pairs: list[tuple[str, str]] = []
+    seen = {key_id} if key_id is not None else set()
+    for number, entry in enumerate(text.split(","), start=1):
+        key, colon, secret = entry.strip().partition(":")
+        if not (colon and key and secret):
+            raise typer.BadParameter(
+                f"entry {number} is not KEY:SECRET with both parts non-empty",
+                None,
+                None,
+                "--accounts",
+            )
+        if key in seen:
+            raise typer.BadParameter(
+                f"entry {number}: key id {key!r} is configured twice", None, None, "--accounts"
+            )
+        seen.add(key)
+        pairs.append((key, secret))
+    return tuple(pairs)
+
+
+def parse_money(text: str, option: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not (value.is_finite() and value >= 0):
+        raise typer.BadParameter(f"expected an amount >= 0, got {text!r}", None, None, option)
+    return value
+
+
 def sim_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[
@@ -54,9 +89,27 @@ def sim_command(
             show_default=False,
         ),
     ] = None,
+    accounts: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORDERSYNC_SIM_ACCOUNTS",
+            help="More accounts, KEY:SECRET[,KEY:SECRET...]; each key id is its own account.",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed for prices, fills and faults; unset is random.")
     ] = None,
+    starting_cash: Annotated[
+        str, typer.Option(help="Cash each account starts with (and after a reset).")
+    ] = "1000000",
+    session_s: Annotated[
+        float,
+        typer.Option(min=0.0, help="Length of a trading session in s; 0: never closes."),
+    ] = DEFAULT_SESSION_S,
+    overnight_s: Annotated[
+        float, typer.Option(min=0.0, help="Closed time between two sessions, in s.")
+    ] = 0.0,
     fill_delay_ms: Annotated[
         str, typer.Option(help="MIN-MAX ms from acknowledgement to the last fill.")
     ] = "0-300",
@@ -70,7 +123,7 @@ def sim_command(
     ] = 5.0,
     rate_limit_per_min: Annotated[
         int, typer.Option(min=0, help="Requests per key per 60 s window; 0 disables.")
-    ] = 10_000,
+    ] = DEFAULT_RATE_LIMIT_PER_MIN,
     latency_ms: Annotated[
         str, typer.Option(help="MIN-MAX ms of latency added to every /v2 request.")
     ] = "0-0",
@@ -92,6 +145,21 @@ def sim_command(
             min=0.0, max=1.0, help="Chance a placement is made but its answer is lost (504)."
         ),
     ] = 0.0,
+    p_late_activity: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Chance a fill's activity is listed only later (see next)."
+        ),
+    ] = 0.0,
+    late_activity_ms: Annotated[
+        str, typer.Option(help="MIN-MAX ms a late activity stays unlisted.")
+    ] = "1000-5000",
+    p_same_timestamp: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Chance an order takes its account's previous order's times."
+        ),
+    ] = 0.0,
     log_level: Annotated[
         str, typer.Option(help=f"Uvicorn log level: {', '.join(_LOG_LEVELS)}.")
     ] = "warning",
@@ -99,6 +167,12 @@ def sim_command(
     """Run the paper exchange: an HTTP server speaking the Alpaca Trading API v2."""
     if log_level.lower() not in _LOG_LEVELS:
         raise typer.BadParameter(f"one of {', '.join(_LOG_LEVELS)}", None, None, "--log-level")
+    pairs = parse_accounts(accounts, key_id)
+    if pairs and key_id is None and secret_key is not None:
+        raise typer.BadParameter(
+            "needs --key-id when --accounts is given", None, None, "--secret-key"
+        )
+    cash = parse_money(starting_cash, "--starting-cash")
     try:
         faults = FaultSettings(
             latency_ms=parse_range_ms(latency_ms, "--latency-ms"),
@@ -110,14 +184,20 @@ def sim_command(
             p_timeout=p_timeout,
             p_lose_response=p_lose_response,
             timeout_s=timeout_s,
+            p_late_activity=p_late_activity,
+            late_activity_ms=parse_range_ms(late_activity_ms, "--late-activity-ms"),
+            p_same_timestamp=p_same_timestamp,
+            session_s=session_s,
+            overnight_s=overnight_s,
         )
     except ValidationError as exc:
         raise typer.BadParameter(describe_errors(exc.errors())) from exc
     config = SimConfig(
         key_id=key_id,
         secret_key=secret_key,
+        accounts=pairs,
         seed=seed,
-        engine=EngineConfig(tick_ms=tick_ms, volatility_bps=volatility_bps),
+        engine=EngineConfig(tick_ms=tick_ms, volatility_bps=volatility_bps, starting_cash=cash),
         faults=faults,
     )
 

@@ -25,7 +25,14 @@ from brokers.paper.schemas import (
     parse_bulk_orders,
 )
 from brokers.paper.state import Sim
-from brokers.paper.wire import activity_json, fmt_money, order_json, truth_json
+from brokers.paper.wire import (
+    account_json,
+    activity_json,
+    clock_json,
+    fmt_money,
+    order_json,
+    truth_json,
+)
 
 UNKNOWN_ORDER = ApiError(404, 40410000, "order not found")
 
@@ -55,13 +62,27 @@ def build_control_router(sim: Sim) -> APIRouter:
     async def health() -> Response:
         return json_response({"ok": True})
 
+    def bulk_account(account: str | None) -> str:
+        """``?account=`` or the default account; in open mode any key, but one is needed."""
+        if account is None:
+            account = sim.config.default_account
+            if account is None:
+                raise invalid("account: required when no credentials are configured")
+        elif not sim.open_mode and account not in engine.accounts:
+            raise invalid(f"account: unknown key id {account!r}")
+        return account
+
     @router.get("/truth")
-    async def truth(status: Literal["open", "closed", "all"] = "all") -> Response:
+    async def truth(
+        status: Literal["open", "closed", "all"] = "all", account: str | None = None
+    ) -> Response:
+        """Every order in arrival order (``?account=`` for one key's), forgotten ones too."""
         engine.advance()
         orders = [
             truth_json(order)
             for order in engine.orders
-            if status == "all" or (status == "open") == order.is_open
+            if (status == "all" or (status == "open") == order.is_open)
+            and (account is None or order.account == account)
         ]
         return json_response({"orders": orders})
 
@@ -121,15 +142,20 @@ def build_control_router(sim: Sim) -> APIRouter:
         return json_response({"frozen": engine.frozen, "volatility_bps": engine.volatility_bps})
 
     @router.post("/orders/bulk")
-    async def seed_orders(request: Request) -> Response:
-        """Orders placed earlier, in one call: acknowledged at once, not counted as requests."""
+    async def seed_orders(request: Request, account: str | None = None) -> Response:
+        """Orders placed earlier, in one call: acknowledged at once, not counted as requests,
+        and not held to buying power (their reservations count from now on)."""
+        owner = bulk_account(account)
         requests = parse_bulk_orders(await request.body())
         client_ids = [r.client_order_id for r in requests if r.client_order_id is not None]
-        taken = {cid for cid in client_ids if engine.get_by_client_id(cid) is not None}
+        taken = {cid for cid in client_ids if engine.get_by_client_id(cid, owner) is not None}
         if taken or len(set(client_ids)) < len(client_ids):
             example = min(taken) if taken else _first_repeated(client_ids)
             raise invalid(f"client_order_id must be unique: {example!r}")
-        placed = [engine.submit(r, acknowledged=True) for r in requests]
+        placed = [
+            engine.submit(r, account=owner, acknowledged=True, check_buying_power=False)
+            for r in requests
+        ]
         return json_response({"orders": [order_json(order) for order in placed]})
 
     @router.post("/orders/bulk/cancel")
@@ -165,7 +191,25 @@ def build_control_router(sim: Sim) -> APIRouter:
 
     @router.post("/close_day")
     async def close_day() -> Response:
-        return json_response({"expired": engine.close_day()})
+        """Close the session now; the overnight gap and the next session follow."""
+        closed = engine.close_day()
+        return json_response({"expired": closed.expired, "done_for_day": closed.done_for_day})
+
+    @router.get("/clock")
+    async def clock() -> Response:
+        """``GET /v2/clock``'s answer without a request against any key's rate limit."""
+        engine.advance()
+        settings = engine.config
+        body = {**clock_json(engine), "session_s": settings.session_s}
+        return json_response({**body, "overnight_s": settings.overnight_s})
+
+    @router.get("/accounts")
+    async def accounts() -> Response:
+        """Every account the exchange knows, as ``GET /v2/account`` shows it to its key."""
+        engine.advance()
+        return json_response(
+            {key: account_json(owner, engine.price_of) for key, owner in engine.accounts.items()}
+        )
 
     @router.post("/reset")
     async def reset() -> Response:

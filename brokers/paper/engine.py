@@ -1,8 +1,9 @@
-"""The matching engine: order lifecycle, scheduled fills, cancels that race fills.
+"""The matching engine: order lifecycle, scheduled fills, cancels that race fills and
+expiries, trading sessions, and accounts sharing one market.
 
 No I/O and no hidden clock or randomness: the clock and ``random.Random`` are injected,
-every public call first advances to the clock, and ``advance`` applies due events and
-price ticks strictly in time order, each at its own scheduled time.
+every public call first advances to the clock, and ``advance`` applies due events, session
+changes and price ticks strictly in time order, each at its own scheduled time.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import heapq
 import random
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum
 from itertools import count, pairwise
 
+from brokers.paper.accounts import Account
 from brokers.paper.book import SymbolBook
 from brokers.paper.ledger import Ledger
 from brokers.paper.model import (
@@ -26,9 +28,12 @@ from brokers.paper.model import (
     Order,
     OrderRequest,
     PaperStatus,
+    eastern_wall,
     from_us,
     to_us,
+    wall_stamp,
 )
+from brokers.paper.session import Session, seconds_to_us
 from models.enums import OrderType, Side, TimeInForce
 
 Clock = Callable[[], datetime]
@@ -42,11 +47,20 @@ class EngineConfig:
     cancel_delay_ms: tuple[int, int] = (0, 50)
     tick_ms: int = 100
     volatility_bps: float = 5.0
-    starting_cash: Decimal = Decimal("10000000")
+    starting_cash: Decimal = Decimal("1000000")
+    session_s: float = 23_400.0  # 0: the market never closes
+    overnight_s: float = 0.0
+
+
+DEFAULT_ACCOUNT = "paper"
 
 
 class DuplicateClientOrderIdError(Exception):
     pass
+
+
+class InsufficientBuyingPowerError(Exception):
+    """The order would hold more than the account's buying power: nothing is created."""
 
 
 class UnknownOrderError(LookupError):
@@ -57,104 +71,228 @@ class OrderClosedError(Exception):
     """The order is terminal: it can be neither canceled nor filled."""
 
 
+@dataclass(frozen=True, slots=True)
+class DayClose:
+    expired: int
+    done_for_day: int
+
+
 class _Event(IntEnum):
     ACK = 0
     REJECT = 1
     FILL = 2
     CANCEL = 3
+    PUBLISH = 4  # a late FILL activity becomes visible
 
 
-_EventEntry = tuple[int, int, _Event, Order, Decimal]
+# (due, seq, event, order, qty, the order's work generation, the fill to publish)
+_EventEntry = tuple[int, int, _Event, Order, Decimal, int, Fill | None]
 _NO_QTY = Decimal(0)
+_EVENT, _SESSION, _TICK = 0, 1, 2  # what goes first when due at the same microsecond
+
+
+def no_delay() -> int:
+    return 0
 
 
 class Engine:
-    def __init__(self, config: EngineConfig, clock: Clock, rng: random.Random) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        clock: Clock,
+        rng: random.Random,
+        accounts: Iterable[str] = (DEFAULT_ACCOUNT,),
+    ) -> None:
         self.config = config
         self._clock = clock
         self._rng = rng
-        self._fill_seq = count()  # never reset, so activity ids stay unique across resets
+        self.account_keys = tuple(accounts)  # known from the start and kept across resets
+        # How long a new fill's activity stays out of the listing, in µs (a fault's hook).
+        self.activity_delay_us: Callable[[], int] = no_delay
+        self._order_seq = count()
         self.reset(config)
 
     def reset(self, config: EngineConfig) -> None:
-        """Drop every order, fill and position; prices go back to their starting values."""
+        """Drop every order, fill and position; prices go back to their starting values and
+        a new trading session starts now."""
         self.config = config
         self.frozen = False
         self.volatility_bps = config.volatility_bps
         self.now_us = to_us(self._clock())
-        self._last_submit_us = 0
         self._events: list[_EventEntry] = []
         self._event_seq = count()
         self._next_tick_us = self.now_us + self._tick_us
         self.books: dict[str, SymbolBook] = {}
-        self.orders: list[Order] = []  # submission order, forgotten ones included
-        self.submitted_us: list[int] = []  # parallel to ``orders``, strictly increasing
-        self._by_id: dict[str, Order] = {}
-        self.truth_by_id: dict[str, Order] = {}  # forgotten orders too
-        self._by_client_id: dict[str, Order] = {}
-        self._open: dict[str, Order] = {}
-        self.fills: list[Fill] = []  # time order, forgotten orders' fills included
-        self.fill_ids: list[str] = []
-        self.fill_times_us: list[int] = []
-        self.ledger = Ledger(cash=config.starting_cash)
+        self.accounts: dict[str, Account] = {}
+        for key in self.account_keys:
+            self.account(key)
+        self.orders: list[Order] = []  # arrival order, every account, forgotten ones included
+        self._by_id: dict[str, Order] = {}  # known to the venue: forgotten ones are not
+        self.truth_by_id: dict[str, Order] = {}
+        self.fills: list[Fill] = []  # time order, every account, forgotten orders' included
+        self._parked: list[Order] = []  # to be worked at the next open
+        self.session = Session.opened(self.now_us, self._session_us)
+
+    def account(self, key: str) -> Account:
+        """The key's account, opened on first use (any key is an account in open mode)."""
+        found = self.accounts.get(key)
+        if found is None:
+            found = self.accounts[key] = Account(key, Ledger(cash=self.config.starting_cash))
+        return found
 
     @property
     def _tick_us(self) -> int:
         return max(1, self.config.tick_ms) * 1000
 
+    @property
+    def _session_us(self) -> int:
+        return seconds_to_us(self.config.session_s)
+
+    @property
+    def _overnight_us(self) -> int:
+        return seconds_to_us(self.config.overnight_s)
+
     # -- time ----------------------------------------------------------------------------
 
     def advance(self, now: datetime | None = None) -> None:
-        """Apply every event and price tick due by ``now`` (default: the clock), in order."""
+        """Apply every event, session change and price tick due by ``now`` (default: the
+        clock), in time order; at one microsecond events first, then the session, then ticks."""
         target = max(self.now_us, to_us(now if now is not None else self._clock()))
         tick = self._tick_us
         ticking = bool(self.books) and not self.frozen and self.volatility_bps > 0
+        if not ticking and self._next_tick_us <= target:  # frozen ticks change nothing
+            self._next_tick_us += ((target - self._next_tick_us) // tick + 1) * tick
         while True:
-            next_event = self._events[0][0] if self._events else None
-            due_tick = self._next_tick_us <= target
-            if due_tick and not ticking:  # frozen ticks change nothing: skip them all
-                self._next_tick_us += ((target - self._next_tick_us) // tick + 1) * tick
-                due_tick = False
-            if due_tick and (next_event is None or self._next_tick_us < next_event):
-                self.now_us = self._next_tick_us
+            step = self._next_step(ticking)
+            if step is None or step[0] > target:
+                break
+            at, kind = step
+            self.now_us = at
+            if kind == _EVENT:
+                self._handle(heapq.heappop(self._events))
+            elif kind == _SESSION:
+                self._change_session(at)
+            else:
                 self._tick()
                 self._next_tick_us += tick
-            elif next_event is not None and next_event <= target:
-                self._handle(heapq.heappop(self._events))
-            else:
-                break
         self.now_us = target
+
+    def _next_step(self, ticking: bool) -> tuple[int, int] | None:
+        """The earliest due (time, kind), if anything is ever due."""
+        steps: list[tuple[int, int]] = []
+        if self._events:
+            steps.append((self._events[0][0], _EVENT))
+        if self.session.next_change_us is not None:
+            steps.append((self.session.next_change_us, _SESSION))
+        if ticking:
+            steps.append((self._next_tick_us, _TICK))
+        return min(steps) if steps else None
 
     def next_due(self) -> datetime | None:
         """When something next happens, so a driver knows how long it may sleep."""
-        candidates = [self._events[0][0]] if self._events else []
-        if self.books and not self.frozen and self.volatility_bps > 0:
-            candidates.append(self._next_tick_us)
-        return from_us(min(candidates)) if candidates else None
+        step = self._next_step(bool(self.books) and not self.frozen and self.volatility_bps > 0)
+        return None if step is None else from_us(step[0])
 
     def _tick(self) -> None:
         for book in self.books.values():
             book.step(self._rng, self.volatility_bps)
             self._match(book)
 
+    # -- sessions ------------------------------------------------------------------------
+
+    def close_day(self) -> DayClose:
+        """Close the session now, as the closing bell would; the overnight gap and the next
+        session follow. Nothing happens while the market is already closed."""
+        self.advance()
+        if not self.session.is_open:
+            return DayClose(0, 0)
+        closed = self._close_session(self.now_us)
+        self.advance(from_us(self.now_us))  # without an overnight gap the next open is now
+        return closed
+
+    def restart_session(self) -> None:
+        """A new session starts now (its length changed): opens the market if closed."""
+        self.advance()
+        if self.session.is_open:
+            self.session = Session.opened(self.now_us, self._session_us)
+        else:
+            self._open_session(self.now_us)
+
+    def _change_session(self, at: int) -> None:
+        if self.session.is_open:
+            self._close_session(at)
+        else:
+            self._open_session(at)
+
+    def _close_session(self, at: int) -> DayClose:
+        """Day orders expire; GTC orders with fills are done for the day; nothing trades
+        until the open (fills already scheduled are void and worked again then)."""
+        self.session = Session.closed(at, self._overnight_us)
+        expired = done = 0
+        for account in list(self.accounts.values()):
+            for order in list(account.open.values()):
+                if order.time_in_force is TimeInForce.DAY:
+                    self._finish(order, PaperStatus.EXPIRED, at)
+                    expired += 1
+                elif order.status is PaperStatus.ACCEPTED or order.parked:
+                    continue  # its acknowledgement parks it
+                elif order.filled_qty > 0 and order.status is not PaperStatus.PENDING_CANCEL:
+                    order.set_status(PaperStatus.DONE_FOR_DAY, at)
+                    done += 1
+                    self._park(order)
+                elif order.resting is None:  # being worked: its pending fills must wait
+                    self._park(order)
+        return DayClose(expired, done)
+
+    def _open_session(self, at: int) -> None:
+        """Done-for-day orders resume; orders accepted overnight are routed now."""
+        self.session = Session.opened(at, self._session_us)
+        parked, self._parked = self._parked, []
+        for order in parked:
+            order.parked = False
+            if order.forgotten or not order.is_open:
+                continue
+            if order.status is PaperStatus.DONE_FOR_DAY:
+                order.set_status(PaperStatus.PARTIALLY_FILLED, at)
+            if not order.routed:
+                self._resubmit(order, at if order.tie_us is None else order.tie_us)
+                order.updated_us = at
+            self._work_or_rest(order, at)
+        for book in list(self.books.values()):
+            self._match(book)
+
     # -- requests ------------------------------------------------------------------------
 
     def submit(
-        self, request: OrderRequest, *, reject: bool = False, acknowledged: bool = False
+        self,
+        request: OrderRequest,
+        *,
+        account: str = DEFAULT_ACCOUNT,
+        reject: bool = False,
+        acknowledged: bool = False,
+        same_timestamp: bool = False,
+        check_buying_power: bool = True,
     ) -> Order:
         """Accept an order; it is acknowledged (or rejected) a few ms later, or at once when
-        ``acknowledged`` (an order placed earlier, as seeded for a benchmark)."""
+        ``acknowledged`` (an order placed earlier, as seeded for a benchmark).
+
+        ``same_timestamp``: it arrived in the same microsecond as the account's previous
+        order, so it takes that order's created_at and, once routed, its submitted_at.
+        """
         self.advance()
+        owner = self.account(account)
         cid = request.client_order_id
-        if cid is not None and cid in self._by_client_id:
+        if cid is not None and cid in owner.by_client_id:
             raise DuplicateClientOrderIdError(cid)
-        # submitted_at is strictly increasing; on a tie the engine's own time moves on a
-        # microsecond too, so nothing can later happen to this order before it was submitted.
-        at = self.now_us = max(self.now_us, self._last_submit_us + 1)
-        self._last_submit_us = at
+        if check_buying_power:
+            self._check_buying_power(owner, request)
+        partner = owner.last_order if same_timestamp else None
+        created = self.now_us if partner is None else partner.created_us
         order = Order(
             id=self._uuid(),
             client_order_id=cid or self._uuid(),
+            account=owner.key,
+            seq=next(self._order_seq),
             symbol=request.symbol,
             side=request.side,
             type=request.type,
@@ -162,37 +300,65 @@ class Engine:
             qty=request.qty,
             limit_price=request.limit_price,
             stop_price=request.stop_price,
-            submitted_us=at,
-            updated_us=at,
-            timeline=[(PaperStatus.ACCEPTED, at)],
+            created_us=created,
+            submitted_us=created,
+            updated_us=created,
+            timeline=[(PaperStatus.ACCEPTED, created)],
         )
         self.book(order.symbol)
         self.orders.append(order)
-        self.submitted_us.append(at)
         self._by_id[order.id] = order
         self.truth_by_id[order.id] = order
-        self._by_client_id[order.client_order_id] = order
-        self._open[order.id] = order
-        if acknowledged and not reject:
+        owner.add_order(order)
+        at = self.now_us
+        if reject:
+            self._push(at + self._delay_us(self.config.ack_delay_ms), _Event.REJECT, order)
+        elif acknowledged:
+            self._on_ack(order, at)
+        elif partner is not None and partner.routed:
+            order.tie_us = partner.submitted_us
             self._on_ack(order, at)
         else:
-            event = _Event.REJECT if reject else _Event.ACK
-            self._push(at + self._delay_us(self.config.ack_delay_ms), event, order)
+            due = at + self._delay_us(self.config.ack_delay_ms)
+            if partner is not None and partner.ack_due_us is not None:
+                due = partner.ack_due_us  # routed with it, in the same microsecond
+            order.ack_due_us = due
+            self._push(due, _Event.ACK, order)
         return order
 
-    def get(self, order_id: str) -> Order | None:
-        self.advance()
-        return self._by_id.get(order_id)
+    def _check_buying_power(self, owner: Account, request: OrderRequest) -> None:
+        """Refuse an order whose reservation would take more than the buying power left."""
+        price = self.book(request.symbol).price
+        exposure = owner.exposure_of(request.symbol)
+        long_qty = owner.long_qty(request.symbol)
+        trial = replace(exposure)
+        trial.add(request.side, request.limit_price, request.qty)
+        increase = trial.reserved(long_qty, price) - exposure.reserved(long_qty, price)
+        if increase > 0 and increase > owner.buying_power(self.price_of):
+            raise InsufficientBuyingPowerError(request.symbol)
 
-    def get_by_client_id(self, client_order_id: str) -> Order | None:
-        self.advance()
-        return self._by_client_id.get(client_order_id)
+    def price_of(self, symbol: str) -> Decimal:
+        return self.book(symbol).price
 
-    def cancel(self, order_id: str) -> Order:
+    def get(self, order_id: str, account: str | None = None) -> Order | None:
+        """The order if the venue knows it (and it is ``account``'s, when one is given)."""
+        self.advance()
+        order = self._by_id.get(order_id)
+        if order is None or (account is not None and order.account != account):
+            return None
+        return order
+
+    def get_by_client_id(
+        self, client_order_id: str, account: str = DEFAULT_ACCOUNT
+    ) -> Order | None:
+        self.advance()
+        return self.account(account).by_client_id.get(client_order_id)
+
+    def cancel(self, order_id: str, account: str | None = None) -> Order:
         """Mark the order pending_cancel; it is canceled after the cancel delay unless a
-        fill due before then completes it first."""
+        fill, a rejection or the close finishes it first."""
         self.advance()
-        order = self._known(order_id)
+        order = self._known(order_id, account)
         if not order.is_open:
             raise OrderClosedError(order_id)
         if order.status is not PaperStatus.PENDING_CANCEL:
@@ -201,17 +367,9 @@ class Engine:
             self._push(due, _Event.CANCEL, order)
         return order
 
-    def cancel_all(self) -> list[Order]:
+    def cancel_all(self, account: str = DEFAULT_ACCOUNT) -> list[Order]:
         self.advance()
-        return [self.cancel(order_id) for order_id in list(self._open)]
-
-    def close_day(self) -> int:
-        """Expire every open day order, as the closing bell would."""
-        self.advance()
-        day_orders = [o for o in self._open.values() if o.time_in_force is TimeInForce.DAY]
-        for order in day_orders:
-            self._finish(order, PaperStatus.EXPIRED, self.now_us)
-        return len(day_orders)
+        return [self.cancel(order_id) for order_id in list(self.account(account).open)]
 
     def force_fill(
         self, order_id: str, qty: Decimal | None = None, price: Decimal | None = None
@@ -221,6 +379,8 @@ class Engine:
         order = self._known(order_id)
         if not order.is_open:
             raise OrderClosedError(order_id)
+        if order.status is PaperStatus.DONE_FOR_DAY:
+            raise ValueError("order is done_for_day: it trades again at the next open")
         qty = order.leaves_qty if qty is None else qty
         if not 0 < qty <= order.leaves_qty:
             raise ValueError(f"qty must be > 0 and <= leaves_qty {order.leaves_qty}")
@@ -235,8 +395,9 @@ class Engine:
         self.advance()
         order = self._known(order_id)
         del self._by_id[order.id]
-        self._by_client_id.pop(order.client_order_id, None)
-        self._open.pop(order.id, None)
+        owner = self.accounts[order.account]
+        owner.by_client_id.pop(order.client_order_id, None)
+        owner.release(order)
         self.book(order.symbol).remove(order)
         order.forgotten = True
         return order
@@ -254,17 +415,21 @@ class Engine:
             found = self.books[symbol] = SymbolBook.for_symbol(symbol)
         return found
 
-    def _known(self, order_id: str) -> Order:
+    def _known(self, order_id: str, account: str | None = None) -> Order:
         order = self._by_id.get(order_id)
-        if order is None:
+        if order is None or (account is not None and order.account != account):
             raise UnknownOrderError(order_id)
         return order
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def _handle(self, entry: _EventEntry) -> None:
-        at, _, event, order, qty = entry
+        at, _, event, order, qty, generation, fill = entry
         self.now_us = at
+        if event is _Event.PUBLISH:
+            assert fill is not None
+            self.account(order.account).publish(fill)
+            return
         if order.forgotten or not order.is_open:
             return  # lazy deletion: events of finished orders are dropped here
         if event is _Event.ACK:
@@ -272,6 +437,8 @@ class Engine:
         elif event is _Event.REJECT:
             self._finish(order, PaperStatus.REJECTED, at)
         elif event is _Event.FILL:
+            if generation != order.work_gen:
+                return  # scheduled before the close parked the order
             qty = min(qty, order.leaves_qty)
             if qty > 0:
                 self._apply_fill(order, qty, self._fill_price(order), at)
@@ -279,8 +446,31 @@ class Engine:
             self._finish(order, PaperStatus.CANCELED, at)
 
     def _on_ack(self, order: Order, at: int) -> None:
+        order.ack_due_us = None
         if order.status is PaperStatus.ACCEPTED:
             order.set_status(PaperStatus.NEW, at)
+        if not order.routed and (self.session.is_open or order.tie_us is not None):
+            self._resubmit(order, at if order.tie_us is None else order.tie_us)
+        if self.session.is_open:
+            self._work_or_rest(order, at)
+        else:
+            self._park(order)
+
+    def _resubmit(self, order: Order, submitted_us: int) -> None:
+        """The order is routed: submitted_at becomes final."""
+        order.routed = True
+        if submitted_us != order.submitted_us:
+            self.accounts[order.account].resubmit(order, submitted_us)
+
+    def _park(self, order: Order) -> None:
+        """Out of the market until the next open; fills already scheduled become void."""
+        order.work_gen += 1
+        self.book(order.symbol).remove(order)
+        if not order.parked:
+            order.parked = True
+            self._parked.append(order)
+
+    def _work_or_rest(self, order: Order, at: int) -> None:
         book = self.book(order.symbol)
         if order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
             self._execute_immediately(order, book, at)
@@ -315,6 +505,8 @@ class Engine:
             self._finish(order, PaperStatus.CANCELED, at)
 
     def _match(self, book: SymbolBook) -> None:
+        if not self.session.is_open:
+            return  # resting orders wait for the open, whatever the price does overnight
         for order, kind in book.pop_crossed():
             if kind == "stop":
                 self._on_trigger(order, book, self.now_us)
@@ -351,8 +543,11 @@ class Engine:
         return price
 
     def _apply_fill(self, order: Order, qty: Decimal, price: Decimal, at: int) -> Fill:
+        """The order changes at once; its FILL activity may be listed only later."""
+        owner = self.accounts[order.account]
         order.filled_qty += qty
         order.filled_notional += qty * price
+        owner.reserve(order, -qty)
         if order.leaves_qty == 0:
             order.filled_us = at
             self._close(order)
@@ -361,6 +556,7 @@ class Engine:
             order.set_status(PaperStatus.PARTIALLY_FILLED, at)
         else:
             order.updated_us = at
+        delay = max(0, self.activity_delay_us())
         fill = Fill(
             id=self._fill_id(at),
             order=order,
@@ -370,12 +566,15 @@ class Engine:
             cum_qty=order.filled_qty,
             leaves_qty=order.leaves_qty,
             order_status=order.status,
+            visible_us=at + delay,
         )
         order.fills.append(fill)
         self.fills.append(fill)
-        self.fill_ids.append(fill.id)
-        self.fill_times_us.append(at)
-        self.ledger.record(order.symbol, order.side, qty, price)
+        owner.ledger.record(order.symbol, order.side, qty, price)
+        if delay:
+            self._push(fill.visible_us, _Event.PUBLISH, order, fill=fill)
+        else:
+            owner.publish(fill)
         return fill
 
     def _finish(self, order: Order, status: PaperStatus, at: int) -> None:
@@ -390,12 +589,21 @@ class Engine:
 
     def _close(self, order: Order) -> None:
         self.book(order.symbol).remove(order)
-        self._open.pop(order.id, None)
+        self.accounts[order.account].release(order)
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _push(self, at: int, event: _Event, order: Order, qty: Decimal = _NO_QTY) -> None:
-        heapq.heappush(self._events, (at, next(self._event_seq), event, order, qty))
+    def _push(
+        self,
+        at: int,
+        event: _Event,
+        order: Order,
+        qty: Decimal = _NO_QTY,
+        *,
+        fill: Fill | None = None,
+    ) -> None:
+        entry = (at, next(self._event_seq), event, order, qty, order.work_gen, fill)
+        heapq.heappush(self._events, entry)
 
     def _delay_us(self, bounds_ms: tuple[int, int]) -> int:
         return self._rng.randint(bounds_ms[0] * 1000, bounds_ms[1] * 1000)
@@ -404,9 +612,6 @@ class Engine:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
     def _fill_id(self, at: int) -> str:
-        """``<YYYYMMDDHHMMSSmmm>::<uuid>`` whose first field is a sequence number, so ids
-        sort in time order even within one millisecond."""
-        moment = from_us(at)
-        stamp = moment.strftime("%Y%m%d%H%M%S") + f"{moment.microsecond // 1000:03d}"
-        tail = self._uuid()
-        return f"{stamp}::{next(self._fill_seq):08x}{tail[8:]}"
+        """Alpaca's ``<YYYYMMDDhhmmssSSS>::<uuid4>``, the time in US Eastern: fills in one
+        millisecond sort by their random uuid, not by arrival."""
+        return f"{wall_stamp(eastern_wall(at))}::{self._uuid()}"

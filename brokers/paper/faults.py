@@ -17,9 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0)]
+Seconds = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 RangeMs = tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
 UNLIMITED_FIGURE = 1_000_000  # reported as the limit when rate limiting is off
 WINDOW_S = 60
+DEFAULT_RATE_LIMIT_PER_MIN = 200  # Alpaca's, per account
+DEFAULT_SESSION_S = 23_400.0  # 09:30-16:00
 
 
 class FaultSettings(BaseModel):
@@ -40,13 +43,21 @@ class FaultSettings(BaseModel):
     next_lose_response: Count = 0
     next_reject: Count = 0
     routes: list[str] | None = None
-    rate_limit_per_min: Annotated[int, Field(ge=0)] = 10_000
+    rate_limit_per_min: Annotated[int, Field(ge=0)] = DEFAULT_RATE_LIMIT_PER_MIN
     fill_delay_ms: RangeMs = (0, 300)
     partial_fill_probability: Probability = 0.3
+    # A fill whose FILL activity is listed only late_activity_ms after it happened.
+    p_late_activity: Probability = 0.0
+    next_late_activity: Count = 0
+    late_activity_ms: RangeMs = (1000, 5000)
+    # An order that arrives in the same microsecond as its account's previous one.
+    p_same_timestamp: Probability = 0.0
+    session_s: Seconds = DEFAULT_SESSION_S  # 0: the market never closes
+    overnight_s: Seconds = 0.0
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> Self:
-        for name in ("latency_ms", "fill_delay_ms"):
+        for name in ("latency_ms", "fill_delay_ms", "late_activity_ms"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name}: min {low} is above max {high}")
@@ -114,6 +125,17 @@ class Faults:
     def take_reject(self) -> bool:
         return self._take("next_reject", "p_reject")
 
+    def take_late_activity_us(self) -> int:
+        """How long the next fill's activity stays unlisted: 0, or a draw from the range."""
+        if not self._take("next_late_activity", "p_late_activity"):
+            return 0
+        low, high = self.settings.late_activity_ms
+        return self._rng.randint(low * 1000, high * 1000)
+
+    def take_same_timestamp(self) -> bool:
+        chance = self.settings.p_same_timestamp
+        return chance > 0 and self._rng.random() < chance
+
     def _take(self, counter: str, probability: str) -> bool:
         remaining: int = getattr(self.settings, counter)
         if remaining > 0:
@@ -160,11 +182,15 @@ class RateLimiter:
 
 @dataclass(slots=True)
 class RequestStats:
+    """Every /v2 request in ``total``; ``by_account`` counts those whose key was accepted."""
+
     total: int = 0
     by_route: Counter[str] = field(default_factory=Counter)
     by_order: Counter[str] = field(default_factory=Counter)
     rate_limited: int = 0
     faulted: int = 0
+    by_account: Counter[str] = field(default_factory=Counter)
+    rate_limited_by_account: Counter[str] = field(default_factory=Counter)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -173,4 +199,8 @@ class RequestStats:
             "by_order": dict(self.by_order),
             "rate_limited": self.rate_limited,
             "faulted": self.faulted,
+            "by_account": {
+                key: {"total": total, "rate_limited": self.rate_limited_by_account[key]}
+                for key, total in self.by_account.items()
+            },
         }

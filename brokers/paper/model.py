@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from models.enums import OrderType, Side, TimeInForce
 
@@ -19,6 +20,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 CENT = Decimal("0.01")
 QTY_QUANTUM = Decimal("1e-9")
+# Alpaca stamps activity ids and reports its clock in New York time (system tz database).
+EASTERN = ZoneInfo("America/New_York")
 
 
 class PaperStatus(StrEnum):
@@ -29,6 +32,7 @@ class PaperStatus(StrEnum):
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     PENDING_CANCEL = "pending_cancel"
+    DONE_FOR_DAY = "done_for_day"
     CANCELED = "canceled"
     EXPIRED = "expired"
     REJECTED = "rejected"
@@ -57,6 +61,21 @@ def from_us(us: int) -> datetime:
 def rfc3339(us: int) -> str:
     """Alpaca's timestamp shape: UTC, microseconds, ``Z``."""
     return from_us(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def eastern_wall(us: int) -> datetime:
+    """US Eastern wall-clock time, naive: what Alpaca writes into activity ids."""
+    return from_us(us).astimezone(EASTERN).replace(tzinfo=None)
+
+
+def wall_stamp(wall: datetime) -> str:
+    """``YYYYMMDDhhmmssSSS``: wall time to the millisecond, so stamps sort as strings."""
+    return wall.strftime("%Y%m%d%H%M%S") + f"{wall.microsecond // 1000:03d}"
+
+
+def eastern_iso(us: int) -> str:
+    """RFC3339 with the New York offset, as Alpaca's clock answers."""
+    return from_us(us).astimezone(EASTERN).isoformat(timespec="microseconds")
 
 
 def parse_time(text: str) -> int:
@@ -114,7 +133,10 @@ class OrderRequest:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """One execution; ``id`` is also the FILL activity id and the activities page token."""
+    """One execution; ``id`` is also the FILL activity id and the activities page token.
+
+    It changes the order at ``time_us`` but its activity is listed only from ``visible_us``.
+    """
 
     id: str
     order: Order
@@ -124,6 +146,7 @@ class Fill:
     cum_qty: Decimal
     leaves_qty: Decimal
     order_status: PaperStatus
+    visible_us: int
 
     @property
     def is_final(self) -> bool:
@@ -132,8 +155,13 @@ class Fill:
 
 @dataclass(slots=True, eq=False)
 class Order:
+    """``submitted_us`` equals ``created_us`` until the order is routed to the market, then
+    it is the routing time (the next open, for an order accepted overnight)."""
+
     id: str
     client_order_id: str
+    account: str
+    seq: int  # arrival number across the exchange: breaks submitted_at ties in listings
     symbol: str
     side: Side
     type: OrderType
@@ -141,6 +169,7 @@ class Order:
     qty: Decimal
     limit_price: Decimal | None
     stop_price: Decimal | None
+    created_us: int
     submitted_us: int
     status: PaperStatus = PaperStatus.ACCEPTED
     updated_us: int = 0
@@ -153,6 +182,11 @@ class Order:
     fills: list[Fill] = field(default_factory=list)
     timeline: list[tuple[PaperStatus, int]] = field(default_factory=list)
     forgotten: bool = False
+    routed: bool = False  # submitted_us is final
+    parked: bool = False  # waits for the next open to be worked
+    work_gen: int = 0  # bumped when parked: fills scheduled before are void
+    ack_due_us: int | None = None
+    tie_us: int | None = None  # submitted_us to take when routed (p_same_timestamp)
     # Where the order sits in its symbol's book ("limit", "stop") or None; heap entries whose
     # order no longer sits there are stale and skipped (lazy deletion).
     resting: str | None = None

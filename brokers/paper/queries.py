@@ -1,7 +1,7 @@
-"""Listing orders and FILL activities the way Alpaca pages them.
+"""Listing one account's orders and FILL activities the way Alpaca pages them.
 
-Orders and fills are kept in time order, so a window is two bisections and a page is a
-short scan from one end; forgotten orders are skipped as they are met.
+Orders are indexed by submitted_at (ties by arrival), activities by id, so a window is two
+bisections and a page is a short scan from one end; forgotten orders are skipped as met.
 """
 
 from __future__ import annotations
@@ -11,19 +11,15 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from brokers.paper.engine import Engine
-from brokers.paper.model import Fill, Order, to_us
+from brokers.paper.engine import DEFAULT_ACCOUNT, Engine
+from brokers.paper.model import Fill, Order, eastern_wall, to_us, wall_stamp
 
 OrderStatusFilter = Literal["open", "closed", "all"]
 Direction = Literal["asc", "desc"]
 _DAY_US = timedelta(days=1) // timedelta(microseconds=1)
-
-
-def _window(keys: list[int], after_us: int | None, until_us: int | None) -> tuple[int, int]:
-    """Index range of keys strictly inside (after, until)."""
-    lo = 0 if after_us is None else bisect_right(keys, after_us)
-    hi = len(keys) if until_us is None else bisect_left(keys, until_us)
-    return lo, hi
+_HOUR = timedelta(hours=1)
+_HOUR_US = _HOUR // timedelta(microseconds=1)
+_MS = timedelta(milliseconds=1)
 
 
 def _indices(lo: int, hi: int, direction: Direction) -> range:
@@ -33,6 +29,7 @@ def _indices(lo: int, hi: int, direction: Direction) -> range:
 def list_orders(
     engine: Engine,
     *,
+    account: str = DEFAULT_ACCOUNT,
     status: OrderStatusFilter = "open",
     after_us: int | None = None,
     until_us: int | None = None,
@@ -41,11 +38,15 @@ def list_orders(
     symbols: Collection[str] = (),
     side: str | None = None,
 ) -> list[Order]:
+    """Orders submitted strictly inside (after, until), by submitted_at; ties are possible
+    and come in arrival order (reversed for desc)."""
     engine.advance()
-    lo, hi = _window(engine.submitted_us, after_us, until_us)
+    index = engine.account(account).index
+    lo = 0 if after_us is None else bisect_right(index, after_us, key=lambda entry: entry[0])
+    hi = len(index) if until_us is None else bisect_left(index, until_us, key=lambda e: e[0])
     found: list[Order] = []
-    for index in _indices(lo, hi, direction):
-        order = engine.orders[index]
+    for position in _indices(lo, hi, direction):
+        order = index[position][2]
         if order.forgotten or (status == "open" and not order.is_open):
             continue
         if status == "closed" and order.is_open:
@@ -61,6 +62,7 @@ def list_orders(
 def list_fills(
     engine: Engine,
     *,
+    account: str = DEFAULT_ACCOUNT,
     after_us: int | None = None,
     until_us: int | None = None,
     date: str | None = None,
@@ -68,26 +70,48 @@ def list_fills(
     page_size: int = 100,
     page_token: str | None = None,
 ) -> list[Fill]:
-    """FILL activities in the window, strictly after ``page_token`` in ``direction``."""
+    """Visible FILL activities in id order, transaction_time strictly inside (after, until),
+    strictly after ``page_token`` (asc) or before it (desc)."""
     engine.advance()
-    lo, hi = _window(engine.fill_times_us, after_us, until_us)
+    owner = engine.account(account)
+    ids = owner.activity_ids
     if date is not None:
         day_start = to_us_date(date)
-        day_lo, day_hi = _window(engine.fill_times_us, day_start - 1, day_start + _DAY_US)
-        lo, hi = max(lo, day_lo), min(hi, day_hi)
+        after_us = day_start - 1 if after_us is None else max(after_us, day_start - 1)
+        day_end = day_start + _DAY_US
+        until_us = day_end if until_us is None else min(until_us, day_end)
+    lo = 0 if after_us is None else bisect_left(ids, _lowest_stamp_after(after_us))
+    hi = len(ids) if until_us is None else bisect_left(ids, _stamp_past(until_us))
     if page_token is not None and direction == "asc":
-        lo = max(lo, bisect_right(engine.fill_ids, page_token))
+        lo = max(lo, bisect_right(ids, page_token))
     elif page_token is not None:
-        hi = min(hi, bisect_left(engine.fill_ids, page_token))
+        hi = min(hi, bisect_left(ids, page_token))
     found: list[Fill] = []
-    for index in _indices(lo, hi, direction):
-        fill = engine.fills[index]
+    for position in _indices(lo, hi, direction):
+        fill = owner.activities[position]
         if fill.order.forgotten:
             continue
+        if (after_us is not None and fill.time_us <= after_us) or (
+            until_us is not None and fill.time_us >= until_us
+        ):
+            continue  # same millisecond as a bound, or a repeated fall-back hour
         found.append(fill)
         if len(found) >= page_size:
             break
     return found
+
+
+def _lowest_stamp_after(after_us: int) -> str:
+    """No activity after ``after_us`` has an id below this stamp. Eastern wall time only
+    rises, except that it steps back an hour when daylight saving ends, so look an hour on."""
+    wall = min(eastern_wall(after_us), eastern_wall(after_us + _HOUR_US) - _HOUR)
+    return wall_stamp(wall)
+
+
+def _stamp_past(until_us: int) -> str:
+    """Every activity before ``until_us`` has an id below this stamp (see above)."""
+    wall = max(eastern_wall(until_us), eastern_wall(until_us - _HOUR_US) + _HOUR)
+    return wall_stamp(wall + _MS)
 
 
 def to_us_date(text: str) -> int:

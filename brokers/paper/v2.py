@@ -7,7 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from brokers.paper.asgi import EXTRA_HEADERS, json_response
-from brokers.paper.engine import DuplicateClientOrderIdError, OrderClosedError, UnknownOrderError
+from brokers.paper.engine import (
+    DuplicateClientOrderIdError,
+    InsufficientBuyingPowerError,
+    OrderClosedError,
+    UnknownOrderError,
+)
 from brokers.paper.faults import Fault
 from brokers.paper.model import Order, parse_time
 from brokers.paper.queries import list_fills, list_orders, to_us_date
@@ -16,6 +21,7 @@ from brokers.paper.state import Sim
 from brokers.paper.wire import (
     account_json,
     activity_json,
+    clock_json,
     find_position_json,
     order_json,
     positions_json,
@@ -23,6 +29,7 @@ from brokers.paper.wire import (
 
 ORDER_NOT_FOUND = ApiError(404, 40410000, "order not found")
 POSITION_NOT_FOUND = ApiError(404, 40410000, "position does not exist")
+NO_BUYING_POWER = ApiError(403, 40310000, "insufficient buying power")
 
 
 def _time_param(name: str, value: str | None) -> int | None:
@@ -32,6 +39,12 @@ def _time_param(name: str, value: str | None) -> int | None:
         return parse_time(value)
     except ValueError as exc:
         raise invalid(f"{name}: not an RFC3339 timestamp: {value!r}") from exc
+
+
+def account_of(request: Request) -> str:
+    """The account the gate authenticated for this request."""
+    account: str = request.state.account
+    return account
 
 
 def build_v2_router(sim: Sim) -> APIRouter:
@@ -55,9 +68,12 @@ def build_v2_router(sim: Sim) -> APIRouter:
         headers: dict[str, str] = request.scope.setdefault(EXTRA_HEADERS, {})
         key_id = request.headers.get("apca-api-key-id", "")
         limit = faults.settings.rate_limit_per_min
-        if not sim.authorized(key_id, request.headers.get("apca-api-secret-key", "")):
+        account = sim.authenticate(key_id, request.headers.get("apca-api-secret-key", ""))
+        if account is None:
             headers.update(sim.limiter.peek(key_id, sim.now_s(), limit))
             raise ApiError(401, 40110000, "request is not authorized")
+        request.state.account = account
+        stats.by_account[account] += 1
 
         creates = method == "POST" and template == "/v2/orders"
         fault = faults.draw(creates_order=creates) if applies else None
@@ -78,14 +94,16 @@ def build_v2_router(sim: Sim) -> APIRouter:
         headers.update(rate_headers)
         if not allowed:
             stats.rate_limited += 1
+            stats.rate_limited_by_account[account] += 1
             raise ApiError(429, 42910000, "rate limit exceeded")
         request.state.lose_response = fault is Fault.LOSE_RESPONSE
 
     router = APIRouter(prefix="/v2", dependencies=[Depends(gate)])
     engine = sim.engine
 
-    def known(order_id: str) -> Order:
-        order = engine.get(order_id)
+    def known(request: Request, order_id: str) -> Order:
+        """The caller's order: another account's is as unknown as a missing one."""
+        order = engine.get(order_id, account_of(request))
         if order is None:
             raise ORDER_NOT_FOUND
         return order
@@ -93,13 +111,17 @@ def build_v2_router(sim: Sim) -> APIRouter:
     @router.post("/orders")
     async def place_order(request: Request) -> Response:
         order_request = parse_order(await request.body())
-        cid = order_request.client_order_id
-        if cid is not None and engine.get_by_client_id(cid) is not None:
-            raise invalid("client_order_id must be unique")
         try:
-            order = engine.submit(order_request, reject=sim.faults.take_reject())
+            order = engine.submit(
+                order_request,
+                account=account_of(request),
+                reject=sim.faults.take_reject(),
+                same_timestamp=sim.faults.take_same_timestamp(),
+            )
         except DuplicateClientOrderIdError as exc:
             raise invalid("client_order_id must be unique") from exc
+        except InsufficientBuyingPowerError as exc:
+            raise NO_BUYING_POWER from exc
         sim.stats.by_order[order.id] += 1
         payload = order_json(order)
         if getattr(request.state, "lose_response", False):
@@ -110,6 +132,7 @@ def build_v2_router(sim: Sim) -> APIRouter:
 
     @router.get("/orders")
     async def get_orders(
+        request: Request,
         status: Literal["open", "closed", "all"] = "open",
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         after: str | None = None,
@@ -121,6 +144,7 @@ def build_v2_router(sim: Sim) -> APIRouter:
     ) -> Response:
         found = list_orders(
             engine,
+            account=account_of(request),
             status=status,
             after_us=_time_param("after", after),
             until_us=_time_param("until", until),
@@ -132,21 +156,21 @@ def build_v2_router(sim: Sim) -> APIRouter:
         return json_response([order_json(order) for order in found])
 
     @router.get("/orders:by_client_order_id")
-    async def get_order_by_client_id(client_order_id: str) -> Response:
-        order = engine.get_by_client_id(client_order_id)
+    async def get_order_by_client_id(request: Request, client_order_id: str) -> Response:
+        order = engine.get_by_client_id(client_order_id, account_of(request))
         if order is None:
             raise ORDER_NOT_FOUND
         sim.stats.by_order[order.id] += 1
         return json_response(order_json(order))
 
     @router.get("/orders/{id}")
-    async def get_order(id: str, nested: bool | None = None) -> Response:
-        return json_response(order_json(known(id)))
+    async def get_order(request: Request, id: str, nested: bool | None = None) -> Response:
+        return json_response(order_json(known(request, id)))
 
     @router.delete("/orders/{id}")
-    async def cancel_order(id: str) -> Response:
+    async def cancel_order(request: Request, id: str) -> Response:
         try:
-            engine.cancel(id)
+            engine.cancel(id, account_of(request))
         except UnknownOrderError as exc:
             raise ORDER_NOT_FOUND from exc
         except OrderClosedError as exc:
@@ -154,12 +178,13 @@ def build_v2_router(sim: Sim) -> APIRouter:
         return Response(status_code=204)
 
     @router.delete("/orders")
-    async def cancel_all_orders() -> Response:
-        canceled = engine.cancel_all()
+    async def cancel_all_orders(request: Request) -> Response:
+        canceled = engine.cancel_all(account_of(request))
         return json_response([{"id": order.id, "status": 200} for order in canceled], 207)
 
     @router.get("/account/activities/FILL")
     async def get_fill_activities(
+        request: Request,
         date: str | None = None,
         after: str | None = None,
         until: str | None = None,
@@ -174,6 +199,7 @@ def build_v2_router(sim: Sim) -> APIRouter:
                 raise invalid(f"date: not a YYYY-MM-DD date: {date!r}") from exc
         found = list_fills(
             engine,
+            account=account_of(request),
             after_us=_time_param("after", after),
             until_us=_time_param("until", until),
             date=date,
@@ -184,21 +210,28 @@ def build_v2_router(sim: Sim) -> APIRouter:
         return json_response([activity_json(fill) for fill in found])
 
     @router.get("/positions")
-    async def get_positions() -> Response:
+    async def get_positions(request: Request) -> Response:
         engine.advance()
-        return json_response(positions_json(engine))
+        owner = engine.account(account_of(request))
+        return json_response(positions_json(owner, engine.price_of))
 
     @router.get("/positions/{symbol_or_asset_id}")
-    async def get_position(symbol_or_asset_id: str) -> Response:
+    async def get_position(request: Request, symbol_or_asset_id: str) -> Response:
         engine.advance()
-        found = find_position_json(engine, symbol_or_asset_id)
+        owner = engine.account(account_of(request))
+        found = find_position_json(owner, engine.price_of, symbol_or_asset_id)
         if found is None:
             raise POSITION_NOT_FOUND
         return json_response(found)
 
     @router.get("/account")
-    async def get_account() -> Response:
+    async def get_account(request: Request) -> Response:
         engine.advance()
-        return json_response(account_json(engine))
+        return json_response(account_json(engine.account(account_of(request)), engine.price_of))
+
+    @router.get("/clock")
+    async def get_clock() -> Response:
+        engine.advance()
+        return json_response(clock_json(engine))
 
     return router

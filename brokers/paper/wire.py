@@ -1,21 +1,32 @@
-"""The Alpaca JSON shapes: orders, FILL activities, positions, the account, ground truth.
+"""The Alpaca JSON shapes: orders, FILL activities, positions, the account, the clock,
+ground truth.
 
-Money and quantities leave as decimal strings, times as RFC3339 UTC with microseconds.
+Money and quantities leave as decimal strings, times as RFC3339 UTC with microseconds
+(the clock, as Alpaca's, in New York time).
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from decimal import Decimal
 from functools import lru_cache
 
+from brokers.paper.accounts import Account, PriceOf
 from brokers.paper.engine import Engine
 from brokers.paper.ledger import Position
-from brokers.paper.model import CENT, Fill, Order, asset_id, fmt_decimal, rfc3339
+from brokers.paper.model import (
+    CENT,
+    Fill,
+    Order,
+    asset_id,
+    eastern_iso,
+    fmt_decimal,
+    rfc3339,
+)
+from brokers.paper.session import seconds_to_us
 
 Json = dict[str, object]
-ACCOUNT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ordersync-paper:account"))
-ACCOUNT_NUMBER = "PA0RDERSYNC1"
 
 
 def fmt_money(value: Decimal) -> str:
@@ -41,7 +52,7 @@ def order_json(order: Order) -> Json:
     return {
         "id": order.id,
         "client_order_id": order.client_order_id,
-        "created_at": rfc3339(order.submitted_us),
+        "created_at": rfc3339(order.created_us),
         "updated_at": rfc3339(order.updated_us),
         "submitted_at": rfc3339(order.submitted_us),
         "filled_at": _time(order.filled_us),
@@ -93,15 +104,18 @@ def activity_json(fill: Fill) -> Json:
 
 
 def truth_json(order: Order) -> Json:
-    """The order as the exchange really holds it, with every fill and status change."""
+    """The order as the exchange really holds it, with every fill (and when its activity
+    is listed) and every status change."""
     return {
         **order_json(order),
+        "account": order.account,
         "fills": [
             {
                 "id": fill.id,
                 "qty": fmt_decimal(fill.qty),
                 "price": fmt_money(fill.price),
                 "time": rfc3339(fill.time_us),
+                "visible_at": rfc3339(fill.visible_us),
             }
             for fill in order.fills
         ],
@@ -131,40 +145,39 @@ def position_json(symbol: str, position: Position, price: Decimal) -> Json:
     }
 
 
-def positions_json(engine: Engine) -> list[Json]:
+def positions_json(account: Account, price_of: PriceOf) -> list[Json]:
     return [
-        position_json(symbol, position, engine.book(symbol).price)
-        for symbol, position in sorted(engine.ledger.positions.items())
+        position_json(symbol, position, price_of(symbol))
+        for symbol, position in sorted(account.ledger.positions.items())
     ]
 
 
-def find_position_json(engine: Engine, symbol_or_asset_id: str) -> Json | None:
+def find_position_json(account: Account, price_of: PriceOf, symbol_or_asset_id: str) -> Json | None:
     """``GET /v2/positions/{symbol_or_asset_id}``: Alpaca accepts either key."""
-    for symbol, position in engine.ledger.positions.items():
+    for symbol, position in account.ledger.positions.items():
         if symbol_or_asset_id in (symbol, _asset_id(symbol)):
-            return position_json(symbol, position, engine.book(symbol).price)
+            return position_json(symbol, position, price_of(symbol))
     return None
 
 
-def account_json(engine: Engine) -> Json:
-    long_value = Decimal(0)
-    short_value = Decimal(0)
-    for symbol, position in engine.ledger.positions.items():
-        value = position.qty * engine.book(symbol).price
-        if value > 0:
-            long_value += value
-        else:
-            short_value += value
-    equity = (engine.ledger.cash + long_value + short_value).quantize(CENT)
-    cash = engine.ledger.cash.quantize(CENT)
+def account_json(account: Account, price_of: PriceOf) -> Json:
+    """Per key: its own id and number (derived from the key id), cash and buying power."""
+    long_value, short_value = account.market_values(price_of)
+    cash = account.ledger.cash
+    equity = (cash + long_value + short_value).quantize(CENT)
+    buying_power = fmt_money(account.buying_power(price_of).quantize(CENT))
+    digest = hashlib.sha256(account.key.encode()).hexdigest()
     return {
-        "id": ACCOUNT_ID,
-        "account_number": ACCOUNT_NUMBER,
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"ordersync-paper:account:{account.key}")),
+        "account_number": f"PA{digest[:10].upper()}",
         "status": "ACTIVE",
         "currency": "USD",
-        "cash": fmt_money(cash),
-        "buying_power": fmt_money(cash),
+        "cash": fmt_money(cash.quantize(CENT)),
+        "buying_power": buying_power,
+        "regt_buying_power": buying_power,
+        "non_marginable_buying_power": buying_power,
         "equity": fmt_money(equity),
+        "last_equity": fmt_money(equity),
         "portfolio_value": fmt_money(equity),
         "long_market_value": fmt_money(long_value.quantize(CENT)),
         "short_market_value": fmt_money(short_value.quantize(CENT)),
@@ -174,4 +187,19 @@ def account_json(engine: Engine) -> Json:
         "account_blocked": False,
         "shorting_enabled": True,
         "multiplier": "1",
+    }
+
+
+def clock_json(engine: Engine) -> Json:
+    """``GET /v2/clock``: the simulated session; a market that never closes reports
+    9999-12-31 as its next close and open."""
+    settings = engine.config
+    next_open, next_close = engine.session.next_open_close(
+        seconds_to_us(settings.session_s), seconds_to_us(settings.overnight_s)
+    )
+    return {
+        "timestamp": eastern_iso(engine.now_us),
+        "is_open": engine.session.is_open,
+        "next_open": eastern_iso(next_open),
+        "next_close": eastern_iso(next_close),
     }

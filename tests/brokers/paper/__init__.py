@@ -11,7 +11,7 @@ from decimal import Decimal
 import httpx
 
 from brokers.paper.app import create_app
-from brokers.paper.engine import Engine, EngineConfig
+from brokers.paper.engine import DEFAULT_ACCOUNT, Engine, EngineConfig
 from brokers.paper.faults import FaultSettings
 from brokers.paper.model import Order, OrderRequest, PaperStatus
 from brokers.paper.state import Sim, SimConfig
@@ -35,10 +35,16 @@ class FakeClock:
 
 
 def make_engine(
-    clock: FakeClock, seed: int = 1, *, frozen: bool = True, **config: object
+    clock: FakeClock,
+    seed: int = 1,
+    *,
+    frozen: bool = True,
+    accounts: tuple[str, ...] = (DEFAULT_ACCOUNT,),
+    **config: object,
 ) -> Engine:
     """A seeded engine; frozen by default so prices move only when a test sets them."""
-    engine = Engine(EngineConfig(**config), clock, random.Random(seed))  # type: ignore[arg-type]
+    settings = EngineConfig(**config)  # type: ignore[arg-type]
+    engine = Engine(settings, clock, random.Random(seed), accounts=accounts)
     engine.frozen = frozen
     return engine
 
@@ -86,6 +92,13 @@ class RecordingSleep:
 KEY_ID = "unit-key"
 SECRET_KEY = "unit-secret"  # paper credentials
 AUTH = {"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET_KEY}
+OTHER_KEY_ID = "unit-key-2"
+OTHER_SECRET_KEY = "unit-secret-2"  # paper credentials
+OTHER_AUTH = {"APCA-API-KEY-ID": OTHER_KEY_ID, "APCA-API-SECRET-KEY": OTHER_SECRET_KEY}
+
+
+def auth(key_id: str, secret_key: str) -> dict[str, str]:
+    return {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key}
 
 
 def make_sim(
@@ -94,13 +107,23 @@ def make_sim(
     *,
     frozen: bool = True,
     any_keys: bool = False,
+    accounts: tuple[tuple[str, str], ...] = ((OTHER_KEY_ID, OTHER_SECRET_KEY),),
+    starting_cash: Decimal | None = None,
     **faults: object,
 ) -> Sim:
     """A seeded exchange on the fake clock, with optional start-up faults; it demands
-    ``AUTH`` unless ``any_keys``."""
+    ``AUTH`` (or ``OTHER_AUTH``: a second account) unless ``any_keys`` (open mode)."""
     settings = FaultSettings.model_validate(faults)
     keys = (None, None) if any_keys else (KEY_ID, SECRET_KEY)
-    config = SimConfig(key_id=keys[0], secret_key=keys[1], seed=11, faults=settings)
+    engine = EngineConfig() if starting_cash is None else EngineConfig(starting_cash=starting_cash)
+    config = SimConfig(
+        key_id=keys[0],
+        secret_key=keys[1],
+        accounts=() if any_keys else accounts,
+        seed=11,
+        engine=engine,
+        faults=settings,
+    )
     sim = Sim(config, clock=clock, sleep=sleep)
     sim.engine.frozen = frozen
     return sim

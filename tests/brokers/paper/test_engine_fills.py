@@ -32,7 +32,8 @@ def test_a_market_order_fills_once_within_the_delay_window() -> None:
     assert fill.qty == Decimal(10)
     assert fill.is_final
     acked = status_time(placed, PaperStatus.NEW)
-    assert placed.submitted_us < acked <= fill.time_us <= acked + FILL_WINDOW_MS * 1000
+    assert placed.created_us < acked <= fill.time_us <= acked + FILL_WINDOW_MS * 1000
+    assert placed.submitted_us == acked  # routed when acknowledged
     assert placed.filled_us == fill.time_us == placed.updated_us
     assert placed.avg_price == fill.price
 
@@ -43,7 +44,7 @@ def test_a_market_order_fills_once_within_the_delay_window() -> None:
 )
 def test_partial_fills_sum_to_qty_within_the_window(seed: int, qty: Decimal) -> None:
     clock = FakeClock()
-    engine = make_engine(clock, seed, partial_fill_probability=1.0)
+    engine = make_engine(clock, seed, partial_fill_probability=1.0, starting_cash=Decimal(10**8))
     placed = engine.submit(order(qty=str(qty)))
 
     clock.tick(ACK_MAX_MS + FILL_WINDOW_MS)
@@ -181,7 +182,7 @@ def test_the_random_walk_moves_prices_in_cents_and_fills_resting_orders() -> Non
 
 def test_twenty_thousand_resting_orders_cost_nothing_per_tick() -> None:
     clock = FakeClock()
-    engine = make_engine(clock, frozen=False, volatility_bps=5.0)
+    engine = make_engine(clock, frozen=False, volatility_bps=5.0, starting_cash=Decimal(10**8))
     engine.set_price("AAPL", Decimal("100.00"))
     for index in range(20_000):
         engine.submit(

@@ -7,6 +7,8 @@ from decimal import Decimal
 import pytest
 
 from brokers.paper.engine import (
+    DEFAULT_ACCOUNT,
+    DayClose,
     DuplicateClientOrderIdError,
     Engine,
     OrderClosedError,
@@ -70,7 +72,7 @@ def test_close_day_expires_open_day_orders_only(clock: FakeClock) -> None:
     gtc = engine.submit(order(type=OrderType.LIMIT, limit="50.00", tif=TimeInForce.GTC))
     clock.tick(ACK_MAX_MS)
 
-    assert engine.close_day() == 1
+    assert engine.close_day() == DayClose(expired=1, done_for_day=0)
 
     assert day.status is PaperStatus.EXPIRED
     assert day.expired_us == day.updated_us
@@ -256,29 +258,36 @@ def _trade(engine: Engine, side: Side, qty: str, price: str) -> None:
 
 def test_positions_average_in_and_flip_through_zero(clock: FakeClock) -> None:
     engine = make_engine(clock)
-    cash = engine.ledger.cash
+    ledger = engine.account(DEFAULT_ACCOUNT).ledger
+    cash = ledger.cash
 
     _trade(engine, Side.BUY, "10", "100.00")
     _trade(engine, Side.BUY, "10", "110.00")
     _trade(engine, Side.SELL, "5", "120.00")
-    position = engine.ledger.positions["AAPL"]
+    position = ledger.positions["AAPL"]
     assert (position.qty, position.avg_price) == (Decimal(15), Decimal(105))
 
     _trade(engine, Side.SELL, "20", "90.00")
-    position = engine.ledger.positions["AAPL"]
+    position = ledger.positions["AAPL"]
     assert (position.qty, position.avg_price) == (Decimal(-5), Decimal(90))
-    assert engine.ledger.cash == cash - 1000 - 1100 + 600 + 1800
+    assert ledger.cash == cash - 1000 - 1100 + 600 + 1800
 
     _trade(engine, Side.BUY, "5", "80.00")
-    assert "AAPL" not in engine.ledger.positions
+    assert "AAPL" not in ledger.positions
 
 
-def test_submitted_at_is_strictly_increasing_when_the_clock_stands_still(clock: FakeClock) -> None:
-    engine = make_engine(clock)
-    placed = [engine.submit(order()) for _ in range(5)]
-    stamps = [o.submitted_us for o in placed]
-    assert stamps == sorted(set(stamps))
-    assert stamps[-1] - stamps[0] == 4
+def test_orders_in_one_microsecond_share_their_timestamps(clock: FakeClock) -> None:
+    engine = make_engine(clock, ack_delay_ms=(1, 1))
+    placed = [engine.submit(order(type=OrderType.LIMIT, limit="1.00")) for _ in range(5)]
+    assert (
+        {o.created_us for o in placed} == {o.submitted_us for o in placed} == {placed[0].created_us}
+    )
+
+    clock.tick(1)
+    engine.advance()
+
+    assert {o.submitted_us for o in placed} == {placed[0].created_us + 1000}
+    assert all(o.created_us < o.submitted_us for o in placed)
 
 
 def test_reset_forgets_everything_but_keeps_ids_unique(clock: FakeClock) -> None:
@@ -296,7 +305,7 @@ def test_reset_forgets_everything_but_keeps_ids_unique(clock: FakeClock) -> None
     assert engine.orders == [again]
     assert engine.get(placed.id) is None
     assert again.fills[0].id != first_fill
-    assert engine.ledger.positions["AAPL"].qty == 10
+    assert engine.account(DEFAULT_ACCOUNT).ledger.positions["AAPL"].qty == 10
 
 
 def test_nothing_happens_to_an_order_before_it_was_submitted(clock: FakeClock) -> None:
@@ -322,7 +331,7 @@ def test_an_acknowledged_submission_works_at_once_without_waiting_for_the_ack(
 
     assert statuses(resting) == ["accepted", "new"]
     assert resting.resting == "limit"
-    assert resting.updated_us == resting.submitted_us
+    assert resting.updated_us == resting.submitted_us == resting.created_us
     assert statuses(marketable) == ["accepted", "new", "filled"]
     clock.tick(1000)
     engine.advance()

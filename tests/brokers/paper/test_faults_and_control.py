@@ -264,7 +264,7 @@ async def test_prices_market_close_day_and_reset(sim: Sim) -> None:
     assert set_answer.json() == {"AAPL": "190.12", "MSFT": "410.00"}
     assert bad.status_code == 422
     assert market.json() == {"frozen": False, "volatility_bps": 2.0}
-    assert expired == {"expired": 1}
+    assert expired == {"expired": 1, "done_for_day": 0}
     assert reset.json() == {"ok": True}
     assert after == [[], 0, 0]
     assert health == {"ok": True}
@@ -281,7 +281,9 @@ async def test_bulk_orders_rest_at_once_and_are_listed_but_not_counted(sim: Sim)
     placed = answer.json()["orders"]
     assert [o["client_order_id"] for o in placed] == ["bulk-0", "bulk-1", "bulk-2"]
     assert {o["status"] for o in placed} == {"new"}  # acknowledged, no ack delay to wait out
-    assert [o["submitted_at"] for o in placed] == sorted({o["submitted_at"] for o in placed})
+    # Routed at once, in one microsecond of the fake clock: equal times, as at Alpaca.
+    assert len({(o["created_at"], o["submitted_at"]) for o in placed}) == 1
+    assert placed[0]["created_at"] == placed[0]["submitted_at"]
     assert [o["id"] for o in listed] == [o["id"] for o in placed]
     assert listed == placed  # what the seeder is told is what a listing shows
     assert all(o.resting == "limit" for o in sim.engine.orders)

@@ -36,15 +36,24 @@ def _all_pages(engine: Engine, direction: Direction, page_size: int) -> list[Fil
     raise AssertionError("paging did not end")
 
 
-def test_activity_ids_sort_in_time_order_even_within_a_millisecond(clock: FakeClock) -> None:
+def _by_id(fills: list[Fill]) -> list[Fill]:
+    return sorted(fills, key=lambda f: f.id)
+
+
+def test_activities_list_by_id_so_one_millisecond_sorts_by_uuid_not_arrival(
+    clock: FakeClock,
+) -> None:
     engine = _busy_engine(clock)
     fills = engine.fills
     stamps = [f.id.split("::")[0] for f in fills]
 
     assert len(fills) > len(set(stamps))  # several fills share a millisecond
-    assert [f.id for f in fills] == sorted(f.id for f in fills)
     assert len({f.id for f in fills}) == len(fills)
-    assert [f.time_us for f in fills] == sorted(f.time_us for f in fills)
+    assert [f.time_us for f in fills] == sorted(f.time_us for f in fills)  # arrival order
+    assert [f.id for f in fills] != sorted(f.id for f in fills)  # which ids do not keep
+    assert stamps == sorted(stamps)  # only the millisecond part follows time
+    listed = list_fills(engine, direction="asc")
+    assert listed == _by_id(fills)[:100]
 
 
 @pytest.mark.parametrize("direction", ["asc", "desc"])
@@ -56,8 +65,22 @@ def test_paging_fills_visits_each_exactly_once(
 
     seen = _all_pages(engine, direction, page_size)
 
-    expected = engine.fills if direction == "asc" else engine.fills[::-1]
+    expected = _by_id(engine.fills)
+    if direction == "desc":
+        expected.reverse()
     assert [f.id for f in seen] == [f.id for f in expected]
+
+
+def test_a_page_token_is_exclusive_in_both_directions(clock: FakeClock) -> None:
+    engine = _busy_engine(clock)
+    ordered = _by_id(engine.fills)
+    token = ordered[5].id
+
+    after = list_fills(engine, direction="asc", page_token=token, page_size=3)
+    before = list_fills(engine, direction="desc", page_token=token, page_size=3)
+
+    assert after == ordered[6:9]
+    assert before == ordered[4:1:-1]
 
 
 def test_fill_windows_are_exclusive(clock: FakeClock) -> None:
@@ -69,7 +92,7 @@ def test_fill_windows_are_exclusive(clock: FakeClock) -> None:
 
     assert inside
     assert all(first.time_us < f.time_us < last.time_us for f in inside)
-    expected = [f for f in fills if first.time_us < f.time_us < last.time_us]
+    expected = [f for f in _by_id(fills) if first.time_us < f.time_us < last.time_us]
     assert inside == expected
 
 
@@ -96,13 +119,16 @@ def test_forgotten_orders_vanish_from_lists_and_activities(clock: FakeClock) -> 
 def test_list_orders_windows_filters_and_direction(clock: FakeClock) -> None:
     engine = make_engine(clock)
     engine.set_price("AAPL", Decimal("100.00"))
-    placed = [
-        engine.submit(order(type=OrderType.LIMIT, limit="50.00", side=Side.BUY)),
-        engine.submit(order(symbol="MSFT", type=OrderType.LIMIT, limit="50.00")),
-        engine.submit(order(side=Side.SELL, type=OrderType.LIMIT, limit="150.00")),
-        engine.submit(order()),  # fills: closed
-        engine.submit(order(type=OrderType.LIMIT, limit="50.00")),
-    ]
+    placed = []
+    for request in [
+        order(type=OrderType.LIMIT, limit="50.00", side=Side.BUY),
+        order(symbol="MSFT", type=OrderType.LIMIT, limit="50.00"),
+        order(side=Side.SELL, type=OrderType.LIMIT, limit="150.00"),
+        order(),  # fills: closed
+        order(type=OrderType.LIMIT, limit="50.00"),
+    ]:
+        placed.append(engine.submit(request))
+        clock.tick(10)  # acknowledged (so routed) before the next arrives
     clock.tick(1000)
     engine.advance()
     assert placed[3].status is PaperStatus.FILLED

@@ -1,0 +1,132 @@
+"""One account per API key: its orders, client ids, FILL activities, positions and cash.
+
+The market (prices, books) and the clock belong to the engine; everything a key can see
+of its own is here, indexed so listings stay two bisections and a short scan.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from brokers.paper.ledger import Ledger
+from brokers.paper.model import Fill, Order
+from models.enums import Side
+
+OrderKey = tuple[int, int, Order]  # (submitted_us, seq, order): seq is unique, so never ties
+PriceOf = Callable[[str], Decimal]
+_ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class Exposure:
+    """What one symbol's open orders may still trade, kept as sums so buying power costs
+    nothing per order: limit-priced parts as notional, market-priced parts as quantity."""
+
+    buy_notional: Decimal = _ZERO
+    buy_at_market: Decimal = _ZERO
+    sell_qty: Decimal = _ZERO
+    sell_notional: Decimal = _ZERO
+    sell_at_market: Decimal = _ZERO
+
+    def add(self, side: Side, limit: Decimal | None, qty: Decimal) -> None:
+        """``qty`` is signed: positive when an order opens, negative as it fills or ends."""
+        if side is Side.BUY:
+            if limit is None:
+                self.buy_at_market += qty
+            else:
+                self.buy_notional += qty * limit
+        elif limit is None:
+            self.sell_at_market += qty
+        else:
+            self.sell_qty += qty
+            self.sell_notional += qty * limit
+
+    def reserved(self, long_qty: Decimal, price: Decimal) -> Decimal:
+        """Buys in full; sells only beyond the long position, valued pro rata over the
+        open sells (each at its limit, else the market)."""
+        buys = self.buy_notional + self.buy_at_market * price
+        sells = self.sell_qty + self.sell_at_market
+        excess = sells - max(long_qty, _ZERO)
+        if excess <= 0:
+            return buys
+        return buys + excess * (self.sell_notional + self.sell_at_market * price) / sells
+
+
+@dataclass(slots=True, eq=False)
+class Account:
+    key: str
+    ledger: Ledger
+    index: list[OrderKey] = field(default_factory=list)  # by submitted_at, then arrival
+    by_client_id: dict[str, Order] = field(default_factory=dict)
+    open: dict[str, Order] = field(default_factory=dict)
+    activity_ids: list[str] = field(default_factory=list)  # visible FILL activities, by id
+    activities: list[Fill] = field(default_factory=list)  # parallel to activity_ids
+    exposure: dict[str, Exposure] = field(default_factory=dict)
+    last_order: Order | None = None
+
+    def add_order(self, order: Order) -> None:
+        insort(self.index, (order.submitted_us, order.seq, order))
+        self.by_client_id[order.client_order_id] = order
+        self.open[order.id] = order
+        self.last_order = order
+        self.reserve(order, order.qty)
+
+    def resubmit(self, order: Order, submitted_us: int) -> None:
+        """Move the order in the index when its submitted_at changes (routing)."""
+        old = bisect_left(self.index, (order.submitted_us, order.seq))
+        assert self.index[old][2] is order
+        del self.index[old]
+        order.submitted_us = submitted_us
+        insort(self.index, (submitted_us, order.seq, order))
+
+    def publish(self, fill: Fill) -> None:
+        """Make a FILL activity visible in the listing, in id order."""
+        at = bisect_left(self.activity_ids, fill.id)
+        self.activity_ids.insert(at, fill.id)
+        self.activities.insert(at, fill)
+
+    def release(self, order: Order) -> None:
+        """The order is no longer open: its remainder no longer holds buying power."""
+        if self.open.pop(order.id, None) is not None:
+            self.reserve(order, -order.leaves_qty)
+
+    def reserve(self, order: Order, qty: Decimal) -> None:
+        self.exposure_of(order.symbol).add(order.side, order.limit_price, qty)
+
+    def exposure_of(self, symbol: str) -> Exposure:
+        found = self.exposure.get(symbol)
+        if found is None:
+            found = self.exposure[symbol] = Exposure()
+        return found
+
+    def long_qty(self, symbol: str) -> Decimal:
+        position = self.ledger.positions.get(symbol)
+        return _ZERO if position is None else position.qty
+
+    def reserved(self, price_of: PriceOf) -> Decimal:
+        return sum(
+            (
+                exposure.reserved(self.long_qty(symbol), price_of(symbol))
+                for symbol, exposure in self.exposure.items()
+            ),
+            _ZERO,
+        )
+
+    def market_values(self, price_of: PriceOf) -> tuple[Decimal, Decimal]:
+        """(long, short) market value; short is zero or negative, as Alpaca reports it."""
+        long_value = short_value = _ZERO
+        for symbol, position in self.ledger.positions.items():
+            value = position.qty * price_of(symbol)
+            if value > 0:
+                long_value += value
+            else:
+                short_value += value
+        return long_value, short_value
+
+    def buying_power(self, price_of: PriceOf) -> Decimal:
+        """cash - |short market value| - what open orders hold."""
+        _, short_value = self.market_values(price_of)
+        return self.ledger.cash + short_value - self.reserved(price_of)
