@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import models.fill_sync
 import models.ledger
 import models.orders
 import models.outbox

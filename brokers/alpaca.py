@@ -451,9 +451,14 @@ class AlpacaBroker(BrokerAdapter):
         )
 
     def _wait(self, state: RetryCallState) -> float:
-        """Until the rate limit resets for a 429 that says when (capped), else jittered backoff."""
+        """Until the rate limit resets for a 429 that says when (capped), else jittered backoff.
+
+        With a gate, a 429 is not waited out here: the gate's shared budget has learned the
+        reset from the answer and waits (or gives up) within its caller's bounds."""
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, _RetryableStatus) and exc.response.status_code == 429:
+            if self._gate is not None:
+                return 0.0
             retry_at = self._retry_at(exc.response)
             if retry_at is not None:
                 seconds = (retry_at - self._now()).total_seconds()

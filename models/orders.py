@@ -115,6 +115,11 @@ class Order(Base):
     # and when it was declared lost (cleared when the broker shows it again).
     miss_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lost_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Placement: nothing is sent to the broker after ``place_deadline`` (placed orders
+    # only); ``sent_at`` is set while a placement request may have reached the broker, so
+    # only a row without it provably never did.
+    place_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     version: Mapped[int] = mapped_column(Integer, default=1)
 

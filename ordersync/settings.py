@@ -90,11 +90,25 @@ class Settings(BaseSettings):
     monitor_revive_overdue_s: float = Field(default=10.0, gt=0)
     monitor_revive_interval_s: float = Field(default=5.0, gt=0)
     order_lock_ttl_s: float = Field(default=30.0, gt=0)
-    # Placement retries while the broker refuses to take the request (429, unreachable).
+    # Placement: resent (same client order id, which the broker refuses to duplicate) every
+    # ``place_retry_delay_s`` until the broker has the order or the placement deadline
+    # passes; past it nothing is sent. The deadline defaults per kind of order, from when
+    # the order was first asked for; a task may set ``expires_at`` or ``valid_for_s``.
     place_retry_delay_s: float = Field(default=1.0, gt=0)
-    place_max_retries: int = Field(default=20, ge=0)
+    place_deadline_market_s: float = Field(default=30.0, gt=0)  # market, IOC and FOK orders
+    place_deadline_s: float = Field(default=300.0, gt=0)  # resting orders (limit, stop, ...)
+    # How long a placement attempt's claim on its order lasts: past it (the worker died),
+    # the monitor or the sweep takes the placement over.
+    place_lease_s: float = Field(default=5.0, gt=0)
+    # track_order retries while the broker cannot show the order yet.
+    track_max_retries: int = Field(default=20, ge=0)
     # Fill sync: how far back the first sync of an account looks.
     fills_initial_lookback_s: float = Field(default=86400.0, gt=0)
+    # A fill gap (the broker reports more filled than the recorded fills) is closed by
+    # re-reading the fill listing over the order's own time window, at most this many times
+    # per gap (each after ``fill_gap_reread_delay_s``, doubling); then one alert.
+    fill_gap_max_rereads: int = Field(default=6, ge=1)
+    fill_gap_reread_delay_s: float = Field(default=2.0, gt=0)
 
     # Reconciliation on beat (issue 4). Every interval is a setting.
     sweep_interval_s: float = Field(default=30.0, gt=0)

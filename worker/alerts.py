@@ -45,6 +45,7 @@ class AlertKind(StrEnum):
     STALE_ORDERS = "stale_orders"
     SWEEP_DEADMAN = "sweep_deadman"
     POSITION_MISMATCH = "position_mismatch"  # ids are the symbols, cooled down per symbol
+    FILL_GAP = "fill_gap"  # the broker reports fills no listing shows, after every re-read
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ def send_alert(
     fresh = _claim(redis, alert, settings.alert_cooldown_s)
     if fresh is None:
         return None
-    severe = alert.kind is AlertKind.SWEEP_DEADMAN or alert.name == LOST
+    severe = alert.kind in (AlertKind.SWEEP_DEADMAN, AlertKind.FILL_GAP) or alert.name == LOST
     logger.log(
         logging.ERROR if severe else logging.WARNING,
         "ALERT %s class=%s count=%d new=%d order_ids=%s%s",

@@ -11,9 +11,11 @@ from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -24,15 +26,32 @@ from models.state_machine import MAX_PLACES, storable
 
 PLACEABLE_TYPES = (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT)
 PLACEABLE_TIFS = (TimeInForce.DAY, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK)
+MAX_VALID_FOR_S = 7 * 86400.0
 
 
 class InvalidTaskArguments(ValueError):
-    """A task call that breaks the contract; nothing was written for it."""
+    """A task call that breaks the contract; nothing was written for it.
 
-    def __init__(self, task_name: str, problem: str) -> None:
+    It must survive the trip to the caller. Celery's worker first pickles every failure and,
+    when that fails, sends the nearest base class that pickles instead (``ValueError``, for
+    a constructor that refused its own ``args``); ``__reduce__`` rebuilds it. The JSON
+    result then carries the type's name and ``args``, here ``(problem,)``: a caller that
+    imports nothing of ordersync raises ``InvalidTaskArguments: <problem>``, and a process
+    that has this class rebuilds it from the problem alone (the task name is not carried).
+    """
+
+    def __init__(self, task_name: str, problem: str | None = None) -> None:
+        if problem is None:  # rebuilt from ``args`` by a Celery client
+            task_name, problem = "", task_name
         self.task_name = task_name
         self.problem = problem
-        super().__init__(f"{task_name}: {problem}")
+        super().__init__(problem)
+
+    def __str__(self) -> str:
+        return f"{self.task_name}: {self.problem}" if self.task_name else self.problem
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task_name, self.problem))
 
 
 def _decimal(value: object) -> Decimal:
@@ -92,9 +111,15 @@ class PlaceOrderArgs(_Args):
     decision_id: Ref | None = None
     trade_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     client_order_id: ClientOrderId | None = None
+    # The placement deadline: nothing is sent after it (an ISO 8601 time with its offset,
+    # or seconds from when the order is first written); unset: the default per order kind.
+    expires_at: AwareDatetime | None = None
+    valid_for_s: Annotated[float, Field(gt=0, le=MAX_VALID_FOR_S)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.expires_at is not None and self.valid_for_s is not None:
+            raise ValueError("give expires_at or valid_for_s, not both")
         if self.order_type not in PLACEABLE_TYPES:
             raise ValueError(f"order_type {self.order_type.value} cannot be placed")
         if self.time_in_force not in PLACEABLE_TIFS:

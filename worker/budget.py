@@ -41,11 +41,13 @@ __all__ = [
     "BudgetSize",
     "BudgetStats",
     "BudgetUnavailable",
+    "DeadlinePassed",
     "Priority",
     "adapter_hooks",
     "budget_stats",
     "current_priority",
     "priority",
+    "send_by",
 ]
 
 # The share of a minute's budget that may go at once; the rest refills over the minute.
@@ -68,10 +70,29 @@ class Priority(StrEnum):
 
 
 _PRIORITY: ContextVar[Priority] = ContextVar("ordersync_budget_priority", default=Priority.MONITOR)
+# Epoch seconds after which no request may go out from the current block (a placement's
+# deadline, a monitor step's share of its order lock); None: no limit.
+_SEND_BY: ContextVar[float | None] = ContextVar("ordersync_budget_send_by", default=None)
 
 
 def current_priority() -> Priority:
     return _PRIORITY.get()
+
+
+@contextmanager
+def send_by(deadline: datetime | None) -> Iterator[None]:
+    """No request of the block goes out after ``deadline``: the gate waits for a token at
+    most until then and refuses once it has passed (``DeadlinePassed``: nothing was sent).
+    Nested blocks keep the earlier deadline."""
+    outer = _SEND_BY.get()
+    at = None if deadline is None else deadline.timestamp()
+    if outer is not None and (at is None or outer < at):
+        at = outer
+    token = _SEND_BY.set(at)
+    try:
+        yield
+    finally:
+        _SEND_BY.reset(token)
 
 
 @contextmanager
@@ -101,6 +122,21 @@ class BudgetExhausted(RateLimited):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.account_id, self.priority, self.waited_s, self.retry_at))
+
+
+class DeadlinePassed(RateLimited):
+    """The block's send-by time came before a request could go out: it was never sent."""
+
+    def __init__(self, account_id: str, deadline: datetime) -> None:
+        self.account_id = account_id
+        self.deadline = deadline
+        super().__init__(
+            f"account {account_id}: not sent: its deadline {deadline.isoformat()} passed "
+            "before the request could go out"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.account_id, self.deadline))
 
 
 class BudgetUnavailable(RateLimited):
@@ -281,10 +317,15 @@ class Budget:
     def acquire(self, level: Priority | None = None) -> None:
         """Take one token, waiting for it up to the level's wait; else ``BudgetExhausted``."""
         level = current_priority() if level is None else level
+        send_by = _SEND_BY.get()
+        if send_by is not None and self._epoch() >= send_by:
+            raise DeadlinePassed(self.account_id, _utc(send_by))
         if self._spend_leased():
             return
         floor = self.size.floor(level)
         max_wait_s = self.max_wait_s if level is Priority.SWEEP else self.fresh_max_wait_s
+        if send_by is not None:
+            max_wait_s = min(max_wait_s, send_by - self._epoch())
         started = self._timer()
         waited_ms = 0
         while True:
@@ -297,6 +338,8 @@ class Budget:
             elapsed_s = self._timer() - started
             left_s = max_wait_s - elapsed_s
             if wait_s > left_s:  # not even the best case fits in the time that is left
+                if send_by is not None and self._epoch() + wait_s >= send_by:
+                    raise DeadlinePassed(self.account_id, _utc(send_by))
                 self._give_up(level, elapsed_s, waited_ms > 0, wait_s)
             self._sleep(min(wait_s + random.uniform(0, JITTER_S), left_s))
             waited_ms = max(1, round((self._timer() - started) * 1000))
@@ -312,6 +355,9 @@ class Budget:
         self._run(
             self._throttle, "1" if limited else "0", reset, remaining, int(BLOCK_CAP_S * 1000)
         )
+
+    def _epoch(self) -> float:
+        return time.time() if self._clock is None else self._clock()
 
     def _spend_leased(self) -> bool:
         with self._lease_lock:

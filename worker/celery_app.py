@@ -3,6 +3,7 @@ worker, prefetch 1, a visibility timeout far above every countdown."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
@@ -11,12 +12,31 @@ from kombu.entity import Queue
 import beat_schedule
 from ordersync.redis_url import resolve_redis_url
 from ordersync.settings import get_settings
+from worker.args import InvalidTaskArguments
 
 VISIBILITY_TIMEOUT_S = 3600
 # Trading services send to the default queue; the monitor's own traffic has a queue of its
 # own so a burst of placements never delays the checks and fill syncs of earlier orders.
 DEFAULT_QUEUE = "celery"
 MONITOR_QUEUE = "ordersync.monitor"
+
+
+class _OneLinePerRefusal(logging.Filter):
+    """Drops Celery's own "Task ...[id] raised expected: InvalidTaskArguments(...)" line (its
+    logger is ``celery.app.trace``): a refused call already has its one line, with the task
+    id, from worker/invalid_calls.py, and the README promises one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        refused = f"{InvalidTaskArguments.__name__}("
+        return not (
+            isinstance(data, dict)
+            and data.get("description") == "raised expected"
+            and str(data.get("exc", "")).startswith(refused)
+        )
+
+
+logging.getLogger("celery.app.trace").addFilter(_OneLinePerRefusal())
 
 app = Celery("ordersync", include=["worker.tasks"])
 app.conf.update(
@@ -33,7 +53,9 @@ app.conf.update(
     worker_send_task_events=get_settings().task_events,
     task_send_sent_event=get_settings().task_events,
     broker_connection_retry_on_startup=True,
-    worker_cancel_long_running_tasks_on_connection_loss=True,
+    # A task running when the broker connection drops finishes its work (every task is
+    # idempotent); cancelling it would mark it REVOKED and acknowledge it: never redelivered.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
     broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
     result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
     visibility_timeout=VISIBILITY_TIMEOUT_S,

@@ -2,41 +2,47 @@
 is recorded, or its window ends (then the sweeps own it).
 
 Each check is one task run that re-enqueues itself with a countdown, so no worker slot is
-held while waiting. Redis keeps, per order, the token of the one live *chain* of checks and
-its next due time: a new chain supersedes an old one, a duplicate delivery of a finished
-step is dropped, and ``revive_overdue`` restarts chains whose worker died.
+held while waiting. ``worker.chains`` keeps, per order, the one live chain of checks: a new
+chain supersedes an old one, a duplicate delivery of a finished step is dropped, and
+``revive_monitors`` restarts chains whose worker died. A step holds the order's lock and
+stops as soon as it loses it; it sends no request after half the lock's life, so it can
+never outlast it. A write-ahead row whose placement task died is taken over here.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
 from brokers.errors import BrokerError, OrderNotFound
 from models.enums import ReportSource
 from models.orders import Order
+from worker import chains, placement
+from worker.budget import send_by
 from worker.context import WorkerContext
-from worker.fills import adopt_parked, sync_now
+from worker.fills import gap_state, sync_now
+from worker.gaps import Gap, close_gap
 from worker.locks import HeldLock, order_lock_name, write_order
+from worker.placement import Step
 from worker.reports import apply_in_new_session, record_derived_fill
 
 logger = logging.getLogger(__name__)
 
-DUE_KEY = "ordersync:monitor:due"
 SKIPPED_KEY = "ordersync:stats:monitor_lock_skipped"
-STEP_TTL_S = 3600
+LOCK_LOST_KEY = "ordersync:stats:monitor_lock_lost"
+start_chain = chains.start_chain
 
 
-def chain_key(order_id: str) -> str:
-    return f"ordersync:monitor:chain:{order_id}"
+class LockLost(RuntimeError):
+    """The step's order lock expired or was taken: the step stops where it is."""
 
-
-def step_key(order_id: str, token: str, check: int) -> str:
-    return f"ordersync:monitor:step:{order_id}:{token}:{check}"
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+        super().__init__(f"order {order_id}: the monitor step lost its lock")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,53 +59,6 @@ def delay_for(ctx: WorkerContext, check: int) -> float:
     return float(min(s.monitor_first_delay_s * s.monitor_backoff**check, s.monitor_max_delay_s))
 
 
-def start_chain(ctx: WorkerContext, order_id: str) -> str:
-    """A new chain for the order; any older chain stops at its next step."""
-    token = uuid.uuid4().hex
-    ttl = int(ctx.settings.monitor_window_s + 2 * ctx.settings.monitor_revive_overdue_s) + 60
-    pipe = ctx.redis.pipeline()
-    pipe.set(chain_key(order_id), token, ex=ttl)
-    pipe.zadd(DUE_KEY, {order_id: ctx.now().timestamp() + ctx.settings.monitor_first_delay_s})
-    pipe.execute()
-    return token
-
-
-def is_current(ctx: WorkerContext, order_id: str, token: str) -> bool:
-    return bool(ctx.redis.get(chain_key(order_id)) == token)
-
-
-def schedule_next(
-    ctx: WorkerContext, order_id: str, token: str, check: int, delay_s: float
-) -> None:
-    pipe = ctx.redis.pipeline()
-    pipe.set(step_key(order_id, token, check), 1, ex=STEP_TTL_S)
-    pipe.zadd(DUE_KEY, {order_id: ctx.now().timestamp() + delay_s})
-    pipe.execute()
-
-
-def finish_chain(ctx: WorkerContext, order_id: str, token: str, check: int) -> None:
-    pipe = ctx.redis.pipeline()
-    pipe.set(step_key(order_id, token, check), 1, ex=STEP_TTL_S)
-    pipe.zrem(DUE_KEY, order_id)
-    pipe.delete(chain_key(order_id))
-    pipe.execute()
-
-
-def overdue_orders(ctx: WorkerContext, limit: int = 1000) -> list[str]:
-    cutoff = ctx.now().timestamp() - ctx.settings.monitor_revive_overdue_s
-    return [str(m) for m in ctx.redis.zrangebyscore(DUE_KEY, "-inf", cutoff, 0, limit)]
-
-
-# One round trip: is this chain current, is this step not done yet, and take the order lock.
-_STEP_GUARD = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
-if not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then return 2 end
-return 3
-"""
-SUPERSEDED, DUPLICATE, LOCKED, ACQUIRED = 0, 1, 2, 3
-
-
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """What a step needs to know before deciding whether to ask the broker."""
@@ -109,6 +68,7 @@ class Snapshot:
     client_order_id: str
     complete: bool  # terminal and every fill recorded
     terminal: bool
+    awaiting: bool = False  # a write-ahead row: the placement is not settled
 
 
 def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
@@ -118,7 +78,8 @@ def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
             return None
         return Snapshot(order.account_id, order.broker_order_id, order.client_order_id,
                         order.status.is_terminal and not order.fill_gap,
-                        order.status.is_terminal)  # fmt: skip
+                        order.status.is_terminal,
+                        placement.awaiting_broker(order))  # fmt: skip
 
 
 def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
@@ -126,32 +87,32 @@ def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
     snapshot = _snapshot(ctx, order_id)
     if snapshot is None:
         logger.error("monitor: order %s does not exist", order_id)
-        finish_chain(ctx, order_id, token, check)
+        chains.step_done(ctx, order_id, token, check, None)
         return Next(None, "no such order")
     if snapshot.complete:  # e.g. another order's fill sync recorded its fills: nothing to do
-        finish_chain(ctx, order_id, token, check)
+        chains.step_done(ctx, order_id, token, check, None)
         return Next(None, "terminal")
     lock = HeldLock(ctx.redis, order_lock_name(order_id), ctx.settings.order_lock_ttl_s)
-    guard = ctx.redis.eval(
-        _STEP_GUARD, 3, chain_key(order_id), step_key(order_id, token, check), lock.name,
-        token, lock.token, int(ctx.settings.order_lock_ttl_s * 1000),
-    )  # fmt: skip
-    if guard == SUPERSEDED:
+    guard = chains.guard_step(ctx, order_id, token, check, lock.name, lock.token)
+    if guard == chains.SUPERSEDED:
         return Next(None, "superseded")
-    if guard == DUPLICATE:
+    if guard == chains.DUPLICATE:
         return Next(None, "duplicate delivery")
-    if guard == LOCKED:
+    if guard == chains.LOCKED:
         ctx.redis.incr(SKIPPED_KEY)
         logger.info("order %s is being checked by another worker; skipping", order_id)
         # Try this same step again: if the holder completes it, the retry is dropped as a
         # duplicate; if the holder was an older chain or died, the step still runs.
-        return Next(ctx.settings.monitor_max_delay_s, "locked", same_step=True)
+        return Next(delay_for(ctx, check), "locked", same_step=True)
     with lock.adopted():
-        outcome = check_order(ctx, order_id, snapshot, check, lock)
-        if outcome.delay_s is None:
-            finish_chain(ctx, order_id, token, check)
-        else:
-            schedule_next(ctx, order_id, token, check, outcome.delay_s)
+        try:
+            outcome = check_order(ctx, order_id, snapshot, check, lock)
+        except LockLost:
+            ctx.redis.incr(LOCK_LOST_KEY)
+            logger.warning("monitor: order %s: lost its lock mid-step; the step runs again",
+                           order_id)  # fmt: skip
+            return Next(delay_for(ctx, check), "lock lost", same_step=True)
+        chains.step_done(ctx, order_id, token, check, outcome.delay_s)
         return outcome
 
 
@@ -161,12 +122,25 @@ def check_order(
 ) -> Next:  # fmt: skip
     """Look at the broker once (when there is something to learn) and apply what it says.
 
-    ``lock`` (the order lock the step holds) is renewed after each broker round trip, so a
-    slow broker or a long fill sync never lets it expire while the step still works.
+    ``lock`` (the order lock the step holds) is renewed after each broker round trip; once
+    it is lost the step stops (``LockLost``). No request goes out after half its life.
     """
-    renew = lock.renew if lock is not None else _no_lock
+
+    def renew() -> None:
+        if lock is not None and not lock.renew():
+            raise LockLost(order_id)
+
     if _window_over(ctx, check):
         return Next(None, "window over; the sweeps own it")
+    if snapshot.awaiting:
+        return _placing(ctx, order_id, check, lock)
+    bound = ctx.now() + timedelta(seconds=ctx.settings.order_lock_ttl_s / 2)
+    with send_by(bound):
+        return _check(ctx, order_id, snapshot, check, renew)
+
+
+def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
+           renew: Callable[[], None]) -> Next:  # fmt: skip
     with ctx.sessions() as session:
         adapter = ctx.adapter(ctx.account(session, id=snapshot.account_id))
     if snapshot.terminal and adapter.lists_fills:  # only fills missing: no order lookup
@@ -200,6 +174,18 @@ def check_order(
     return Next(delay_for(ctx, check), "polled")
 
 
+def _placing(ctx: WorkerContext, order_id: str, check: int, lock: HeldLock | None) -> Next:
+    """A write-ahead row: its placement task is on it (its lease), or died: take it over."""
+    if placement.placement_leased(ctx, order_id):
+        return Next(delay_for(ctx, check), "placement in progress")
+    done = placement.attempt(ctx, order_id, lock)
+    if done.step is Step.REJECTED:
+        return Next(None, "rejected")
+    if done.step in (Step.PLACED, Step.DONE):
+        return Next(delay_for(ctx, check), f"placement {done.step.value}")
+    return Next(max(done.retry_after_s, delay_for(ctx, check)), f"placement {done.step.value}")
+
+
 def _window_over(ctx: WorkerContext, check: int) -> bool:
     """Per chain, not per order: a chain a sweep starts for an old order still looks."""
     s = ctx.settings
@@ -220,22 +206,26 @@ def _note(ctx: WorkerContext, order_id: str, error: str) -> None:
     write_order(ctx.sessions, order_id, note, what="noting a check")
 
 
-def _no_lock() -> bool:
-    """Stands in for a lock's renewal when a step is run without one (nothing to keep)."""
-    return True
-
-
 def _after_fill_sync(
-    ctx: WorkerContext, order_id: str, account_id: str, check: int, renew: Callable[[], bool]
+    ctx: WorkerContext, order_id: str, account_id: str, check: int, renew: Callable[[], None]
 ) -> Next:
-    """Fetch the account's new fills now; done if that completed a terminal order. The
-    sync is capped per call: what it leaves, this chain's next step fetches."""
-    sync_now(ctx, account_id, keep_alive=renew)
+    """Fetch the account's new fills now; done if that completed a terminal order. A gap
+    the forward sync leaves is re-read over the order's own window (bounded, then alerted:
+    the chain ends and deep reconciliation keeps an eye on it)."""
+    try:
+        if not gap_state(ctx, order_id).rereads:  # once re-reading, the cursor has nothing
+            sync_now(ctx, account_id, keep_alive=renew)
+        gap = close_gap(ctx, order_id, keep_alive=renew)
+    except BrokerError as error:  # a 429 or an empty budget: nothing learned, look later
+        logger.warning("monitor: order %s: fill sync stopped: %s", order_id, error)
+        _note(ctx, order_id, f"fill sync stopped: {error}")
+        return Next(delay_for(ctx, check), "fill sync stopped")
     with ctx.sessions() as session:
         order = session.get(Order, order_id)
-        if order is not None and order.fill_gap and order.broker_order_id:
-            adopt_parked(ctx, account_id, order.broker_order_id)
-            session.refresh(order)
-        if order is not None and order.status.is_terminal and not order.fill_gap:
-            return Next(None, "terminal, fills recorded")
-    return Next(delay_for(ctx, check), "waiting for fills")
+        done = order is None or (order.status.is_terminal and not order.fill_gap)
+    if done:
+        return Next(None, "terminal, fills recorded")
+    if gap is Gap.GIVEN_UP:
+        return Next(None, "fill gap given up (alerted)")
+    due_in_s = gap_state(ctx, order_id).next_at - ctx.now().timestamp()
+    return Next(max(delay_for(ctx, check), due_in_s), "waiting for fills")

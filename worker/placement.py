@@ -1,13 +1,21 @@
 """Placing an order: the row first (PENDING_NEW, committed), then the broker, then the
-outcome through the state machine. Re-running it for the same order is always safe."""
+outcome through the state machine. Re-running it for the same order is always safe.
+
+Every placement has a deadline. Until it passes, an order the broker does not have yet is
+sent again (the same client order id, which the broker refuses to duplicate); once it has
+passed nothing is sent, and an order that provably never reached the broker ends REJECTED
+with the reason. An attempt runs under the order's lock, by the placement task, or, when
+the task's lease has lapsed (its worker died), by the order's monitor or a sweep.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,30 +25,54 @@ from brokers.base import PlaceOrderRequest
 from brokers.registry import CredentialsMissing
 from models.accounts import UnknownAccount
 from models.base import new_id
-from models.enums import Intent, OrderOrigin, OrderStatus, OrderType, ReportSource
+from models.enums import Intent, OrderOrigin, OrderStatus, OrderType, ReportSource, TimeInForce
 from models.ledger import ExitRefused, check_exit
 from models.orders import Order, OrderEvent
 from models.outbox import EventKind, add_order_event
 from models.repository import load_state, record_applied
 from models.state_machine import local_transition
+from ordersync.settings import Settings
 from worker.args import InvalidTaskArguments, PlaceOrderArgs
-from worker.budget import Priority, priority
+from worker.budget import Priority, priority, send_by
+from worker.chains import start_chain
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import adopt_parked
-from worker.locks import write_order
-from worker.monitoring import start_chain
+from worker.locks import HeldLock, order_lock_name, write_order
 from worker.reports import apply_in_new_session
-from worker.submission import Deferred, Refused, Reported, Unknown, submit
+from worker.submission import NotSent, Refused, Reported, Unclear, look_up, submit
 
 logger = logging.getLogger(__name__)
 TASK = "ordersync.place_order"
+LATE_KEY = "ordersync:stats:placements_past_deadline"
+IMMEDIATE_TIFS = (TimeInForce.IOC, TimeInForce.FOK)
+
+
+def placing_key(order_id: str) -> str:
+    """Held while the placement task means to attempt again: nobody else takes over."""
+    return f"ordersync:placing:{order_id}"
+
+
+class Step(StrEnum):
+    PLACED = "placed"  # the broker has the order
+    REJECTED = "rejected"  # refused by the broker, or never reached it before the deadline
+    RETRY = "retry"  # not there yet: attempt again after ``retry_after_s``
+    UNRESOLVED = "unresolved"  # past the deadline, and no lookup could say yet
+    BUSY = "busy"  # another attempt holds the order
+    DONE = "done"  # nothing to place: the order was settled before
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    step: Step
+    reason: str = ""
+    retry_after_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class PlaceResult:
     order_id: str
     monitor: bool
-    retry: bool = False  # the broker would not take the request; safe to try again later
+    retry_after_s: float | None = None  # the task attempts again after this long
     chain: str | None = None  # the monitor chain started before submitting, if any
 
 
@@ -55,6 +87,30 @@ def client_order_id_for(account: str, args: PlaceOrderArgs, task_id: str) -> str
     return "os-" + hashlib.sha256(basis.encode()).hexdigest()[:32]
 
 
+def default_deadline_s(settings: Settings, order_type: OrderType, tif: TimeInForce) -> float:
+    """Market and immediate orders are worthless late; resting orders may wait longer."""
+    if order_type is OrderType.MARKET or tif in IMMEDIATE_TIFS:
+        return settings.place_deadline_market_s
+    return settings.place_deadline_s
+
+
+def deadline_of(order: Order, settings: Settings) -> datetime:
+    """The row's deadline (rows written before deadlines existed: from their creation)."""
+    if order.place_deadline is not None:
+        return order.place_deadline
+    seconds = default_deadline_s(settings, order.order_type, order.time_in_force)
+    return order.created_at + timedelta(seconds=seconds)
+
+
+def awaiting_broker(order: Order) -> bool:
+    """A write-ahead row: placed by us, and the broker's acknowledgement not seen yet."""
+    return (
+        order.origin is OrderOrigin.PLACED
+        and order.status is OrderStatus.PENDING_NEW
+        and order.broker_order_id is None
+    )
+
+
 def _requested_price(args: PlaceOrderArgs) -> object:
     if args.requested_price is not None:
         return args.requested_price
@@ -63,9 +119,19 @@ def _requested_price(args: PlaceOrderArgs) -> object:
     return args.stop_price  # stop orders aim at the stop; market orders have none
 
 
+def _deadline(ctx: WorkerContext, args: PlaceOrderArgs, now: datetime) -> datetime:
+    if args.expires_at is not None:
+        return args.expires_at.astimezone(UTC)
+    seconds = args.valid_for_s
+    if seconds is None:
+        seconds = default_deadline_s(ctx.settings, args.order_type, args.time_in_force)
+    return now + timedelta(seconds=float(seconds))
+
+
 def _new_order(
-    account: AccountInfo, args: PlaceOrderArgs, client_order_id: str, now: datetime
-) -> Order:
+    account: AccountInfo, args: PlaceOrderArgs, client_order_id: str, now: datetime,
+    deadline: datetime,
+) -> Order:  # fmt: skip
     return Order(
         id=new_id(), account_id=account.id, broker=account.broker,
         client_order_id=client_order_id,
@@ -74,6 +140,7 @@ def _new_order(
         time_in_force=args.time_in_force, quantity=args.quantity, limit_price=args.limit_price,
         stop_price=args.stop_price, requested_price=_requested_price(args),
         status=OrderStatus.PENDING_NEW, created_at=now, updated_at=now,
+        place_deadline=deadline, sent_at=now if now < deadline else None,
     )  # fmt: skip
 
 
@@ -99,12 +166,14 @@ def _write_ahead(
         raise InvalidTaskArguments(TASK, str(error)) from None
     client_order_id = client_order_id_for(account.name, args, task_id)
     _refuse_an_oversized_exit(session, account, args, client_order_id)
-    order = _new_order(account, args, client_order_id, now)
+    order = _new_order(account, args, client_order_id, now, _deadline(ctx, args, now))
     session.add(order)
     session.add(OrderEvent(
         order=order, kind="created", from_status=None,
         to_status=OrderStatus.PENDING_NEW, filled_quantity=Decimal(0),
         source=ReportSource.PLACEMENT, at=now,
+        detail=f"placement deadline {order.place_deadline.isoformat()}"
+        if order.place_deadline else None,
     ))  # fmt: skip
     add_order_event(session, order, EventKind.ORDER_PLACED, now=now)
     try:
@@ -145,54 +214,161 @@ def _refuse_an_oversized_exit(
         raise InvalidTaskArguments(TASK, str(error)) from None
 
 
-def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str,
-                last_attempt: bool = False) -> PlaceResult:  # fmt: skip
+def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str) -> PlaceResult:
+    """Write the row (once), then one attempt; the task attempts again while asked to (a
+    retry, like a redelivered message, finds the row and attempts on it)."""
     with ctx.sessions() as session:
-        order, account, fresh = _write_ahead(ctx, session, args, task_id, ctx.now())
-        if not fresh and (order.status is not OrderStatus.PENDING_NEW or order.broker_order_id):
-            return PlaceResult(order.id, monitor=True)  # already placed: a redelivery
+        order, _, fresh = _write_ahead(ctx, session, args, task_id, ctx.now())
+        order_id, waiting = order.id, awaiting_broker(order)
+    if not waiting:
+        return PlaceResult(order_id, monitor=False)  # settled already: its chain watches it
+    # The monitor chain starts (and the order is due) before the broker hears of it: if
+    # this task dies, the chain (or a sweep) takes the placement over once its lease lapses.
+    chain = start_chain(ctx, order_id) if fresh else None
+    return _result(ctx, order_id, attempt(ctx, order_id, first=fresh), chain)
+
+
+def _result(ctx: WorkerContext, order_id: str, done: Attempt, chain: str | None) -> PlaceResult:
+    if done.step in (Step.RETRY, Step.BUSY):
+        lease_s = done.retry_after_s + ctx.settings.place_lease_s
+        ctx.redis.set(placing_key(order_id), 1, px=max(1, int(lease_s * 1000)))
+        return PlaceResult(order_id, monitor=False, retry_after_s=done.retry_after_s,
+                           chain=chain)  # fmt: skip
+    ctx.redis.delete(placing_key(order_id))
+    return PlaceResult(order_id, monitor=done.step is not Step.REJECTED, chain=chain)
+
+
+def placement_leased(ctx: WorkerContext, order_id: str) -> bool:
+    """The placement task will attempt again soon: a monitor or sweep must not take over."""
+    return bool(ctx.redis.exists(placing_key(order_id)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """What an attempt needs of the row, read under the order lock."""
+
+    account: AccountInfo
+    request: PlaceOrderRequest
+    deadline: datetime
+    sent_at: datetime | None
+    last_error: str | None
+
+
+def _load(ctx: WorkerContext, order_id: str) -> _Row | None:
+    with ctx.sessions() as session:
+        order = session.get(Order, order_id)
+        if order is None or not awaiting_broker(order):
+            return None
+        account = ctx.account(session, id=order.account_id)
         request = PlaceOrderRequest(
             client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
             quantity=order.quantity, order_type=order.order_type,
             time_in_force=order.time_in_force, limit_price=order.limit_price,
             stop_price=order.stop_price,
         )  # fmt: skip
-        adapter = ctx.adapter(account)
-        order_id = order.id
-    # The monitor chain starts (and the order is due) before the broker hears of it: if
-    # this task dies after submitting, revive_monitors still finds the order.
-    chain = start_chain(ctx, order_id)
+        return _Row(account, request, deadline_of(order, ctx.settings), order.sent_at,
+                    order.last_error)  # fmt: skip
 
-    with priority(Priority.PLACEMENT):  # a placement outranks monitors and sweeps
-        outcome = submit(adapter, request, look_first=not fresh)
+
+def attempt(
+    ctx: WorkerContext, order_id: str, lock: HeldLock | None = None, *, first: bool = False
+) -> Attempt:
+    """One attempt under the order's lock (``lock``: the caller holds it already).
+
+    ``first``: the row was just written, its ``sent_at`` marking this attempt's send."""
+    if lock is not None:
+        return _attempt(ctx, order_id, lock, first)
+    own = HeldLock(ctx.redis, order_lock_name(order_id), ctx.settings.order_lock_ttl_s)
+    with own as held:
+        if not held:
+            return Attempt(Step.BUSY, "another worker holds the order",
+                           ctx.settings.place_retry_delay_s)  # fmt: skip
+        return _attempt(ctx, order_id, own, first)
+
+
+def _attempt(ctx: WorkerContext, order_id: str, lock: HeldLock, first: bool) -> Attempt:
+    row = _load(ctx, order_id)
+    if row is None:
+        return Attempt(Step.DONE)
+    now = ctx.now()
+    if now >= row.deadline:
+        return _past_deadline(ctx, order_id, row)
+    marked_here = first or row.sent_at is None
+    if row.sent_at is None:
+        _set_sent(ctx, order_id, now)
+    adapter = ctx.adapter(row.account)
+    # No request after the deadline, nor after half the lock's life (the lock must outlive
+    # the attempt: a second attempt meanwhile would only be refused as a duplicate, but
+    # would cost a request).
+    bound = min(row.deadline, now + timedelta(seconds=ctx.settings.order_lock_ttl_s / 2))
+    with priority(Priority.PLACEMENT), send_by(bound):
+        outcome = submit(adapter, row.request)
+    lock.renew()
     if isinstance(outcome, Reported):
         apply_in_new_session(ctx, order_id, outcome.report, ReportSource.PLACEMENT,
                              submitted=True)  # fmt: skip
-        adopt_parked(ctx, account.id, outcome.report.broker_order_id)
-        return PlaceResult(order_id, monitor=True, chain=chain)
-    if isinstance(outcome, Deferred) and not last_attempt:
-        _note_error(ctx, order_id, f"broker did not take the order, retrying: {outcome.reason}")
-        return PlaceResult(order_id, monitor=False, retry=True)
-    if isinstance(outcome, Refused | Deferred):
-        reason = (
-            outcome.reason
-            if isinstance(outcome, Refused)
-            else (f"broker never took the order: {outcome.reason}")
-        )
-        logger.error("order %s (%s) rejected: %s", order_id, request.client_order_id, reason)
-        _reject(ctx, order_id, reason)
-        return PlaceResult(order_id, monitor=False)
-    assert isinstance(outcome, Unknown)
-    _note_error(ctx, order_id, outcome.reason)
-    return PlaceResult(order_id, monitor=True, chain=chain)  # the monitor keeps looking
+        adopt_parked(ctx, row.account.id, outcome.report.broker_order_id)
+        return Attempt(Step.PLACED)
+    if isinstance(outcome, Refused):
+        logger.error("order %s (%s) rejected by the broker: %s", order_id,
+                     row.request.client_order_id, outcome.reason)  # fmt: skip
+        _reject(ctx, order_id, outcome.reason)
+        return Attempt(Step.REJECTED, outcome.reason)
+    # A send that never went out leaves the row as it was: if nothing else was ever sent,
+    # the order provably never reached the broker.
+    never_sent = isinstance(outcome, NotSent) and marked_here
+    reason = outcome.reason
+    _note_error(ctx, order_id, f"not placed yet, trying again: {reason}", clear_sent=never_sent)
+    left_s = (row.deadline - ctx.now()).total_seconds()
+    if left_s <= 0:
+        return _past_deadline(ctx, order_id, _load(ctx, order_id) or row)
+    return Attempt(Step.RETRY, reason, min(ctx.settings.place_retry_delay_s, left_s))
 
 
-def _note_error(ctx: WorkerContext, order_id: str, error: str) -> None:
+def _past_deadline(ctx: WorkerContext, order_id: str, row: _Row) -> Attempt:
+    """Nothing is sent any more. A row that never sent anything is rejected at once; one
+    that may have reached the broker is looked up first, and rejected only on a not-found."""
+    at = row.deadline.isoformat()
+    if row.sent_at is None:
+        last = f" (last attempt: {row.last_error})" if row.last_error else ""
+        reason = f"placement deadline {at} passed; never reached the broker{last}"
+    else:
+        with priority(Priority.PLACEMENT):
+            found = look_up(ctx.adapter(row.account), row.request.client_order_id)
+        if isinstance(found, Reported):
+            apply_in_new_session(ctx, order_id, found.report, ReportSource.PLACEMENT,
+                                 submitted=True)  # fmt: skip
+            adopt_parked(ctx, row.account.id, found.report.broker_order_id)
+            return Attempt(Step.PLACED)
+        if isinstance(found, Unclear):
+            _note_error(ctx, order_id, f"placement deadline {at} passed; {found.reason}")
+            return Attempt(Step.UNRESOLVED, found.reason, ctx.settings.place_retry_delay_s)
+        cid = row.request.client_order_id
+        reason = (f"placement deadline {at} passed; the broker has no order with client "
+                  f"order id {cid!r}: never reached the broker")  # fmt: skip
+    ctx.redis.incr(LATE_KEY)
+    logger.error("order %s (%s) rejected: %s", order_id, row.request.client_order_id, reason)
+    _reject(ctx, order_id, reason)
+    return Attempt(Step.REJECTED, reason)
+
+
+def _set_sent(ctx: WorkerContext, order_id: str, now: datetime) -> None:
+    """Before a send: from now on the order may exist at the broker."""
+
+    def mark(_: Session, order: Order) -> None:
+        order.sent_at = order.sent_at or now
+
+    write_order(ctx.sessions, order_id, mark, what="marking a send")
+
+
+def _note_error(ctx: WorkerContext, order_id: str, error: str, *, clear_sent: bool = False) -> None:
     """Where an operator sees why the placement is not done (on fresh state if it raced)."""
 
     def note(_: Session, order: Order) -> None:
         order.last_error = error[:2000]
         order.updated_at = ctx.now()
+        if clear_sent:
+            order.sent_at = None
 
     write_order(ctx.sessions, order_id, note, what="noting a placement error")
 
@@ -204,9 +380,9 @@ def _reject(ctx: WorkerContext, order_id: str, reason: str) -> None:
         if order.status is not OrderStatus.PENDING_NEW:
             return
         now = ctx.now()
+        order.last_error = reason[:2000]  # before the event is staged: it carries the reason
         applied = local_transition(load_state(session, order), OrderStatus.REJECTED, now=now,
                                    detail=reason)  # fmt: skip
         record_applied(session, order, applied, now=now, source=ReportSource.PLACEMENT)
-        order.last_error = reason[:2000]
 
     write_order(ctx.sessions, order_id, reject, what="rejecting", for_update=True)

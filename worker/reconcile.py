@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,10 +33,13 @@ from models.outbox import EventKind, add_order_event
 from models.reconciliation import LocalRef, MissAction, judge_miss, match
 from models.repository import apply_to_order, record_applied, state_of
 from models.state_machine import OrderState, Verdict, apply_report, local_transition
+from worker import placement
 from worker.alerts import Alert, AlertKind, send_alert
 from worker.budget import Priority, priority
 from worker.context import AccountInfo, WorkerContext
-from worker.fills import adopt_parked, sync_now
+from worker.fills import adopt_parked, gap_state, sync_now
+from worker.gaps import Gap, close_gap
+from worker.placement import Step
 from worker.reports import apply_in_new_session, log_anomalies, raced, record_derived_fill
 
 logger = logging.getLogger(__name__)
@@ -60,6 +64,8 @@ class SweepStats:
     misses: int = 0
     declared_lost: int = 0
     rejected: int = 0
+    takeovers: int = 0  # write-ahead rows whose placement was attempted here
+    gaps_given_up: int = 0  # fill gaps re-read to the limit (alerted once, not watched)
     adopted: int = 0
     malformed: int = 0
     queries: int = 0
@@ -81,6 +87,26 @@ class SweepStats:
         data["watch"] = len(self.watch)
         data["fill_gaps"] = len(self.fill_gaps)
         return data
+
+
+# What a sweep run calls between its broker requests to keep its lock (raises when lost).
+_KEEP_ALIVE: ContextVar[Callable[[], None] | None] = ContextVar("sweep_keep_alive", default=None)
+
+
+@contextmanager
+def kept_alive(renew: Callable[[], None]) -> Iterator[None]:
+    """Inside the block, the sweep calls ``renew`` after every request it makes."""
+    token = _KEEP_ALIVE.set(renew)
+    try:
+        yield
+    finally:
+        _KEEP_ALIVE.reset(token)
+
+
+def _keep_alive() -> None:
+    renew = _KEEP_ALIVE.get()
+    if renew is not None:
+        renew()
 
 
 @contextmanager
@@ -178,12 +204,15 @@ def _reconcile(
     size = ctx.settings.sweep_page_size
     for start in range(0, len(matched.pairs), size):
         _apply_batch(ctx, matched.pairs[start : start + size], source, stats)
+        _keep_alive()
     latest = {ref.id: report for ref, report in matched.pairs}
     if source is ReportSource.DEEP:
         for report in matched.unknown:
             _adopt(ctx, account, report, stats, latest)
+            _keep_alive()
     unlisted = [r for r in matched.unlisted if r.status in OPEN_STATUSES]
     _look_up(ctx, adapter, account, unlisted, source, stats, latest)
+    _drop_given_up(ctx, stats)
     if not stats.fill_gaps:
         return
     if adapter.lists_fills:
@@ -192,6 +221,15 @@ def _reconcile(
     for order_id in sorted(stats.fill_gaps):  # a broker without a fill listing: derive them
         if order_id in latest and record_derived_fill(ctx, order_id, latest[order_id], source):
             stats.fills_derived += 1
+
+
+def _drop_given_up(ctx: WorkerContext, stats: SweepStats) -> None:
+    """A gap re-read to its limit was alerted: no monitor again for it (it would only
+    find the same thing); deep reconciliation's cheap forward sync still looks."""
+    given_up = {o for o in stats.fill_gaps if gap_state(ctx, o).alerted}
+    if given_up:
+        stats.fill_gaps -= given_up
+        stats.watch = [o for o in stats.watch if o not in given_up]
 
 
 def _list_all(
@@ -204,6 +242,7 @@ def _list_all(
         page = adapter.list_orders(status=status, after=since if token is None else None,
                                    page_size=page_size, page_token=token)  # fmt: skip
         stats.pages += 1
+        _keep_alive()
         for item in page.malformed:
             stats.malformed += 1
             logger.error("unreadable order in the broker's listing: %s", item.reason)
@@ -285,8 +324,14 @@ def _look_up(
     ctx: WorkerContext, adapter: BrokerAdapter, account: AccountInfo, refs: list[LocalRef],
     source: ReportSource, stats: SweepStats, latest: dict[str, OrderReport],
 ) -> None:  # fmt: skip
-    """Targeted lookups for orders the listing did not show, bounded per run."""
+    """Targeted lookups for orders the listing did not show, bounded per run; a write-ahead
+    row whose placement task is gone is taken over (sent again within its deadline, looked
+    up and rejected past it)."""
     for ref in refs[: ctx.settings.sweep_max_single_lookups]:
+        _keep_alive()
+        if ref.broker_order_id is None and ref.status is OrderStatus.PENDING_NEW:
+            _take_over(ctx, ref, stats)
+            continue
         stats.lookups += 1
         try:
             report = (
@@ -310,6 +355,23 @@ def _look_up(
         if ref.broker_order_id is None:
             adopt_parked(ctx, account.id, report.broker_order_id)
         _note_watch(stats, ref.id, applied.state)
+
+
+def _take_over(ctx: WorkerContext, ref: LocalRef, stats: SweepStats) -> None:
+    """A placement nobody is attempting any more: one attempt here, as its monitor would."""
+    if placement.placement_leased(ctx, ref.id):
+        return  # its task attempts again soon
+    done = placement.attempt(ctx, ref.id)
+    if done.step is Step.BUSY or done.step is Step.DONE:
+        return
+    stats.takeovers += 1
+    if done.step is Step.REJECTED:
+        stats.rejected += 1
+    elif done.step is Step.PLACED:
+        stats.applied += 1
+        stats.watch.append(ref.id)
+    else:
+        stats.watch.append(ref.id)  # its monitor goes on attempting
 
 
 def _record_miss(ctx: WorkerContext, ref: LocalRef, stats: SweepStats) -> None:
@@ -446,14 +508,23 @@ def _close_fill_gaps(
     gaps = [order_id for order_id, filled, broker in rows if broker > filled]
     if not gaps:
         return
-    if ctx.adapter(account).lists_fills:  # else _reconcile derived what the reports imply
-        _sync_fills(ctx, account, stats)
-    still = _with_fill_gap(ctx, gaps)
-    for order_id in still:
-        logger.error("order %s: the broker reports more filled than its recorded fills, "
-                     "and the account's fills do not show the rest", order_id)  # fmt: skip
-    stats.watch.extend(still)
-    stats.fill_gaps.update(still)
+    if not ctx.adapter(account).lists_fills:  # _reconcile derived what the reports imply
+        stats.fill_gaps.update(_with_fill_gap(ctx, gaps))
+        return
+    _sync_fills(ctx, account, stats)
+    for order_id in _with_fill_gap(ctx, gaps):
+        if stats.yielded is not None:
+            return
+        try:  # the order's own window, a bounded number of times, then one alert
+            gap = close_gap(ctx, order_id, keep_alive=_keep_alive)
+        except BrokerError as error:
+            stats.yielded = f"fill gap re-read stopped: {error}"
+            return
+        if gap is Gap.GIVEN_UP:
+            stats.gaps_given_up += 1
+        elif gap is not Gap.CLOSED:
+            stats.watch.append(order_id)
+            stats.fill_gaps.add(order_id)
 
 
 def position_mismatches(local: dict[str, Decimal], broker: Sequence[PositionReport]) -> list[str]:

@@ -1,9 +1,12 @@
 """Submitting to a broker so that there is one order there, never two.
 
-Every outcome of a submit is one of four things, decided here and acted on by the caller:
-the broker's report, a refusal (the order never existed), a deferral (the broker would not
-take the request; it was not processed, so trying again is safe), or unknown (the request
-may have reached the broker; the order is looked up by client order id, never resent).
+Every submission of an order carries the same client order id, which the broker refuses to
+duplicate, so sending again is always safe; what a send cannot tell is settled by a lookup.
+Each outcome is one of four things, decided here and acted on by the caller: the broker's
+report, a refusal (the order never existed), not sent (the request provably never reached
+the broker: 429, an empty budget, unreachable, its deadline), or unclear (it may have
+reached the broker and no lookup could say: send again, or look again, later). A lookup
+that did not reach the broker proves nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from brokers.errors import (
     OrderRejected,
     RateLimited,
 )
+from worker.budget import DeadlinePassed
 
 logger = logging.getLogger(__name__)
 
@@ -38,49 +42,46 @@ class Refused:
 
 
 @dataclass(frozen=True, slots=True)
-class Deferred:
+class NotSent:
     reason: str
+    deadline_passed: bool = False  # the send-by time of the block came first
 
 
 @dataclass(frozen=True, slots=True)
-class Unknown:
+class Unclear:
     reason: str
 
 
-Outcome = Reported | Refused | Deferred | Unknown
+Outcome = Reported | Refused | NotSent | Unclear
 
 
-def look_up(adapter: BrokerAdapter, client_order_id: str) -> Reported | Unknown | None:
-    """The broker's report for a client order id, None if it has none, Unknown if it can't say."""
+def look_up(adapter: BrokerAdapter, client_order_id: str) -> Reported | Unclear | None:
+    """The broker's report for a client order id, None if it answered that it has none,
+    Unclear if it could not say (a 429, an empty budget or a timeout proves nothing)."""
     try:
         return Reported(adapter.get_order_by_client_id(client_order_id))
     except OrderNotFound:
         return None
     except BrokerError as error:
-        return Unknown(f"lookup by client order id failed: {error}")
+        return Unclear(f"lookup by client order id failed: {error}")
 
 
-def submit(adapter: BrokerAdapter, request: PlaceOrderRequest, *, look_first: bool) -> Outcome:
-    """Submit once; after a lost or unclear answer, look the order up instead of resending.
-
-    ``look_first`` is for a retry of a placement that may already have reached the broker.
-    """
-    if look_first:
-        found = look_up(adapter, request.client_order_id)
-        if found is not None:
-            return found
+def submit(adapter: BrokerAdapter, request: PlaceOrderRequest) -> Outcome:
+    """Send once; a duplicate or an unclear answer is settled by a lookup, never by a guess."""
     try:
         return Reported(adapter.place(request))
-    except DuplicateClientOrderId:
-        return look_up(adapter, request.client_order_id) or Unknown(
-            "broker reports the client order id as taken but cannot find it yet"
+    except DuplicateClientOrderId:  # an earlier send got there: the order exists
+        return look_up(adapter, request.client_order_id) or Unclear(
+            "the broker reports the client order id as taken but cannot show it yet"
         )
     except (AnswerLost, MalformedResponse) as error:
         logger.warning("placement answer unclear for %s: %s", request.client_order_id, error)
-        return look_up(adapter, request.client_order_id) or Unknown(
+        return look_up(adapter, request.client_order_id) or Unclear(
             f"answer lost and not found by client order id yet: {error}"
         )
     except (OrderRejected, AuthenticationFailed) as error:
         return Refused(str(error))
+    except DeadlinePassed as error:
+        return NotSent(str(error), deadline_passed=True)
     except (RateLimited, BrokerUnavailable) as error:
-        return Deferred(str(error))
+        return NotSent(str(error))

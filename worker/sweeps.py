@@ -14,12 +14,20 @@ from models.orders import Account
 from worker.context import WorkerContext
 from worker.heartbeat import record_run
 from worker.locks import HeldLock
-from worker.reconcile import SweepStats
+from worker.reconcile import SweepStats, kept_alive
 
 logger = logging.getLogger(__name__)
 # A run claims its interval for this fraction of it: two beats ticking at any offset
 # still start at most one run per interval.
 CLAIM_FRACTION = 0.9
+
+
+class SweepLockLost(RuntimeError):
+    """The run's lock expired or was taken: another run may be going on; this one stops."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"{name}: the sweep lost its lock; the run stops")
 
 
 def skipped_key(name: str) -> str:
@@ -77,20 +85,45 @@ def run_sweep(
         ctx.redis.incr(executions_key(name))
         started = ctx.now()
         run = SweepRun(name, ran=True)
-        ok, error = True, ""
+        errors: list[str] = []
+
+        def renew() -> None:
+            if not lock.renew():
+                raise SweepLockLost(name)
+
         try:
-            for account_id in active_accounts(ctx):
-                stats = per_account(ctx, account_id)
-                lock.renew()
-                run.accounts.append(stats.summary())
-                if watch is not None:
-                    for order_id in dict.fromkeys(stats.watch):
-                        watch(order_id)
-        except Exception as exc:
-            ok, error = False, f"{type(exc).__name__}: {exc}"
-            raise
+            with kept_alive(renew):
+                for account_id in active_accounts(ctx):
+                    error = _sweep_account(ctx, name, account_id, per_account, watch, run)
+                    if error:
+                        errors.append(error)
+        except SweepLockLost as lost:  # another run may go on now; this one stops here
+            errors.append(str(lost))
+            logger.error("%s", lost)
         finally:
-            record_run(ctx.redis, name, ok=ok, started_at=started, finished_at=ctx.now(),
-                       stats=run.totals(), error=error[:500] or None)  # fmt: skip
+            record_run(ctx.redis, name, ok=not errors, started_at=started, finished_at=ctx.now(),
+                       stats=run.totals(), error="; ".join(errors)[:500] or None)  # fmt: skip
         logger.info("%s: %s", name, run.totals())
         return run
+
+
+def _sweep_account(
+    ctx: WorkerContext, name: str, account_id: str,
+    per_account: Callable[[WorkerContext, str], SweepStats],
+    watch: Callable[[str], None] | None, run: SweepRun,
+) -> str | None:  # fmt: skip
+    """One account; its failure is recorded and logged, and the next account is swept all
+    the same. Returns the error, if any."""
+    try:
+        stats = per_account(ctx, account_id)
+    except SweepLockLost:
+        raise
+    except Exception as exc:
+        logger.exception("%s of account %s failed", name, account_id)
+        run.accounts.append({"account_id": account_id, "error": f"{type(exc).__name__}"})
+        return f"account {account_id}: {type(exc).__name__}: {exc}"
+    run.accounts.append(stats.summary())
+    if watch is not None:
+        for order_id in dict.fromkeys(stats.watch):
+            watch(order_id)
+    return None

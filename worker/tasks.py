@@ -3,6 +3,7 @@ Task names and arguments are the public contract documented in the README."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -11,6 +12,7 @@ from celery import Task
 
 from worker import (
     cancellation,
+    chains,
     fills,
     heartbeat,
     monitoring,
@@ -30,11 +32,15 @@ from worker.args import (
     TrackOrderArgs,
     parse_args,
 )
-from worker.celery_app import app
+from worker.celery_app import MONITOR_QUEUE, app
 from worker.context import WorkerContext, context
 from worker.invalid_calls import record_invalid_call
 
 R = TypeVar("R")
+logger = logging.getLogger(__name__)
+# revive_monitors: at most this many chains a run, none while more checks wait in the queue.
+REVIVE_LIMIT = 200
+REVIVE_BACKLOG = 1000
 
 
 def _refuse(task: Task, error: InvalidTaskArguments, args: Any, kwargs: Any) -> None:
@@ -44,7 +50,7 @@ def _refuse(task: Task, error: InvalidTaskArguments, args: Any, kwargs: Any) -> 
 def start_monitor(order_id: str, chain: str | None = None) -> None:
     """Enqueue the first check of ``chain`` (a new chain if None)."""
     ctx = context()
-    token = chain or monitoring.start_chain(ctx, order_id)
+    token = chain or chains.start_chain(ctx, order_id)
     monitor_order.apply_async((order_id, token, 0), countdown=ctx.settings.monitor_first_delay_s)
 
 
@@ -52,20 +58,18 @@ def start_monitor(order_id: str, chain: str | None = None) -> None:
     name="ordersync.place_order", bind=True, ignore_result=False, throws=(InvalidTaskArguments,)
 )  # type: ignore[untyped-decorator]
 def place_order(self: Task, *args: Any, **kwargs: Any) -> str:
+    """Write the order, then attempt until the broker has it or its deadline has passed
+    (each retry a fresh message; the deadline, not a count, bounds them)."""
     try:
         parsed = parse_args(PlaceOrderArgs, self.name, args, kwargs)
-        settings = context().settings
-        last = self.request.retries >= settings.place_max_retries
-        result = placement.place_order(context(), parsed, task_id=self.request.id,
-                                       last_attempt=last)  # fmt: skip
+        result = placement.place_order(context(), parsed, task_id=self.request.id)
     except InvalidTaskArguments as error:
         _refuse(self, error, args, kwargs)
         raise
-    if result.retry:
-        raise self.retry(countdown=settings.place_retry_delay_s,
-                         max_retries=settings.place_max_retries)  # fmt: skip
-    if result.monitor:
+    if result.chain is not None:
         start_monitor(result.order_id, result.chain)
+    if result.retry_after_s is not None:
+        raise self.retry(countdown=result.retry_after_s, max_retries=None)
     return result.order_id
 
 
@@ -76,14 +80,14 @@ def track_order(self: Task, *args: Any, **kwargs: Any) -> str | None:
     try:
         parsed = parse_args(TrackOrderArgs, self.name, args, kwargs)
         settings = context().settings
-        last = self.request.retries >= settings.place_max_retries
+        last = self.request.retries >= settings.track_max_retries
         result = tracking.track_order(context(), parsed, last_attempt=last)
     except InvalidTaskArguments as error:
         _refuse(self, error, args, kwargs)
         raise
     if result.order_id is None:
         raise self.retry(countdown=settings.place_retry_delay_s,
-                         max_retries=settings.place_max_retries)  # fmt: skip
+                         max_retries=settings.track_max_retries)  # fmt: skip
     start_monitor(result.order_id)
     return result.order_id
 
@@ -118,7 +122,7 @@ def monitor_order(self: Task, order_id: Any, chain: Any = None, check: Any = 0) 
         _refuse(self, error, (order_id, chain, check), {})
         raise error
     ctx = context()
-    token = chain or monitoring.start_chain(ctx, order_id)
+    token = chain or chains.start_chain(ctx, order_id)
     outcome = monitoring.run_step(ctx, order_id, token, check)
     if outcome.delay_s is not None:
         step = check if outcome.same_step else check + 1
@@ -132,20 +136,45 @@ def sync_fills(account_id: str) -> None:
         sync_fills.delay(account_id)
 
 
+def queue_depth(queue: str) -> int | None:
+    """Messages waiting in a queue (None when the transport cannot say)."""
+    try:
+        with app.connection_for_read() as connection:
+            declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+            return int(declared.message_count)
+    except Exception as error:
+        logger.warning("cannot read the depth of queue %s: %s", queue, error)
+        return None
+
+
 @app.task(name="ordersync.revive_monitors", ignore_result=True, expires=30)  # type: ignore[untyped-decorator]
 def revive_monitors() -> int:
-    """Restart monitor chains whose next check is long overdue (their worker died)."""
+    """Restart monitor chains whose next check is long overdue (their worker died).
+
+    Not while the monitor queue is backlogged (overdue chains are then waiting in it, not
+    dead: reviving them would only add to the queue), and at most ``REVIVE_LIMIT`` a run;
+    a revived chain is not due again before the overdue limit has passed once more."""
     ctx = context()
-    overdue = monitoring.overdue_orders(ctx)
+    depth = queue_depth(MONITOR_QUEUE)
+    if depth is not None and depth > REVIVE_BACKLOG:
+        logger.warning("revive_monitors: %d checks wait in %s; not reviving", depth,
+                       MONITOR_QUEUE)  # fmt: skip
+        return 0
+    overdue = chains.take_overdue(ctx, REVIVE_LIMIT)
+    delay = ctx.settings.monitor_revive_overdue_s + ctx.settings.monitor_first_delay_s
     for order_id in overdue:
-        start_monitor(order_id)
+        token = chains.start_chain(ctx, order_id, due_in_s=delay)
+        monitor_order.apply_async((order_id, token, 0),
+                                  countdown=ctx.settings.monitor_first_delay_s)  # fmt: skip
+    if overdue:
+        logger.info("revive_monitors: restarted %d chains", len(overdue))
     return len(overdue)
 
 
 def _watch(order_id: str) -> None:
     """A sweep found an order that needs close watching: a monitor, unless one is live."""
     ctx = context()
-    if not ctx.redis.exists(monitoring.chain_key(order_id)):
+    if not chains.is_live(ctx, order_id):
         start_monitor(order_id)
 
 

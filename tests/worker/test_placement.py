@@ -81,10 +81,13 @@ def test_the_lookup_after_a_lost_answer_runs_at_placement_priority(unit: UnitWor
     assert unit.order(result.order_id).status is OrderStatus.NEW
 
 
-def test_a_redelivered_placement_looks_first_at_placement_priority(unit: UnitWorker) -> None:
+def test_a_redelivered_placement_is_sent_again_at_placement_priority(unit: UnitWorker) -> None:
+    """The broker refuses a second order with the same client order id, so sending again
+    is safe (test_placement_deadline.py has a broker that does refuse it)."""
     unit.adapter = broker = StubBroker(lose=1)
     first = place_order(unit.ctx, args("p-3"), task_id="t-3")
     broker.calls.clear()
+    broker.lose = 0
     # The row exists but, as if the first worker died before storing the answer, no id.
     with unit.ctx.sessions.begin() as session:
         order = session.get(Order, first.order_id)
@@ -92,7 +95,7 @@ def test_a_redelivered_placement_looks_first_at_placement_priority(unit: UnitWor
         order.broker_order_id, order.status = None, OrderStatus.PENDING_NEW
     again = place_order(unit.ctx, args("p-3"), task_id="t-3")
     assert again.order_id == first.order_id
-    assert broker.calls == [("lookup", Priority.PLACEMENT)]
+    assert broker.calls == [("place", Priority.PLACEMENT)]
 
 
 # --- an EXIT may close no more than its trade has open -----------------------------------

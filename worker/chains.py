@@ -1,0 +1,106 @@
+"""The bookkeeping of monitor chains in Redis: per order, the token of its one live chain
+and the last step done (one hash per order, not a key per check), and when its next check
+is due (one sorted set), timed by the Redis clock so workers whose clocks disagree never
+see each other's chains as overdue.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from worker.context import WorkerContext
+
+DUE_KEY = "ordersync:monitor:due"
+SUPERSEDED, DUPLICATE, LOCKED, ACQUIRED = 0, 1, 2, 3
+
+# Redis time in seconds, as a Lua expression.
+_NOW = "(function() local t = redis.call('TIME') return t[1] + t[2] / 1e6 end)()"
+
+# KEYS: chain, due. ARGV: token, ttl s, order id, delay s.
+_START = f"""
+redis.call('HSET', KEYS[1], 'token', ARGV[1], 'done', -1)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], {_NOW} + tonumber(ARGV[4]), ARGV[3])
+"""
+
+# KEYS: chain, lock. ARGV: token, lock token, lock ttl ms, check. One round trip: is this
+# chain current, is this step not done yet, and take the order lock.
+_GUARD = """
+local chain = redis.call('HMGET', KEYS[1], 'token', 'done')
+if chain[1] ~= ARGV[1] then return 0 end
+if tonumber(chain[2] or '-1') >= tonumber(ARGV[4]) then return 1 end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 2 end
+return 3
+"""
+
+# KEYS: chain, due. ARGV: token, check, order id, delay s ('' = the chain ends).
+_STEP_DONE = f"""
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+if ARGV[4] == '' then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'done', ARGV[2])
+  redis.call('ZADD', KEYS[2], {_NOW} + tonumber(ARGV[4]), ARGV[3])
+end
+return 1
+"""
+
+# KEYS: due. ARGV: overdue s, limit, push s. The chains due more than "overdue" ago; each is
+# pushed "push" seconds ahead at once, so a chain still waiting in a backlogged queue is
+# not revived again at every run.
+_OVERDUE = f"""
+local now = {_NOW}
+local found = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]),
+                         'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(found) do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
+end
+return found
+"""
+
+
+def chain_key(order_id: str) -> str:
+    return f"ordersync:monitor:chain:{order_id}"
+
+
+def chain_ttl_s(ctx: WorkerContext) -> int:
+    s = ctx.settings
+    return int(s.monitor_window_s + 2 * s.monitor_revive_overdue_s) + 60
+
+
+def start_chain(ctx: WorkerContext, order_id: str, due_in_s: float | None = None) -> str:
+    """A new chain for the order, due after ``due_in_s`` (default: the first check's delay);
+    any older chain stops at its next step."""
+    token = uuid.uuid4().hex
+    due = ctx.settings.monitor_first_delay_s if due_in_s is None else due_in_s
+    ctx.redis.eval(_START, 2, chain_key(order_id), DUE_KEY, token, chain_ttl_s(ctx), order_id,
+                   due)  # fmt: skip
+    return token
+
+
+def guard_step(ctx: WorkerContext, order_id: str, token: str, check: int, lock_name: str,
+               lock_token: str) -> int:  # fmt: skip
+    """SUPERSEDED, DUPLICATE, LOCKED, or ACQUIRED (the order lock is now ``lock_token``'s)."""
+    ttl_ms = int(ctx.settings.order_lock_ttl_s * 1000)
+    return int(ctx.redis.eval(_GUARD, 2, chain_key(order_id), lock_name, token, lock_token,
+                              ttl_ms, check))  # fmt: skip
+
+
+def step_done(ctx: WorkerContext, order_id: str, token: str, check: int,
+              next_in_s: float | None) -> None:  # fmt: skip
+    """Record the step; the chain goes on after ``next_in_s``, or ends (None)."""
+    delay = "" if next_in_s is None else repr(next_in_s)
+    ctx.redis.eval(_STEP_DONE, 2, chain_key(order_id), DUE_KEY, token, check, order_id, delay)
+
+
+def is_live(ctx: WorkerContext, order_id: str) -> bool:
+    return bool(ctx.redis.exists(chain_key(order_id)))
+
+
+def take_overdue(ctx: WorkerContext, limit: int) -> list[str]:
+    """Orders whose chain is overdue (its worker died), marked as being revived."""
+    s = ctx.settings
+    found = ctx.redis.eval(_OVERDUE, 1, DUE_KEY, s.monitor_revive_overdue_s, limit,
+                           s.monitor_revive_overdue_s + s.monitor_first_delay_s)  # fmt: skip
+    return [str(member) for member in found]
