@@ -223,3 +223,20 @@ def test_the_adapter_cache_gives_each_account_its_hooks(
     assert asked == [connection]
     assert gate.calls == 1
     assert [info.remaining for info in observed] == [199]
+
+
+def test_with_a_gate_a_429_is_not_waited_out_in_the_adapter(
+    router: respx.Router, make_broker: Callable[..., AlpacaBroker], events: list[str]
+) -> None:
+    """The gate's shared budget learned the reset from the answer and waits within its
+    caller's bounds (a monitor step must fit in its order lock): no sleep of its own here."""
+    sleeps: list[float] = []
+    router.get(f"/v2/orders/{ORDER}").mock(
+        side_effect=answers(
+            events,
+            httpx.Response(429, headers=reset_in(30)),
+            httpx.Response(200, json=alpaca_order(ORDER)),
+        )
+    )
+    make_broker(gate=Gate(events), sleep=sleeps.append).get_order(ORDER)
+    assert sleeps == [0.0]

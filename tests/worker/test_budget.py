@@ -25,12 +25,14 @@ from worker.budget import (
     BudgetSize,
     BudgetStats,
     BudgetUnavailable,
+    DeadlinePassed,
     Priority,
     adapter_hooks,
     bucket_key,
     budget_stats,
     current_priority,
     priority,
+    send_by,
 )
 
 ACCOUNT = "acc-1"
@@ -458,3 +460,42 @@ def test_adapter_hooks_spend_the_connections_account_budget(
     hooks.observer(RateLimitInfo(40, 0, None, 429))
 
     assert stats(server) == BudgetStats(granted=8, exhausted=1, throttled_429=1)
+
+
+# -- send_by: no request after a deadline ------------------------------------------------------
+
+
+def test_nothing_is_sent_once_the_send_by_time_has_passed(budget: Budget, clock: FakeClock) -> None:
+    with send_by(clock.utc() - timedelta(seconds=1)), pytest.raises(DeadlinePassed) as late:
+        budget.acquire(Priority.PLACEMENT)
+    assert late.value.account_id == ACCOUNT
+    assert isinstance(late.value, RateLimited)  # like any refusal of the gate: never sent
+    assert clock.sleeps == []
+
+
+def test_a_wait_for_a_token_ends_at_the_send_by_time(budget: Budget, clock: FakeClock) -> None:
+    budget.observe(limited(clock, 30))  # blocked for 30 s
+    with send_by(clock.utc() + timedelta(seconds=3)), pytest.raises(DeadlinePassed):
+        budget.acquire(Priority.PLACEMENT)
+    assert sum(clock.sleeps) <= 3
+
+
+def test_a_token_within_the_send_by_time_is_granted(budget: Budget, clock: FakeClock) -> None:
+    budget.observe(limited(clock, 1))
+    with send_by(clock.utc() + timedelta(seconds=10)):
+        budget.acquire(Priority.PLACEMENT)
+    assert 1 <= sum(clock.sleeps) <= 10
+
+
+def test_nested_send_by_keeps_the_earlier_deadline(budget: Budget, clock: FakeClock) -> None:
+    soon = clock.utc() - timedelta(seconds=1)
+    with send_by(soon), send_by(clock.utc() + timedelta(hours=1)), pytest.raises(DeadlinePassed):
+        budget.acquire()
+    with send_by(None):
+        budget.acquire()  # no deadline outside the blocks
+
+
+def test_deadline_passed_survives_pickling() -> None:
+    error = DeadlinePassed(ACCOUNT, datetime(2026, 12, 3, tzinfo=UTC))
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.account_id, again.deadline) == (ACCOUNT, error.deadline)

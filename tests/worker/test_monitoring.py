@@ -14,8 +14,10 @@ from brokers.base import FillReport, OrderReport, Page
 from models.enums import OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Fill
 from tests.worker.conftest import UnitWorker
+from worker import chains
+from worker.budget import _SEND_BY
 from worker.locks import order_lock_name
-from worker.monitoring import run_step, start_chain
+from worker.monitoring import LOCK_LOST_KEY, delay_for, run_step, start_chain
 
 NEARLY_EXPIRED_MS = 2000  # as if most of the lock's TTL had gone by during the call
 
@@ -104,3 +106,71 @@ def test_a_monitor_derives_the_fill_a_broker_without_a_fill_listing_implies(
         assert [(f.broker_fill_id, f.quantity, f.price) for f in fills] == [
             ("derived-b-slow-3", Decimal(3), Decimal(10))
         ]
+
+
+class StolenLockBroker(SlowBroker):
+    """Another worker takes the order lock while the first page of fills is fetched."""
+
+    def list_fills(self, *, page_token: str | None = None, **kw: Any) -> Page[FillReport]:
+        page = super().list_fills(page_token=page_token, **kw)
+        self.redis.set(self.lock, "someone-else")
+        return page
+
+
+def test_a_step_that_loses_its_lock_stops_there_and_runs_again(unit: UnitWorker) -> None:
+    order_id = unit.add_order("c-slow", broker_order_id="b-slow", status=OrderStatus.NEW,
+                              order_type=OrderType.MARKET, quantity="3")  # fmt: skip
+    unit.adapter = broker = StolenLockBroker(unit, order_id)
+    token = start_chain(unit.ctx, order_id)
+
+    step = run_step(unit.ctx, order_id, token, 0)
+
+    assert (step.reason, step.same_step) == ("lock lost", True)
+    assert [name for name, _ in broker.ttl_at_call] == ["get_order", "list_fills"]  # no more
+    assert unit.ctx.redis.get(order_lock_name(order_id)) == "someone-else"  # not released
+    assert unit.ctx.redis.get(LOCK_LOST_KEY) == "1"
+    # the account's request for fills is kept for the next sync
+    assert unit.ctx.redis.exists(f"ordersync:fills:dirty:{unit.account_id}")
+
+
+def test_a_step_sends_nothing_after_half_its_lock(unit: UnitWorker) -> None:
+    order_id = unit.add_order("c-slow", broker_order_id="b-slow", status=OrderStatus.NEW)
+    bounds: list[float | None] = []
+
+    class Recording(SlowBroker):
+        def get_order(self, broker_order_id: str) -> OrderReport:
+            bounds.append(_SEND_BY.get())
+            return super().get_order(broker_order_id)
+
+    unit.adapter = Recording(unit, order_id)
+    run_step(unit.ctx, order_id, start_chain(unit.ctx, order_id), 0)
+    half = unit.ctx.settings.order_lock_ttl_s / 2
+    assert bounds == [(unit.clock[0] + timedelta(seconds=half)).timestamp()]
+
+
+def test_a_finished_step_delivered_again_is_dropped_and_one_hash_per_chain(
+    unit: UnitWorker,
+) -> None:
+    order_id = unit.add_order("c-1", broker_order_id="b-1", status=OrderStatus.NEW)
+    token = start_chain(unit.ctx, order_id)
+    unit.ctx.redis.hset(chains.chain_key(order_id), "done", 4)  # steps 0-4 ran
+    assert run_step(unit.ctx, order_id, token, 3).reason == "duplicate delivery"
+    assert run_step(unit.ctx, order_id, "old-token", 5).reason == "superseded"
+    unit.ctx.redis.set(order_lock_name(order_id), "another-worker", px=30_000)
+    locked = run_step(unit.ctx, order_id, token, 5)
+    assert (locked.reason, locked.same_step) == ("locked", True)
+    assert locked.delay_s == delay_for(unit.ctx, 5)  # the step's own pace, not the slowest
+    keys = [k for k in unit.ctx.redis.keys("ordersync:monitor:*") if order_id in k]
+    assert keys == [chains.chain_key(order_id)]
+
+
+def test_revive_takes_overdue_chains_once_per_overdue_period(unit: UnitWorker) -> None:
+    ctx = unit.ctx
+    now = float(ctx.redis.time()[0])
+    overdue = ctx.settings.monitor_revive_overdue_s
+    ctx.redis.zadd(chains.DUE_KEY, {"dead": now - overdue - 5, "fine": now + 1})
+    assert chains.take_overdue(ctx, 100) == ["dead"]
+    assert chains.take_overdue(ctx, 100) == []  # pushed ahead: not revived again at once
+    score = ctx.redis.zscore(chains.DUE_KEY, "dead")
+    assert score is not None
+    assert score > now + overdue
