@@ -108,13 +108,19 @@ def order_event_kinds(
     applied: Applied, *, was_filled: bool, repeated_anomaly: bool = False
 ) -> Iterator[EventKind]:
     """The events one applied report produces: its status changes in order, then what its
-    recorded fills did (``was_filled``: the order was fully filled before)."""
+    recorded fills did (``was_filled``: the order was fully filled before). A REJECTED of ours
+    that the broker overturns is announced as ORDER_ACCEPTED (the broker has the order after
+    all), once, before whatever the broker's report goes on to say."""
+    announced: set[EventKind] = set()
     for entry in applied.history:
         if entry.kind is HistoryKind.ANOMALY:
             if not repeated_anomaly:
                 yield EventKind.ORDER_ERROR
-        elif entry.kind is HistoryKind.TRANSITION and entry.to_status in _ON_STATUS:
-            yield _ON_STATUS[entry.to_status]
+        elif entry.kind is HistoryKind.TRANSITION:
+            kind = EventKind.ORDER_ACCEPTED if entry.overturns else _ON_STATUS.get(entry.to_status)
+            if kind is not None and not (kind is EventKind.ORDER_ACCEPTED and kind in announced):
+                announced.add(kind)
+                yield kind
     state = applied.state
     if fully_filled(state.status, state.filled_quantity, state.broker_filled_quantity):
         if not was_filled:

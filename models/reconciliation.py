@@ -1,6 +1,8 @@
 """Reconciliation decisions, free of I/O: which local order a broker report belongs to, and
 what a miss means. Nobody declares an order lost on one miss (reconciliation-lessons.md):
 only repeated misses, each after a targeted lookup, do; the broker's later truth still wins.
+A write-ahead row rejected here is our conclusion, not the broker's: if the broker shows the
+order later (paired by client order id), its report overturns the rejection.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class Matched:
 
 
 def match(local: Sequence[LocalRef], reports: Iterable[OrderReport]) -> Matched:
-    """Pair reports with local orders by broker order id, else by client order id."""
+    """Pair reports with local orders by broker order id, else by client order id (a row we
+    rejected as never placed has no broker id: its client id finds it)."""
     by_broker = {ref.broker_order_id: ref for ref in local if ref.broker_order_id}
     by_client = {ref.client_order_id: ref for ref in local}
     result = Matched()
@@ -58,7 +61,7 @@ def match(local: Sequence[LocalRef], reports: Iterable[OrderReport]) -> Matched:
 class MissAction(enum.Enum):
     WAIT = "wait"  # look again next time
     DECLARE_LOST = "declare_lost"  # alert; the order stays open until the broker says more
-    REJECT = "reject"  # a write-ahead row the broker never received
+    REJECT = "reject"  # a write-ahead row the broker never received (until it shows it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,8 @@ def record_applied(
     was_filled = fully_filled(order.status, order.filled_quantity, order.broker_filled_quantity)
     if applied.new_fills or applied.verdict is Verdict.APPLIED:
         _copy_state(order, applied.state, now=now)
+    if any(entry.overturns for entry in applied.history):
+        order.last_error = None  # our conclusion's reason; its history row keeps it
     for fill in applied.new_fills:
         session.add(
             Fill(

@@ -45,9 +45,12 @@ TRANSITIONS: Final[Mapping[S, frozenset[S]]] = {
                               S.EXPIRED}),
     S.NEW: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED,
                       S.REPLACED, S.REJECTED}),
+    # REJECTED after fills: the broker refused the rest; the fills stand (see _ending_detail)
     S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED,
-                                   S.EXPIRED, S.REPLACED}),
-    S.PENDING_CANCEL: frozenset({S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.NEW}),
+                                   S.EXPIRED, S.REPLACED, S.REJECTED}),
+    # NEW: the cancel was refused; EXPIRED, REJECTED, REPLACED: the broker ended it first
+    S.PENDING_CANCEL: frozenset({S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.NEW, S.EXPIRED,
+                                 S.REJECTED, S.REPLACED}),
     S.FILLED: frozenset(),
     S.CANCELED: frozenset(),  # terminal for status; late fills may still add quantity
     S.REJECTED: frozenset(),
@@ -93,6 +96,12 @@ class OrderState:
     closed_at: datetime | None = None
 
     @property
+    def concluded_locally(self) -> bool:
+        """REJECTED by our own conclusion (no broker status behind it): the broker may still
+        show the order, and then its truth wins (``local_transition`` clears ``raw_status``)."""
+        return self.status is S.REJECTED and self.raw_status is None
+
+    @property
     def average_fill_price(self) -> Decimal | None:
         if not self.filled_quantity:
             return None
@@ -112,6 +121,11 @@ class HistoryEntry:
     raw_status: str | None
     detail: str | None = None
     report: str | None = None  # JSON of the report, kept for anomalies
+
+    @property
+    def overturns(self) -> bool:
+        """Out of a terminal status: only the broker overturning our own conclusion does that."""
+        return self.kind is HistoryKind.TRANSITION and self.from_status.is_terminal
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +175,9 @@ def _entered(state: OrderState, target: S, now: datetime, filled_at: datetime | 
     )
 
 
-def apply_fill(state: OrderState, fill: FillReport, *, now: datetime) -> Applied:
-    """Record one execution once; a fill that would break an invariant is an anomaly."""
-    if fill.broker_fill_id in state.fill_ids:
-        return Applied(state, Verdict.DUPLICATE)
+def _fill_problem(state: OrderState, fill: FillReport, vouched: Decimal) -> str | None:
+    """Why the fill cannot be recorded, if it cannot (``vouched``: what the broker says is
+    filled, the most a rejected order's fills may come to)."""
     problem = None
     if state.broker_order_id and fill.broker_order_id != state.broker_order_id:
         problem = f"fill is for broker order {fill.broker_order_id}, not {state.broker_order_id}"
@@ -174,14 +187,40 @@ def apply_fill(state: OrderState, fill: FillReport, *, now: datetime) -> Applied
         problem = f"fill price {fill.price} is not positive"
     elif not (storable(fill.fee) and storable(fill.quantity) and storable(fill.price)):
         problem = f"fill {fill.quantity} @ {fill.price} fee {fill.fee} cannot be stored exactly"
-    elif state.status is S.REJECTED:
-        problem = "fill for a rejected order"
+    elif (
+        state.status is S.REJECTED
+        and not state.concluded_locally
+        and (state.filled_quantity + fill.quantity > vouched)
+    ):
+        problem = f"fill for a rejected order (the broker reported {vouched} filled)"
     elif state.filled_quantity + fill.quantity > state.quantity:
         problem = (
             f"overfill: {state.filled_quantity} + {fill.quantity} exceeds quantity {state.quantity}"
         )
+    return problem
+
+
+def apply_fill(state: OrderState, fill: FillReport, *, now: datetime) -> Applied:
+    """Record one execution once; a fill that would break an invariant is an anomaly."""
+    return _apply_fill(state, fill, now, state.broker_filled_quantity)
+
+
+def _apply_fill(state: OrderState, fill: FillReport, now: datetime, vouched: Decimal) -> Applied:
+    """``apply_fill``, the fill judged against ``vouched`` (a report judges its own fills by
+    its own figures, so applying it once or twice comes to the same)."""
+    if fill.broker_fill_id in state.fill_ids:
+        return Applied(state, Verdict.DUPLICATE)
+    problem = _fill_problem(state, fill, vouched)
     if problem:
         return Applied(state, Verdict.ANOMALY, history=(_anomaly(state, problem, fill),))
+    history: tuple[HistoryEntry, ...] = ()
+    if state.concluded_locally:  # an execution proves the order reached the broker
+        evidence = (
+            f"the broker reports fill {fill.broker_fill_id!r} "
+            f"({fill.quantity} @ {fill.price}) of order {fill.broker_order_id}"
+        )
+        state, overturn = _reopened(state), _overturn_entry(state, evidence, None)
+        history = (overturn,)
 
     filled = state.filled_quantity + fill.quantity
     with localcontext() as ctx:
@@ -200,13 +239,28 @@ def apply_fill(state: OrderState, fill: FillReport, *, now: datetime) -> Applied
         target = S.FILLED
     elif state.status in (S.PENDING_NEW, S.NEW):
         target = S.PARTIALLY_FILLED
-    history: tuple[HistoryEntry, ...] = ()
     if target is not state.status:
         new = _entered(new, target, now, fill.filled_at)
-        history = (
+        history += (
             HistoryEntry(HistoryKind.TRANSITION, state.status, target, filled, state.raw_status),
         )
     return Applied(new, Verdict.APPLIED, new_fills=(fill,), history=history)
+
+
+def _reopened(state: OrderState) -> OrderState:
+    """A REJECTED we concluded, back to PENDING_NEW (the status it had), where the broker's
+    report or fill applies as to any write-ahead row."""
+    return dataclasses.replace(state, status=S.PENDING_NEW, closed_at=None)
+
+
+def _overturn_entry(state: OrderState, evidence: str, raw_status: str | None) -> HistoryEntry:
+    """The history row that says our conclusion gave way, and to what."""
+    return HistoryEntry(
+        HistoryKind.TRANSITION, state.status, S.PENDING_NEW, state.broker_filled_quantity,
+        raw_status,
+        detail=f"local conclusion overturned: {state.status} was ours, not the broker's, "
+        f"and {evidence}",
+    )  # fmt: skip
 
 
 class IllegalTransition(ValueError):
@@ -219,14 +273,18 @@ class IllegalTransition(ValueError):
 
 
 def local_transition(state: OrderState, target: S, *, now: datetime, detail: str) -> Applied:
-    """A change we make ourselves (a refused placement, a cancel request), by the table."""
+    """A change we make ourselves (a refused placement, a cancel request), by the table. A
+    REJECTED of ours carries no broker status: that is how it stays open to the broker."""
     if not can_transition(state.status, target):
         raise IllegalTransition(state.status, target)
     entry = HistoryEntry(
         HistoryKind.TRANSITION, state.status, target, state.broker_filled_quantity,
         state.raw_status, detail=detail,
     )  # fmt: skip
-    return Applied(_entered(state, target, now, None), Verdict.APPLIED, history=(entry,))
+    new = _entered(state, target, now, None)
+    if target is S.REJECTED:
+        new = dataclasses.replace(new, raw_status=None)
+    return Applied(new, Verdict.APPLIED, history=(entry,))
 
 
 def _is_stale(state: OrderState, report: OrderReport) -> bool:
@@ -266,18 +324,45 @@ def _target_status(state: OrderState, report: OrderReport) -> tuple[S, HistoryKi
     return f"illegal transition {current} -> {target} (broker status {report.raw_status!r})"
 
 
+def _gives_way(state: OrderState, report: OrderReport) -> bool:
+    """Our own REJECTED yields to a current report of the order in any other status (one
+    saying REJECTED only confirms it: it then becomes the broker's, and final)."""
+    return (
+        state.concluded_locally
+        and report.status is not S.REJECTED
+        and not _is_stale(_reopened(state), report)
+    )
+
+
+def _ending_detail(current: S, target: S, state: OrderState) -> str | None:
+    """What the broker's truth means where an open order ends unusually."""
+    notes = []
+    if current is S.PENDING_CANCEL and target in (S.EXPIRED, S.REJECTED, S.REPLACED):
+        notes.append(f"the broker ended the order as {target} before acting on the cancel")
+    if target is S.REJECTED and state.broker_filled_quantity > ZERO:
+        notes.append(
+            f"rejected after {state.broker_filled_quantity} of {state.quantity} filled: the "
+            "fills stand, the unfilled rest never will"
+        )
+    return "; ".join(notes) or None
+
+
 def apply_report(state: OrderState, report: OrderReport, *, now: datetime) -> Applied:
     """Apply the broker's view of an order; never raises for bad or out-of-order reports."""
     problem = _report_problem(state, report)
     if problem and state.broker_order_id and report.broker_order_id != state.broker_order_id:
         return Applied(state, Verdict.ANOMALY, history=(_anomaly(state, problem, report),))
 
+    current, history = state, []
+    if not problem and _gives_way(state, report):
+        evidence = f"the broker reports order {report.broker_order_id} as {report.raw_status!r}"
+        current = _reopened(state)
+        history.append(_overturn_entry(state, evidence, report.raw_status))
     # Fills are facts: each is applied on its own merits, whatever the report's age.
-    current = state
     new_fills: list[FillReport] = []
-    history: list[HistoryEntry] = []
+    vouched = max(state.broker_filled_quantity, ZERO if problem else report.filled_quantity)
     for fill in report.fills:
-        result = apply_fill(current, fill, now=now)
+        result = _apply_fill(current, fill, now, vouched)
         current = result.state
         new_fills.extend(result.new_fills)
         history.extend(result.history)
@@ -316,6 +401,7 @@ def apply_report(state: OrderState, report: OrderReport, *, now: datetime) -> Ap
                 target,
                 updated.broker_filled_quantity,
                 report.raw_status,
+                detail=_ending_detail(current.status, target, updated),
             )
         )
     changed = updated != state

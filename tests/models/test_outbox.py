@@ -11,7 +11,16 @@ import pytest
 from brokers.base import FillReport
 from models.enums import OrderStatus, Side
 from models.outbox import PRIORITY, EventKind, OutboxEvent, add_event, order_event_kinds
-from models.state_machine import Applied, HistoryEntry, HistoryKind, OrderState, Verdict
+from models.state_machine import (
+    Applied,
+    HistoryEntry,
+    HistoryKind,
+    OrderState,
+    Verdict,
+    apply_report,
+    local_transition,
+)
+from tests.models.factories import fill, report
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 S = OrderStatus
@@ -87,6 +96,30 @@ def test_an_anomaly_is_an_error_event_unless_it_was_announced_before() -> None:
     change = applied((HistoryKind.ANOMALY, S.NEW, S.NEW))
     assert kinds(change) == [EventKind.ORDER_ERROR]
     assert list(order_event_kinds(change, was_filled=False, repeated_anomaly=True)) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "filled", "expected"),
+    [
+        (S.PENDING_NEW, "0", [EventKind.ORDER_ACCEPTED]),
+        (S.NEW, "0", [EventKind.ORDER_ACCEPTED]),  # once, though it passes PENDING_NEW
+        (S.PARTIALLY_FILLED, "2", [EventKind.ORDER_ACCEPTED, EventKind.ORDER_PARTIALLY_FILLED]),
+        (S.FILLED, "5", [EventKind.ORDER_ACCEPTED, EventKind.ORDER_FILLED]),
+        (S.CANCELED, "0", [EventKind.ORDER_ACCEPTED, EventKind.ORDER_CANCELLED]),
+        (S.REJECTED, "0", []),  # the broker confirms what was announced
+    ],
+)
+def test_the_broker_overturning_our_rejection_is_announced(
+    status: OrderStatus, filled: str, expected: list[EventKind]
+) -> None:
+    """After the ORDER_REJECTED of our own conclusion, what the broker says of the order."""
+    rejected = local_transition(OrderState(S.PENDING_NEW, Decimal(5)), S.REJECTED, now=T0,
+                                detail="never reached the broker")  # fmt: skip
+    assert kinds(rejected) == [EventKind.ORDER_REJECTED]
+    fills = tuple(fill(f"f{i}", "1") for i in range(int(filled)))
+    change = apply_report(rejected.state, report(status, filled, quantity="5", fills=fills),
+                          now=T0)  # fmt: skip
+    assert kinds(change) == expected
 
 
 def test_every_kind_has_a_priority_and_seed_003s_order_holds() -> None:

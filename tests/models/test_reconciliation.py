@@ -137,3 +137,11 @@ def test_recorded_fills_above_the_brokers_average_fall_back_to_it() -> None:
     fill = derived_fill(state, filled_report("2", "10"), now=T0)
     assert fill is not None
     assert fill.price == Decimal(10)
+
+
+def test_a_row_we_rejected_as_never_placed_is_paired_by_its_client_id() -> None:
+    """The broker shows it after all: the pair is what lets its report overturn ours."""
+    ours = ref("1", None, "c1", status=OrderStatus.REJECTED)
+    result = match([ours], [report("b1", "c1")])
+    assert [(r.id, rep.broker_order_id) for r, rep in result.pairs] == [("1", "b1")]
+    assert result.unknown == []

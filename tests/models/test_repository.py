@@ -21,9 +21,11 @@ from models.enums import (
     Side,
     TimeInForce,
 )
+from models.ledger import Position
 from models.orders import Account, Fill, Order, OrderEvent
-from models.repository import apply_to_order, load_state
-from models.state_machine import Verdict
+from models.outbox import OutboxEvent
+from models.repository import apply_to_order, load_state, record_applied
+from models.state_machine import Verdict, local_transition
 from tests.models.factories import at, fill, report
 
 
@@ -145,6 +147,56 @@ def test_anomaly_is_recorded_once_with_the_raw_report(
     assert order.anomaly_count == 1
     assert order.status is OrderStatus.FILLED
     assert '"raw_status": "new"' in (events[0].report or "")
+
+
+def test_a_rejection_of_ours_gives_way_to_the_brokers_fills(
+    db_session: Session, make_order: Callable[..., Order]
+) -> None:
+    """Rejected as never placed; the broker later shows it filled: its truth is recorded
+    (status, broker id, fills, position, events) with the overturn in the history."""
+    order = make_order(client_order_id="c-w", broker_order_id=None,
+                       status=OrderStatus.PENDING_NEW)  # fmt: skip
+    reason = "never reached the broker: 3 lookups"
+    rejected = local_transition(load_state(db_session, order), OrderStatus.REJECTED, now=at(2),
+                                detail=reason)  # fmt: skip
+    record_applied(db_session, order, rejected, now=at(2), source=ReportSource.DEEP)
+    order.last_error = reason
+    db_session.flush()
+    assert (order.status, order.raw_status) == (OrderStatus.REJECTED, None)
+
+    fills = (fill("f1", "4", "100"), fill("f2", "6", "100"))
+    applied = apply_to_order(db_session, order, report(OrderStatus.FILLED, "10", fills=fills),
+                             now=at(9), source=ReportSource.DEEP)  # fmt: skip
+    db_session.flush()
+    db_session.expire_all()
+
+    assert applied.anomalies == ()
+    loaded = db_session.get(Order, order.id)
+    assert loaded is not None
+    assert (loaded.status, loaded.broker_order_id, loaded.raw_status) == (
+        OrderStatus.FILLED, "b-1", "filled",
+    )  # fmt: skip
+    assert (loaded.filled_quantity, loaded.average_fill_price) == (Decimal(10), Decimal(100))
+    assert (loaded.anomaly_count, loaded.last_error) == (0, None)
+    assert len(db_session.scalars(select(Fill).where(Fill.order_id == order.id)).all()) == 2
+    position = db_session.get(Position, (order.account_id, "AAPL"))
+    assert position is not None
+    assert position.quantity == Decimal(10)
+    history = db_session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+    ).all()
+    assert [(h.kind, h.from_status, h.to_status) for h in history] == [
+        ("transition", OrderStatus.PENDING_NEW, OrderStatus.REJECTED),
+        ("transition", OrderStatus.REJECTED, OrderStatus.PENDING_NEW),
+        ("transition", OrderStatus.PENDING_NEW, OrderStatus.PARTIALLY_FILLED),
+        ("transition", OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED),
+    ]
+    assert "local conclusion overturned" in (history[1].detail or "")
+    assert "'filled'" in (history[1].detail or "")
+    events = db_session.scalars(
+        select(OutboxEvent.kind).where(OutboxEvent.order_id == order.id).order_by(OutboxEvent.id)
+    ).all()
+    assert list(events) == ["ORDER_REJECTED", "ORDER_ACCEPTED", "ORDER_FILLED"]
 
 
 def test_concurrent_writers_are_caught_by_the_version(engine: Engine) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from itertools import product
 
 import pytest
 
-from models.enums import TERMINAL_STATUSES
+from models.enums import OPEN_STATUSES, TERMINAL_STATUSES
 from models.enums import OrderStatus as S
 from models.state_machine import (
     TRANSITIONS,
@@ -17,17 +18,21 @@ from models.state_machine import (
     Verdict,
     apply_fill,
     apply_report,
+    local_transition,
 )
 from tests.models.factories import BROKER_ID, T0, at, fill, report
 
-# design.md, "Order states", written out independently of the module under test.
+# design.md, "Order states", written out independently of the module under test; plus
+# PARTIALLY_FILLED -> REJECTED (the broker refuses the rest: no open order is stuck by a
+# terminal report from the broker).
 DESIGN_TABLE = {
     S.PENDING_NEW: {S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELED, S.EXPIRED},
     S.NEW: {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED, S.REPLACED,
             S.REJECTED},
     S.PARTIALLY_FILLED: {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED,
-                         S.REPLACED},
-    S.PENDING_CANCEL: {S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.NEW},
+                         S.REPLACED, S.REJECTED},
+    S.PENDING_CANCEL: {S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.NEW, S.EXPIRED, S.REJECTED,
+                       S.REPLACED},
     S.FILLED: set(), S.CANCELED: set(), S.REJECTED: set(), S.EXPIRED: set(), S.REPLACED: set(),
 }  # fmt: skip
 ALLOWED = {(a, b) for a, targets in DESIGN_TABLE.items() for b in targets}
@@ -43,12 +48,14 @@ def _filled_in(status: S) -> Decimal:
 
 
 def _state(status: S) -> OrderState:
+    """An order in ``status`` as the broker last reported it."""
     filled = _filled_in(status)
     return OrderState(
         status=status,
         quantity=QTY,
         broker_filled_quantity=filled,
         broker_order_id=None if status is S.PENDING_NEW else BROKER_ID,
+        raw_status=None if status is S.PENDING_NEW else status.value.lower(),
         broker_updated_at=None if status is S.PENDING_NEW else T0,
     )
 
@@ -95,6 +102,44 @@ def test_every_pair_of_statuses(current: S, target: S) -> None:
         anomaly = result.anomalies[0]
         assert "illegal transition" in (anomaly.detail or "")
         assert json.loads(anomaly.report or "{}")["status"] == target.value
+
+
+ENDINGS = [(a, b) for a, b in product(sorted(OPEN_STATUSES), sorted(TERMINAL_STATUSES))]
+
+
+@pytest.mark.parametrize(("current", "ended"), ENDINGS, ids=[f"{a}->{b}" for a, b in ENDINGS])
+def test_a_terminal_report_from_the_broker_always_ends_an_open_order(current: S, ended: S) -> None:
+    state = _state(current)
+    filled = QTY if ended is S.FILLED else state.broker_filled_quantity
+    result = apply_report(state, report(ended, filled, updated=2), now=at(3))
+    assert result.verdict is Verdict.APPLIED
+    assert result.anomalies == ()
+    assert result.state.status is ended
+    assert result.state.closed_at == at(3)
+
+
+def test_a_cancel_raced_by_expiry_ends_expired_and_says_so() -> None:
+    result = apply_report(_state(S.PENDING_CANCEL), report(S.EXPIRED, updated=2), now=at(3))
+    assert result.state.status is S.EXPIRED
+    assert "before acting on the cancel" in (result.history[-1].detail or "")
+
+
+def test_a_rejection_after_fills_keeps_the_fills_and_takes_the_rest_late() -> None:
+    """The broker's REJECTED after fills: the executions are facts (a position), the
+    unfilled rest will never fill; fills the broker reported are still recorded later."""
+    state = apply_fill(_state(S.NEW), fill("f1", "2"), now=at(2)).state
+    result = apply_report(state, report(S.REJECTED, "4", updated=3), now=at(4))
+    assert result.state.status is S.REJECTED
+    assert result.state.filled_quantity == Decimal(2)
+    detail = result.history[-1].detail or ""
+    assert "rejected after 4 of 10 filled" in detail
+    assert "fills stand" in detail
+    late = apply_fill(result.state, fill("f2", "2"), now=at(5))
+    assert late.verdict is Verdict.APPLIED
+    assert (late.state.status, late.state.filled_quantity) == (S.REJECTED, Decimal(4))
+    beyond = apply_fill(late.state, fill("f3", "1"), now=at(6))
+    assert beyond.verdict is Verdict.ANOMALY
+    assert "fill for a rejected order" in (beyond.anomalies[0].detail or "")
 
 
 @pytest.mark.parametrize("status", sorted(TERMINAL_STATUSES))
@@ -230,3 +275,107 @@ def test_a_fill_the_database_cannot_hold_exactly_is_an_anomaly() -> None:
     result = apply_fill(_state(S.NEW), fill("x", "1", "1.0000000000000000001"), now=at(2))
     assert result.verdict is Verdict.ANOMALY
     assert "cannot be stored exactly" in (result.anomalies[0].detail or "")
+
+
+# --- a REJECTED we concluded ourselves gives way to the broker ------------------------------
+
+
+def _rejected_by_us(status: S = S.PENDING_NEW) -> OrderState:
+    """A write-ahead row we rejected (never reached the broker, past its deadline)."""
+    state = OrderState(status=status, quantity=QTY)
+    return local_transition(state, S.REJECTED, now=at(1), detail="never reached the broker").state
+
+
+def test_our_own_rejection_is_known_as_ours() -> None:
+    acknowledged = dataclasses.replace(_state(S.PENDING_NEW), raw_status="accepted",
+                                       broker_order_id=BROKER_ID)  # fmt: skip
+    ours = local_transition(acknowledged, S.REJECTED, now=at(1), detail="deadline passed").state
+    assert (ours.status, ours.raw_status, ours.concluded_locally) == (S.REJECTED, None, True)
+    broker_said = apply_report(_state(S.NEW), report(S.REJECTED), now=at(2)).state
+    assert broker_said.status is S.REJECTED
+    assert not broker_said.concluded_locally
+
+
+REPORTED = sorted(set(S) - {S.REJECTED})
+
+
+@pytest.mark.parametrize("status", REPORTED)
+def test_the_broker_showing_an_order_we_rejected_overturns_our_conclusion(status: S) -> None:
+    filled = {S.PARTIALLY_FILLED: Decimal(4), S.FILLED: QTY}.get(status, Decimal(0))
+    result = apply_report(_rejected_by_us(), report(status, filled, updated=2), now=at(3))
+
+    assert result.verdict is Verdict.APPLIED
+    assert result.anomalies == ()
+    assert result.state.status is status
+    assert result.state.broker_order_id == BROKER_ID
+    assert result.state.broker_filled_quantity == filled
+    assert result.state.closed_at == (at(3) if status.is_terminal else None)
+    overturn = result.history[0]
+    assert (overturn.kind, overturn.from_status, overturn.to_status) == (
+        HistoryKind.TRANSITION, S.REJECTED, S.PENDING_NEW,
+    )  # fmt: skip
+    assert overturn.overturns
+    assert "local conclusion overturned" in (overturn.detail or "")
+    assert f"as {status.value.lower()!r}" in (overturn.detail or "")
+    if status is not S.PENDING_NEW:
+        assert (result.history[-1].from_status, result.history[-1].to_status) == (
+            S.PENDING_NEW, status,
+        )  # fmt: skip
+
+
+def test_the_broker_filling_an_order_we_rejected_records_its_fills() -> None:
+    fills = (fill("f1", "4", "100"), fill("f2", "6", "101"))
+    result = apply_report(_rejected_by_us(), report(S.FILLED, "10", fills=fills), now=at(3))
+    assert result.state.status is S.FILLED
+    assert result.state.filled_quantity == QTY
+    assert result.state.average_fill_price == Decimal("100.6")
+    assert [f.broker_fill_id for f in result.new_fills] == ["f1", "f2"]
+    assert result.anomalies == ()
+    again = apply_report(result.state, report(S.FILLED, "10", fills=fills), now=at(4))
+    assert again.verdict is Verdict.DUPLICATE
+
+
+def test_a_fill_alone_overturns_our_rejection() -> None:
+    result = apply_fill(_rejected_by_us(), fill("f1", "3"), now=at(3))
+    assert result.verdict is Verdict.APPLIED
+    assert (result.state.status, result.state.filled_quantity) == (
+        S.PARTIALLY_FILLED, Decimal(3),
+    )  # fmt: skip
+    assert result.history[0].overturns
+    assert "fill 'f1'" in (result.history[0].detail or "")
+    assert result.history[-1].to_status is S.PARTIALLY_FILLED
+
+
+def test_the_broker_confirming_our_rejection_makes_it_final() -> None:
+    confirmed = apply_report(_rejected_by_us(), report(S.REJECTED), now=at(2))
+    assert confirmed.verdict is Verdict.APPLIED
+    assert confirmed.history == ()  # nothing to announce: it was REJECTED already
+    assert confirmed.state.status is S.REJECTED
+    assert not confirmed.state.concluded_locally
+    later = apply_report(confirmed.state, report(S.NEW, updated=3), now=at(3))
+    assert later.verdict is Verdict.ANOMALY
+    assert later.state.status is S.REJECTED
+
+
+def test_a_rejection_the_broker_reported_stays_final() -> None:
+    rejected = _state(S.REJECTED)
+    result = apply_report(rejected, report(S.FILLED, "10", updated=2), now=at(3))
+    assert result.verdict is Verdict.ANOMALY
+    assert result.state == rejected
+    assert apply_fill(rejected, fill("f1", "1"), now=at(3)).verdict is Verdict.ANOMALY
+
+
+def test_an_older_report_does_not_overturn_our_rejection() -> None:
+    seen = dataclasses.replace(_state(S.PENDING_NEW), raw_status="accepted",
+                               broker_order_id=BROKER_ID, broker_updated_at=at(5))  # fmt: skip
+    ours = local_transition(seen, S.REJECTED, now=at(6), detail="deadline passed").state
+    result = apply_report(ours, report(S.NEW, updated=4), now=at(7))
+    assert result.verdict is Verdict.STALE
+    assert result.state == ours
+
+
+def test_a_report_of_another_order_does_not_overturn_our_rejection() -> None:
+    ours = _rejected_by_us()
+    result = apply_report(ours, report(S.NEW, quantity="12"), now=at(2))
+    assert result.verdict is Verdict.ANOMALY
+    assert result.state == ours

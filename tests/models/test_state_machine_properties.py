@@ -15,6 +15,7 @@ from models.state_machine import (
     Verdict,
     apply_fill,
     apply_report,
+    local_transition,
 )
 from tests.models.factories import at, fill, report
 
@@ -37,6 +38,9 @@ reports = st.builds(
     st.lists(fills, max_size=3), broker_ids,
 )  # fmt: skip
 steps = st.lists(st.one_of(reports, fills), min_size=1, max_size=25)
+WRITE_AHEAD = OrderState(status=S.PENDING_NEW, quantity=QTY)
+# A write-ahead row we rejected ourselves (never reached the broker): the broker may overturn it.
+REJECTED_BY_US = local_transition(WRITE_AHEAD, S.REJECTED, now=at(0), detail="never sent").state
 
 
 def _apply(state: OrderState, item: OrderReport | FillReport, step: int):  # type: ignore[no-untyped-def]
@@ -45,9 +49,11 @@ def _apply(state: OrderState, item: OrderReport | FillReport, step: int):  # typ
     return apply_fill(state, item, now=at(100 + step))
 
 
-@given(steps)
-def test_invariants_hold_for_any_sequence(sequence: list[OrderReport | FillReport]) -> None:
-    state = OrderState(status=S.PENDING_NEW, quantity=QTY)
+@given(st.sampled_from([WRITE_AHEAD, REJECTED_BY_US]), steps)
+def test_invariants_hold_for_any_sequence(
+    start: OrderState, sequence: list[OrderReport | FillReport]
+) -> None:
+    state = start
     recorded: dict[str, FillReport] = {}
     for step, item in enumerate(sequence):
         before = state
@@ -59,9 +65,12 @@ def test_invariants_hold_for_any_sequence(sequence: list[OrderReport | FillRepor
         assert state.broker_filled_quantity >= before.broker_filled_quantity
         assert state.filled_quantity <= QTY
         assert state.broker_filled_quantity <= QTY
-        # Terminal states never regress.
-        if before.status.is_terminal:
+        # Terminal states never regress, but for a REJECTED of ours, which gives way to the
+        # broker; what the broker reports is never again taken for our own conclusion.
+        if before.status.is_terminal and not before.concluded_locally:
             assert state.status is before.status
+        if state.concluded_locally:
+            assert state == start
         # Fills are recorded once each; their sum is the filled quantity.
         for new in result.new_fills:
             assert new.broker_fill_id not in recorded

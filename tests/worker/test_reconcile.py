@@ -15,15 +15,27 @@ import fakeredis
 import pytest
 from sqlalchemy import select
 
-from brokers.base import OrderReport, Page, PositionReport
+from brokers.base import FillReport, OrderReport, Page, PositionReport
 from brokers.errors import OrderNotFound
 from models import migrate
 from models.accounts import ensure_account
 from models.db import make_engine, make_sessionmaker
-from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
+from models.enums import (
+    BrokerKind,
+    OrderOrigin,
+    OrderStatus,
+    OrderType,
+    ReportSource,
+    Side,
+    TimeInForce,
+)
 from models.ledger import Position
 from models.orders import Fill, Order, OrderEvent
+from models.outbox import OutboxEvent
+from models.repository import load_state, record_applied
+from models.state_machine import local_transition
 from ordersync.settings import Settings
+from tests.worker.conftest import UnitWorker
 from worker import reconcile
 from worker.context import WorkerContext
 
@@ -364,3 +376,87 @@ def test_fills_of_a_broker_without_a_fill_listing_are_derived_once(system: Any, 
         Decimal(0),
     )
     assert order.average_fill_price == Decimal("10.6")
+
+
+class FillListingBroker(StubBroker):
+    """A stub that also lists its fills, after a cursor (the last fill's id)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fills: list[FillReport] = []
+
+    def list_fills(self, *, page_token: str | None = None, **_: Any) -> Page[FillReport]:
+        self.requests.append("fills")
+        ids = [f.broker_fill_id for f in self.fills]
+        start = ids.index(page_token) + 1 if page_token in ids else 0
+        return Page(tuple(self.fills[start:]))
+
+    def fill_cursor(self, fill: FillReport) -> str:
+        return fill.broker_fill_id
+
+
+def reject_as_never_placed(unit: UnitWorker, order_id: str, reason: str) -> None:
+    """What placement and the miss policy do to a write-ahead row: our own REJECTED."""
+    now = unit.clock[0]
+    with unit.ctx.sessions.begin() as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        order.last_error = reason
+        applied = local_transition(load_state(session, order), OrderStatus.REJECTED, now=now,
+                                   detail=reason)  # fmt: skip
+        record_applied(session, order, applied, now=now, source=ReportSource.DEEP)
+
+
+@pytest.mark.parametrize("fills_from", ["the report", "the fill listing"])
+def test_a_row_we_rejected_takes_the_brokers_status_and_fills_when_it_lists_the_order(
+    unit: UnitWorker, fills_from: str
+) -> None:
+    order_id = unit.add_order("c1")  # PENDING_NEW, no broker id: paired by client id
+    reject_as_never_placed(unit, order_id, "never reached the broker: not found in 3 lookups")
+    assert unit.order(order_id).status is OrderStatus.REJECTED
+    broker = FillListingBroker()
+    unit.adapter = broker
+    executions = (
+        FillReport("f1", "b1", "AAPL", Side.BUY, Decimal(2), Decimal("10"), T0),
+        FillReport("f2", "b1", "AAPL", Side.BUY, Decimal(3), Decimal("10.5"), T0),
+    )
+    listed = replace(report(1, OrderStatus.FILLED, filled="5"), average_fill_price=Decimal("10.3"))
+    if fills_from == "the report":
+        listed = replace(listed, fills=executions)
+    else:
+        broker.fills = list(executions)
+    broker.orders["b1"] = listed
+    broker.positions = [PositionReport("AAPL", Decimal(5), None)]
+    unit.clock[0] += timedelta(minutes=10)
+
+    stats = reconcile.deep_reconcile(unit.ctx, unit.account_id)
+
+    order = unit.order(order_id)
+    assert (order.status, order.broker_order_id, order.raw_status) == (
+        OrderStatus.FILLED, "b1", "filled",
+    )  # fmt: skip
+    assert (order.filled_quantity, order.fill_gap, order.average_fill_price) == (
+        Decimal(5), Decimal(0), Decimal("10.3"),
+    )  # fmt: skip
+    assert (order.anomaly_count, order.last_error) == (0, None)
+    assert stats.adopted == 0
+    assert stats.position_mismatches == []  # the fills moved the position, as the broker's
+    with unit.ctx.sessions() as session:
+        fills = session.scalars(select(Fill.broker_fill_id).where(Fill.order_id == order_id))
+        assert sorted(fills) == ["f1", "f2"]
+        position = session.get(Position, (unit.account_id, "AAPL"))
+        assert position is not None
+        assert position.quantity == Decimal(5)
+        details = session.scalars(
+            select(OrderEvent.detail)
+            .where(OrderEvent.order_id == order_id, OrderEvent.from_status == OrderStatus.REJECTED)
+        ).all()  # fmt: skip
+        assert len(details) == 1
+        assert "local conclusion overturned" in (details[0] or "")
+        events = session.scalars(
+            select(OutboxEvent.kind).where(OutboxEvent.order_id == order_id)
+            .order_by(OutboxEvent.id)
+        ).all()  # fmt: skip
+    assert events[:2] == ["ORDER_REJECTED", "ORDER_ACCEPTED"]
+    assert events[-1] == "ORDER_FILLED"
+    assert "ORDER_ERROR" not in events
