@@ -20,6 +20,7 @@ from brokers.errors import (
     DuplicateClientOrderId,
     OrderNotCancelable,
     OrderNotFound,
+    OrderRejected,
 )
 from models.enums import OrderStatus, OrderType, Side, TimeInForce
 
@@ -122,6 +123,10 @@ def test_place_get_and_look_up_by_client_id(paper_exchange: Any, broker: AlpacaB
     request = resting_limit()
 
     placed = broker.place(request)
+    # submitted_at is final once the order is routed (acknowledged), as at Alpaca.
+    paper_exchange.wait_for(
+        lambda: paper_exchange.truth_order(placed.broker_order_id)["status"] == "new"
+    )
     fetched = broker.get_order(placed.broker_order_id)
     by_cid = broker.get_order_by_client_id(request.client_order_id)
 
@@ -432,3 +437,151 @@ def test_secret_is_not_logged_over_real_http(
     assert paper_exchange.secret_key not in f"{caught.value!s} {caught.value!r}"
     for record in caplog.records:
         assert paper_exchange.secret_key not in record.getMessage()
+
+
+# -- the exchange as harsh as Alpaca: accounts, buying power, ties, sessions, late fills --
+
+
+def _all_orders(broker: AlpacaBroker, page_size: int) -> list[OrderReport]:
+    listed: list[OrderReport] = []
+    token = None
+    for _ in range(100):
+        page = broker.list_orders(status="all", page_size=page_size, page_token=token)
+        assert page.malformed == ()
+        listed.extend(page.items)
+        token = page.next_token
+        if token is None:
+            return listed
+    raise AssertionError("list_orders paging did not end")
+
+
+def _all_fills(broker: AlpacaBroker, page_token: str | None = None) -> list[FillReport]:
+    fills: list[FillReport] = []
+    token = page_token
+    for _ in range(100):
+        page = broker.list_fills(page_size=2, page_token=token)
+        assert page.malformed == ()
+        fills.extend(page.items)
+        token = page.next_token
+        if token is None:
+            return fills
+    raise AssertionError("list_fills paging did not end")
+
+
+def test_each_key_is_its_own_account(
+    paper_exchange: Any, broker: AlpacaBroker, connect: Callable[..., AlpacaBroker]
+) -> None:
+    paper_exchange.freeze_market(True)
+    other_key, other_secret = paper_exchange.accounts[1]
+    other = connect(key_id=other_key, secret_key=other_secret)
+    request = resting_limit()
+
+    mine = broker.place(request)
+    theirs = other.place(request)  # the same client_order_id: another account's namespace
+
+    assert mine.broker_order_id != theirs.broker_order_id
+    assert other.get_order_by_client_id(request.client_order_id).broker_order_id == (
+        theirs.broker_order_id
+    )
+    with pytest.raises(OrderNotFound):
+        other.get_order(mine.broker_order_id)
+    assert [o.broker_order_id for o in other.list_orders().items] == [theirs.broker_order_id]
+    assert [o["id"] for o in paper_exchange.truth(account=other_key)] == [theirs.broker_order_id]
+
+
+def test_an_order_beyond_the_buying_power_is_rejected_and_not_created(
+    paper_exchange: Any, broker: AlpacaBroker, recorder: Recorder
+) -> None:
+    request = market(Side.BUY, "6000")  # 1,140,000 at 190.00 against 1,000,000 of cash
+
+    with pytest.raises(OrderRejected) as refused:
+        broker.place(request)
+
+    assert refused.value.status_code == 403
+    assert not isinstance(refused.value, DuplicateClientOrderId)
+    assert recorder.sleeps == []
+    assert truth_with_cid(paper_exchange, request.client_order_id) == []
+    with pytest.raises(OrderNotFound):
+        broker.get_order_by_client_id(request.client_order_id)
+
+
+def test_list_orders_pages_through_orders_sharing_a_submitted_at(
+    paper_exchange: Any, broker: AlpacaBroker
+) -> None:
+    paper_exchange.freeze_market(True)
+    placed = []
+    for index in range(8):
+        paper_exchange.set_faults(p_same_timestamp=1.0 if index % 2 else 0.0)
+        placed.append(broker.place(resting_limit()).broker_order_id)
+    paper_exchange.wait_for(
+        lambda: {o["status"] for o in paper_exchange.truth()} == {"new"}  # all routed
+    )
+
+    listed = _all_orders(broker, page_size=3)
+
+    truth = paper_exchange.truth()
+    stamps = [o["submitted_at"] for o in truth]
+    assert len(set(stamps)) == 4  # four pairs, each pair to the microsecond
+    assert [o.broker_order_id for o in listed] == placed
+    assert [o.submitted_at for o in listed] == [to_datetime(s, "submitted_at") for s in stamps]
+
+
+def test_list_orders_misses_nothing_when_overnight_orders_are_routed(
+    paper_exchange: Any, broker: AlpacaBroker
+) -> None:
+    paper_exchange.freeze_market(True)
+    paper_exchange.set_session(3600, 3600)
+    before_close = [broker.place(resting_limit()).broker_order_id for _ in range(2)]
+    paper_exchange.wait_for(  # routed before the close, or they too would wait for the open
+        lambda: {o["status"] for o in paper_exchange.truth()} == {"new"}
+    )
+    paper_exchange.close_day()
+    overnight = [broker.place(resting_limit()).broker_order_id for _ in range(3)]
+    paper_exchange.wait_for(
+        lambda: {o["status"] for o in paper_exchange.truth()} == {"new"}  # acknowledged
+    )
+    # page_size 4 > the 3 orders that will share the opening time (see the report: the
+    # adapter cannot page through a full page of one submitted_at).
+    first_page = broker.list_orders(status="all", page_size=4)
+    assert first_page.next_token is not None
+
+    paper_exchange.set_session(3600, 3600)  # the open: their submitted_at moves to it
+    rest: list[OrderReport] = []
+    token = first_page.next_token
+    while token is not None:
+        page = broker.list_orders(status="all", page_size=4, page_token=token)
+        rest.extend(page.items)
+        token = page.next_token
+
+    seen = [o.broker_order_id for o in (*first_page.items, *rest)]
+    assert set(seen) == {*before_close, *overnight}
+    assert len(seen) > 5  # an order listed before the open is listed again after it
+    truth = {o["id"]: o for o in paper_exchange.truth()}
+    assert len({truth[i]["submitted_at"] for i in overnight}) == 1
+    for report in rest:
+        truth_at = truth[report.broker_order_id]["submitted_at"]
+        assert report.submitted_at == to_datetime(truth_at, "submitted_at")
+
+
+def test_a_forward_fill_cursor_steps_past_a_late_activity(
+    paper_exchange: Any, broker: AlpacaBroker
+) -> None:
+    paper_exchange.freeze_market(True)
+    late_order = broker.place(resting_limit())
+    on_time_order = broker.place(resting_limit())
+    paper_exchange.set_faults(next_late_activity=1, late_activity_ms=[1000, 1000])
+    late = paper_exchange.force_fill(late_order.broker_order_id)["fill"]
+    paper_exchange.force_fill(on_time_order.broker_order_id)
+
+    seen = _all_fills(broker)
+    assert [f.broker_order_id for f in seen] == [on_time_order.broker_order_id]
+    cursor = broker.fill_cursor(seen[-1])
+    # Polled slowly: each poll is two requests against the key's 200/min.
+    paper_exchange.wait_for(lambda: len(_all_fills(broker)) == 2, interval_s=0.2)
+
+    assert _all_fills(broker, cursor) == []  # resuming from the cursor never meets it
+    assert {f.broker_fill_id for f in _all_fills(broker)} == {
+        late["id"],
+        seen[0].broker_fill_id,
+    }
+    assert broker.get_order(late_order.broker_order_id).status is OrderStatus.FILLED

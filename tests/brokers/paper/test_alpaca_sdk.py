@@ -82,3 +82,29 @@ def test_sdk_sees_alpaca_errors(client: TradingClient, paper_exchange: PaperExch
         with pytest.raises(APIError) as refused:
             stranger.get_account()
         assert refused.value.status_code == 401
+
+
+def test_sdk_reads_the_clock_and_each_accounts_own_figures(
+    client: TradingClient, paper_exchange: PaperExchange
+) -> None:
+    paper_exchange.set_session(3600, 1800)
+    clock = client.get_clock()
+    other_key = paper_exchange.accounts[1][0]
+    other = TradingClient(
+        other_key, dict(paper_exchange.accounts)[other_key], url_override=paper_exchange.base_url
+    )
+    client.submit_order(
+        LimitOrderRequest(
+            symbol="AAPL", qty=2, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+            limit_price=10,
+        )
+    )  # fmt: skip
+
+    assert clock.is_open is True
+    assert (clock.next_close - clock.timestamp).total_seconds() == pytest.approx(3600, abs=5)
+    assert (clock.next_open - clock.next_close).total_seconds() == 1800
+    mine, theirs = client.get_account(), other.get_account()
+    assert mine.id != theirs.id
+    assert Decimal(str(mine.buying_power)) == Decimal(1_000_000) - 20
+    assert Decimal(str(theirs.buying_power)) == Decimal(1_000_000)
+    assert other.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL)) == []

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,70 @@ def test_options_reach_the_exchange_config(served: list[dict[str, Any]]) -> None
     assert config.faults.rate_limit_per_min == 0
     assert config.engine.tick_ms == 50
     assert (config.key_id, config.secret_key) == (None, None)
+    assert config.accounts == ()
+
+
+def test_defaults_are_alpacas(served: list[dict[str, Any]]) -> None:
+    result = invoke()
+
+    assert result.exit_code == 0, result.output
+    config: SimConfig = served[0]["config"]
+    assert config.faults.rate_limit_per_min == 200
+    assert (config.faults.session_s, config.faults.overnight_s) == (23400.0, 0.0)
+    assert config.engine.starting_cash == Decimal(1_000_000)
+    assert config.faults.late_activity_ms == (1000, 5000)
+    assert config.default_account is None  # open mode
+
+
+def test_accounts_sessions_cash_and_new_faults_reach_the_config(
+    served: list[dict[str, Any]],
+) -> None:
+    result = invoke(
+        "--key-id", "main", "--secret-key", "main-secret",
+        "--accounts", "k2:s2, k3:s:3", "--session-s", "60", "--overnight-s", "30.5",
+        "--starting-cash", "2500.50", "--p-late-activity", "0.25",
+        "--late-activity-ms", "10-20", "--p-same-timestamp", "0.1",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    config: SimConfig = served[0]["config"]
+    assert config.accounts == (("k2", "s2"), ("k3", "s:3"))
+    assert config.credentials == {"main": "main-secret", "k2": "s2", "k3": "s:3"}
+    assert config.default_account == "main"
+    assert (config.faults.session_s, config.faults.overnight_s) == (60.0, 30.5)
+    assert config.engine.starting_cash == Decimal("2500.50")
+    assert (config.faults.p_late_activity, config.faults.late_activity_ms) == (0.25, (10, 20))
+    assert config.faults.p_same_timestamp == 0.1
+
+
+def test_accounts_come_from_the_environment(served: list[dict[str, Any]]) -> None:
+    result = invoke(env={"ORDERSYNC_SIM_ACCOUNTS": "a:1,b:2"})
+
+    assert result.exit_code == 0, result.output
+    config: SimConfig = served[0]["config"]
+    assert config.credentials == {"a": "1", "b": "2"}
+    assert config.default_account == "a"
+
+
+@pytest.mark.parametrize(
+    ("accounts", "complaint"),
+    [
+        ("k2:hush-1,k3", "entry 2 is not KEY:SECRET"),
+        ("k2:hush-1,:hush-2", "entry 2 is not KEY:SECRET"),
+        ("k2:", "entry 1 is not KEY:SECRET"),
+        ("k2:hush-1,k2:hush-2", "entry 2: key id 'k2' is configured twice"),
+        ("main:hush-1", "entry 1: key id 'main' is configured twice"),
+    ],
+)
+def test_bad_accounts_are_refused_without_echoing_secrets(
+    served: list[dict[str, Any]], accounts: str, complaint: str
+) -> None:
+    result = invoke("--key-id", "main", "--accounts", accounts)
+
+    assert result.exit_code == 2
+    assert complaint in " ".join(result.output.split())
+    assert "hush" not in result.output
+    assert served == []
 
 
 def test_credentials_come_from_the_environment(served: list[dict[str, Any]]) -> None:
@@ -76,6 +141,10 @@ def test_credentials_come_from_the_environment(served: list[dict[str, Any]]) -> 
         (["--p-429", "1.5"], "p-429"),
         (["--port", "70000"], "port"),
         (["--log-level", "loud"], "log-level"),
+        (["--session-s", "-1"], "session-s"),
+        (["--starting-cash", "lots"], "starting-cash"),
+        (["--late-activity-ms", "9-1"], "late-activity-ms"),
+        (["--secret-key", "s", "--accounts", "a:b"], "--key-id"),
     ],
 )
 def test_bad_options_exit_2_with_a_clear_message(

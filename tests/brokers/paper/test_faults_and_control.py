@@ -6,8 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from brokers.paper.model import parse_time, rfc3339
 from brokers.paper.state import Sim
-from tests.brokers.paper import FakeClock, RecordingSleep, api_client, make_sim
+from tests.brokers.paper import KEY_ID, FakeClock, RecordingSleep, api_client, make_sim
 
 pytestmark = pytest.mark.anyio
 RESTING = {
@@ -146,7 +147,21 @@ async def test_fill_settings_are_faults_too(sim: Sim, clock: FakeClock) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"p_5xx": 2}, {"next_429": -1}, {"surprise": 1}, {"latency_ms": [9, 1]}, {"routes": ["x"]}],
+    [
+        {"p_5xx": 2},
+        {"next_429": -1},
+        {"surprise": 1},
+        {"latency_ms": [9, 1]},
+        {"routes": ["x"]},
+        {"p_late_activity": 1.5},
+        {"next_late_activity": -1},
+        {"late_activity_ms": [5000, 1000]},
+        {"late_activity_ms": [-1, 5]},
+        {"p_same_timestamp": -0.1},
+        {"session_s": -1},
+        {"overnight_s": "long"},
+        {"session_s": "inf"},
+    ],
 )
 async def test_bad_fault_settings_are_422(sim: Sim, body: dict[str, object]) -> None:
     async with api_client(sim) as client:
@@ -328,3 +343,102 @@ async def test_bulk_cancel_cancels_the_open_and_skips_the_rest(sim: Sim, clock: 
 
     assert answer.json() == {"canceled": ids[1:]}
     assert still_open == {"orders": []}
+
+
+async def test_new_fault_settings_have_alpaca_like_defaults(sim: Sim) -> None:
+    async with api_client(sim) as client:
+        settings = (await client.get("/_sim/faults")).json()
+
+    assert settings["rate_limit_per_min"] == 200
+    assert (settings["p_late_activity"], settings["next_late_activity"]) == (0.0, 0)
+    assert settings["late_activity_ms"] == [1000, 5000]
+    assert settings["p_same_timestamp"] == 0.0
+    assert (settings["session_s"], settings["overnight_s"]) == (23400.0, 0.0)
+
+
+async def test_a_late_activity_shows_in_truth_before_the_listing(
+    sim: Sim, clock: FakeClock
+) -> None:
+    async with api_client(sim) as client:
+        await client.put(
+            "/_sim/faults", json={"next_late_activity": 1, "late_activity_ms": [1500, 1500]}
+        )
+        order_id = (await client.post("/v2/orders", json=RESTING)).json()["id"]
+        forced = (await client.post(f"/_sim/orders/{order_id}/fill", json={"qty": "2"})).json()
+        second = (await client.post(f"/_sim/orders/{order_id}/fill")).json()
+        at_once = (await client.get("/v2/account/activities/FILL")).json()
+        truth = (await client.get(f"/_sim/truth/orders/{order_id}")).json()
+        order_now = (await client.get(f"/v2/orders/{order_id}")).json()
+        clock.tick(1500)
+        later = (await client.get("/v2/account/activities/FILL")).json()
+        left = (await client.get("/_sim/faults")).json()["next_late_activity"]
+
+    assert order_now["status"] == "filled"  # the order changed at once
+    assert [a["id"] for a in at_once] == [second["fill"]["id"]]
+    late = forced["fill"]
+    assert [(f["id"], f["visible_at"]) for f in truth["fills"]] == [
+        (late["id"], rfc3339(parse_time(late["transaction_time"]) + 1_500_000)),
+        (second["fill"]["id"], second["fill"]["transaction_time"]),
+    ]
+    assert {a["id"] for a in later} == {late["id"], second["fill"]["id"]}
+    assert left == 0
+
+
+async def test_setting_session_s_starts_a_new_session_now(sim: Sim, clock: FakeClock) -> None:
+    async with api_client(sim) as client:
+        await client.put("/_sim/faults", json={"session_s": 10, "overnight_s": 5})
+        fresh = (await client.get("/_sim/clock")).json()
+        clock.tick(10_000)
+        closed = (await client.get("/_sim/clock")).json()
+        accepted = (await client.post("/v2/orders", json={**RESTING, "type": "market"})).json()
+        clock.tick(5_000)
+        reopened = (await client.get("/v2/clock")).json()
+        clock.tick(1000)
+        routed = (await client.get(f"/v2/orders/{accepted['id']}")).json()
+        await client.put("/_sim/faults", json={"overnight_s": 7})  # no restart
+        same = (await client.get("/_sim/clock")).json()
+        await client.put("/_sim/faults", json={"session_s": 0})
+        endless = (await client.get("/_sim/clock")).json()
+
+    assert fresh["is_open"] is True
+    assert (fresh["session_s"], fresh["overnight_s"]) == (10.0, 5.0)
+    assert closed["is_open"] is False
+    assert closed["next_open"] == fresh["next_open"]
+    assert reopened["is_open"] is True
+    assert reopened["timestamp"] == closed["next_open"]
+    assert routed["status"] == "filled"
+    assert routed["created_at"] < routed["submitted_at"]
+    assert parse_time(routed["submitted_at"]) == parse_time(reopened["timestamp"])
+    assert same["next_close"] == reopened["next_close"]
+    assert endless["next_close"].startswith("9999-")
+
+
+async def test_close_day_reports_expired_and_done_for_day(sim: Sim) -> None:
+    async with api_client(sim) as client:
+        await client.put("/_sim/faults", json={"overnight_s": 3600})
+        day = (await client.post("/v2/orders", json={**RESTING, "time_in_force": "day"})).json()
+        gtc = (await client.post("/v2/orders", json=RESTING)).json()
+        await client.post(f"/_sim/orders/{gtc['id']}/fill", json={"qty": "1"})
+        closed = (await client.post("/_sim/close_day")).json()
+        statuses = [
+            (await client.get(f"/v2/orders/{o['id']}")).json()["status"] for o in (day, gtc)
+        ]
+        refused = await client.post(f"/_sim/orders/{gtc['id']}/fill")
+        clock = (await client.get("/_sim/clock")).json()
+
+    assert closed == {"expired": 1, "done_for_day": 1}
+    assert statuses == ["expired", "done_for_day"]
+    assert refused.status_code == 422
+    assert clock["is_open"] is False
+
+
+async def test_truth_names_each_orders_account(sim: Sim) -> None:
+    async with api_client(sim) as client:
+        order = (await client.post("/v2/orders", json=RESTING)).json()
+        truth = (await client.get("/_sim/truth")).json()["orders"]
+        nobody = (await client.get("/_sim/truth", params={"account": "nobody"})).json()
+        one = (await client.get(f"/_sim/truth/orders/{order['id']}")).json()
+
+    assert [o["account"] for o in truth] == [KEY_ID]
+    assert nobody == {"orders": []}
+    assert one["account"] == KEY_ID

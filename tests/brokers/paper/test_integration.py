@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from brokers.paper import load
+from brokers.paper.model import parse_time, rfc3339
 from tests.paper_exchange import PaperExchange
 
 pytestmark = pytest.mark.integration
@@ -193,3 +194,130 @@ def test_load_tool_reports_figures(
     assert "GET /v2/orders/{id}" in printed
     assert "errors 0" in printed
     assert paper_exchange.set_faults()["rate_limit_per_min"] == 123
+
+
+def test_the_fixture_accounts_are_isolated(paper_exchange: PaperExchange) -> None:
+    paper_exchange.freeze_market()
+    paper_exchange.set_price("AAPL", "190.00")
+    keys = [key for key, _ in paper_exchange.accounts]
+    body = resting(client_order_id="shared-cid")
+    placed = {}
+    for key in keys:
+        with httpx.Client(
+            base_url=paper_exchange.base_url, headers=paper_exchange.headers_for(key), timeout=10
+        ) as client:
+            placed[key] = client.post("/v2/orders", json=body).raise_for_status().json()["id"]
+            assert [o["id"] for o in client.get("/v2/orders").json()] == [placed[key]]
+    other = keys[1]
+    with httpx.Client(
+        base_url=paper_exchange.base_url, headers=paper_exchange.headers_for(other), timeout=10
+    ) as client:
+        assert client.get(f"/v2/orders/{placed[keys[0]]}").status_code == 404
+
+    assert len(keys) == 8
+    assert keys[0] == paper_exchange.key_id
+    assert [o["id"] for o in paper_exchange.truth(account=other)] == [placed[other]]
+    assert {o["account"] for o in paper_exchange.truth()} == set(keys)
+    by_account = paper_exchange.requests()["by_account"]
+    assert by_account[other] == {"total": 3, "rate_limited": 0}
+    assert paper_exchange.account(other)["buying_power"] == "999700.00"  # 3 x 100.00 held
+    wrong = httpx.get(
+        f"{paper_exchange.base_url}/v2/orders",
+        headers={**paper_exchange.headers_for(other), "APCA-API-SECRET-KEY": "test-secret"},
+    )
+    assert wrong.status_code == 401
+
+
+def test_two_hundred_requests_a_minute_per_key(paper_exchange: PaperExchange) -> None:
+    with (
+        httpx.Client(base_url=paper_exchange.base_url, headers=paper_exchange.headers) as client,
+        httpx.Client(
+            base_url=paper_exchange.base_url,
+            headers=paper_exchange.headers_for("test-key-2"),
+        ) as other,
+    ):
+        answers = [client.get("/v2/clock") for _ in range(201)]
+        others = other.get("/v2/clock")
+
+    assert [a.status_code for a in answers] == [200] * 200 + [429]
+    assert answers[0].headers["X-Ratelimit-Limit"] == "200"
+    assert answers[199].headers["X-Ratelimit-Remaining"] == "0"
+    assert answers[200].json() == {"code": 42910000, "message": "rate limit exceeded"}
+    assert time.time() < int(answers[200].headers["X-Ratelimit-Reset"]) <= time.time() + 61
+    assert others.status_code == 200
+    assert others.headers["X-Ratelimit-Remaining"] == "199"
+    stats = paper_exchange.requests()["by_account"]
+    assert stats[paper_exchange.key_id] == {"total": 201, "rate_limited": 1}
+
+
+def test_overnight_orders_route_at_the_open_with_one_submitted_at(
+    paper_exchange: PaperExchange, client: httpx.Client
+) -> None:
+    paper_exchange.freeze_market()
+    assert paper_exchange.clock()["is_open"] is True  # the fixture's market never closes
+    paper_exchange.set_session(3600, 3600)
+    day = client.post("/v2/orders", json=resting(time_in_force="day")).json()
+    assert paper_exchange.close_day() == {"expired": 1, "done_for_day": 0}
+    closed = paper_exchange.clock()
+    overnight = [client.post("/v2/orders", json=resting()).json() for _ in range(3)]
+    paper_exchange.wait_for(
+        lambda: {paper_exchange.truth_order(o["id"])["status"] for o in overnight} == {"new"}
+    )
+    waiting = [paper_exchange.truth_order(o["id"]) for o in overnight]
+
+    paper_exchange.set_session(3600, 3600)  # a new session starts now: the open
+
+    opened = paper_exchange.clock()
+    routed = [client.get(f"/v2/orders/{o['id']}").json() for o in overnight]
+    listed = client.get("/v2/orders", params={"direction": "asc"}).json()
+    assert paper_exchange.truth_order(day["id"])["status"] == "expired"
+    assert closed["is_open"] is False
+    assert opened["is_open"] is True
+    assert all(o["submitted_at"] == o["created_at"] for o in waiting)
+    assert len({o["submitted_at"] for o in routed}) == 1
+    assert all(o["created_at"] < o["submitted_at"] for o in routed)
+    assert [o["id"] for o in listed] == [o["id"] for o in overnight]
+    at = routed[0]["submitted_at"]
+    after = parse_time(at) - 1
+    window = client.get(
+        "/v2/orders", params={"after": rfc3339(after), "until": rfc3339(after + 2)}
+    ).json()
+    assert len(window) == 3
+
+
+def test_a_late_activity_is_listed_later_below_one_seen_before(
+    paper_exchange: PaperExchange, client: httpx.Client
+) -> None:
+    paper_exchange.freeze_market()
+    first = client.post("/v2/orders", json=resting()).json()
+    second = client.post("/v2/orders", json=resting()).json()
+    paper_exchange.set_faults(next_late_activity=1, late_activity_ms=[1500, 1500])
+    late = paper_exchange.force_fill(first["id"])["fill"]
+    on_time = paper_exchange.force_fill(second["id"])["fill"]
+
+    listed = client.get("/v2/account/activities/FILL", params={"direction": "asc"}).json()
+    assert [a["id"] for a in listed] == [on_time["id"]]
+    assert paper_exchange.truth_order(first["id"])["status"] == "filled"
+    paper_exchange.wait_for(
+        lambda: len(client.get("/v2/account/activities/FILL").json()) == 2, timeout_s=10
+    )
+
+    assert late["id"] < on_time["id"]  # earlier transaction time, so an earlier id
+    cursor = client.get(
+        "/v2/account/activities/FILL", params={"direction": "asc", "page_token": on_time["id"]}
+    ).json()
+    assert cursor == []  # paging on from what was seen never meets it
+    truth = paper_exchange.truth_order(first["id"])["fills"][0]
+    assert parse_time(truth["visible_at"]) - parse_time(truth["time"]) == 1_500_000
+
+
+def test_an_order_beyond_the_buying_power_is_refused(
+    paper_exchange: PaperExchange, client: httpx.Client
+) -> None:
+    answer = client.post("/v2/orders", json=resting(type="market", qty="6000"))  # 1.14M at 190
+
+    assert answer.status_code == 403
+    assert answer.json() == {"code": 40310000, "message": "insufficient buying power"}
+    assert paper_exchange.truth() == []
+    account = paper_exchange.account()
+    assert account["cash"] == account["buying_power"] == account["equity"] == "1000000.00"
