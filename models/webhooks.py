@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -26,13 +26,24 @@ class DeliveryStatus(StrEnum):
 
 class WebhookEndpointState(Base):
     """Where fan-out stands for one endpoint: every outbox event with an id up to
-    ``last_outbox_id`` has its delivery row (or was written before the endpoint existed)."""
+    ``last_outbox_id`` has its delivery row (or was written before the endpoint existed).
+
+    The cursor passes a gap in the ids only below ``final_outbox_id``: every id up to it is
+    final, committed or never to be (PostgreSQL; see ``worker/webhooks.py``). A gap above it
+    is watched: ``watch_head_id`` is the highest id visible when it was seen, and
+    ``watch_writers`` the transactions then writing to the outbox; once every one of them
+    has ended, every id up to the head is final.
+    """
 
     __tablename__ = "webhook_endpoints"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_outbox_id: Mapped[int] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    final_outbox_id: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
+    watch_head_id: Mapped[int | None] = mapped_column(BigId)
+    # PostgreSQL virtual transaction ids, space-separated (never reused by the server).
+    watch_writers: Mapped[str | None] = mapped_column(Text)
 
 
 class WebhookDelivery(Base):

@@ -150,6 +150,10 @@ class Settings(BaseSettings):
     retention_s: float = Field(default=30 * 86400.0, gt=0)
     purge_mode: Literal["archive", "delete"] = "archive"
     purge_batch_size: int = Field(default=500, ge=1)
+    # ... and of what would grow forever: refused task calls, and archived orders (from when
+    # they were archived).
+    invalid_calls_retention_s: float = Field(default=30 * 86400.0, gt=0)
+    archive_retention_s: float = Field(default=365 * 86400.0, gt=0)
 
     # The transactional outbox and its relay to the Redis Stream ``ordersync:events``, on
     # the main Redis unless this names another (it may carry a password: never logged).
@@ -198,6 +202,18 @@ class Settings(BaseSettings):
             self.event_webhook_secret and self.event_webhook_secret.get_secret_value()
         ):
             raise ValueError("ORDERSYNC_EVENT_WEBHOOK_SECRET is required with event webhooks")
+        return self
+
+    @model_validator(mode="after")
+    def _retention_covers_the_lookback(self) -> Settings:
+        """Deep reconciliation lists the broker's orders that far back: one purged sooner
+        would be listed again, unknown here, and adopted as a stranger."""
+        if self.retention_s < self.deep_lookback_s:
+            raise ValueError(
+                f"ORDERSYNC_RETENTION_S ({self.retention_s:g}) must be at least "
+                f"ORDERSYNC_DEEP_LOOKBACK_S ({self.deep_lookback_s:g}): deep reconciliation "
+                "lists the broker's orders that far back and would adopt purged ones again"
+            )
         return self
 
     def event_webhooks(self) -> tuple[WebhookEndpoint, ...]:

@@ -2,6 +2,8 @@
 
 Each batch is one transaction (select, archive, delete), so a crash loses nothing and
 duplicates nothing; a run stops after a few batches so it never holds the database long.
+Refused task calls and archived orders past their own retentions go the same way, so no
+table grows forever.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from typing import Any, Literal, cast
 from sqlalchemy import CursorResult, Select, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from models.enums import TERMINAL_STATUSES
-from models.orders import ArchivedOrder, Fill, Order, OrderEvent
+from models.orders import ArchivedOrder, Fill, InvalidTaskCall, Order, OrderEvent
 from models.types import canonical
 from worker import outbox, webhooks
 from worker.context import WorkerContext
@@ -44,6 +46,8 @@ class PurgeResult:
     fills: int = 0
     events: int = 0
     outbox_events: int = 0  # published events past retention (worker/outbox.py)
+    invalid_calls: int = 0  # refused task calls past ``invalid_calls_retention_s``
+    expired_archives: int = 0  # archived orders past ``archive_retention_s``
     batches: int = 0
     more: bool = False
 
@@ -69,7 +73,38 @@ def purge_closed_orders(ctx: WorkerContext, *, max_batches: int | None = None) -
         batch_size=settings.purge_batch_size, max_batches=batches,
         keep=webhooks.held_for_webhooks(settings),
     )  # fmt: skip
-    return dataclasses.replace(result, outbox_events=published)
+    invalid_calls = purge_older(
+        ctx.sessions, InvalidTaskCall.id, InvalidTaskCall.at,
+        before=now - timedelta(seconds=settings.invalid_calls_retention_s),
+        batch_size=settings.purge_batch_size, max_batches=batches,
+    )  # fmt: skip
+    archives = purge_older(
+        ctx.sessions, ArchivedOrder.id, ArchivedOrder.archived_at,
+        before=now - timedelta(seconds=settings.archive_retention_s),
+        batch_size=settings.purge_batch_size, max_batches=batches,
+    )  # fmt: skip
+    return dataclasses.replace(result, outbox_events=published, invalid_calls=invalid_calls,
+                               expired_archives=archives)  # fmt: skip
+
+
+def purge_older(
+    sessions: sessionmaker[Session], key: InstrumentedAttribute[Any],
+    at: InstrumentedAttribute[datetime], *, before: datetime, batch_size: int,
+    max_batches: int,
+) -> int:  # fmt: skip
+    """Delete the rows of ``key``'s table whose ``at`` is before ``before``, a bounded batch
+    per transaction, at most ``max_batches``; the next run goes on. Returns how many went."""
+    query = select(key).where(at < before).order_by(key).limit(batch_size)
+    deleted = 0
+    for _ in range(max_batches):
+        with sessions.begin() as session:
+            ids = session.scalars(query).all()
+            if ids:
+                _delete(session, delete(key.class_).where(key.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < batch_size:
+            break
+    return deleted
 
 
 def purge(

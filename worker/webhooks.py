@@ -4,15 +4,39 @@ Each run, per configured endpoint and under that endpoint's Redis lock:
 
 1. **Fan-out**: every outbox event after the endpoint's cursor gets a ``pending`` delivery
    row. The events are read straight from the outbox, so webhooks wait for neither the
-   stream relay nor Redis. The cursor passes an id gap (a transaction still open, or rolled
-   back) only once the event after it is ``GAP_GRACE_S`` old, so a late commit is never
-   skipped; events past a gap get their rows meanwhile.
+   stream relay nor Redis. Events past an id gap get their rows at once; only the cursor
+   (every id up to it has its row) waits at a gap, until the gap is *final* (below).
 2. **Send**: due rows in outbox id order, a bounded batch, skipping any whose order has an
    earlier event still pending (an order's events arrive in order; a dead one no longer
    holds the rest back). 2xx is delivered; anything else a failed attempt, retried after
    ``backoff * 2^(attempts-1)`` (capped), dead after ``max_attempts``. The first failure ends
    the endpoint's run, so a down endpoint gets one request per run, not a flood; when a
    retried event gets through, the endpoint is back and its waiting rows are due at once.
+
+**Id gaps.** Fan-out reads only ids above the cursor, so the cursor must never pass an id
+that may still commit: a gap is passed once it is final, never because time went by (a
+transaction may hold its id for minutes, and ``created_at`` is the writer's clock).
+
+- *SQLite*: one write transaction at a time, and ``AUTOINCREMENT`` takes each id above every
+  id ever used, in the writer's transaction. So ids commit in increasing order, and an id
+  missing below a committed one was rolled back (handed out again later, above) or purged:
+  every gap below a visible event is final, and the cursor passes it at once.
+- *PostgreSQL*: ids come from the outbox's sequence (``CACHE 1``, as migration 0004 makes
+  it), taken by an ``INSERT INTO outbox_events`` after that statement has locked the table
+  ``ROW EXCLUSIVE``, a lock held until its transaction ends. When the cursor meets a gap,
+  fan-out reads the highest visible id, *then* the transactions holding that lock
+  (``pg_locks``, by virtual transaction id, which the server never reuses) and keeps both
+  with the cursor (``WebhookEndpointState.watch_*``). Every id up to that head was taken
+  before the head was read, so its transaction was among those writers or had ended. A
+  later run that finds none of them still holding the lock knows that every id up to the
+  head is final, and records it (``final_outbox_id``); runs after it, whose snapshots see
+  everything those writers committed, pass the gaps below it. Only the writers seen with
+  the gap are waited for, so a busy outbox never stalls the cursor; an aborted id costs two
+  more runs. (Transaction ids would not do: a transaction gets one at its first write,
+  which may come after it took its outbox id.)
+
+A new endpoint starts after the newest event written before its backfill window, a point in
+the id order: everything after it is delivered, gaps included.
 
 Delivery is at least once (a crash between a POST and its row's update sends it again), so
 receivers dedupe on ``event_id``. URLs (they may carry tokens) and the secret are never
@@ -34,7 +58,17 @@ from typing import Any, Final
 
 import httpx
 import redis
-from sqlalchemy import ColumnElement, Exists, exists, false, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Exists,
+    exists,
+    false,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from models.outbox import OutboxEvent
@@ -51,9 +85,8 @@ EVENT_ID_HEADER: Final = "X-Ordersync-Event-Id"
 TIMESTAMP_HEADER: Final = "X-Ordersync-Timestamp"
 SIGNATURE_HEADER: Final = "X-Ordersync-Signature"
 ATTEMPT_HEADER: Final = "X-Ordersync-Attempt"
-# How long an id gap may stay open before fan-out's cursor passes it: far above any
-# transaction that writes an event. Only the cursor waits; later events go out meanwhile.
-GAP_GRACE_S: Final = 120.0
+# Above every id: on SQLite, every gap below a visible event is final.
+_EVERY_ID: Final = 2**63 - 1
 SIGNATURE_TOLERANCE_S: Final = 300.0
 
 
@@ -211,11 +244,13 @@ def _run_endpoint(
 def fan_out(session: Session, endpoint: str, *, now: datetime, batch_size: int,
             backfill_s: float) -> int:  # fmt: skip
     """Give the next events after the endpoint's cursor their pending rows (a bounded
-    batch) and move the cursor over what is covered. Returns how many rows were added."""
+    batch) and move the cursor over what is covered, over a gap only once it is final.
+    Returns how many rows were added."""
     state = session.get(WebhookEndpointState, endpoint)
     if state is None:
         start = _start_cursor(session, now - timedelta(seconds=backfill_s))
-        state = WebhookEndpointState(name=endpoint, last_outbox_id=start, created_at=now)
+        state = WebhookEndpointState(name=endpoint, last_outbox_id=start, created_at=now,
+                                     final_outbox_id=0)  # fmt: skip
         session.add(state)
         session.flush()
     head = session.scalar(select(func.max(OutboxEvent.id))) or 0
@@ -223,6 +258,7 @@ def fan_out(session: Session, endpoint: str, *, now: datetime, batch_size: int,
         logger.warning("event webhook %s: no outbox event left up to the cursor %d; "
                        "scanning from the start", endpoint, state.last_outbox_id)  # fmt: skip
         state.last_outbox_id = 0
+    final = _final_up_to(session, state)
     covered = (
         exists()
         .where(WebhookDelivery.outbox_id == OutboxEvent.id, WebhookDelivery.endpoint == endpoint)
@@ -241,8 +277,11 @@ def fan_out(session: Session, endpoint: str, *, now: datetime, batch_size: int,
               "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": now,
               "created_at": now} for outbox_id, order_id in new],
         )  # fmt: skip
-    state.last_outbox_id = _covered_up_to(session, state.last_outbox_id, covered, now=now,
-                                          batch_size=batch_size)  # fmt: skip
+    cursor, at_gap = _covered_up_to(session, state.last_outbox_id, covered, final=final,
+                                    batch_size=batch_size)  # fmt: skip
+    state.last_outbox_id = cursor  # an unchanged value is not written
+    if at_gap and state.watch_head_id is None:
+        _watch(session, state)
     return len(new)
 
 
@@ -255,22 +294,64 @@ def _start_cursor(session: Session, since: datetime) -> int:
 
 
 def _covered_up_to(
-    session: Session, cursor: int, covered: Exists, *, now: datetime, batch_size: int
-) -> int:
-    """The cursor moved over consecutive covered events; over a gap only once the event
-    after it is old enough that no transaction can still be committing into the gap."""
+    session: Session, cursor: int, covered: Exists, *, final: int, batch_size: int
+) -> tuple[int, bool]:
+    """The cursor moved over consecutive covered events, and over a gap only when every id
+    in it is at most ``final``; and whether it stopped at a gap it may not pass yet."""
     rows = session.execute(
-        select(OutboxEvent.id, OutboxEvent.created_at, covered)
+        select(OutboxEvent.id, covered)
         .where(OutboxEvent.id > cursor)
         .order_by(OutboxEvent.id)
         .limit(batch_size)
     ).all()
-    young = now - timedelta(seconds=GAP_GRACE_S)
-    for outbox_id, created_at, has_row in rows:
-        if not has_row or (outbox_id != cursor + 1 and created_at > young):
-            break
+    for outbox_id, has_row in rows:
+        if not has_row:
+            return cursor, False
+        if outbox_id - 1 > max(cursor, final):
+            return cursor, True
         cursor = outbox_id
-    return cursor
+    return cursor, False
+
+
+def _final_up_to(session: Session, state: WebhookEndpointState) -> int:
+    """Every outbox id up to the result is final: committed, or never to be. On PostgreSQL
+    a watch whose writers have all ended raises it from the next run on, whose snapshots
+    are taken after those writers ended, whatever the isolation level."""
+    if _dialect(session) == "sqlite":
+        return _EVERY_ID
+    final = state.final_outbox_id
+    if state.watch_head_id is not None:
+        watched = set((state.watch_writers or "").split())
+        if not watched & _outbox_writers(session):
+            state.final_outbox_id = max(final, state.watch_head_id)
+            state.watch_head_id = state.watch_writers = None
+    return final
+
+
+def _watch(session: Session, state: WebhookEndpointState) -> None:
+    """Keep the highest visible id, then the transactions writing to the outbox: in this
+    order, every id up to the head was taken by one of them or by one that has ended."""
+    state.watch_head_id = int(session.scalar(select(func.max(OutboxEvent.id))) or 0)
+    state.watch_writers = " ".join(sorted(_outbox_writers(session)))
+
+
+_OUTBOX_WRITERS = text(
+    "SELECT DISTINCT virtualtransaction FROM pg_locks"
+    " WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' AND granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND relation = CAST(:table AS regclass) AND pid IS DISTINCT FROM pg_backend_pid()"
+)  # a prepared transaction has no pid: it counts too
+
+
+def _outbox_writers(session: Session) -> set[str]:
+    """Virtual ids of the other transactions now holding the outbox's ROW EXCLUSIVE lock,
+    which every transaction that took an outbox id holds until it ends."""
+    rows = session.scalars(_OUTBOX_WRITERS, {"table": OutboxEvent.__tablename__})
+    return {str(row) for row in rows}
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
 
 
 _DUE_COLUMNS = (WebhookDelivery.id, WebhookDelivery.attempts, OutboxEvent.event_id,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from celery import Celery
+from celery.backends.base import BaseBackend
+from celery.utils.serialization import get_pickleable_exception
 
 from worker.args import InvalidTaskArguments, PlaceOrderArgs, parse_args
 
@@ -35,3 +39,24 @@ def test_a_good_call_is_parsed_with_decimals_and_upper_case_symbol() -> None:
 def test_bad_calls_say_what_is_wrong(change: dict[str, Any], reason: str) -> None:
     with pytest.raises(InvalidTaskArguments, match=reason):
         parse_args(PlaceOrderArgs, "t", (), {**BASE, **change})
+
+
+def test_a_refusal_reaches_a_celery_caller_as_itself_with_the_problem_as_its_message() -> None:
+    """Celery's worker pickles a failure first (a class that fails comes back as its nearest
+    base, ValueError), then the JSON result carries its type name and args."""
+    error = InvalidTaskArguments("ordersync.place_order", "quantity: must be positive, got 0")
+    assert get_pickleable_exception(error) is error
+    unpickled = pickle.loads(pickle.dumps(error))
+    assert (type(unpickled), unpickled.task_name, unpickled.problem) == (
+        InvalidTaskArguments, "ordersync.place_order", "quantity: must be positive, got 0",
+    )  # fmt: skip
+    assert str(error) == "ordersync.place_order: quantity: must be positive, got 0"
+
+    backend = BaseBackend(Celery("caller", set_as_current=False), serializer="json")
+    stored = backend.prepare_exception(error)
+    here = backend.exception_to_python(stored)  # a caller that has ordersync's classes
+    elsewhere = backend.exception_to_python({**stored, "exc_module": "not.ordersync"})
+    for raised in (here, elsewhere):
+        assert type(raised).__name__ == "InvalidTaskArguments"
+        assert str(raised) == "quantity: must be positive, got 0"
+    assert isinstance(here, InvalidTaskArguments)

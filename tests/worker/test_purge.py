@@ -11,6 +11,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +25,7 @@ from models.enums import (
     Side,
     TimeInForce,
 )
-from models.orders import Account, ArchivedOrder, Fill, Order, OrderEvent
+from models.orders import Account, ArchivedOrder, Fill, InvalidTaskCall, Order, OrderEvent
 from ordersync.settings import Settings
 from tests.conftest import migrated_database
 from worker import purge
@@ -51,7 +52,7 @@ def purge_engine(
 @pytest.fixture
 def sessions(purge_engine: Engine) -> sessionmaker[Session]:
     with purge_engine.begin() as connection:
-        for model in (ArchivedOrder, OrderEvent, Fill, Order, Account):
+        for model in (InvalidTaskCall, ArchivedOrder, OrderEvent, Fill, Order, Account):
             connection.execute(delete(model))
     return make_sessionmaker(purge_engine)
 
@@ -406,3 +407,76 @@ def test_rows_a_writer_holds_are_skipped_on_postgresql(
         assert result.orders == 1
     assert _order_ids(sessions) == {held}
     assert free not in _order_ids(sessions)
+
+
+# --- what else grows: refused calls and the archive -------------------------------------------
+
+DAY = 86400.0
+
+
+def _refused_calls(sessions: sessionmaker[Session], *ages_d: float) -> None:
+    with sessions.begin() as session:
+        session.add_all(
+            InvalidTaskCall(task_name="ordersync.place_order", task_id=f"t-{i}", error="bad",
+                            arguments="{}", at=NOW - timedelta(days=age))
+            for i, age in enumerate(ages_d)
+        )  # fmt: skip
+
+
+def _archived(sessions: sessionmaker[Session], account_id: str, *ages_d: float) -> list[str]:
+    with sessions.begin() as session:
+        rows = [
+            ArchivedOrder(id=f"a-{i}-{age}", account_id=account_id, client_order_id=f"c-{i}",
+                          symbol="AAPL", status=S.FILLED, closed_at=None,
+                          archived_at=NOW - timedelta(days=age), document="{}")
+            for i, age in enumerate(ages_d)
+        ]  # fmt: skip
+        session.add_all(rows)
+        return [row.id for row in rows]
+
+
+def test_refused_calls_and_archived_orders_go_after_their_retention_in_bounded_batches(
+    sessions: sessionmaker[Session], account_id: str, make_ctx: Callable[..., WorkerContext],
+) -> None:  # fmt: skip
+    _refused_calls(sessions, 31, 45, 400, 29)  # the default retention is 30 days
+    archived = _archived(sessions, account_id, 366, 500, 364)  # ... and 365 for the archive
+    ctx = make_ctx(purge_batch_size=2)
+
+    first = purge_closed_orders(ctx, max_batches=1)
+    second = purge_closed_orders(ctx, max_batches=1)
+
+    assert (first.invalid_calls, first.expired_archives) == (2, 2)
+    assert (second.invalid_calls, second.expired_archives) == (1, 0)
+    assert purge_closed_orders(ctx) == PurgeResult("archive")
+    with sessions() as session:
+        assert list(session.scalars(select(InvalidTaskCall.task_id))) == ["t-3"]
+        assert list(session.scalars(select(ArchivedOrder.id))) == [archived[2]]
+
+
+def test_the_retentions_of_refused_calls_and_the_archive_are_settings(
+    sessions: sessionmaker[Session], account_id: str, make_ctx: Callable[..., WorkerContext],
+) -> None:  # fmt: skip
+    _refused_calls(sessions, 3)
+    _archived(sessions, account_id, 10)
+    assert purge_closed_orders(make_ctx()) == PurgeResult("archive")
+
+    result = purge_closed_orders(
+        make_ctx(invalid_calls_retention_s=2 * DAY, archive_retention_s=9 * DAY)
+    )
+
+    assert (result.invalid_calls, result.expired_archives) == (1, 1)
+    assert (_count(sessions, InvalidTaskCall), _count(sessions, ArchivedOrder)) == (0, 0)
+
+
+def test_retention_must_cover_the_deep_reconciliation_lookback() -> None:
+    """An order purged within the lookback would be listed by the broker and adopted again."""
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None, retention_s=DAY, deep_lookback_s=2 * DAY)
+    message = str(refused.value)
+    assert "ORDERSYNC_RETENTION_S (86400)" in message
+    assert "ORDERSYNC_DEEP_LOOKBACK_S (172800)" in message
+    assert Settings(_env_file=None, retention_s=2 * DAY, deep_lookback_s=2 * DAY).retention_s
+    defaults = Settings(_env_file=None)
+    assert (defaults.invalid_calls_retention_s, defaults.archive_retention_s) == (
+        30 * DAY, 365 * DAY,
+    )  # fmt: skip

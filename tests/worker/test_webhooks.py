@@ -9,25 +9,30 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import fakeredis
 import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
+from models.db import make_engine, make_sessionmaker
 from models.outbox import EventKind, OutboxEvent, add_event
 from models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpointState
 from ordersync.events import replay
 from ordersync.settings import Settings, parse_webhook_urls
-from tests.worker.conftest import UnitWorker
+from tests.conftest import migrated_database
+from tests.worker.conftest import T0, UnitWorker
 from worker import webhooks
+from worker.context import WorkerContext
 from worker.webhooks import (
     EVENT_ID_HEADER,
-    GAP_GRACE_S,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     backoff_s,
@@ -71,10 +76,14 @@ def configure(unit: UnitWorker, **overrides: Any) -> None:
     unit.ctx.settings = unit.ctx.settings.model_copy(update=settings)
 
 
-def add(unit: UnitWorker, order_id: str | None, kind: EventKind = EventKind.ORDER_ACCEPTED) -> str:
+def add(
+    unit: UnitWorker, order_id: str | None, kind: EventKind = EventKind.ORDER_ACCEPTED, *,
+    created_at_behind_s: float = 0.0,
+) -> str:  # fmt: skip
+    now = unit.clock[0] - timedelta(seconds=created_at_behind_s)
     with unit.ctx.sessions.begin() as session:
         event = add_event(session, kind, {"order_id": order_id, "filled": "1.50"},
-                          now=unit.clock[0], order_id=order_id, trade_id="t-1")  # fmt: skip
+                          now=now, order_id=order_id, trade_id="t-1")  # fmt: skip
         session.flush()
         return event.event_id
 
@@ -311,15 +320,63 @@ def test_without_endpoints_nothing_happens(unit: UnitWorker) -> None:
     assert deliveries(unit) == {}
 
 
-# --- fan-out ---------------------------------------------------------------------------------
+# --- fan-out: id gaps ------------------------------------------------------------------------
 
 
-def insert_event(unit: UnitWorker, outbox_id: int, order_id: str) -> None:
-    """An event with a chosen id, as a transaction that took its id earlier commits later."""
-    with unit.ctx.sessions.begin() as session:
-        session.add(OutboxEvent(id=outbox_id, event_id=f"e{outbox_id}", kind="ORDER_ACCEPTED",
-                                priority=7, order_id=order_id, payload="{}",
-                                created_at=unit.clock[0]))  # fmt: skip
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def gap_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated database per dialect: the writers below really hold and commit their ids."""
+    yield from migrated_database(request.param, tmp_path_factory.mktemp("gaps"))
+
+
+@pytest.fixture
+def db_unit(gap_database: str) -> Iterator[UnitWorker]:
+    """A worker context on ``gap_database`` (emptied of events), fakeredis and a clock."""
+    engine = make_engine(gap_database)
+    with engine.begin() as connection:
+        for model in (WebhookDelivery, WebhookEndpointState, OutboxEvent):
+            connection.execute(delete(model))
+    clock = [T0]
+    settings = Settings(_env_file=None)
+    ctx = WorkerContext(settings, engine, make_sessionmaker(engine),
+                        fakeredis.FakeRedis(decode_responses=True), None,  # type: ignore[arg-type]
+                        now=lambda: clock[0])  # fmt: skip
+    yield UnitWorker(ctx, "", clock)
+    engine.dispose()
+
+
+def on_sqlite(unit: UnitWorker) -> bool:
+    """SQLite has one writer at a time: nothing commits while another writer holds its id."""
+    return unit.ctx.engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def writer(unit: UnitWorker, order_id: str, *, behind_s: float = 0.0,
+           commit: bool = True) -> Iterator[str]:  # fmt: skip
+    """A transaction that has written an event, so holds its outbox id, until the block ends;
+    then it commits (or rolls back). ``behind_s``: its writer's clock is that far behind."""
+    with unit.ctx.engine.connect() as connection:
+        transaction = connection.begin()
+        with Session(bind=connection) as session:
+            event = add_event(session, EventKind.ORDER_ACCEPTED, {"order_id": order_id},
+                              now=unit.clock[0] - timedelta(seconds=behind_s),
+                              order_id=order_id)  # fmt: skip
+            session.flush()
+            event_id = event.event_id
+        yield event_id
+        if commit:
+            transaction.commit()
+        else:
+            transaction.rollback()
+
+
+def outbox_id(unit: UnitWorker, event_id: str) -> int:
+    with unit.ctx.sessions() as session:
+        found = session.scalar(select(OutboxEvent.id).where(OutboxEvent.event_id == event_id))
+        assert found is not None
+        return found
 
 
 def cursor(unit: UnitWorker) -> int:
@@ -329,34 +386,97 @@ def cursor(unit: UnitWorker) -> int:
         return state.last_outbox_id
 
 
-def test_a_late_commit_into_an_id_gap_is_not_skipped(unit: UnitWorker) -> None:
-    configure(unit)
-    receiver = Receiver()
-    for outbox_id in (1, 2, 5):  # 3 and 4 taken by transactions still open
-        insert_event(unit, outbox_id, f"o{outbox_id}")
-    run(unit, receiver)
-    assert (receiver.delivered(), cursor(unit)) == (["e1", "e2", "e5"], 2)
-
-    insert_event(unit, 3, "o3")  # commits late; 4 rolled back
-    run(unit, receiver)
-    assert (receiver.delivered()[-1], cursor(unit)) == ("e3", 3)  # the gap at 4 is young
-
-    later(unit, GAP_GRACE_S + 1)
-    run(unit, receiver)
-    assert cursor(unit) == 5
-    assert sorted(receiver.delivered()) == ["e1", "e2", "e3", "e5"]
-
-
-def test_an_event_committing_late_below_the_first_visible_one_is_not_skipped(
-    unit: UnitWorker,
+def test_an_event_whose_transaction_holds_its_id_for_minutes_is_delivered(
+    db_unit: UnitWorker,
 ) -> None:
-    configure(unit)
+    """The cursor waits for the writer however long it takes, never for a time."""
+    configure(db_unit)
     receiver = Receiver()
-    insert_event(unit, 2, "o2")  # 1 is taken by a transaction still open
-    run(unit, receiver)  # the endpoint's first run
-    insert_event(unit, 1, "o1")
-    run(unit, receiver)
-    assert receiver.delivered() == ["e2", "e1"]
+    run(db_unit, receiver)  # the endpoint exists
+    with writer(db_unit, "slow") as slow:
+        later_ids = [] if on_sqlite(db_unit) else [add(db_unit, "fast")]  # committed first
+        for _ in range(3):
+            run(db_unit, receiver)
+            later(db_unit, 100)  # five minutes in all: far past any grace period
+        assert receiver.delivered() == later_ids  # what is committed goes out meanwhile
+        if later_ids:
+            assert cursor(db_unit) < outbox_id(db_unit, later_ids[0])  # held at the gap
+    later_ids.append(add(db_unit, "after"))
+    run(db_unit, receiver)
+    assert sorted(receiver.delivered()) == sorted([slow, *later_ids])
+
+
+def test_an_event_from_a_writer_whose_clock_is_behind_is_delivered(db_unit: UnitWorker) -> None:
+    configure(db_unit)
+    receiver = Receiver()
+    run(db_unit, receiver)
+    with writer(db_unit, "held", behind_s=130) as held:
+        behind = [] if on_sqlite(db_unit) else [add(db_unit, "next", created_at_behind_s=130)]
+        run(db_unit, receiver)
+        run(db_unit, receiver)
+    run(db_unit, receiver)
+    assert sorted(receiver.delivered()) == sorted([held, *behind])
+
+
+def test_an_aborted_id_gap_does_not_hold_the_cursor(db_unit: UnitWorker) -> None:
+    configure(db_unit)
+    receiver = Receiver()
+    run(db_unit, receiver)
+    with writer(db_unit, "aborted", commit=False):
+        pass  # took an id, never commits it (SQLite hands the id out again)
+    after = add(db_unit, "after")
+    runs = 0
+    while cursor(db_unit) < outbox_id(db_unit, after):
+        assert runs < 3, "the cursor never passed the aborted id"
+        run(db_unit, receiver)
+        runs += 1
+    assert receiver.delivered() == [after]
+
+
+def test_a_gap_is_passed_once_its_writer_ends_while_a_later_writer_still_holds_on(
+    db_unit: UnitWorker,
+) -> None:
+    """Only the writers seen with the gap are waited for, not the outbox going quiet."""
+    if on_sqlite(db_unit):
+        pytest.skip("SQLite has one writer at a time")
+    configure(db_unit)
+    receiver = Receiver()
+    run(db_unit, receiver)
+    with writer(db_unit, "first") as first:
+        second = add(db_unit, "second")
+        run(db_unit, receiver)  # the gap at first's id is seen with first writing
+    with writer(db_unit, "third"):
+        for _ in range(3):
+            run(db_unit, receiver)
+        assert receiver.delivered() == [second, first]
+        assert cursor(db_unit) == outbox_id(db_unit, second)
+
+
+def test_an_event_committing_late_below_a_new_endpoints_first_events_is_delivered(
+    db_unit: UnitWorker,
+) -> None:
+    if on_sqlite(db_unit):
+        pytest.skip("SQLite has one writer at a time")
+    configure(db_unit)
+    receiver = Receiver()
+    with writer(db_unit, "o1") as first:
+        second = add(db_unit, "o2")
+        run(db_unit, receiver)  # the endpoint's first run
+    run(db_unit, receiver)
+    assert receiver.delivered() == [second, first]
+
+
+def test_on_sqlite_a_gap_below_a_committed_id_is_final(unit: UnitWorker) -> None:
+    """SQLite: one writer at a time, ids never reused (AUTOINCREMENT), so a gap below a
+    committed id is a purged or rolled-back one and the cursor passes it at once."""
+    configure(unit)
+    for event_id in (1, 2, 5):
+        with unit.ctx.sessions.begin() as session:
+            session.add(OutboxEvent(id=event_id, event_id=f"e{event_id}", kind="ORDER_ACCEPTED",
+                                    priority=7, order_id="o", payload="{}",
+                                    created_at=unit.clock[0]))  # fmt: skip
+    run(unit, Receiver())
+    assert cursor(unit) == 5
 
 
 def test_a_new_endpoint_gets_the_backfill_window_and_what_comes_after(unit: UnitWorker) -> None:
