@@ -33,10 +33,10 @@ from sqlalchemy.engine import make_url
 from brokers.alpaca_parse import ParseError, order_status
 from models.db import make_engine
 from models.enums import OPEN_STATUSES, OrderStatus
-from models.orders import Account, Fill, Order
-from ordersync import bench_sweep
+from models.orders import Account, Fill, InvalidTaskCall, Order
+from ordersync import bench_faults, bench_sweep
 from ordersync.settings import get_settings
-from ordersync.stack import Stack, StackConfig, StackError, log_tail
+from ordersync.stack import RATE_LIMIT_PER_MIN, Stack, StackConfig, StackError, log_tail
 
 SENDER = Path(__file__).with_name("bench_sender.py")
 POLL_S = 0.05
@@ -57,6 +57,8 @@ class LocalOrder:
     filled: Decimal
     broker_filled: Decimal
     average_price: Decimal | None
+    place_deadline: datetime | None = None
+    last_error: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -77,7 +79,8 @@ class LocalFill:
 def load_orders(engine: Engine, prefix: str) -> dict[str, LocalOrder]:
     query = select(
         Order.client_order_id, Order.broker_order_id, Order.status, Order.filled_quantity,
-        Order.broker_filled_quantity, Order.average_fill_price,
+        Order.broker_filled_quantity, Order.average_fill_price, Order.place_deadline,
+        Order.last_error,
     ).where(Order.client_order_id.startswith(prefix, autoescape=True))  # fmt: skip
     with engine.connect() as connection:
         return {row[0]: LocalOrder(*row) for row in connection.execute(query)}
@@ -110,19 +113,93 @@ def load_fills(engine: Engine, prefix: str) -> list[LocalFill]:
         return [LocalFill(*row) for row in connection.execute(query)]
 
 
+def refused_calls(engine: Engine, prefix: str) -> dict[str, str]:
+    """The run's place_order calls refused as invalid: client order id -> the reason."""
+    query = select(InvalidTaskCall.arguments, InvalidTaskCall.error).where(
+        InvalidTaskCall.task_name == "ordersync.place_order",
+        InvalidTaskCall.arguments.contains(prefix, autoescape=True),
+    )
+    found: dict[str, str] = {}
+    with engine.connect() as connection:
+        for arguments, error in connection.execute(query):
+            cid = json.loads(arguments).get("kwargs", {}).get("client_order_id")
+            if isinstance(cid, str) and cid.startswith(prefix):
+                found[cid] = error
+    return found
+
+
 def wait_complete(engine: Engine, prefix: str, n: int, deadline_s: float) -> float | None:
-    """Poll until all ``n`` orders are complete; the wall-clock time of the poll that saw it,
-    or None at the deadline."""
+    """Poll until all ``n`` orders are complete (or their call refused); the wall-clock time
+    of the poll that saw it, or None at the deadline."""
     deadline = time.monotonic() + deadline_s
     while True:
         # A cheap count first: loading every order each poll would take CPU from the worker.
-        if count_open(engine, prefix) == (n, 0):
+        total, still_open = count_open(engine, prefix)
+        if still_open == 0 and total + len(refused_calls(engine, prefix)) >= n:
             orders = load_orders(engine, prefix)
             if all(order.complete for order in orders.values()):
                 return time.time()
         if time.monotonic() >= deadline:
             return None
         time.sleep(POLL_S)
+
+
+def drops(
+    truth: list[dict[str, Any]], orders: dict[str, LocalOrder], refused: dict[str, str],
+    sent: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """Asked for and never placed, by cause; placed after the deadline; exits refused."""
+    at_exchange = {order["client_order_id"]: order for order in truth}
+    causes: Counter[str] = Counter()
+    examples: dict[str, list[str]] = defaultdict(list)
+    late = 0
+    for cid in sent:
+        local, placed = orders.get(cid), at_exchange.get(cid)
+        if placed is not None:
+            deadline = local.place_deadline if local is not None else None
+            late += deadline is not None and parse_utc(placed["created_at"]) > deadline
+            continue
+        if cid in refused:
+            continue  # refused as asked: counted below (exits) or the caller's own fault
+        cause = drop_cause(local)
+        if cause is None:
+            continue
+        causes[cause] += 1
+        if len(examples[cause]) < 3:
+            examples[cause].append(cid)
+    exits_refused = sum("exit refused" in error for error in refused.values())
+    broker_refused = sum(
+        1 for cid in sent
+        if cid not in at_exchange and cid in orders and drop_cause(orders[cid]) is None
+    )  # fmt: skip
+    return {
+        "broker_refused": broker_refused,
+        "dropped": sum(causes.values()),
+        "dropped_by_cause": dict(causes),
+        "dropped_examples": dict(examples),
+        "late": late,
+        "exits_refused": exits_refused,
+        "refused_calls": len(refused),
+    }
+
+
+def drop_cause(local: LocalOrder | None) -> str | None:
+    """Why an order the exchange never got was not placed; None: the broker refused it as
+    asked (buying power, invalid): the caller's own reason, not a drop."""
+    if local is None:
+        return "no order row: the call never reached a worker (transport)"
+    error = local.last_error or ""
+    if local.status is OrderStatus.REJECTED and "placement deadline" in error:
+        return "deadline passed before it could be sent"
+    if local.status is OrderStatus.REJECTED and "broker" in error and "never" not in error:
+        return None
+    if local.status is OrderStatus.REJECTED:
+        return f"rejected: {error[:80]}"
+    return f"still {local.status.value}: {error[:80]}"
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def order_differences(truth: dict[str, Any], local: LocalOrder) -> list[str]:
@@ -183,6 +260,8 @@ def compare(
             )
     for client_order_id in sorted(set(orders) - truth_ids):
         duplicate += len(local_fills[client_order_id])
+        if orders[client_order_id].status is OrderStatus.REJECTED:
+            continue  # never reached the exchange, or refused by it: counted with the drops
         mismatches.append({"client_order_id": client_order_id, "reasons": ["not at exchange"]})
     return {
         "missed_fills": missed,
@@ -226,12 +305,14 @@ def latencies(fills: list[LocalFill]) -> dict[str, float | None]:
     }
 
 
-def run_sender(stack: Stack, *, account: str, n: int, prefix: str, mix: str, rate: float,
-               prices: dict[str, str], timeout_s: float) -> dict[str, Any]:  # fmt: skip
+def run_sender(stack: Stack, *, accounts: list[str], n: int, prefix: str, mix: str,
+               rate: float, prices: dict[str, str], timeout_s: float,
+               exit_after_s: float) -> dict[str, Any]:  # fmt: skip
     """The orders go out from a process that imports nothing of ordersync."""
     argv = [
-        sys.executable, "-I", str(SENDER), "--account", account, "--orders", str(n),
-        "--prefix", prefix, "--mix", mix, "--rate", str(rate), "--prices", json.dumps(prices),
+        sys.executable, "-I", str(SENDER), "--accounts", ",".join(accounts), "--orders",
+        str(n), "--prefix", prefix, "--mix", mix, "--rate", str(rate), "--prices",
+        json.dumps(prices), "--exit-after-s", str(exit_after_s),
     ]  # fmt: skip
     result = subprocess.run(  # noqa: S603 - our interpreter and script
         argv, env=stack.child_env(), capture_output=True, text=True, timeout=timeout_s,
@@ -267,12 +348,16 @@ def print_table(result: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     for key in (
         "missed_fills", "duplicate_fills", "mismatched_orders", "mismatched_fills",
-        "incomplete_orders", "latency_p50_s", "latency_p95_s", "latency_p99_s",
-        "latency_max_s", "broker_requests_per_order", "orders_per_s", "sent_per_s", "wall_s",
+        "incomplete_orders", "dropped", "late", "exits_refused", "broker_refused",
+        "rate_limited_requests",
+        "latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s",
+        "broker_requests_per_order", "orders_per_s", "sent_per_s", "drain_s", "wall_s",
     ):  # fmt: skip
         value = result.get(key)
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
+    for cause, count in result.get("dropped_by_cause", {}).items():
+        console.print(f"  dropped {count}: {cause}")
     for mismatch in result["mismatches"]:
         local = f" (local: {mismatch['local_status']})" if "local_status" in mismatch else ""
         console.print(f"  {mismatch['client_order_id']}: {'; '.join(mismatch['reasons'])}{local}")
@@ -283,6 +368,7 @@ def print_table(result: dict[str, Any]) -> None:
 class Mix(StrEnum):
     MARKET = "market"
     MIXED = "mixed"
+    ROUNDTRIP = "roundtrip"
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +379,10 @@ class BenchOptions:
     workers: int
     deadline_s: float
     account: str
+    accounts: int
+    rate_limit_per_min: int
+    exit_after_s: float
+    faults: bool
     redis_url: str | None
     database_url: str | None
     exchange_url: str | None
@@ -330,12 +420,21 @@ def send_and_compare(
     n = options.orders
     before = sim.get("/requests").json()
     sending_s = n / options.rate if options.rate else 0.0
-    sent = run_sender(
-        stack, account=options.account, n=n, prefix=prefix, mix=options.mix.value,
-        rate=options.rate, prices=sim.get("/prices").json(),
-        timeout_s=sending_s + options.deadline_s + 60,
-    )  # fmt: skip
+    chaos = bench_faults.Chaos(stack, sim, sending_s) if options.faults else None
+    if chaos is not None:
+        chaos.start()
+    try:
+        sent = run_sender(
+            stack, accounts=stack.accounts, n=n, prefix=prefix, mix=options.mix.value,
+            rate=options.rate, prices=sim.get("/prices").json(),
+            timeout_s=sending_s + options.deadline_s + 60, exit_after_s=options.exit_after_s,
+        )  # fmt: skip
+    finally:
+        if chaos is not None:
+            chaos.stop()
     done_at = wait_complete(engine, prefix, n, options.deadline_s)
+    if chaos is not None:
+        sim.delete("/faults").raise_for_status()  # the comparison reads without faults
     after = sim.get("/requests").json()
     truth = [
         order
@@ -343,11 +442,14 @@ def send_and_compare(
         if order["client_order_id"].startswith(prefix)
     ]
     orders, fills = load_orders(engine, prefix), load_fills(engine, prefix)
+    refused = refused_calls(engine, prefix)
     worker_log = log_tail(stack.logs / "worker.log") if done_at is None else ""
     first, last = float(sent["first_send"]), float(sent["last_send"])
     return {
         **compare(truth, orders, fills),
+        **drops(truth, orders, refused, [f"{prefix}{i}" for i in range(n)]),
         **latencies(fills),
+        **({"faults": chaos.report()} if chaos is not None else {}),
         "broker_requests_per_order": round((after["total"] - before["total"]) / n, 3),
         "rate_limited_requests": after["rate_limited"] - before["rate_limited"],
         "orders_per_s": round(n / (done_at - first), 2) if done_at else None,
@@ -377,7 +479,8 @@ def run(options: BenchOptions) -> dict[str, Any]:
         var_dir=var_dir, database_url=database_url, redis_url=options.redis_url,
         redis_persist=False, exchange_url=options.exchange_url,
         exchange_key_id=options.key_id, exchange_secret_key=options.secret_key, sim_port=0,
-        sim_args=options.sim_args, flower=False,
+        sim_args=options.sim_args, flower=False, accounts=options.accounts,
+        rate_limit_per_min=options.rate_limit_per_min,
         beat=options.workers > 0 and not options.sweep.orders, account=options.account,
         ensure_account=options.workers > 0, worker_concurrency=options.workers if n else 0,
     )  # fmt: skip
@@ -419,6 +522,10 @@ def run(options: BenchOptions) -> dict[str, Any]:
             "sweep_orders": options.sweep.orders,
             "mix": options.mix.value,
             "rate_per_s": options.rate or None,
+            "accounts": options.accounts,
+            "rate_limit_per_min": options.rate_limit_per_min,
+            "exchange_faults": bool(options.faults),
+            "monitor_shared_checks": get_settings().monitor_shared_checks,
             "worker_concurrency": (options.workers or None) if n else None,
             "task_events": get_settings().task_events,
             "database": make_url(database_url).get_backend_name(),
@@ -436,7 +543,12 @@ def run(options: BenchOptions) -> dict[str, Any]:
 
 
 def failed(result: dict[str, Any]) -> bool:
-    counts = ("missed_fills", "duplicate_fills", "mismatched_orders", "mismatched_fills")
+    """A fill missed or doubled, an order unlike the exchange's, one placed late, or one
+    dropped silently (drops with a named cause, e.g. a passed deadline, are reported)."""
+    silent = [cause for cause in result.get("dropped_by_cause", {}) if "still" in cause]
+    if silent:
+        return True
+    counts = ("missed_fills", "duplicate_fills", "mismatched_orders", "mismatched_fills", "late")
     if "sweep" in result and bench_sweep.failed(result["sweep"]):
         return True
     return bool(result.get("deadline_passed")) or any(result.get(key) for key in counts)
@@ -460,6 +572,23 @@ def bench_command(
         float, typer.Option(min=1, help="Seconds after the last send for orders to complete.")
     ] = 120,
     account: Annotated[str, typer.Option(help="Account the orders are placed for.")] = "bench",
+    accounts: Annotated[
+        int, typer.Option(min=1, help="Spread the orders over N accounts (<account>-1..N).")
+    ] = 1,
+    rate_limit_per_min: Annotated[
+        int, typer.Option(min=1, help="Each account's limit, at the exchange and here.")
+    ] = RATE_LIMIT_PER_MIN,
+    exit_after_s: Annotated[
+        float, typer.Option(min=0, help="--mix roundtrip: an entry's exit follows this late.")
+    ] = 1.0,
+    faults: Annotated[
+        bool,
+        typer.Option(
+            "--faults",
+            help="Exchange faults, and workers, beat and Redis "
+            "killed and restarted while the orders go out.",
+        ),
+    ] = False,
     redis_url: Annotated[str | None, typer.Option(help="Use this Redis.")] = None,
     database_url: Annotated[
         str | None, typer.Option(help="Use this database (default: a fresh SQLite file).")
@@ -498,7 +627,8 @@ def bench_command(
         )
     options = BenchOptions(
         orders=orders, mix=mix, rate=rate, workers=workers, deadline_s=deadline_s,
-        account=account, redis_url=redis_url, database_url=database_url,
+        account=account, accounts=accounts, rate_limit_per_min=rate_limit_per_min,
+        exit_after_s=exit_after_s, faults=faults, redis_url=redis_url, database_url=database_url,
         exchange_url=exchange_url, key_id=key_id, secret_key=secret_key,
         sim_args=("--fill-delay-ms", fill_delay_ms,
                   "--partial-fill-probability", str(partial_fill_probability)),

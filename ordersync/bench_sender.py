@@ -3,7 +3,10 @@ importing only Celery and the standard library, and prints one JSON line saying 
 
 ``--mix market``: market orders. ``--mix mixed``: of every five, three market orders, one
 marketable limit (fills) and one limit far from the market, canceled ``--cancel-after-s``
-later. Every ``client_order_id`` is ``<prefix><n>``, so the run's orders can be found.
+later. ``--mix roundtrip``: market round trips, an ENTRY and ``--exit-after-s`` later its
+EXIT (the trade named by the entry's decision id), as a trading service that saw its entry
+fill would send it. Orders go to ``--accounts`` in turn (a round trip stays in one).
+Every ``client_order_id`` is ``<prefix><n>``, so the run's orders can be found.
 """
 
 from __future__ import annotations
@@ -35,15 +38,25 @@ def reference_price(symbol: str, prices: dict[str, str]) -> Decimal:
 
 
 def order_kwargs(
-    n: int, *, account: str, prefix: str, mix: str, rng: random.Random, prices: dict[str, str]
+    n: int,
+    *,
+    account: str,
+    prefix: str,
+    mix: str,
+    rng: random.Random,
+    prices: dict[str, str],
+    turn: int = 0,
 ) -> tuple[dict[str, Any], bool]:
     """The n-th order's task arguments, and whether it is to be canceled later."""
     symbol = rng.choice(SYMBOLS)
-    side = "buy" if n % 2 == 0 else "sell"
+    side = "buy" if turn % 2 == 0 else "sell"  # each account buys and sells in turn
     kwargs: dict[str, Any] = {
         "account": account, "symbol": symbol, "side": side,
         "quantity": str(rng.randint(1, 100)), "client_order_id": f"{prefix}{n}",
     }  # fmt: skip
+    if mix == "roundtrip":
+        kwargs.update(side="buy", intent="ENTRY", decision_id=f"{prefix}d{n}")
+        return kwargs, False
     kind = n % 5 if mix == "mixed" else 0
     if kind < 3:
         return kwargs, False
@@ -55,57 +68,83 @@ def order_kwargs(
     return kwargs, resting
 
 
+def exit_kwargs(entry: dict[str, Any], n: int, prefix: str) -> dict[str, Any]:
+    """The EXIT of a round trip's entry: all of it, the other way, by its trade id."""
+    return {
+        "account": entry["account"], "symbol": entry["symbol"], "side": "sell",
+        "quantity": entry["quantity"], "client_order_id": f"{prefix}{n}", "intent": "EXIT",
+        "trade_id": entry["decision_id"],
+    }  # fmt: skip
+
+
 def send_all(send: Send, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     prices: dict[str, str] = json.loads(args.prices)
-    interval = 1 / args.rate if args.rate > 0 else 0.0
-    cancels: list[tuple[float, str]] = []
+    accounts = args.accounts.split(",")
+    roundtrip = args.mix == "roundtrip"
+    entries = (args.orders + 1) // 2 if roundtrip else args.orders
+    # --rate counts every order: a round trip's exit is one too
+    interval = (2 if roundtrip else 1) / args.rate if args.rate > 0 else 0.0
+    later: list[tuple[float, int, str, dict[str, Any]]] = []  # (due, n, task, kwargs)
     first = last = 0.0
-    canceled = 0
+    canceled = sent = 0
     start = time.monotonic()
 
-    def cancel_due(now: float) -> int:
-        sent = 0
-        while cancels and cancels[0][0] <= now:
-            _, client_order_id = heapq.heappop(cancels)
-            send(
-                "ordersync.cancel_order",
-                {"account": args.account, "client_order_id": client_order_id},
-            )
-            sent += 1
-        return sent
+    def send_due(now: float) -> int:
+        cancels = 0
+        while later and later[0][0] <= now:
+            _, _, task, kwargs = heapq.heappop(later)
+            send(task, kwargs)
+            cancels += task == "ordersync.cancel_order"
+        return cancels
 
-    for n in range(args.orders):
+    for k in range(entries):
         if interval:
-            pause = start + n * interval - time.monotonic()
+            pause = start + k * interval - time.monotonic()
             if pause > 0:
                 time.sleep(pause)  # pacing to --rate, not synchronisation
+        n = 2 * k if roundtrip else k
+        account = accounts[k % len(accounts)]
         kwargs, cancel = order_kwargs(
-            n, account=args.account, prefix=args.prefix, mix=args.mix, rng=rng, prices=prices
+            n,
+            account=account,
+            prefix=args.prefix,
+            mix=args.mix,
+            rng=rng,
+            prices=prices,
+            turn=k // len(accounts),
         )
         first = first or time.time()
         send("ordersync.place_order", kwargs)
+        sent += 1
         last = time.time()
         if cancel:
-            heapq.heappush(
-                cancels, (time.monotonic() + args.cancel_after_s, kwargs["client_order_id"])
-            )
-        canceled += cancel_due(time.monotonic())
-    while cancels:
-        time.sleep(max(0.0, cancels[0][0] - time.monotonic()))
-        canceled += cancel_due(time.monotonic())
-    return {"sent": args.orders, "cancels": canceled, "first_send": first, "last_send": last}
+            cancel_args = {"account": account, "client_order_id": kwargs["client_order_id"]}
+            heapq.heappush(later, (time.monotonic() + args.cancel_after_s, n,
+                                   "ordersync.cancel_order", cancel_args))  # fmt: skip
+        if roundtrip and n + 1 < args.orders:
+            heapq.heappush(later, (time.monotonic() + args.exit_after_s, n + 1,
+                                   "ordersync.place_order",
+                                   exit_kwargs(kwargs, n + 1, args.prefix)))  # fmt: skip
+            sent += 1
+        canceled += send_due(time.monotonic())
+    while later:
+        time.sleep(max(0.0, later[0][0] - time.monotonic()))
+        canceled += send_due(time.monotonic())
+        last = time.time()
+    return {"sent": sent, "cancels": canceled, "first_send": first, "last_send": last}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--redis-url", default=os.environ.get("ORDERSYNC_REDIS_URL"))
-    parser.add_argument("--account", required=True)
+    parser.add_argument("--accounts", required=True, help="comma-separated account names")
     parser.add_argument("--orders", type=int, required=True)
     parser.add_argument("--prefix", required=True)
-    parser.add_argument("--mix", choices=("market", "mixed"), default="market")
+    parser.add_argument("--mix", choices=("market", "mixed", "roundtrip"), default="market")
     parser.add_argument("--rate", type=float, default=0.0, help="orders per second; 0: max")
     parser.add_argument("--cancel-after-s", type=float, default=1.0)
+    parser.add_argument("--exit-after-s", type=float, default=1.0)
     parser.add_argument("--prices", default="{}", help='JSON {"SYMBOL": "price"}')
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()

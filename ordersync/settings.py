@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     monitor_backoff: float = Field(default=1.5, ge=1)
     monitor_window_s: float = Field(default=300.0, gt=0)
     monitor_max_checks: int = Field(default=100, ge=1)
+    # Shared checks: the first ``monitor_fill_first_checks`` checks of a market (or IOC/FOK)
+    # order read the account's fill listing, one request for every order of the account
+    # (a complete set of fills settles the order), instead of a lookup each; an order its
+    # fills have not settled by then is looked up (that tells rejected, canceled, expired).
+    monitor_shared_checks: bool = True
+    monitor_fill_first_checks: int = Field(default=4, ge=0)
     # A monitor chain whose next check is this late is presumed dead and restarted.
     monitor_revive_overdue_s: float = Field(default=10.0, gt=0)
     monitor_revive_interval_s: float = Field(default=5.0, gt=0)

@@ -35,7 +35,7 @@ from models.enums import BrokerKind
 from ordersync.embedded_redis import STATE_FILE, EmbeddedRedis, free_port, ping
 
 FLOWER_PORT = 5555
-RATE_LIMIT_PER_MIN = 100_000  # the demo account's budget is ours to size
+RATE_LIMIT_PER_MIN = 200  # Alpaca's documented limit per key: the paper exchange keeps it too
 STACK_FILE = "stack.json"
 BEAT_SCHEDULE = "celerybeat-schedule"
 POLL_S = 0.05
@@ -62,6 +62,9 @@ class StackConfig:
     sim_args: tuple[str, ...] = ()
     flower_port: int = FLOWER_PORT
     account: str = "demo"
+    # Accounts (one key each at the exchange, each limited to ``rate_limit_per_min``):
+    # 1 is ``account`` itself, more are ``<account>-1`` ... ``<account>-N``.
+    accounts: int = 1
     ensure_account: bool = True
     rate_limit_per_min: int = RATE_LIMIT_PER_MIN
     # Tasks wait on the broker, Redis and the database much of the time: 4 processes keep
@@ -79,6 +82,8 @@ class Child:
     process: subprocess.Popen[bytes]
     log: Path
     started: str | None  # kernel start time: tells this process from a later one on its pid
+    argv: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # what it was started with, to start it again
 
     @property
     def pid(self) -> int:
@@ -88,6 +93,12 @@ class Child:
 def credentials_env(account: str) -> str:
     """The environment prefix holding an account's key pair, e.g. ORDERSYNC_ACCOUNT_DEMO."""
     return "ORDERSYNC_ACCOUNT_" + re.sub(r"[^A-Z0-9]", "_", account.upper())
+
+
+def account_names(config: StackConfig) -> list[str]:
+    if config.accounts <= 1:
+        return [config.account]
+    return [f"{config.account}-{n}" for n in range(1, config.accounts + 1)]
 
 
 class Stack:
@@ -104,7 +115,9 @@ class Stack:
         self.exchange_url = ""
         self.flower_url: str | None = None
         self.owns_exchange = config.exchange_url is None
-        self.key_pair: tuple[str, str] = ("", "")  # the exchange's credentials, once started
+        self.accounts = account_names(config)
+        # Each account's key pair at the exchange, once started.
+        self.key_pairs: dict[str, tuple[str, str]] = {}
         self._recording = False  # stack.json is ours only once stale state is cleared
 
     def __enter__(self) -> Stack:
@@ -143,6 +156,19 @@ class Stack:
         for wait in waits:  # started together, awaited in turn: their imports overlap
             wait()
 
+    @property
+    def key_pair(self) -> tuple[str, str]:
+        """The first account's key pair."""
+        return self.key_pairs.get(self.accounts[0], ("", ""))
+
+    def credentials(self) -> dict[str, str]:
+        """Every account's key pair as the environment variables its adapter reads."""
+        env = {}
+        for name, (key_id, secret) in self.key_pairs.items():
+            prefix = credentials_env(name)
+            env[f"{prefix}_KEY_ID"], env[f"{prefix}_SECRET_KEY"] = key_id, secret
+        return env
+
     def child_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment of every child: where Redis, the database and var/ are."""
         env = dict(os.environ)
@@ -163,10 +189,52 @@ class Stack:
                 argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 env=dict(env) if env is not None else self.child_env(), start_new_session=True,
             )  # fmt: skip
-        child = Child(name, process, log, start_time(process.pid))
+        child = Child(
+            name,
+            process,
+            log,
+            start_time(process.pid),
+            tuple(argv),
+            tuple(sorted((env if env is not None else self.child_env()).items())),
+        )
         self.children.append(child)
         self._record()
         return child
+
+    def child(self, name: str) -> Child:
+        found = [c for c in self.children if c.name == name]
+        if not found:
+            raise StackError(f"no child named {name!r}")
+        return found[-1]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a child's whole process group at once, as a crash or the OOM killer
+        would (no graceful shutdown: its unacknowledged tasks are left as they are)."""
+        child = self.child(name)
+        _send(child.pid, signal.SIGKILL, group=True)
+        _poll(lambda: not group_members(child.pid), 10.0)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=5)
+        self.children.remove(child)
+        self._record()
+
+    def restart(self, name: str) -> Child:
+        """Start a killed child again, with what it was started with."""
+        argv, env = self.child(name).argv, dict(self.child(name).env)
+        self.kill(name)
+        return self.spawn(name, list(argv), env)
+
+    def restart_redis(self, down_s: float = 1.0) -> None:
+        """Stop the embedded Redis (it keeps nothing: queues, locks and chains are gone)
+        and start it again on the same port after ``down_s``."""
+        if self.redis is None:
+            raise StackError("Redis is external: the stack cannot restart it")
+        port, persist = self.redis.port, self.config.redis_persist
+        self.redis.stop()
+        time.sleep(down_s)  # an outage of this length, not synchronisation
+        self.redis = EmbeddedRedis(self.var_dir / "redis", port=port, persist=persist)
+        self.redis.start()
+        self._record()
 
     def _start_redis(self) -> str:
         if self.config.redis_url:
@@ -190,21 +258,26 @@ class Stack:
     def _start_exchange(self) -> str:
         config = self.config
         if config.exchange_url:
+            if len(self.accounts) > 1:
+                raise StackError("several accounts need an exchange the stack starts")
             url = config.exchange_url.rstrip("/")
-            self.key_pair = (
+            self.key_pairs = {self.accounts[0]: (
                 config.exchange_key_id or secrets.token_hex(8),
                 config.exchange_secret_key or secrets.token_hex(16),
-            )
+            )}  # fmt: skip
             wait_until(f"paper exchange at {url}", lambda: sim_healthy(url), 15.0)
             return url
         port = config.sim_port or free_port()
         require_free_port(port, "paper exchange")
-        self.key_pair = (secrets.token_hex(12), secrets.token_hex(24))
+        self.key_pairs = {name: (secrets.token_hex(12), secrets.token_hex(24))
+                          for name in self.accounts}  # fmt: skip
         url = f"http://127.0.0.1:{port}"
+        first, *more = self.key_pairs.values()
         env = self.child_env(
             {
-                "ORDERSYNC_SIM_KEY_ID": self.key_pair[0],
-                "ORDERSYNC_SIM_SECRET_KEY": self.key_pair[1],
+                "ORDERSYNC_SIM_KEY_ID": first[0],
+                "ORDERSYNC_SIM_SECRET_KEY": first[1],
+                "ORDERSYNC_SIM_ACCOUNTS": ",".join(f"{key}:{secret}" for key, secret in more),
             }
         )
         child = self.spawn(
@@ -221,11 +294,12 @@ class Stack:
         engine = make_engine(config.database_url)
         try:
             with make_sessionmaker(engine)() as session, session.begin():
-                ensure_account(
-                    session, name=config.account, broker=BrokerKind.ALPACA,
-                    base_url=self.exchange_url, credentials_env=credentials_env(config.account),
-                    rate_limit_per_min=config.rate_limit_per_min, now=datetime.now(UTC),
-                )  # fmt: skip
+                for name in self.accounts:
+                    ensure_account(
+                        session, name=name, broker=BrokerKind.ALPACA,
+                        base_url=self.exchange_url, credentials_env=credentials_env(name),
+                        rate_limit_per_min=config.rate_limit_per_min, now=datetime.now(UTC),
+                    )  # fmt: skip
         finally:
             engine.dispose()
 
@@ -234,10 +308,7 @@ class Stack:
 
     def _start_worker(self) -> Callable[[], None]:
         """Task events follow ORDERSYNC_TASK_EVENTS (no ``-E``): they cost throughput."""
-        prefix = credentials_env(self.config.account)
-        env = self.child_env(
-            {f"{prefix}_KEY_ID": self.key_pair[0], f"{prefix}_SECRET_KEY": self.key_pair[1]}
-        )
+        env = self.child_env(self.credentials())
         child = self.spawn(
             "worker",
             self._celery("worker", "--pool", "prefork", "--concurrency",

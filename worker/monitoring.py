@@ -19,7 +19,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from brokers.errors import BrokerError, OrderNotFound
-from models.enums import ReportSource
+from models.enums import OrderType, ReportSource
 from models.orders import Order
 from worker import chains, placement
 from worker.budget import send_by
@@ -69,6 +69,7 @@ class Snapshot:
     complete: bool  # terminal and every fill recorded
     terminal: bool
     awaiting: bool = False  # a write-ahead row: the placement is not settled
+    immediate: bool = False  # a market, IOC or FOK order: it settles within moments
 
 
 def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
@@ -76,10 +77,12 @@ def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
         order = session.get(Order, order_id)
         if order is None:
             return None
+        immediate = (order.order_type is OrderType.MARKET
+                     or order.time_in_force in placement.IMMEDIATE_TIFS)  # fmt: skip
         return Snapshot(order.account_id, order.broker_order_id, order.client_order_id,
                         order.status.is_terminal and not order.fill_gap,
-                        order.status.is_terminal,
-                        placement.awaiting_broker(order))  # fmt: skip
+                        order.status.is_terminal, placement.awaiting_broker(order),
+                        immediate)  # fmt: skip
 
 
 def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
@@ -145,6 +148,8 @@ def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
         adapter = ctx.adapter(ctx.account(session, id=snapshot.account_id))
     if snapshot.terminal and adapter.lists_fills:  # only fills missing: no order lookup
         return _after_fill_sync(ctx, order_id, snapshot.account_id, check, renew)
+    if adapter.lists_fills and _fills_first(ctx, snapshot, check):
+        return _shared_check(ctx, order_id, snapshot.account_id, check, renew)
     try:
         report = (
             adapter.get_order(snapshot.broker_order_id)
@@ -172,6 +177,31 @@ def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
     if state.status.is_terminal:
         return Next(None, "terminal")
     return Next(delay_for(ctx, check), "polled")
+
+
+def _fills_first(ctx: WorkerContext, snapshot: Snapshot, check: int) -> bool:
+    """A market or immediate order settles through its fills: read the account's fill
+    listing (one request for all its orders) before looking the order up on its own."""
+    s = ctx.settings
+    return s.monitor_shared_checks and snapshot.immediate and check < s.monitor_fill_first_checks
+
+
+def _shared_check(ctx: WorkerContext, order_id: str, account_id: str, check: int,
+                  renew: Callable[[], None]) -> Next:  # fmt: skip
+    """The account's new fills (a sync another worker runs right now counts: it applies
+    them for every order); the order is done once its recorded fills complete it."""
+    try:
+        sync_now(ctx, account_id, keep_alive=renew)
+    except BrokerError as error:
+        logger.warning("monitor: order %s: fill sync stopped: %s", order_id, error)
+        return Next(delay_for(ctx, check), "fill sync stopped")
+    with ctx.sessions() as session:
+        order = session.get(Order, order_id)
+        if order is None:
+            return Next(None, "no such order")
+        if order.status.is_terminal and not order.fill_gap:
+            return Next(None, "filled (shared check)")
+    return Next(delay_for(ctx, check), "shared check")
 
 
 def _placing(ctx: WorkerContext, order_id: str, check: int, lock: HeldLock | None) -> Next:

@@ -1,0 +1,94 @@
+"""``ordersync bench --faults``: the exchange misbehaves as real brokers do (503s, 429s,
+placements made whose answer is lost, FILL activities that show up late) while workers,
+beat and Redis are killed and restarted during the run, at fixed points of the send time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ordersync.stack import Stack, wait_for_ping
+
+logger = logging.getLogger(__name__)
+
+# As the end-to-end fault runs had them.
+EXCHANGE_FAULTS: dict[str, object] = {
+    "p_5xx": 0.03,
+    "p_429": 0.02,
+    "p_lose_response": 0.04,
+    "p_late_activity": 0.05,
+    "late_activity_ms": [1000, 5000],
+    "timeout_s": 2.0,
+}
+# (fraction of the send time, what): 6 worker kills, 2 beat kills, one Redis restart.
+SCHEDULE: tuple[tuple[float, str], ...] = (
+    (0.10, "worker"),
+    (0.20, "beat"),
+    (0.25, "worker"),
+    (0.40, "worker"),
+    (0.50, "redis"),
+    (0.60, "worker"),
+    (0.70, "beat"),
+    (0.75, "worker"),
+    (0.90, "worker"),
+)
+READY_DEADLINE_S = 90.0
+
+
+@dataclass
+class Chaos:
+    """Runs the schedule in a thread while the orders go out; ``report`` says what it did."""
+
+    stack: Stack
+    sim: httpx.Client
+    send_s: float
+    done: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.sim.put("/faults", json=EXCHANGE_FAULTS).raise_for_status()
+        self._thread = threading.Thread(target=self._run, name="bench-chaos", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Wait for the schedule to finish (the last step restarts what it killed)."""
+        if self._thread is not None:
+            self._thread.join(timeout=self.send_s + 2 * READY_DEADLINE_S)
+        self._stop.set()
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        for fraction, what in SCHEDULE:
+            pause = began + fraction * max(self.send_s, 10.0) - time.monotonic()
+            if pause > 0 and self._stop.wait(pause):  # the schedule's pacing
+                return
+            try:
+                self._strike(what)
+            except Exception as error:  # the run goes on; the report says it
+                logger.exception("bench --faults: %s", what)
+                self.errors.append(f"{what}: {type(error).__name__}: {error}")
+
+    def _strike(self, what: str) -> None:
+        at = time.monotonic()
+        if what == "redis":
+            self.stack.restart_redis()
+        else:
+            child = self.stack.restart(what)
+            if what == "worker":
+                wait_for_ping(self.stack.redis_url, READY_DEADLINE_S, child)
+        self.done.append({"what": what, "at": time.time(), "took_s": round(
+            time.monotonic() - at, 3)})  # fmt: skip
+
+    def report(self) -> dict[str, Any]:
+        kills = {name: sum(1 for d in self.done if d["what"] == name)
+                 for name in ("worker", "beat", "redis")}  # fmt: skip
+        return {"exchange": EXCHANGE_FAULTS, "restarts": kills, "events": self.done,
+                "errors": self.errors}  # fmt: skip
