@@ -44,6 +44,22 @@ class Exposure:
             self.sell_qty += qty
             self.sell_notional += qty * limit
 
+    def increase(
+        self, side: Side, limit: Decimal | None, qty: Decimal, long_qty: Decimal, price: Decimal
+    ) -> Decimal:
+        """How much more would be held with one more order (not added)."""
+        if side is Side.BUY:
+            return qty * (price if limit is None else limit)
+        trial = Exposure(
+            self.buy_notional,
+            self.buy_at_market,
+            self.sell_qty,
+            self.sell_notional,
+            self.sell_at_market,
+        )
+        trial.add(side, limit, qty)
+        return trial.reserved(long_qty, price) - self.reserved(long_qty, price)
+
     def reserved(self, long_qty: Decimal, price: Decimal) -> Decimal:
         """Buys in full; sells only beyond the long position, valued pro rata over the
         open sells (each at its limit, else the market)."""

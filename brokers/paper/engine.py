@@ -12,7 +12,7 @@ import heapq
 import random
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum
@@ -328,12 +328,14 @@ class Engine:
 
     def _check_buying_power(self, owner: Account, request: OrderRequest) -> None:
         """Refuse an order whose reservation would take more than the buying power left."""
-        price = self.book(request.symbol).price
-        exposure = owner.exposure_of(request.symbol)
-        long_qty = owner.long_qty(request.symbol)
-        trial = replace(exposure)
-        trial.add(request.side, request.limit_price, request.qty)
-        increase = trial.reserved(long_qty, price) - exposure.reserved(long_qty, price)
+        symbol = request.symbol
+        increase = owner.exposure_of(symbol).increase(
+            request.side,
+            request.limit_price,
+            request.qty,
+            owner.long_qty(symbol),
+            self.book(symbol).price,
+        )
         if increase > 0 and increase > owner.buying_power(self.price_of):
             raise InsufficientBuyingPowerError(request.symbol)
 

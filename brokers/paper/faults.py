@@ -23,6 +23,7 @@ UNLIMITED_FIGURE = 1_000_000  # reported as the limit when rate limiting is off
 WINDOW_S = 60
 DEFAULT_RATE_LIMIT_PER_MIN = 200  # Alpaca's, per account
 DEFAULT_SESSION_S = 23_400.0  # 09:30-16:00
+MIN_SESSION_S = 0.1  # shorter sessions would have the engine do little but open and close
 
 
 class FaultSettings(BaseModel):
@@ -64,6 +65,8 @@ class FaultSettings(BaseModel):
         for route in self.routes or ():
             if len(route.split(" ")) != 2:
                 raise ValueError(f"routes: {route!r} is not 'METHOD /path'")
+        if 0 < self.session_s < MIN_SESSION_S:
+            raise ValueError(f"session_s: 0 (never closes) or at least {MIN_SESSION_S} s")
         return self
 
 

@@ -142,6 +142,7 @@ def test_credentials_come_from_the_environment(served: list[dict[str, Any]]) -> 
         (["--port", "70000"], "port"),
         (["--log-level", "loud"], "log-level"),
         (["--session-s", "-1"], "session-s"),
+        (["--session-s", "0.05"], "session_s"),
         (["--starting-cash", "lots"], "starting-cash"),
         (["--late-activity-ms", "9-1"], "late-activity-ms"),
         (["--secret-key", "s", "--accounts", "a:b"], "--key-id"),

@@ -159,6 +159,7 @@ async def test_fill_settings_are_faults_too(sim: Sim, clock: FakeClock) -> None:
         {"late_activity_ms": [-1, 5]},
         {"p_same_timestamp": -0.1},
         {"session_s": -1},
+        {"session_s": 0.01},
         {"overnight_s": "long"},
         {"session_s": "inf"},
     ],
