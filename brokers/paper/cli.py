@@ -78,14 +78,15 @@ def sim_command(
         str | None,
         typer.Option(
             envvar="ORDERSYNC_SIM_KEY_ID",
-            help="Required APCA-API-KEY-ID; unset accepts any non-empty key.",
+            help="The main account's APCA-API-KEY-ID (the default for /_sim calls); with "
+            "neither it nor --accounts, every non-empty key id is an account of its own.",
         ),
     ] = None,
     secret_key: Annotated[
         str | None,
         typer.Option(
             envvar="ORDERSYNC_SIM_SECRET_KEY",
-            help="Required APCA-API-SECRET-KEY; unset accepts any non-empty secret.",
+            help="The --key-id account's APCA-API-SECRET-KEY; unset accepts any non-empty one.",
             show_default=False,
         ),
     ] = None,

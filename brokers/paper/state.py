@@ -125,8 +125,5 @@ class Sim:
             return None
         return key_id if _matches(secret_key, self._credentials[key_id]) else None
 
-    def authorized(self, key_id: str, secret_key: str) -> bool:
-        return self.authenticate(key_id, secret_key) is not None
-
     def now_s(self) -> float:
         return self.clock().timestamp()
