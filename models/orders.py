@@ -99,6 +99,11 @@ class Order(Base):
     fill_notional: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
     average_fill_price: Mapped[Decimal | None] = mapped_column(Money())
     fees: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    # Of filled_quantity, what its trade has taken (or given up as a mismatch); an exit's
+    # fills recorded before its entry's wait until they come (models/ledger.py).
+    trade_applied_quantity: Mapped[Decimal] = mapped_column(
+        Money(), default=Decimal(0), server_default="0"
+    )
     check_count: Mapped[int] = mapped_column(Integer, default=0)
     anomaly_count: Mapped[int] = mapped_column(Integer, default=0)
 

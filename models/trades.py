@@ -9,10 +9,22 @@ the exits that close it; its outcome comes from the real fills' notionals.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    FloatOperation,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from enum import StrEnum
+from typing import Final, ParamSpec, TypeVar
 
 from models.enums import Intent, OrderStatus, ReportSource, Side
 from models.state_machine import AVERAGE_PRICE_QUANTUM, NOTIONAL_QUANTUM
@@ -20,6 +32,26 @@ from models.types import canonical
 
 ZERO = Decimal(0)
 PRECISION = 60  # far above NUMERIC(38, 18): products and quotients are exact before rounding
+# The ledger's money arithmetic runs here, never in the thread's context (28 digits by
+# default, and anyone's to change): sums of 38-digit column values stay exact, and a NaN,
+# an overflow or a float mixed in raises instead of passing silently.
+MONEY_CONTEXT: Final = Context(
+    prec=PRECISION, rounding=ROUND_HALF_EVEN, Emin=-999_999, Emax=999_999,
+    traps=[InvalidOperation, DivisionByZero, Overflow, FloatOperation],
+)  # fmt: skip
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def in_money_context(function: Callable[P, R]) -> Callable[P, R]:
+    """Run ``function`` in ``MONEY_CONTEXT``, so its result never depends on the caller's."""
+
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with localcontext(MONEY_CONTEXT):
+            return function(*args, **kwargs)
+
+    return run
 
 
 class TradeStatus(StrEnum):
@@ -32,22 +64,18 @@ def direction(side: Side) -> int:
     return 1 if side is Side.BUY else -1
 
 
+@in_money_context
 def notional(quantity: Decimal, price: Decimal) -> Decimal:
     """quantity * price at the money columns' 18 places (as the state machine rounds it)."""
-    with localcontext() as ctx:
-        ctx.prec = PRECISION
-        return (quantity * price).quantize(NOTIONAL_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return (quantity * price).quantize(NOTIONAL_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
+@in_money_context
 def average(total: Decimal, quantity: Decimal) -> Decimal | None:
     """A quantity-weighted mean price at the order's average-price precision; None for 0."""
     if not quantity:
         return None
-    with localcontext() as ctx:
-        ctx.prec = PRECISION
-        return canonical(
-            (total / quantity).quantize(AVERAGE_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
-        )
+    return canonical((total / quantity).quantize(AVERAGE_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN))
 
 
 # --- positions -----------------------------------------------------------------------------
@@ -61,14 +89,17 @@ class PositionState:
     fees: Decimal = ZERO
 
     @property
+    @in_money_context
     def average_cost(self) -> Decimal | None:
         return average(abs(self.cost_basis), abs(self.quantity))
 
+    @in_money_context
     def unrealized_pnl(self, price: Decimal) -> Decimal:
         """What closing the open quantity at ``price`` would add (before its fees)."""
         return notional(self.quantity, price) - self.cost_basis
 
 
+@in_money_context
 def apply_to_position(
     state: PositionState, side: Side, quantity: Decimal, price: Decimal, fee: Decimal
 ) -> PositionState:
@@ -88,9 +119,7 @@ def apply_to_position(
     if closing == abs(held):
         removed = state.cost_basis
     else:
-        with localcontext() as ctx:
-            ctx.prec = PRECISION
-            removed = (state.cost_basis * closing / abs(held)).quantize(NOTIONAL_QUANTUM)
+        removed = (state.cost_basis * closing / abs(held)).quantize(NOTIONAL_QUANTUM)
     sign = 1 if held > 0 else -1
     realized += sign * notional(closing, price) - removed
     remaining = held + signed
@@ -122,6 +151,7 @@ class Leg:
         """Per unit, quantity-weighted over the fills that had a requested price."""
         return average(self.slippage_cost, self.slippage_quantity)
 
+    @in_money_context
     def add(self, side: Side, quantity: Decimal, price: Decimal, fee: Decimal,
             requested_price: Decimal | None) -> Leg:  # fmt: skip
         slippage_cost, slippage_quantity = self.slippage_cost, self.slippage_quantity
@@ -145,14 +175,21 @@ class TradeState:
     last_exit_source: ReportSource | None = None
 
     @property
+    @in_money_context
     def open_quantity(self) -> Decimal:
         return self.entry.quantity - self.exit.quantity
+
+    @property
+    @in_money_context
+    def fees(self) -> Decimal:
+        return self.entry.fees + self.exit.fees
 
     @property
     def exit_side(self) -> Side:
         return Side.SELL if self.side is Side.BUY else Side.BUY
 
 
+@in_money_context
 def add_entry_fill(state: TradeState, quantity: Decimal, price: Decimal, fee: Decimal,
                    filled_at: datetime, requested_price: Decimal | None) -> TradeState:  # fmt: skip
     opened_at = min(filter(None, (state.opened_at, filled_at)))
@@ -160,6 +197,7 @@ def add_entry_fill(state: TradeState, quantity: Decimal, price: Decimal, fee: De
     return dataclasses.replace(state, entry=entry, opened_at=opened_at)
 
 
+@in_money_context
 def add_exit_fill(
     state: TradeState, quantity: Decimal, price: Decimal, fee: Decimal, filled_at: datetime,
     requested_price: Decimal | None, source: ReportSource,
@@ -203,12 +241,14 @@ class Outcome:
     closed_at: datetime
 
 
+@in_money_context
 def seconds(delta: timedelta) -> Decimal:
     """A timedelta as exact decimal seconds (``total_seconds`` is a float)."""
     whole = delta.days * 86_400 + delta.seconds
     return canonical(Decimal(whole) + Decimal(delta.microseconds).scaleb(-6))
 
 
+@in_money_context
 def outcome_of(state: TradeState, *, now: datetime) -> Outcome:
     """The closed trade's result from its fills' totals: PnL from notionals, so exact."""
     if state.open_quantity or not state.entry.quantity:
@@ -220,7 +260,7 @@ def outcome_of(state: TradeState, *, now: datetime) -> Outcome:
     assert state.last_exit_at is not None
     assert state.last_exit_source is not None
     sign = direction(state.side)
-    fees = entry.fees + exit_.fees
+    fees = state.fees
     return Outcome(
         quantity=exit_.quantity, entry_average_price=entry.average_price,
         exit_average_price=exit_.average_price, entry_notional=entry.notional,
@@ -245,6 +285,7 @@ _ENDED = {
 }
 
 
+@in_money_context
 def amount(value: Decimal) -> str:
     """A decimal as people write it: no exponent, no trailing zeros."""
     return format(canonical(value), "f")

@@ -110,7 +110,7 @@ def _trade_view(trade: Trade, account: str, entry_working: bool,
         exit_quantity=state.exit.quantity, open_quantity=state.open_quantity,
         entry_average_price=state.entry.average_price,
         exit_average_price=state.exit.average_price,
-        fees=state.entry.fees + state.exit.fees, realized_pnl=realized_pnl,
+        fees=state.fees, realized_pnl=realized_pnl,
         opened_at=trade.opened_at, closed_at=trade.closed_at,
         lifecycle=trade_lifecycle(state, entry_working, realized_pnl),
     )  # fmt: skip

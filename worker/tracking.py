@@ -4,6 +4,7 @@ registered idempotently from the broker's own report, then monitored like ours."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +14,7 @@ from brokers.errors import BrokerError, OrderNotFound
 from models.accounts import UnknownAccount, get_account
 from models.base import new_id
 from models.enums import OrderOrigin, OrderStatus, ReportSource
+from models.ledger import annotate_intent
 from models.orders import Order
 from models.outbox import EventKind, add_order_event
 from worker.args import InvalidTaskArguments, TrackOrderArgs
@@ -42,8 +44,9 @@ def track_order(
         known_id = None if known is None else known.id
         account_id, broker = account.id, account.broker
     if known_id is not None:  # on fresh state: a monitor may be writing the row meanwhile
-        write_order(ctx.sessions, known_id, lambda _, order: _annotate(order, args),
-                    what="annotating a tracked order")  # fmt: skip
+        write_order(ctx.sessions, known_id,
+                    lambda session, order: _annotate(session, order, args, ctx.now()),
+                    what="annotating a tracked order", for_update=True)  # fmt: skip
         return TrackResult(known_id)
     adapter = ctx.adapter(account)
 
@@ -101,9 +104,10 @@ def _find(session: Session, account_id: str, args: TrackOrderArgs) -> Order | No
     return session.scalar(select(Order).where(Order.account_id == account_id, or_(*keys)))
 
 
-def _annotate(order: Order, args: TrackOrderArgs) -> None:
-    """Fill in what the service tells us and we did not know; never overwrite."""
-    order.intent = order.intent or args.intent
-    order.decision_id = order.decision_id or args.decision_id
-    order.trade_id = order.trade_id or args.trade_id
+def _annotate(session: Session, order: Order, args: TrackOrderArgs, now: datetime) -> None:
+    """Fill in what the service tells us and we did not know; never overwrite. An order
+    adopted before this call has its recorded fills replayed into its trade now (the
+    ledger's locks come after the order's row: hence ``for_update`` above)."""
     order.requested_price = order.requested_price or args.requested_price
+    annotate_intent(session, order, intent=args.intent, decision_id=args.decision_id,
+                    trade_id=args.trade_id, now=now)  # fmt: skip

@@ -303,7 +303,8 @@ def test_an_exit_is_judged_against_the_open_quantity_less_working_exits(
 ) -> None:
     apply(db_session, entry, S.FILLED, "100", entry_fill("e1", "100", "10"), second=1)
     make_order(broker_order_id="b-x1", intent=Intent.EXIT, trade_id="d-1", side=Side.SELL,
-               quantity=D(70), filled_quantity=D(30))  # fmt: skip
+               quantity=D(70), filled_quantity=D(30),
+               trade_applied_quantity=D(30))  # its trade took its 30  # fmt: skip
     exit_of = dict(account_id=account.id, trade_id="d-1", symbol="AAPL", side=Side.SELL)
     check_exit(db_session, quantity=D(30), **exit_of)  # 100 open - 40 still held by b-x1 = 60
     with pytest.raises(ExitRefused, match=r"61 AAPL exceeds .* 60 available") as refused:
@@ -326,6 +327,56 @@ def test_a_trade_with_a_second_entry_still_working_stays_open_when_flat(
           fill("e2", "50", "12", broker_order_id="b-entry-2", seconds=70), second=70)  # fmt: skip
     assert (trade.status, trade.state().open_quantity) == (TradeStatus.OPEN, D(50))
     assert count(db_session, TradeOutcome, TradeOutcome.trade_id == "d-1") == 0
+
+
+@pytest.mark.parametrize("ending", [S.CANCELED, S.EXPIRED, S.REJECTED])
+@pytest.mark.parametrize("naming", ["trade_id", "decision_id"])
+def test_a_flat_trade_closes_when_its_last_working_entry_ends_unfilled(
+    db_session: Session, entry: Order, make_order: Callable[..., Order], ending: OrderStatus,
+    naming: str,
+) -> None:  # fmt: skip
+    """The scale-in names the trade by trade id, or by the decision id it will take."""
+    apply(db_session, entry, S.FILLED, "100", entry_fill("e1", "100", "10"), second=1)
+    scale_in = make_order(broker_order_id="b-entry-2", intent=Intent.ENTRY, quantity=D(50),
+                          **{naming: "d-1"})  # fmt: skip
+    exit_100 = make_order(broker_order_id="b-exit", intent=Intent.EXIT, trade_id="d-1",
+                          side=Side.SELL, quantity=D(100))  # fmt: skip
+    apply(db_session, exit_100, S.FILLED, "100", exit_fill("x1", "100", "11"), second=60)
+    trade = one(db_session, Trade, Trade.id == "d-1")
+    assert (trade.status, trade.state().open_quantity) == (TradeStatus.OPEN, 0)  # b-entry-2 works
+
+    apply(db_session, scale_in, ending, "0", second=70, source=ReportSource.SWEEP)
+    assert (trade.status, trade.closed_at) == (TradeStatus.CLOSED, at(70))
+    outcome = one(db_session, TradeOutcome, TradeOutcome.trade_id == "d-1")
+    assert (outcome.quantity, outcome.realized_pnl) == (D(100), D(99))  # 100 - 2 fees of 0.50
+    assert events(db_session, "d-1") == ["TRADE_OPENED", "TRADE_CLOSED"]
+    assert scale_in.trade_id == ("d-1" if naming == "trade_id" else None)  # it took no part
+    apply(db_session, scale_in, ending, "0", second=80)  # the same end again: nothing more
+    assert count(db_session, TradeOutcome, TradeOutcome.trade_id == "d-1") == 1
+
+
+def test_a_trade_near_the_columns_limits_is_judged_and_stored_exactly(
+    db_session: Session, account: Account, make_order: Callable[..., Order]
+) -> None:
+    """20 integer digits and 18 places (NUMERIC(38, 18)): beyond Python's default 28-digit
+    context, so every sum and difference runs in the ledger's own context."""
+    big, tiny = "10000000000000000000", "0.000000000000000001"
+    left = D("9999999999999999999.999999999999999999")
+    entry = make_order(broker_order_id="b-entry", intent=Intent.ENTRY, trade_id="t-big",
+                       quantity=D(big))  # fmt: skip
+    apply(db_session, entry, S.FILLED, big, entry_fill("e1", big, "1", fee="0"), second=1)
+    exit_tiny = make_order(broker_order_id="b-exit", intent=Intent.EXIT, trade_id="t-big",
+                           side=Side.SELL, quantity=D(tiny))  # fmt: skip
+    apply(db_session, exit_tiny, S.FILLED, tiny, exit_fill("x1", tiny, "1", fee="0"), second=60)
+    exit_of = dict(account_id=account.id, trade_id="t-big", symbol="AAPL", side=Side.SELL)
+    check_exit(db_session, quantity=left, **exit_of)  # all that is left
+    with pytest.raises(ExitRefused, match=rf"{left} open, {left} available"):
+        check_exit(db_session, quantity=D(big), **exit_of)
+    stored = db_session.execute(
+        text("SELECT CAST(quantity AS VARCHAR(64)), CAST(cost_basis AS VARCHAR(64)) "
+             "FROM positions WHERE account_id = :account"), {"account": account.id},
+    ).one()  # fmt: skip
+    assert (D(stored[0]), D(stored[1])) == (left, left)
 
 
 def test_an_ended_exit_with_fills_still_to_record_holds_its_quantity(
@@ -567,3 +618,36 @@ def test_a_lock_cycle_with_another_writer_is_a_conflict_the_caller_retries(
     with committed.sessions() as session:
         position = one(session, Position, Position.account_id == committed.account_id)
         assert position.quantity == D(3)  # the seed, the sweep's two; nothing twice
+
+
+def test_an_exit_fill_racing_with_the_entry_fill_it_waits_for_closes_the_trade_once(
+    committed: Committed,
+) -> None:
+    """The exit's fills are recorded first, in a transaction still open when the entry's
+    fill comes: the entry waits for the position, then takes the exit's waiting fills."""
+    seed = committed.order("b-seed", quantity=D(1))  # the AAPL position exists: row locks
+    committed.apply(seed, S.FILLED, "1", fill("f0", "1", "10", broker_order_id="b-seed"))
+    entry = committed.order("b-entry", intent=Intent.ENTRY, decision_id="d-lag")
+    exit_id = committed.order("b-exit", intent=Intent.EXIT, trade_id="d-lag", side=Side.SELL)
+    other = committed.sessions()
+    other_pid = committed.pid(other)
+
+    def entry_fills() -> None:
+        with other:  # its transaction began with the pid query
+            order = other.get(Order, entry, with_for_update=True)
+            assert order is not None
+            apply(other, order, S.FILLED, "100", entry_fill("e1", "100", "10"), second=5)
+            other.commit()
+
+    with committed.sessions.begin() as session:
+        order = session.get(Order, exit_id, with_for_update=True)
+        assert order is not None
+        apply(session, order, S.FILLED, "100", exit_fill("x1", "100", "11"), second=4)
+        thread, errors = in_thread(entry_fills)
+        committed.wait_until_blocked(other_pid)  # on the position, held until we commit
+    thread.join(timeout=60)
+    assert not errors, errors
+    with committed.sessions() as session:
+        outcome = one(session, TradeOutcome, TradeOutcome.account_id == committed.account_id)
+        assert (outcome.quantity, outcome.realized_pnl) == (D(100), D(99))
+        assert events(session, "d-lag") == ["TRADE_OPENED", "TRADE_CLOSED"]

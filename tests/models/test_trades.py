@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from functools import reduce
 
 import pytest
@@ -185,6 +187,61 @@ def test_an_open_trade_has_no_outcome() -> None:
 
 def test_holding_time_is_exact() -> None:
     assert seconds(timedelta(days=1, seconds=3, microseconds=250)) == D("86403.00025")
+
+
+# --- the money context: exact to NUMERIC(38, 18) whatever the thread's context is ---------
+
+BIG = "10000000000000000000"  # 20 integer digits
+TINY = "0.000000000000000001"  # 18 places
+
+
+@contextmanager
+def careless_thread_context() -> Iterator[None]:
+    """A thread's decimal context is anyone's to set: few digits, truncating, no traps."""
+    with localcontext(prec=12, rounding=ROUND_DOWN) as ctx:
+        for signal in list(ctx.traps):
+            ctx.traps[signal] = False
+        yield
+
+
+@pytest.mark.parametrize("careless", [False, True])
+def test_a_position_at_the_columns_limits_is_exact(careless: bool) -> None:
+    with careless_thread_context() if careless else localcontext():
+        state = position((Side.BUY, BIG, "1", "0"), (Side.BUY, TINY, "3", TINY))
+        assert (state.quantity, state.cost_basis) == (
+            D("10000000000000000000.000000000000000001"),
+            D("10000000000000000000.000000000000000003"))  # fmt: skip
+        assert state.realized_pnl == D(f"-{TINY}")
+        state = apply_to_position(state, Side.SELL, D(TINY), D(5), D(0))
+        assert (state.quantity, state.cost_basis, state.realized_pnl) == (
+            D(BIG), D("10000000000000000000.000000000000000002"),
+            D("0.000000000000000003"))  # fmt: skip
+        assert state.average_cost == D(1)
+        assert state.unrealized_pnl(D(2)) == D("9999999999999999999.999999999999999998")
+
+
+@pytest.mark.parametrize("careless", [False, True])
+def test_a_trade_at_the_columns_limits_is_exact(careless: bool) -> None:
+    whole = D("10000000000000000000.000000000000000001")
+    with careless_thread_context() if careless else localcontext():
+        state = add_entry_fill(TradeState(side=Side.BUY), D(BIG), D(1), D(0), at(0), None)
+        state = add_entry_fill(state, D(TINY), D(1), D(TINY), at(1), D(1))
+        assert (state.entry.quantity, state.open_quantity) == (whole, whole)
+        state, excess = add_exit_fill(state, D(BIG), D(2), D(0), at(2), None, ReportSource.SWEEP)
+        assert (state.open_quantity, excess) == (D(TINY), 0)
+        state, excess = add_exit_fill(state, D("0.000000000000000003"), D(2), D(TINY), at(3),
+                                      None, ReportSource.SWEEP)  # fmt: skip
+        assert (state.open_quantity, excess) == (0, D("0.000000000000000002"))
+        outcome = outcome_of(state, now=at(4))
+        assert (outcome.quantity, outcome.fees) == (whole, D("0.000000000000000002"))
+        # 2 * whole - whole - fees, to the last place
+        assert outcome.realized_pnl == D("9999999999999999999.999999999999999999")
+        assert state.fees == outcome.fees
+
+
+def test_money_arithmetic_traps_what_a_careless_context_would_let_through() -> None:
+    with careless_thread_context(), pytest.raises(InvalidOperation):
+        notional(D("Infinity"), D(0))
 
 
 @pytest.mark.parametrize(
