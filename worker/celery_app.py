@@ -13,6 +13,7 @@ import beat_schedule
 from ordersync.redis_url import resolve_redis_url
 from ordersync.settings import get_settings
 from worker.args import InvalidTaskArguments
+from worker.transport import survive_lost_connections
 
 VISIBILITY_TIMEOUT_S = 3600
 # Trading services send to the default queue; the monitor's own traffic has a queue of its
@@ -37,6 +38,7 @@ class _OneLinePerRefusal(logging.Filter):
 
 
 logging.getLogger("celery.app.trace").addFilter(_OneLinePerRefusal())
+survive_lost_connections()
 
 app = Celery("ordersync", include=["worker.tasks"])
 app.conf.update(

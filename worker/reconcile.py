@@ -205,6 +205,9 @@ def _reconcile(
     for start in range(0, len(matched.pairs), size):
         _apply_batch(ctx, matched.pairs[start : start + size], source, stats)
         _keep_alive()
+    for ref, report in matched.pairs:  # their broker id is new here: fills parked under it
+        if ref.broker_order_id is None:
+            adopt_parked(ctx, account.id, report.broker_order_id)
     latest = {ref.id: report for ref, report in matched.pairs}
     if source is ReportSource.DEEP:
         for report in matched.unknown:

@@ -1,7 +1,7 @@
 """orders.trade_applied_quantity: what of an order's fills its trade has taken
 
 Revision ID: 0007
-Revises: 0009
+Revises: 0006
 Create Date: 2026-12-03 12:00:00.000000
 """
 
@@ -16,7 +16,7 @@ import models.types
 
 
 revision: str = '0007'
-down_revision: str | None = '0009'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

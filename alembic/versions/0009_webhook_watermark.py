@@ -1,7 +1,7 @@
 """webhook fan-out: id gaps are passed by a watermark of outbox writers, never by time
 
 Revision ID: 0009
-Revises: 0010
+Revises: 0007
 Create Date: 2026-12-03 05:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision: str = '0009'
-down_revision: str | None = '0010'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

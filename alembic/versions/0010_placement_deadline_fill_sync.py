@@ -1,7 +1,7 @@
 """placement deadlines; fill cursors and parked fills in the database
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-03 04:00:00.000000
 """
 
@@ -16,7 +16,7 @@ import models.types
 
 
 revision: str = '0010'
-down_revision: str | None = '0006'
+down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -142,36 +143,37 @@ def system_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Itera
     yield from migrated_database(request.param, tmp_path)
 
 
-@pytest.fixture
-def system(
-    system_database_url: str, tracking_redis_url: str, paper_exchange: PaperExchange,
-    tmp_path: Path,
+@contextmanager
+def tracking_system(
+    database_url: str, redis_url: str, exchange: PaperExchange, var_dir: Path,
+    rate_limit_per_min: int = 100_000,
 ) -> Iterator[TrackingSystem]:  # fmt: skip
-    redis.Redis.from_url(tracking_redis_url).flushdb()
-    var_dir = tmp_path / "var"
-    var_dir.mkdir()
-    engine = make_engine(system_database_url)
+    """A system on this database, Redis and exchange: the account ``test`` on the
+    exchange's first key; workers and beat started by the test are stopped at the end."""
+    redis.Redis.from_url(redis_url).flushdb()
+    var_dir.mkdir(exist_ok=True)
+    engine = make_engine(database_url)
     with Session(engine) as session:
         ensure_account(
-            session, name=ACCOUNT, broker=BrokerKind.ALPACA, base_url=paper_exchange.base_url,
-            credentials_env=CREDENTIALS_ENV, rate_limit_per_min=100_000, now=datetime.now(UTC),
+            session, name=ACCOUNT, broker=BrokerKind.ALPACA, base_url=exchange.base_url,
+            credentials_env=CREDENTIALS_ENV, rate_limit_per_min=rate_limit_per_min,
+            now=datetime.now(UTC),
         )  # fmt: skip
         session.commit()
     env = {
         **os.environ,
-        "ORDERSYNC_DATABASE_URL": system_database_url,
-        "ORDERSYNC_REDIS_URL": tracking_redis_url,
+        "ORDERSYNC_DATABASE_URL": database_url,
+        "ORDERSYNC_REDIS_URL": redis_url,
         "ORDERSYNC_VAR_DIR": str(var_dir),
-        f"{CREDENTIALS_ENV}_KEY_ID": paper_exchange.key_id,
-        f"{CREDENTIALS_ENV}_SECRET_KEY": paper_exchange.secret_key,
+        f"{CREDENTIALS_ENV}_KEY_ID": exchange.key_id,
+        f"{CREDENTIALS_ENV}_SECRET_KEY": exchange.secret_key,
         "ORDERSYNC_BROKER_TIMEOUT_S": "1.0",
         "ORDERSYNC_MONITOR_REVIVE_OVERDUE_S": "3",
         "ORDERSYNC_MONITOR_REVIVE_INTERVAL_S": "1",
     }
-    client = Celery(f"trading-service-{uuid.uuid4().hex[:6]}", broker=tracking_redis_url,
-                    backend=tracking_redis_url)  # fmt: skip
-    tracking = TrackingSystem(system_database_url, tracking_redis_url, paper_exchange, var_dir,
-                              engine, client, env)  # fmt: skip
+    client = Celery(f"trading-service-{uuid.uuid4().hex[:6]}", broker=redis_url,
+                    backend=redis_url)  # fmt: skip
+    tracking = TrackingSystem(database_url, redis_url, exchange, var_dir, engine, client, env)
     try:
         yield tracking
     finally:
@@ -179,6 +181,16 @@ def system(
             stop_process(process, timeout_s=15, group=True)
         client.close()
         engine.dispose()
+
+
+@pytest.fixture
+def system(
+    system_database_url: str, tracking_redis_url: str, paper_exchange: PaperExchange,
+    tmp_path: Path,
+) -> Iterator[TrackingSystem]:  # fmt: skip
+    with tracking_system(system_database_url, tracking_redis_url, paper_exchange,
+                         tmp_path / "var") as tracking:  # fmt: skip
+        yield tracking
 
 
 HOOK_TOKEN = "s3cr3t-hook-token-7f9a"

@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from brokers.base import FillReport, OrderReport, Page
@@ -58,7 +59,16 @@ class SlowBroker:
         return fill.broker_fill_id[1:]
 
 
-def test_the_order_lock_is_renewed_after_each_broker_call(unit: UnitWorker) -> None:
+@pytest.mark.parametrize(
+    ("shared", "calls"),
+    [(True, ["list_fills"] * 3), (False, ["get_order"] + ["list_fills"] * 3)],
+)
+def test_the_order_lock_is_renewed_after_each_broker_call(
+    unit: UnitWorker, shared: bool, calls: list[str]
+) -> None:
+    """With shared checks a market order settles through the account's fill listing alone;
+    without, it is looked up first."""
+    unit.ctx.settings = unit.ctx.settings.model_copy(update={"monitor_shared_checks": shared})
     order_id = unit.add_order("c-slow", broker_order_id="b-slow", status=OrderStatus.NEW,
                               order_type=OrderType.MARKET, quantity="3")  # fmt: skip
     unit.adapter = broker = SlowBroker(unit, order_id)
@@ -70,7 +80,7 @@ def test_the_order_lock_is_renewed_after_each_broker_call(unit: UnitWorker) -> N
     order = unit.order(order_id)
     assert (order.status, order.filled_quantity) == (OrderStatus.FILLED, Decimal(3))
     ttl_s = unit.ctx.settings.order_lock_ttl_s
-    assert [name for name, _ in broker.ttl_at_call] == ["get_order"] + ["list_fills"] * 3
+    assert [name for name, _ in broker.ttl_at_call] == calls
     # Every call after the first found the lock renewed to its full TTL, not nearly expired.
     assert all(left > NEARLY_EXPIRED_MS for _, left in broker.ttl_at_call), broker.ttl_at_call
     assert all(left > ttl_s * 1000 * 0.9 for _, left in broker.ttl_at_call)
@@ -126,7 +136,7 @@ def test_a_step_that_loses_its_lock_stops_there_and_runs_again(unit: UnitWorker)
     step = run_step(unit.ctx, order_id, token, 0)
 
     assert (step.reason, step.same_step) == ("lock lost", True)
-    assert [name for name, _ in broker.ttl_at_call] == ["get_order", "list_fills"]  # no more
+    assert [name for name, _ in broker.ttl_at_call] == ["list_fills"]  # no more after it
     assert unit.ctx.redis.get(order_lock_name(order_id)) == "someone-else"  # not released
     assert unit.ctx.redis.get(LOCK_LOST_KEY) == "1"
     # the account's request for fills is kept for the next sync
