@@ -24,8 +24,8 @@ import redis
 from kombu.transport import redis as kombu_redis
 
 logger = logging.getLogger(__name__)
-_restore_unacked = kombu_redis.QoS.restore_unacked
-_connparams = kombu_redis.Channel._connparams
+_restore_unacked: Any = kombu_redis.QoS.restore_unacked
+_connparams: Any = kombu_redis.Channel._connparams
 
 
 def _restore_unacked_or_leave_them(self: Any, client: Any = None) -> None:
@@ -48,5 +48,5 @@ def _connparams_of_an_open_channel(self: Any, *args: Any, **kwargs: Any) -> Any:
 
 def survive_lost_connections() -> None:
     """Install the guards (idempotent)."""
-    kombu_redis.QoS.restore_unacked = _restore_unacked_or_leave_them
-    kombu_redis.Channel._connparams = _connparams_of_an_open_channel
+    kombu_redis.QoS.restore_unacked = _restore_unacked_or_leave_them  # type: ignore[method-assign]
+    kombu_redis.Channel._connparams = _connparams_of_an_open_channel  # type: ignore[method-assign]
