@@ -22,6 +22,7 @@ from typing import Final
 
 from brokers.base import FillReport, OrderReport
 from models.enums import OrderStatus as S
+from models.money import in_money_context
 
 ZERO = Decimal(0)
 MAX_PLACES = 18  # what the money columns hold; more would be rounded, so it is refused
@@ -200,6 +201,7 @@ def _fill_problem(state: OrderState, fill: FillReport, vouched: Decimal) -> str 
     return problem
 
 
+@in_money_context
 def apply_fill(state: OrderState, fill: FillReport, *, now: datetime) -> Applied:
     """Record one execution once; a fill that would break an invariant is an anomaly."""
     return _apply_fill(state, fill, now, state.broker_filled_quantity)
@@ -347,6 +349,7 @@ def _ending_detail(current: S, target: S, state: OrderState) -> str | None:
     return "; ".join(notes) or None
 
 
+@in_money_context
 def apply_report(state: OrderState, report: OrderReport, *, now: datetime) -> Applied:
     """Apply the broker's view of an order; never raises for bad or out-of-order reports."""
     problem = _report_problem(state, report)

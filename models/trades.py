@@ -9,49 +9,18 @@ the exits that close it; its outcome comes from the real fills' notionals.
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import (
-    ROUND_HALF_EVEN,
-    Context,
-    Decimal,
-    DivisionByZero,
-    FloatOperation,
-    InvalidOperation,
-    Overflow,
-    localcontext,
-)
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
-from typing import Final, ParamSpec, TypeVar
 
 from models.enums import Intent, OrderStatus, ReportSource, Side
+from models.money import MONEY_CONTEXT, PRECISION, in_money_context
 from models.state_machine import AVERAGE_PRICE_QUANTUM, NOTIONAL_QUANTUM
 from models.types import canonical
 
+__all__ = ["MONEY_CONTEXT", "PRECISION", "in_money_context"]
 ZERO = Decimal(0)
-PRECISION = 60  # far above NUMERIC(38, 18): products and quotients are exact before rounding
-# The ledger's money arithmetic runs here, never in the thread's context (28 digits by
-# default, and anyone's to change): sums of 38-digit column values stay exact, and a NaN,
-# an overflow or a float mixed in raises instead of passing silently.
-MONEY_CONTEXT: Final = Context(
-    prec=PRECISION, rounding=ROUND_HALF_EVEN, Emin=-999_999, Emax=999_999,
-    traps=[InvalidOperation, DivisionByZero, Overflow, FloatOperation],
-)  # fmt: skip
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def in_money_context(function: Callable[P, R]) -> Callable[P, R]:
-    """Run ``function`` in ``MONEY_CONTEXT``, so its result never depends on the caller's."""
-
-    @functools.wraps(function)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        with localcontext(MONEY_CONTEXT):
-            return function(*args, **kwargs)
-
-    return run
 
 
 class TradeStatus(StrEnum):

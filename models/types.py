@@ -15,12 +15,14 @@ from sqlalchemy import BigInteger, DateTime, Integer, Numeric, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from models.money import MONEY_CONTEXT
+
 MONEY_SCALE = 18
 
 
 def canonical(value: Decimal) -> Decimal:
     """Drop trailing zeros without switching to exponent form (``100``, not ``1E+2``)."""
-    normalized = value.normalize()
+    normalized = value.normalize(MONEY_CONTEXT)  # not the thread's 28 digits: exact
     exponent = normalized.as_tuple().exponent
     if isinstance(exponent, int) and exponent > 0:
         return normalized.quantize(Decimal(1))
