@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 SKIPPED_KEY = "ordersync:stats:monitor_lock_skipped"
 LOCK_LOST_KEY = "ordersync:stats:monitor_lock_lost"
+# A step that finds its order locked (a placement under way, another check) looks again
+# this soon at the earliest.
+LOCKED_RETRY_S = 0.5
 start_chain = chains.start_chain
 
 
@@ -106,7 +109,7 @@ def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
         logger.info("order %s is being checked by another worker; skipping", order_id)
         # Try this same step again: if the holder completes it, the retry is dropped as a
         # duplicate; if the holder was an older chain or died, the step still runs.
-        return Next(delay_for(ctx, check), "locked", same_step=True)
+        return Next(max(delay_for(ctx, check), LOCKED_RETRY_S), "locked", same_step=True)
     with lock.adopted():
         try:
             outcome = check_order(ctx, order_id, snapshot, check, lock)

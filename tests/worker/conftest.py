@@ -43,6 +43,9 @@ from worker.context import WorkerContext
 
 ACCOUNT = "test"
 CREDENTIALS_ENV = "ORDERSYNC_ACCOUNT_TEST"
+# Alpaca's documented limit, which the paper exchange enforces per key: the accounts of
+# system tests are sized for it, as a real deployment's would be.
+LIMIT_PER_MIN = 200
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
@@ -113,8 +116,25 @@ class TrackingSystem:
     def send(self, task: str, **kwargs: Any) -> AsyncResult:
         return self.client.send_task(f"ordersync.{task}", kwargs=kwargs)
 
-    def place(self, **kwargs: Any) -> AsyncResult:
-        return self.send("place_order", account=ACCOUNT, **kwargs)
+    def place(self, account: str = ACCOUNT, **kwargs: Any) -> AsyncResult:
+        return self.send("place_order", account=account, **kwargs)
+
+    def add_accounts(self, n: int, rate_limit_per_min: int = LIMIT_PER_MIN) -> list[str]:
+        """``test`` and ``n - 1`` more accounts (``test-2`` ...), each on one of the
+        exchange's keys and limited as it is: volume goes over several accounts, as trading
+        teams do. Call before starting workers (their credentials go in the environment)."""
+        names = [ACCOUNT]
+        with Session(self.engine) as session:
+            for index, (key_id, secret) in enumerate(self.exchange.accounts[1:n], start=2):
+                name, env = f"{ACCOUNT}-{index}", f"{CREDENTIALS_ENV}_{index}"
+                ensure_account(session, name=name, broker=BrokerKind.ALPACA,
+                               base_url=self.exchange.base_url, credentials_env=env,
+                               rate_limit_per_min=rate_limit_per_min,
+                               now=datetime.now(UTC))  # fmt: skip
+                self.env.update({f"{env}_KEY_ID": key_id, f"{env}_SECRET_KEY": secret})
+                names.append(name)
+            session.commit()
+        return names
 
     def orders(self) -> list[Order]:
         with Session(self.engine) as session:
@@ -146,7 +166,7 @@ def system_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Itera
 @contextmanager
 def tracking_system(
     database_url: str, redis_url: str, exchange: PaperExchange, var_dir: Path,
-    rate_limit_per_min: int = 100_000,
+    rate_limit_per_min: int = LIMIT_PER_MIN,
 ) -> Iterator[TrackingSystem]:  # fmt: skip
     """A system on this database, Redis and exchange: the account ``test`` on the
     exchange's first key; workers and beat started by the test are stopped at the end."""

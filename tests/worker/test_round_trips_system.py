@@ -36,10 +36,13 @@ from tests.worker.truth import mismatches
 
 pytestmark = pytest.mark.integration
 
-# 1,000 takes 30-45 s per database on the 2-core machine, so both run the full count;
-# ORDERSYNC_TEST_ROUND_TRIPS=N runs N instead (a quick look while developing).
-ROUND_TRIPS = int(os.environ.get("ORDERSYNC_TEST_ROUND_TRIPS", "1000"))
-ENTRIES_PER_S = 40  # plus as many exits: ~80 orders/s, below the ~100/s the system sustains
+# Over 8 accounts at Alpaca's 200 requests/min each (the paper exchange enforces it): 4
+# entries/s plus as many exits is 1 order/s per account, about 2.3 requests/s of the 2.67
+# each may spend. 160 take about a minute per database on the 2-core machine;
+# ORDERSYNC_TEST_ROUND_TRIPS=N runs N instead.
+ROUND_TRIPS = int(os.environ.get("ORDERSYNC_TEST_ROUND_TRIPS", "160"))
+ACCOUNTS = 8
+ENTRIES_PER_S = 4
 FILL_DELAY_MS = (0, 300)  # acknowledgement to last fill; the ack itself takes 1-5 ms
 FILLED_WITHIN = timedelta(milliseconds=500)
 POLL_S = 0.1
@@ -54,6 +57,7 @@ class RoundTrip:
     symbol: str
     entry_side: str
     quantity: Decimal
+    account: str
 
     @property
     def exit_side(self) -> str:
@@ -92,12 +96,12 @@ def _time(text: str) -> datetime:
     return from_us(parse_time(text))
 
 
-def _plan(n: int, seed: int) -> list[RoundTrip]:
+def _plan(n: int, seed: int, accounts: list[str]) -> list[RoundTrip]:
     rng = random.Random(seed)
     run = f"rt{rng.getrandbits(32):08x}"
     return [
         RoundTrip(f"{run}-{i:05d}", rng.choice(SYMBOLS), rng.choice(("buy", "sell")),
-                  Decimal(rng.choice(QUANTITIES)))
+                  Decimal(rng.choice(QUANTITIES)), accounts[i % len(accounts)])
         for i in range(n)
     ]  # fmt: skip
 
@@ -130,8 +134,9 @@ def _trade(system: TrackingSystem, plan: list[RoundTrip], rate: float, deadline_
             )
         while sent < len(plan) and start + sent / rate <= now:
             rt = plan[sent]
-            system.place(symbol=rt.symbol, side=rt.entry_side, quantity=str(rt.quantity),
-                         intent="ENTRY", decision_id=rt.decision_id)  # fmt: skip
+            system.place(account=rt.account, symbol=rt.symbol, side=rt.entry_side,
+                         quantity=str(rt.quantity), intent="ENTRY",
+                         decision_id=rt.decision_id)  # fmt: skip
             sent += 1
         if now >= next_poll:
             for decision_id, trade_id, quantity, filled in _filled_entries(system):
@@ -139,9 +144,9 @@ def _trade(system: TrackingSystem, plan: list[RoundTrip], rate: float, deadline_
                     continue  # exited already, or fills still being recorded
                 assert trade_id is not None, f"entry {decision_id}: no trade id written back"
                 rt = by_decision[decision_id]
-                system.place(symbol=rt.symbol, side=rt.exit_side, quantity=str(rt.quantity),
-                             intent="EXIT", decision_id=decision_id,
-                             trade_id=trade_id)  # fmt: skip
+                system.place(account=rt.account, symbol=rt.symbol, side=rt.exit_side,
+                             quantity=str(rt.quantity), intent="EXIT",
+                             decision_id=decision_id, trade_id=trade_id)  # fmt: skip
                 trade_ids[decision_id] = trade_id
             next_poll = time.monotonic() + POLL_S
         due = [next_poll]
@@ -161,11 +166,12 @@ def _count(system: TrackingSystem, model: Any, *where: Any) -> int:
 def test_round_trips_each_give_one_outcome_equal_to_the_truth(system: TrackingSystem) -> None:
     kind = "sqlite" if system.database_url.startswith("sqlite") else "postgresql"
     n = ROUND_TRIPS
-    system.exchange.set_faults(fill_delay_ms=list(FILL_DELAY_MS))
+    system.exchange.set_faults(fill_delay_ms=list(FILL_DELAY_MS), p_late_activity=0.05)
+    accounts = system.add_accounts(ACCOUNTS)
     system.start_worker("w1", concurrency=4)
     system.start_beat()
     wait_for(lambda: system.client.control.ping(timeout=0.5), 60, "the worker up")
-    plan = _plan(n, seed=20261121)
+    plan = _plan(n, seed=20261121, accounts=accounts)
     began = time.monotonic()
 
     trade_ids = _trade(system, plan, ENTRIES_PER_S, deadline_s=n / ENTRIES_PER_S + 300)
@@ -184,7 +190,7 @@ def test_round_trips_each_give_one_outcome_equal_to_the_truth(system: TrackingSy
     with Session(system.engine) as session:
         outcomes = list(session.scalars(select(TradeOutcome)))
         orders = list(session.scalars(select(Order)))
-        positions = {p.symbol: p for p in session.scalars(select(Position))}
+        positions = list(session.scalars(select(Position)))
         trade_statuses = Counter(session.scalars(select(Trade.status)))
         mismatch_rows = session.scalars(
             select(OrderEvent.detail).where(OrderEvent.kind == "trade_mismatch")
@@ -241,19 +247,26 @@ def test_round_trips_each_give_one_outcome_equal_to_the_truth(system: TrackingSy
     # Positions flat, here and at the exchange; realized PnL = the outcomes' sum = the
     # exchange's cash flow per symbol.
     exchange = system.exchange
-    at_exchange = httpx.get(f"{exchange.base_url}/v2/positions", headers=exchange.headers)
-    assert at_exchange.json() == []
-    assert set(positions) == set(by_symbol)
-    for symbol, position in positions.items():
+    for key_id, _ in exchange.accounts[:ACCOUNTS]:
+        at_exchange = httpx.get(f"{exchange.base_url}/v2/positions",
+                                headers=exchange.headers_for(key_id))  # fmt: skip
+        assert at_exchange.json() == [], key_id
+    realized: dict[str, Decimal] = defaultdict(lambda: ZERO)  # per symbol, over accounts
+    for position in positions:
         assert (position.quantity, position.cost_basis, position.fees) == (ZERO, ZERO, ZERO)
-        assert position.realized_pnl == by_symbol[symbol] == cash[symbol], symbol
+        realized[position.symbol] += position.realized_pnl
+    assert set(realized) == set(by_symbol)
+    for symbol, pnl in realized.items():
+        assert pnl == by_symbol[symbol] == cash[symbol], symbol
 
     # The events went out: one TRADE_OPENED and one TRADE_CLOSED per trade, all published.
     wait_for(lambda: queries.totals(system.engine).events_waiting == 0, 120, "events published")
     for event in (EventKind.TRADE_OPENED, EventKind.TRADE_CLOSED):
         assert _count(system, OutboxEvent, OutboxEvent.kind == event.value) == n, event
-    totals = queries.totals(system.engine, account=ACCOUNT)
+    totals = queries.totals(system.engine)
     assert (totals.tracked, totals.filled, totals.failed, totals.cancelled) == (2 * n, 2 * n, 0, 0)
+    assert queries.totals(system.engine, account=ACCOUNT).tracked == 2 * len(
+        [rt for rt in plan if rt.account == ACCOUNT])  # fmt: skip
     holding = sorted(o.holding_s for o in outcomes)
     print(f"\n{kind}: {n} round trips in {elapsed:.1f} s; holding s p50 {holding[n // 2]} "
           f"max {holding[-1]}; outcomes decided by {dict(sources)}")  # fmt: skip
