@@ -50,6 +50,7 @@ class Chaos:
     send_s: float
     done: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    crashes: list[dict[str, Any]] = field(default_factory=list)  # exited on their own
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -75,6 +76,13 @@ class Chaos:
             except Exception as error:  # the run goes on; the report says it
                 logger.exception("bench --faults: %s", what)
                 self.errors.append(f"{what}: {type(error).__name__}: {error}")
+            self.supervise()
+
+    def supervise(self) -> None:
+        """What exited on its own (not killed by the schedule) starts again, as under a
+        process supervisor; the report counts it."""
+        for name, code in self.stack.restart_exited(frozenset({"worker", "beat"})):
+            self.crashes.append({"what": name, "exit_code": code, "at": time.time()})
 
     def _strike(self, what: str) -> None:
         at = time.monotonic()
@@ -91,4 +99,4 @@ class Chaos:
         kills = {name: sum(1 for d in self.done if d["what"] == name)
                  for name in ("worker", "beat", "redis")}  # fmt: skip
         return {"exchange": EXCHANGE_FAULTS, "restarts": kills, "events": self.done,
-                "errors": self.errors}  # fmt: skip
+                "crashed_and_restarted": self.crashes, "errors": self.errors}  # fmt: skip

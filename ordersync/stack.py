@@ -224,6 +224,17 @@ class Stack:
         self.kill(name)
         return self.spawn(name, list(argv), env)
 
+    def restart_exited(self, names: frozenset[str]) -> list[tuple[str, int]]:
+        """Start again each of these children that has exited, as a process supervisor
+        would; returns (name, exit code) of each one started again."""
+        started = []
+        for child in list(self.children):
+            code = child.process.poll()
+            if code is not None and child.name in names:
+                self.restart(child.name)
+                started.append((child.name, code))
+        return started
+
     def restart_redis(self, down_s: float = 1.0) -> None:
         """Stop the embedded Redis (it keeps nothing: queues, locks and chains are gone)
         and start it again on the same port after ``down_s``."""

@@ -34,6 +34,9 @@ from ordersync.stack import (
 
 DEMO_TRADER = Path(__file__).with_name("demo_trader.py")
 REFRESH_S = 1.0
+# Started again when they exit, as a process supervisor would (the exchange is not: it would
+# come back empty, and the demo trader's end is the demo's end).
+SUPERVISED = frozenset({"worker", "beat", "flower"})
 errors = Console(stderr=True)
 
 
@@ -106,6 +109,9 @@ def watch(stack: Stack) -> None:
                 sys.stdout.write(line + "\n")
             sys.stdout.flush()
             last = line
+            for name, exit_code in stack.restart_exited(SUPERVISED):  # a supervisor's job
+                message = f"\n{name} exited with {exit_code}; started it again"
+                errors.print(message, style="yellow", markup=False, highlight=False)
             for child in stack.children:
                 code = child.process.poll()
                 if code is not None and child.name not in dead:
@@ -125,8 +131,13 @@ def up_command(
         bool, typer.Option("--demo/--no-demo", help="Run the demo trading service.")
     ] = True,
     demo_orders_per_s: Annotated[
-        float, typer.Option(min=0.01, help="New demo orders per second.")
-    ] = 2.0,
+        float,
+        typer.Option(
+            min=0.01,
+            help="New demo orders per second (an account allows "
+            "about one order a second at Alpaca's 200 requests/min).",
+        ),
+    ] = 0.4,
     workers: Annotated[int, typer.Option(min=1, help="Celery worker concurrency.")] = 4,
     sim_port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="Paper exchange port; 0 picks one.")

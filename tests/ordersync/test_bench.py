@@ -16,7 +16,15 @@ import pytest
 
 from models.enums import OrderStatus
 from ordersync import bench_sender
-from ordersync.bench import LocalFill, LocalOrder, compare, latencies, percentile
+from ordersync.bench import (
+    LocalFill,
+    LocalOrder,
+    compare,
+    drops,
+    failed,
+    latencies,
+    percentile,
+)
 from tests.ordersync.test_up import STDLIB, TASKS_EXIST, imported_roots
 
 REQUIRED_KEYS = {
@@ -146,3 +154,63 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert (figures["missed_fills"], figures["duplicate_fills"]) == (0, 0), figures
     assert figures["mismatched_orders"] == 0, figures["mismatches"]
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def placed_at(client_order_id: str, created: datetime) -> dict[str, Any]:
+    return {**truth_order(client_order_id, [("f", "1", "10")]), "created_at": created.isoformat()}
+
+
+def rejected(client_order_id: str, error: str) -> LocalOrder:
+    return LocalOrder(client_order_id, None, OrderStatus.REJECTED, Decimal(0), Decimal(0),
+                      None, T0, error)  # fmt: skip
+
+
+def test_drops_are_counted_by_cause_and_the_callers_own_refusals_are_not() -> None:
+    deadline = T0 + timedelta(seconds=30)
+    on_time = LocalOrder("p-0", "b", OrderStatus.FILLED, Decimal(1), Decimal(1), None, deadline)
+    late = LocalOrder("p-1", "b", OrderStatus.FILLED, Decimal(1), Decimal(1), None, deadline)
+    orders = {
+        "p-0": on_time, "p-1": late,
+        "p-2": rejected("p-2", "placement deadline 2026-01-05T15:30:30+00:00 passed; never "
+                               "reached the broker"),
+        "p-3": rejected("p-3", "insufficient buying power (broker=alpaca, http_status=403)"),
+        "p-5": LocalOrder("p-5", None, OrderStatus.PENDING_NEW, Decimal(0), Decimal(0), None),
+    }  # fmt: skip
+    truth = [placed_at("p-0", T0 + timedelta(seconds=1)),
+             placed_at("p-1", deadline + timedelta(seconds=1))]  # fmt: skip
+    refused = {"p-6": "ordersync.place_order: exit refused: no trade 'x' in this account"}
+    result = drops(truth, orders, refused, [f"p-{n}" for n in range(7)])
+    assert result["late"] == 1
+    assert result["broker_refused"] == 1  # p-3: refused as asked, not a drop
+    assert result["exits_refused"] == 1
+    assert result["dropped_by_cause"] == {
+        "deadline passed before it could be sent": 1,  # p-2
+        "no order row: the call never reached a worker (transport)": 1,  # p-4
+        "still PENDING_NEW: ": 1,  # p-5: silent, and fails the run
+    }
+    assert failed({**result, "missed_fills": 0, "deadline_passed": False})
+
+
+def test_round_trips_send_each_exit_after_its_entry_in_the_same_account() -> None:
+    sent: list[tuple[str, dict[str, Any]]] = []
+    args = bench_sender.argparse.Namespace(
+        seed=1,
+        prices="{}",
+        accounts="a,b",
+        mix="roundtrip",
+        orders=4,
+        rate=0,
+        prefix="p-",
+        cancel_after_s=1.0,
+        exit_after_s=0.0,
+    )
+    bench_sender.send_all(lambda task, kwargs: sent.append((task, kwargs)), args)
+    entries = [k for _, k in sent if k.get("intent") == "ENTRY"]
+    exits = [k for _, k in sent if k.get("intent") == "EXIT"]
+    assert [e["client_order_id"] for e in entries] == ["p-0", "p-2"]
+    assert [(e["client_order_id"], e["trade_id"]) for e in exits] == [
+        ("p-1", "p-d0"), ("p-3", "p-d2")]  # fmt: skip
+    for entry, exit_ in zip(entries, exits, strict=True):
+        assert (exit_["account"], exit_["quantity"], exit_["side"]) == (
+            entry["account"], entry["quantity"], "sell")  # fmt: skip
+    assert [e["account"] for e in entries] == ["a", "b"]
