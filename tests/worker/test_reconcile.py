@@ -15,7 +15,7 @@ import fakeredis
 import pytest
 from sqlalchemy import select
 
-from brokers.base import FillReport, OrderReport, Page, PositionReport
+from brokers.base import FillReport, OrderReport, Page, PlaceOrderRequest, PositionReport
 from brokers.errors import OrderNotFound
 from models import migrate
 from models.accounts import ensure_account
@@ -87,6 +87,12 @@ class StubBroker:
     def list_positions(self) -> list[PositionReport]:
         self.requests.append("positions")
         return self.positions
+
+    def place(self, request: PlaceOrderRequest) -> OrderReport:
+        self.requests.append(f"place {request.client_order_id}")
+        n = int(request.client_order_id.removeprefix("c"))
+        self.orders[f"b{n}"] = report(n)
+        return self.orders[f"b{n}"]
 
     def list_fills(self, **_: Any) -> Page[Any]:
         self.requests.append("fills")
@@ -194,8 +200,9 @@ def test_watched_orders_cost_no_query_each_and_a_fill_gap_starts_one_fill_sync(
     assert stats.unchanged == watched + 1
     assert (set(stats.watch), stats.fill_gaps) == (canceling | {gapped}, {gapped})
     assert stub.requests.count("fills") == 1
-    # the account, open orders, the page's orders, their check time: alike for 1 or 6 watched
-    assert stats.queries == 4
+    # the account, open orders, the page's orders, their check time, the fill cursor: alike
+    # for 1 or 6 watched
+    assert stats.queries == 5
 
 
 def test_watched_orders_without_a_fill_gap_start_no_fill_sync(system: Any) -> None:
@@ -260,24 +267,39 @@ def test_an_order_is_declared_lost_only_after_three_misses_and_found_again_clear
     assert order.miss_count == 0
 
 
-def test_a_write_ahead_row_never_received_is_rejected_after_misses_and_grace(
-    system: Any,
-) -> None:
-    ctx, stub, account_id, clock = system
-    order_id = add_order(ctx, account_id, 1, broker_id=False, status=OrderStatus.PENDING_NEW,
-                         age_s=60)  # fmt: skip
-    for _ in range(3):
-        clock[0] += timedelta(seconds=10)
-        reconcile.deep_reconcile(ctx, account_id)
-    assert load(ctx, order_id).status is OrderStatus.PENDING_NEW  # 90 s old: within grace
-    clock[0] += timedelta(seconds=60)
-    stats = reconcile.deep_reconcile(ctx, account_id)
-    order = load(ctx, order_id)
-    assert order.status is OrderStatus.REJECTED
-    assert order.last_error is not None
-    assert "never reached the broker" in order.last_error
-    assert stats.rejected == 1
-    assert "get-by-client c1" in stub.requests
+def set_sent(ctx: WorkerContext, order_id: str, sent: bool) -> None:
+    with ctx.sessions.begin() as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        order.sent_at = ctx.now() if sent else None
+
+
+@pytest.mark.parametrize("sweep", [reconcile.sweep_open_orders, reconcile.deep_reconcile])
+def test_a_write_ahead_row_whose_placement_died_is_taken_over(system: Any, sweep: Any) -> None:
+    """Within its deadline it is sent again; past it, nothing is sent: a row that may have
+    reached the broker is looked up and rejected on a not-found, one that never sent
+    anything is rejected at once."""
+    ctx, stub, account_id, _ = system
+    fresh = add_order(ctx, account_id, 1, broker_id=False, status=OrderStatus.PENDING_NEW,
+                      age_s=60)  # fmt: skip  # a GTC limit: 300 s to place it
+    unclear = add_order(ctx, account_id, 2, broker_id=False, status=OrderStatus.PENDING_NEW,
+                        age_s=400)  # fmt: skip
+    never = add_order(ctx, account_id, 3, broker_id=False, status=OrderStatus.PENDING_NEW,
+                      age_s=400)  # fmt: skip
+    set_sent(ctx, unclear, True)
+    set_sent(ctx, never, False)
+
+    stats = sweep(ctx, account_id)
+
+    assert load(ctx, fresh).broker_order_id == "b1"
+    for order_id in (unclear, never):
+        order = load(ctx, order_id)
+        assert order.status is OrderStatus.REJECTED
+        assert "never reached the broker" in (order.last_error or "")
+    assert stub.requests.count("place c1") == 1
+    assert [r for r in stub.requests if r.startswith("place")] == ["place c1"]
+    assert [r for r in stub.requests if r.startswith("get-by-client")] == ["get-by-client c2"]
+    assert (stats.takeovers, stats.rejected) == (3, 2)
 
 
 def test_a_write_ahead_row_found_by_client_id_is_tracked(system: Any) -> None:
