@@ -208,7 +208,7 @@ class InvalidTaskCall(Base):
     task_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str] = mapped_column(Text)
     arguments: Mapped[str] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # purged by age
 
 
 class ArchivedOrder(Base):
@@ -224,7 +224,7 @@ class ArchivedOrder(Base):
     symbol: Mapped[str] = mapped_column(String(32))
     status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus, "archived_status"))
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    archived_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    archived_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # purged by age
     document: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (

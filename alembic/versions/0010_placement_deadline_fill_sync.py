@@ -1,4 +1,5 @@
-"""placement deadlines; fill cursors and parked fills in the database
+"""placement deadlines; fill cursors and parked fills in the database; indexes the purge
+of refused calls and archives uses
 
 Revision ID: 0010
 Revises: 0009
@@ -41,12 +42,16 @@ def upgrade() -> None:
     sa.UniqueConstraint('account_id', 'broker_order_id', 'broker_fill_id', name=op.f('uq_parked_fills_account_id_broker_order_id_broker_fill_id'))
     )
     op.create_index('ix_parked_fills_account_order', 'parked_fills', ['account_id', 'broker_order_id'], unique=False)
+    op.create_index(op.f('ix_invalid_task_calls_at'), 'invalid_task_calls', ['at'], unique=False)
+    op.create_index(op.f('ix_archived_orders_archived_at'), 'archived_orders', ['archived_at'], unique=False)
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('place_deadline', models.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('sent_at', models.types.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_archived_orders_archived_at'), table_name='archived_orders')
+    op.drop_index(op.f('ix_invalid_task_calls_at'), table_name='invalid_task_calls')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_column('sent_at')
         batch_op.drop_column('place_deadline')
