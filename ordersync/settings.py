@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     rate_limit_headroom: float = Field(default=0.8, gt=0, le=1)
     # The part of the budget only placements and monitors may spend; sweeps yield it.
     rate_limit_sweep_reserve: float = Field(default=0.25, ge=0, lt=1)
+    # The part only placements may spend: a burst of placements is not slowed by checks.
+    rate_limit_monitor_reserve: float = Field(default=0.1, ge=0, lt=1)
     rate_limit_max_wait_s: float = Field(default=30.0, gt=0)
     # Placements and monitors wait less: they hold an order's lock (``order_lock_ttl_s``)
     # meanwhile, and a monitor that gives up simply looks again at its next step.

@@ -154,21 +154,25 @@ class BudgetUnavailable(RateLimited):
 @dataclass(frozen=True, slots=True)
 class BudgetSize:
     """A bucket's shape: ``capacity`` tokens, refilled at ``per_minute``; sweeps leave the
-    bottom ``sweep_floor`` tokens to placements and monitors."""
+    bottom ``sweep_floor`` tokens to placements and monitors, monitors the bottom
+    ``monitor_floor`` to placements (placements come first)."""
 
     capacity: float
     per_minute: float
     sweep_floor: float
+    monitor_floor: float = 0.0
 
     @classmethod
-    def of(cls, rate_limit_per_min: int, *, headroom: float, sweep_reserve: float) -> BudgetSize:
+    def of(cls, rate_limit_per_min: int, *, headroom: float, sweep_reserve: float,
+           monitor_reserve: float = 0.0) -> BudgetSize:  # fmt: skip
         if rate_limit_per_min < 1:
             raise ValueError(f"rate_limit_per_min must be at least 1, got {rate_limit_per_min}")
         budget = rate_limit_per_min * headroom  # the most any 60 s may carry
         capacity = max(1.0, round(budget * BURST_SHARE, 6))
         per_minute = budget - capacity if budget > capacity else budget * (1 - BURST_SHARE)
-        # A sweep needs floor + 1 tokens: keep that reachable even in a one-token bucket.
-        return cls(capacity, per_minute, min(capacity * sweep_reserve, capacity - 1))
+        # A level needs floor + 1 tokens: keep that reachable even in a one-token bucket.
+        return cls(capacity, per_minute, min(capacity * sweep_reserve, capacity - 1),
+                   min(capacity * monitor_reserve, capacity - 1))  # fmt: skip
 
     @property
     def per_ms(self) -> float:
@@ -185,7 +189,9 @@ class BudgetSize:
         return max(self.capacity / 2, self.sweep_floor)
 
     def floor(self, level: Priority) -> float:
-        return self.sweep_floor if level is Priority.SWEEP else 0.0
+        if level is Priority.SWEEP:
+            return self.sweep_floor
+        return self.monitor_floor if level is Priority.MONITOR else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +432,7 @@ def budget_for(
         rate_limit_per_min,
         headroom=settings.rate_limit_headroom,
         sweep_reserve=settings.rate_limit_sweep_reserve,
+        monitor_reserve=settings.rate_limit_monitor_reserve,
     )
     return Budget(
         client, account_id, size, max_wait_s=settings.rate_limit_max_wait_s,

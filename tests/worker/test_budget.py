@@ -446,7 +446,8 @@ def test_adapter_hooks_spend_the_connections_account_budget(
 ) -> None:
     client = fakeredis.FakeRedis(server=server, decode_responses=True)
     settings = Settings(
-        _env_file=None, rate_limit_max_wait_s=0.01, rate_limit_fresh_max_wait_s=0.01
+        _env_file=None, rate_limit_max_wait_s=0.01, rate_limit_fresh_max_wait_s=0.01,
+        rate_limit_monitor_reserve=0,
     )
     connection = AccountConnection("a", BrokerKind.ALPACA, "http://x", "X", ACCOUNT, 40)
     hooks = adapter_hooks(client, settings)(connection)
@@ -499,3 +500,19 @@ def test_deadline_passed_survives_pickling() -> None:
     error = DeadlinePassed(ACCOUNT, datetime(2026, 12, 3, tzinfo=UTC))
     again = pickle.loads(pickle.dumps(error))
     assert (again.account_id, again.deadline) == (ACCOUNT, error.deadline)
+
+
+def test_monitors_leave_the_last_tokens_to_placements(
+    server: fakeredis.FakeServer, clock: FakeClock
+) -> None:
+    size = BudgetSize.of(200, headroom=0.8, sweep_reserve=0.25, monitor_reserve=0.1)
+    assert (size.capacity, size.monitor_floor, size.sweep_floor) == (40, 4, 10)
+    client = fakeredis.FakeRedis(server=server, decode_responses=True)
+    budget = Budget(client, ACCOUNT, size, max_wait_s=30, fresh_max_wait_s=0.01, clock=clock,
+                    sleep=clock.sleep)  # fmt: skip
+    for _ in range(36):
+        budget.acquire(Priority.MONITOR)
+    with pytest.raises(BudgetExhausted):
+        budget.acquire(Priority.MONITOR)  # 4 left: the placements'
+    for _ in range(4):
+        budget.acquire(Priority.PLACEMENT)

@@ -105,6 +105,7 @@ def test_processes_share_one_budget_and_lose_nothing_under_429s(
         "ORDERSYNC_RATE_LIMIT_HEADROOM": str(HEADROOM),
         "ORDERSYNC_RATE_LIMIT_MAX_WAIT_S": str(MAX_WAIT_S),
         "ORDERSYNC_RATE_LIMIT_FRESH_MAX_WAIT_S": str(MAX_WAIT_S),
+        "ORDERSYNC_RATE_LIMIT_MONITOR_RESERVE": "0",  # one level of callers: no priorities
         "ORDERSYNC_BROKER_MAX_RETRY_WAIT_S": "1.5",
         f"{CREDENTIALS_ENV}_KEY_ID": paper_exchange.key_id,
         f"{CREDENTIALS_ENV}_SECRET_KEY": paper_exchange.secret_key,
