@@ -339,6 +339,8 @@ class Budget:
             if granted:
                 if granted > 1:
                     self._keep_lease(granted - 1)
+                if send_by is not None and self._epoch() >= send_by:  # the token came late
+                    raise DeadlinePassed(self.account_id, _utc(send_by))
                 return
             wait_s = wait_ms / 1000
             elapsed_s = self._timer() - started

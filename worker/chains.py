@@ -7,10 +7,13 @@ see each other's chains as overdue.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from worker.context import WorkerContext
 
 DUE_KEY = "ordersync:monitor:due"
+LAG_KEY = "ordersync:monitor:lag_s"  # how late the latest check ran after its countdown
+LAG_TTL_S = 60
 SUPERSEDED, DUPLICATE, LOCKED, ACQUIRED = 0, 1, 2, 3
 
 # Redis time in seconds, as a Lua expression.
@@ -33,7 +36,7 @@ if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 2 en
 return 3
 """
 
-# KEYS: chain, due. ARGV: token, check, order id, delay s ('' = the chain ends).
+# KEYS: chain, due. ARGV: token, check, order id, delay s ('' = the chain ends), ttl s.
 _STEP_DONE = f"""
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
 if ARGV[4] == '' then
@@ -41,6 +44,7 @@ if ARGV[4] == '' then
   redis.call('ZREM', KEYS[2], ARGV[3])
 else
   redis.call('HSET', KEYS[1], 'done', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
   redis.call('ZADD', KEYS[2], {_NOW} + tonumber(ARGV[4]), ARGV[3])
 end
 return 1
@@ -91,16 +95,42 @@ def step_done(ctx: WorkerContext, order_id: str, token: str, check: int,
               next_in_s: float | None) -> None:  # fmt: skip
     """Record the step; the chain goes on after ``next_in_s``, or ends (None)."""
     delay = "" if next_in_s is None else repr(next_in_s)
-    ctx.redis.eval(_STEP_DONE, 2, chain_key(order_id), DUE_KEY, token, check, order_id, delay)
+    ttl = chain_ttl_s(ctx) + int(next_in_s or 0)  # a slow chain's hash never expires under it
+    ctx.redis.eval(_STEP_DONE, 2, chain_key(order_id), DUE_KEY, token, check, order_id, delay,
+                   ttl)  # fmt: skip
 
 
 def is_live(ctx: WorkerContext, order_id: str) -> bool:
     return bool(ctx.redis.exists(chain_key(order_id)))
 
 
+def note_lag(ctx: WorkerContext, eta: object) -> None:
+    """How late a check runs after its countdown (a busy pool, a worker clock behind)."""
+    if not isinstance(eta, str | datetime):
+        return
+    try:
+        due = eta if isinstance(eta, datetime) else datetime.fromisoformat(eta)
+    except ValueError:
+        return
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=UTC)
+    lag = max(0.0, (ctx.now() - due).total_seconds())
+    ctx.redis.set(LAG_KEY, repr(round(lag, 3)), ex=LAG_TTL_S)
+
+
+def lag_s(ctx: WorkerContext) -> float:
+    raw = ctx.redis.get(LAG_KEY)
+    try:
+        return float(raw) if raw is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
 def take_overdue(ctx: WorkerContext, limit: int) -> list[str]:
-    """Orders whose chain is overdue (its worker died), marked as being revived."""
+    """Orders whose chain is overdue (its worker died), marked as being revived: late
+    past the overdue limit plus twice the lag checks run with lately."""
     s = ctx.settings
-    found = ctx.redis.eval(_OVERDUE, 1, DUE_KEY, s.monitor_revive_overdue_s, limit,
-                           s.monitor_revive_overdue_s + s.monitor_first_delay_s)  # fmt: skip
+    overdue_s = s.monitor_revive_overdue_s + 2 * lag_s(ctx)
+    found = ctx.redis.eval(_OVERDUE, 1, DUE_KEY, overdue_s, limit,
+                           overdue_s + s.monitor_first_delay_s)  # fmt: skip
     return [str(member) for member in found]

@@ -98,6 +98,7 @@ def park(ctx: WorkerContext, account_id: str, fills: Sequence[FillReport]) -> No
 
 def adopt_parked(ctx: WorkerContext, account_id: str, broker_order_id: str) -> int:
     """Apply the fills parked for this broker order id, now that the order is known."""
+    _move_legacy_parked(ctx, account_id, broker_order_id)
     with ctx.sessions() as session:
         parked = session.execute(
             select(ParkedFill.id, ParkedFill.payload).where(
@@ -116,6 +117,15 @@ def adopt_parked(ctx: WorkerContext, account_id: str, broker_order_id: str) -> i
         with ctx.sessions.begin() as session:
             session.execute(delete(ParkedFill).where(ParkedFill.id.in_(adopted)))
     return recorded
+
+
+def _move_legacy_parked(ctx: WorkerContext, account_id: str, broker_order_id: str) -> None:
+    """Fills parked in Redis by an earlier version move to the table, then go from Redis."""
+    key = f"ordersync:fills:parked:{account_id}:{broker_order_id}"
+    raw = ctx.redis.hvals(key)
+    if raw:
+        park(ctx, account_id, [fill_from_json(json.loads(item)) for item in raw])
+        ctx.redis.delete(key)
 
 
 def fill_to_json(fill: FillReport) -> dict[str, str | None]:

@@ -18,7 +18,14 @@ from enum import StrEnum
 from models.orders import Order
 from worker.alerts import Alert, AlertKind, send_alert
 from worker.context import WorkerContext
-from worker.fills import WINDOW_MARGIN, adopt_parked, gap_state, note_reread, reread_window
+from worker.fills import (
+    WINDOW_MARGIN,
+    adopt_parked,
+    gap_key,
+    gap_state,
+    note_reread,
+    reread_window,
+)
 
 logger = logging.getLogger(__name__)
 GIVEN_UP_KEY = "ordersync:stats:fill_gaps_given_up"
@@ -53,17 +60,23 @@ def _window(ctx: WorkerContext, order_id: str) -> _Window | None:
                        bool(order.fill_gap))  # fmt: skip
 
 
+def _closed(ctx: WorkerContext, order_id: str) -> Gap:
+    """A later gap of the order starts with a fresh count (and may be alerted again)."""
+    ctx.redis.delete(gap_key(order_id))
+    return Gap.CLOSED
+
+
 def close_gap(ctx: WorkerContext, order_id: str,
               keep_alive: Callable[[], object] | None = None) -> Gap:  # fmt: skip
     """One step towards closing the order's gap (its forward sync has just run)."""
     window = _window(ctx, order_id)
     if window is None or not window.gap:
-        return Gap.CLOSED
+        return _closed(ctx, order_id)
     if window.broker_order_id:
         adopt_parked(ctx, window.account_id, window.broker_order_id)
         window = _window(ctx, order_id)
         if window is None or not window.gap:
-            return Gap.CLOSED
+            return _closed(ctx, order_id)
     state = gap_state(ctx, order_id)
     if state.alerted:
         return Gap.GIVEN_UP
@@ -77,7 +90,7 @@ def close_gap(ctx: WorkerContext, order_id: str,
     window = _window(ctx, order_id)
     if window is None or not window.gap:
         logger.info("fill gap of order %s closed by re-reading its window", order_id)
-        return Gap.CLOSED
+        return _closed(ctx, order_id)
     last = state.rereads + 1 >= ctx.settings.fill_gap_max_rereads
     note_reread(ctx, order_id, state, alerted=last)
     if not last:

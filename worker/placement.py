@@ -34,7 +34,7 @@ from models.state_machine import local_transition
 from ordersync.settings import Settings
 from worker.args import InvalidTaskArguments, PlaceOrderArgs
 from worker.budget import Priority, priority, send_by
-from worker.chains import start_chain
+from worker.chains import is_live, start_chain
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import adopt_parked
 from worker.locks import HeldLock, order_lock_name, write_order
@@ -71,9 +71,8 @@ class Attempt:
 @dataclass(frozen=True, slots=True)
 class PlaceResult:
     order_id: str
-    monitor: bool
     retry_after_s: float | None = None  # the task attempts again after this long
-    chain: str | None = None  # the monitor chain started before submitting, if any
+    chain: str | None = None  # a monitor chain started here, whose first check to enqueue
 
 
 def client_order_id_for(account: str, args: PlaceOrderArgs, task_id: str) -> str:
@@ -220,11 +219,14 @@ def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str) -> Pl
     with ctx.sessions() as session:
         order, _, fresh = _write_ahead(ctx, session, args, task_id, ctx.now())
         order_id, waiting = order.id, awaiting_broker(order)
+        done = order.status.is_terminal and not order.fill_gap
+    # The monitor chain is due before the broker hears of the order: if this task dies,
+    # revive_monitors restarts the chain, which takes the placement over once the order's
+    # lock and the task's lease have lapsed (or a sweep does). A redelivered call whose
+    # order has no live chain (its window ran out while the task kept trying) gets one.
+    chain = start_chain(ctx, order_id) if fresh or not (done or is_live(ctx, order_id)) else None
     if not waiting:
-        return PlaceResult(order_id, monitor=False)  # settled already: its chain watches it
-    # The monitor chain starts (and the order is due) before the broker hears of it: if
-    # this task dies, the chain (or a sweep) takes the placement over once its lease lapses.
-    chain = start_chain(ctx, order_id) if fresh else None
+        return PlaceResult(order_id, chain=chain)  # settled already
     return _result(ctx, order_id, attempt(ctx, order_id, first=fresh), chain)
 
 
@@ -232,10 +234,9 @@ def _result(ctx: WorkerContext, order_id: str, done: Attempt, chain: str | None)
     if done.step in (Step.RETRY, Step.BUSY):
         lease_s = done.retry_after_s + ctx.settings.place_lease_s
         ctx.redis.set(placing_key(order_id), 1, px=max(1, int(lease_s * 1000)))
-        return PlaceResult(order_id, monitor=False, retry_after_s=done.retry_after_s,
-                           chain=chain)  # fmt: skip
+        return PlaceResult(order_id, retry_after_s=done.retry_after_s, chain=chain)
     ctx.redis.delete(placing_key(order_id))
-    return PlaceResult(order_id, monitor=done.step is not Step.REJECTED, chain=chain)
+    return PlaceResult(order_id, chain=chain)
 
 
 def placement_leased(ctx: WorkerContext, order_id: str) -> bool:
@@ -291,58 +292,100 @@ def _attempt(ctx: WorkerContext, order_id: str, lock: HeldLock, first: bool) -> 
     if row is None:
         return Attempt(Step.DONE)
     now = ctx.now()
+    # No request after half the lock's life: the lock must outlive the attempt (a second
+    # attempt meanwhile would only be refused as a duplicate, but would cost a request).
+    lock_bound = now + timedelta(seconds=ctx.settings.order_lock_ttl_s / 2)
     if now >= row.deadline:
-        return _past_deadline(ctx, order_id, row)
-    marked_here = first or row.sent_at is None
+        return _past_deadline(ctx, order_id, row, lock_bound)
+    marked_here = first or row.sent_at is None  # no earlier send may have reached the broker
     if row.sent_at is None:
         _set_sent(ctx, order_id, now)
     adapter = ctx.adapter(row.account)
-    # No request after the deadline, nor after half the lock's life (the lock must outlive
-    # the attempt: a second attempt meanwhile would only be refused as a duplicate, but
-    # would cost a request).
-    bound = min(row.deadline, now + timedelta(seconds=ctx.settings.order_lock_ttl_s / 2))
-    with priority(Priority.PLACEMENT), send_by(bound):
+    with priority(Priority.PLACEMENT), send_by(min(row.deadline, lock_bound)):
         outcome = submit(adapter, row.request)
-    lock.renew()
-    if isinstance(outcome, Reported):
-        apply_in_new_session(ctx, order_id, outcome.report, ReportSource.PLACEMENT,
-                             submitted=True)  # fmt: skip
-        adopt_parked(ctx, row.account.id, outcome.report.broker_order_id)
+    if isinstance(outcome, Reported):  # the broker's truth: applied whoever holds the lock
+        _placed(ctx, order_id, row, outcome)
         return Attempt(Step.PLACED)
+    if not lock.renew():  # another attempt may hold the order now: it decides, not this one
+        return Attempt(Step.BUSY, "lost the order's lock", ctx.settings.place_retry_delay_s)
     if isinstance(outcome, Refused):
-        logger.error("order %s (%s) rejected by the broker: %s", order_id,
-                     row.request.client_order_id, outcome.reason)  # fmt: skip
-        _reject(ctx, order_id, outcome.reason)
-        return Attempt(Step.REJECTED, outcome.reason)
-    # A send that never went out leaves the row as it was: if nothing else was ever sent,
-    # the order provably never reached the broker.
+        return _refused(ctx, order_id, row, outcome, marked_here, lock_bound)
+    if isinstance(outcome, Unclear) and outcome.exists:
+        ctx.redis.set(exists_key(order_id), 1, ex=EXISTS_TTL_S)
+    # A send that never went out leaves the row as it was: if nothing else was ever sent
+    # (and the lock was ours all along), the order provably never reached the broker.
     never_sent = isinstance(outcome, NotSent) and marked_here
     reason = outcome.reason
     _note_error(ctx, order_id, f"not placed yet, trying again: {reason}", clear_sent=never_sent)
     left_s = (row.deadline - ctx.now()).total_seconds()
     if left_s <= 0:
-        return _past_deadline(ctx, order_id, _load(ctx, order_id) or row)
+        return _past_deadline(ctx, order_id, _load(ctx, order_id) or row, lock_bound)
     return Attempt(Step.RETRY, reason, min(ctx.settings.place_retry_delay_s, left_s))
 
 
-def _past_deadline(ctx: WorkerContext, order_id: str, row: _Row) -> Attempt:
+def exists_key(order_id: str) -> str:
+    """Set once the broker has said the order's client id is taken: it exists, whatever a
+    later lookup says, so it is never rejected as one that never reached the broker."""
+    return f"ordersync:placing:exists:{order_id}"
+
+
+EXISTS_TTL_S = 7 * 86400
+
+
+def _placed(ctx: WorkerContext, order_id: str, row: _Row, outcome: Reported) -> None:
+    apply_in_new_session(ctx, order_id, outcome.report, ReportSource.PLACEMENT, submitted=True)
+    adopt_parked(ctx, row.account.id, outcome.report.broker_order_id)
+
+
+def _refused(ctx: WorkerContext, order_id: str, row: _Row, outcome: Refused,
+             marked_here: bool, lock_bound: datetime) -> Attempt:  # fmt: skip
+    """A refusal is final for this send; an earlier send that may have reached the broker
+    is looked up first (a broker may check buying power before it checks the client id)."""
+    if not marked_here:
+        with priority(Priority.PLACEMENT), send_by(lock_bound):
+            found = look_up(ctx.adapter(row.account), row.request.client_order_id)
+        if isinstance(found, Reported):
+            _placed(ctx, order_id, row, found)
+            return Attempt(Step.PLACED)
+        if isinstance(found, Unclear):
+            _note_error(ctx, order_id, f"refused ({outcome.reason}), and an earlier send may "
+                        f"have reached the broker: {found.reason}")  # fmt: skip
+            return Attempt(Step.RETRY, found.reason, ctx.settings.place_retry_delay_s)
+    logger.error("order %s (%s) rejected by the broker: %s", order_id,
+                 row.request.client_order_id, outcome.reason)  # fmt: skip
+    _reject(ctx, order_id, outcome.reason)
+    return Attempt(Step.REJECTED, outcome.reason)
+
+
+def settle_s(settings: Settings) -> float:
+    """How long after the deadline a send that went out just before it may still land."""
+    return 2 * settings.broker_timeout_s + 5.0
+
+
+def _past_deadline(ctx: WorkerContext, order_id: str, row: _Row,
+                   lock_bound: datetime) -> Attempt:  # fmt: skip
     """Nothing is sent any more. A row that never sent anything is rejected at once; one
-    that may have reached the broker is looked up first, and rejected only on a not-found."""
+    that may have reached the broker is looked up, and rejected on a not-found only once a
+    send from just before the deadline has had time to land, and never when the broker has
+    said its client id is taken."""
     at = row.deadline.isoformat()
     if row.sent_at is None:
         last = f" (last attempt: {row.last_error})" if row.last_error else ""
         reason = f"placement deadline {at} passed; never reached the broker{last}"
     else:
-        with priority(Priority.PLACEMENT):
+        with priority(Priority.PLACEMENT), send_by(lock_bound):
             found = look_up(ctx.adapter(row.account), row.request.client_order_id)
         if isinstance(found, Reported):
-            apply_in_new_session(ctx, order_id, found.report, ReportSource.PLACEMENT,
-                                 submitted=True)  # fmt: skip
-            adopt_parked(ctx, row.account.id, found.report.broker_order_id)
+            _placed(ctx, order_id, row, found)
             return Attempt(Step.PLACED)
         if isinstance(found, Unclear):
             _note_error(ctx, order_id, f"placement deadline {at} passed; {found.reason}")
             return Attempt(Step.UNRESOLVED, found.reason, ctx.settings.place_retry_delay_s)
+        wait_s = (row.deadline - ctx.now()).total_seconds() + settle_s(ctx.settings)
+        if wait_s > 0 or ctx.redis.exists(exists_key(order_id)):
+            why = "not found yet"
+            _note_error(ctx, order_id, f"placement deadline {at} passed; {why}")
+            return Attempt(Step.UNRESOLVED, why, max(wait_s, ctx.settings.place_retry_delay_s))
         cid = row.request.client_order_id
         reason = (f"placement deadline {at} passed; the broker has no order with client "
                   f"order id {cid!r}: never reached the broker")  # fmt: skip

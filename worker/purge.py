@@ -24,6 +24,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from models.enums import TERMINAL_STATUSES
+from models.fill_sync import ParkedFill
 from models.orders import ArchivedOrder, Fill, InvalidTaskCall, Order, OrderEvent
 from models.types import canonical
 from worker import outbox, webhooks
@@ -48,6 +49,7 @@ class PurgeResult:
     outbox_events: int = 0  # published events past retention (worker/outbox.py)
     invalid_calls: int = 0  # refused task calls past ``invalid_calls_retention_s``
     expired_archives: int = 0  # archived orders past ``archive_retention_s``
+    parked_fills: int = 0  # fills parked for an order never known, past ``retention_s``
     batches: int = 0
     more: bool = False
 
@@ -83,8 +85,13 @@ def purge_closed_orders(ctx: WorkerContext, *, max_batches: int | None = None) -
         before=now - timedelta(seconds=settings.archive_retention_s),
         batch_size=settings.purge_batch_size, max_batches=batches,
     )  # fmt: skip
+    parked = purge_older(
+        ctx.sessions, ParkedFill.id, ParkedFill.parked_at,
+        before=now - timedelta(seconds=settings.retention_s),
+        batch_size=settings.purge_batch_size, max_batches=batches,
+    )  # fmt: skip
     return dataclasses.replace(result, outbox_events=published, invalid_calls=invalid_calls,
-                               expired_archives=archives)  # fmt: skip
+                               expired_archives=archives, parked_fills=parked)  # fmt: skip
 
 
 def purge_older(

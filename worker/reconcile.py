@@ -364,7 +364,11 @@ def _take_over(ctx: WorkerContext, ref: LocalRef, stats: SweepStats) -> None:
     """A placement nobody is attempting any more: one attempt here, as its monitor would."""
     if placement.placement_leased(ctx, ref.id):
         return  # its task attempts again soon
-    done = placement.attempt(ctx, ref.id)
+    try:
+        done = placement.attempt(ctx, ref.id)
+    except Exception:  # this order's trouble (credentials, a write conflict): not the sweep's
+        logger.exception("taking over the placement of order %s failed", ref.id)
+        return
     if done.step is Step.BUSY or done.step is Step.DONE:
         return
     stats.takeovers += 1
@@ -490,7 +494,7 @@ def _with_fill_gap(ctx: WorkerContext, order_ids: Sequence[str]) -> list[str]:
 
 def _sync_fills(ctx: WorkerContext, account: AccountInfo, stats: SweepStats) -> None:
     try:
-        result = sync_now(ctx, account.id)
+        result = sync_now(ctx, account.id, keep_alive=_keep_alive)
     except BrokerError as error:
         stats.yielded = f"fill sync stopped: {error}"
         return

@@ -50,6 +50,7 @@ class NotSent:
 @dataclass(frozen=True, slots=True)
 class Unclear:
     reason: str
+    exists: bool = False  # the broker said the client order id is taken: the order exists
 
 
 Outcome = Reported | Refused | NotSent | Unclear
@@ -71,9 +72,11 @@ def submit(adapter: BrokerAdapter, request: PlaceOrderRequest) -> Outcome:
     try:
         return Reported(adapter.place(request))
     except DuplicateClientOrderId:  # an earlier send got there: the order exists
-        return look_up(adapter, request.client_order_id) or Unclear(
-            "the broker reports the client order id as taken but cannot show it yet"
-        )
+        found = look_up(adapter, request.client_order_id)
+        if isinstance(found, Reported):
+            return found
+        reason = found.reason if found is not None else "cannot show it yet"
+        return Unclear(f"the broker reports the client order id as taken; {reason}", True)
     except (AnswerLost, MalformedResponse) as error:
         logger.warning("placement answer unclear for %s: %s", request.client_order_id, error)
         return look_up(adapter, request.client_order_id) or Unclear(

@@ -116,14 +116,14 @@ def _sweep_account(
     the same. Returns the error, if any."""
     try:
         stats = per_account(ctx, account_id)
+        run.accounts.append(stats.summary())
+        if watch is not None:
+            for order_id in dict.fromkeys(stats.watch):
+                watch(order_id)
     except SweepLockLost:
         raise
     except Exception as exc:
         logger.exception("%s of account %s failed", name, account_id)
         run.accounts.append({"account_id": account_id, "error": f"{type(exc).__name__}"})
         return f"account {account_id}: {type(exc).__name__}: {exc}"
-    run.accounts.append(stats.summary())
-    if watch is not None:
-        for order_id in dict.fromkeys(stats.watch):
-            watch(order_id)
     return None

@@ -40,6 +40,10 @@ R = TypeVar("R")
 logger = logging.getLogger(__name__)
 # revive_monitors: at most this many chains a run, none while more checks wait in the queue.
 REVIVE_LIMIT = 200
+# place_order on an unexpected error (the database or Redis down for a moment): again after
+# this long, this many times; the placement's deadline still decides what is sent.
+PLACE_ERROR_RETRY_S = 2.0
+PLACE_ERROR_RETRIES = 30
 REVIVE_BACKLOG = 1000
 
 
@@ -66,6 +70,10 @@ def place_order(self: Task, *args: Any, **kwargs: Any) -> str:
     except InvalidTaskArguments as error:
         _refuse(self, error, args, kwargs)
         raise
+    except Exception as error:  # the database or Redis blinked: the call is not lost
+        logger.warning("place_order %s failed, trying again: %s", self.request.id, error)
+        raise self.retry(exc=error, countdown=PLACE_ERROR_RETRY_S,
+                         max_retries=PLACE_ERROR_RETRIES) from error  # fmt: skip
     if result.chain is not None:
         start_monitor(result.order_id, result.chain)
     if result.retry_after_s is not None:
@@ -122,6 +130,7 @@ def monitor_order(self: Task, order_id: Any, chain: Any = None, check: Any = 0) 
         _refuse(self, error, (order_id, chain, check), {})
         raise error
     ctx = context()
+    chains.note_lag(ctx, self.request.eta)
     token = chain or chains.start_chain(ctx, order_id)
     outcome = monitoring.run_step(ctx, order_id, token, check)
     if outcome.delay_s is not None:
@@ -142,8 +151,8 @@ def queue_depth(queue: str) -> int | None:
         with app.connection_for_read() as connection:
             declared = connection.default_channel.queue_declare(queue=queue, passive=True)
             return int(declared.message_count)
-    except Exception as error:
-        logger.warning("cannot read the depth of queue %s: %s", queue, error)
+    except Exception as error:  # e.g. no such queue yet on a fresh Redis
+        logger.debug("cannot read the depth of queue %s: %s", queue, error)
         return None
 
 
@@ -152,8 +161,11 @@ def revive_monitors() -> int:
     """Restart monitor chains whose next check is long overdue (their worker died).
 
     Not while the monitor queue is backlogged (overdue chains are then waiting in it, not
-    dead: reviving them would only add to the queue), and at most ``REVIVE_LIMIT`` a run;
-    a revived chain is not due again before the overdue limit has passed once more."""
+    dead: reviving them would only add to the queue): none while it holds more than
+    ``REVIVE_BACKLOG`` checks, and a chain counts as overdue only past the limit plus twice
+    the lag checks run with lately (workers hold countdown messages in memory, where no
+    queue depth shows them). At most ``REVIVE_LIMIT`` a run; a revived chain is not due
+    again before the overdue limit has passed once more."""
     ctx = context()
     depth = queue_depth(MONITOR_QUEUE)
     if depth is not None and depth > REVIVE_BACKLOG:

@@ -47,6 +47,12 @@ def upgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('place_deadline', models.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('sent_at', models.types.UTCDateTime(timezone=True), nullable=True))
+    # Write-ahead rows of earlier versions may have reached the broker: looked up, never
+    # rejected blindly.
+    op.execute(sa.text(
+        "UPDATE orders SET sent_at = created_at "
+        "WHERE status = 'PENDING_NEW' AND broker_order_id IS NULL"
+    ))
 
 
 def downgrade() -> None:

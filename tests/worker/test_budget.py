@@ -446,7 +446,9 @@ def test_adapter_hooks_spend_the_connections_account_budget(
 ) -> None:
     client = fakeredis.FakeRedis(server=server, decode_responses=True)
     settings = Settings(
-        _env_file=None, rate_limit_max_wait_s=0.01, rate_limit_fresh_max_wait_s=0.01,
+        _env_file=None,
+        rate_limit_max_wait_s=0.01,
+        rate_limit_fresh_max_wait_s=0.01,
         rate_limit_monitor_reserve=0,
     )
     connection = AccountConnection("a", BrokerKind.ALPACA, "http://x", "X", ACCOUNT, 40)
@@ -515,4 +517,14 @@ def test_monitors_leave_the_last_tokens_to_placements(
     with pytest.raises(BudgetExhausted):
         budget.acquire(Priority.MONITOR)  # 4 left: the placements'
     for _ in range(4):
+        budget.acquire(Priority.PLACEMENT)
+
+
+def test_a_token_granted_after_the_send_by_time_is_not_used(
+    budget: Budget, clock: FakeClock
+) -> None:
+    budget.observe(limited(clock, 1))  # a token in about 2 s
+    late = clock.utc() + timedelta(seconds=2.5)
+    clock.during_sleep = lambda: setattr(clock, "now", clock.now + 0.5)  # slept long
+    with send_by(late), pytest.raises(DeadlinePassed):
         budget.acquire(Priority.PLACEMENT)

@@ -5,6 +5,7 @@ then alerted once (fakeredis, SQLite, a stub activity listing)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, 
 from models.fill_sync import FillCursor, ParkedFill
 from models.orders import Fill, Order
 from ordersync.settings import Settings
-from worker import fills, gaps
+from worker import fills, gaps, purge
 from worker.context import WorkerContext
 from worker.gaps import Gap
 from worker.monitoring import Snapshot, check_order
@@ -205,3 +206,36 @@ def test_a_monitor_step_re_reads_instead_of_polling_the_cursor_forever(world: An
     assert step.reason == "fill gap given up (alerted)"
     assert len(listing.calls) <= 1 + 3  # one forward sync, three re-reads
     assert min(delays) >= 0.1
+
+
+def test_a_closed_gap_forgets_its_count_so_a_later_one_starts_afresh(world: Any) -> None:
+    ctx, listing, account_id, _ = world
+    order_id = add_order(ctx, account_id)
+    listing.add(fill("20261121110000500::a", T0 + timedelta(seconds=1)))
+    fills.sync_now(ctx, account_id)
+    assert gaps.close_gap(ctx, order_id) is Gap.REREAD
+    listing.add(fill("20261121110000400::b", T0 + timedelta(seconds=1)))  # shows up
+    ctx.now = lambda: T0 + timedelta(hours=1)  # type: ignore[method-assign]
+    assert gaps.close_gap(ctx, order_id) is Gap.CLOSED
+    assert not ctx.redis.exists(fills.gap_key(order_id))
+
+
+def test_fills_parked_by_an_earlier_version_in_redis_are_adopted(world: Any) -> None:
+    ctx, _, account_id, _ = world
+    order_id = add_order(ctx, account_id, "b-old", broker_filled="1")
+    parked = fills.fill_to_json(fill("20261121110000100::old", T0, order="b-old"))
+    ctx.redis.hset(f"ordersync:fills:parked:{account_id}:b-old", "x", json.dumps(parked))
+    assert fills.adopt_parked(ctx, account_id, "b-old") == 1
+    assert recorded(ctx) == ["20261121110000100::old"]
+    assert not ctx.redis.exists(f"ordersync:fills:parked:{account_id}:b-old")
+    assert order_id
+
+
+def test_purge_removes_fills_parked_for_an_order_never_known(world: Any) -> None:
+    ctx, listing, account_id, clock = world
+    listing.add(fill("20261121110000100::z", T0, order="b-never"))
+    fills.sync_now(ctx, account_id)
+    clock[0] += timedelta(seconds=ctx.settings.retention_s + 60)
+    assert purge.purge_closed_orders(ctx).parked_fills == 1
+    with ctx.sessions() as session:
+        assert session.scalar(select(ParkedFill.id)) is None

@@ -184,3 +184,25 @@ def test_revive_takes_overdue_chains_once_per_overdue_period(unit: UnitWorker) -
     score = ctx.redis.zscore(chains.DUE_KEY, "dead")
     assert score is not None
     assert score > now + overdue
+
+
+def test_revive_waits_out_the_lag_checks_run_with(unit: UnitWorker) -> None:
+    """Workers hold countdown messages in memory, where no queue depth shows a backlog:
+    checks running late raise the bar a chain must be overdue by."""
+    ctx = unit.ctx
+    now = float(ctx.redis.time()[0])
+    overdue = ctx.settings.monitor_revive_overdue_s
+    ctx.redis.zadd(chains.DUE_KEY, {"busy": now - overdue - 5})
+    chains.note_lag(ctx, (unit.clock[0] - timedelta(seconds=20)).isoformat())
+    assert chains.lag_s(ctx) == 20
+    assert chains.take_overdue(ctx, 100) == []  # 15 s late is nothing when checks lag 20 s
+    chains.note_lag(ctx, unit.clock[0].isoformat())
+    assert chains.take_overdue(ctx, 100) == ["busy"]
+
+
+def test_a_step_keeps_its_chain_alive_however_slow_it_is(unit: UnitWorker) -> None:
+    order_id = unit.add_order("c-1", broker_order_id="b-1", status=OrderStatus.NEW)
+    token = start_chain(unit.ctx, order_id)
+    unit.ctx.redis.expire(chains.chain_key(order_id), 5)  # nearly gone after slow steps
+    chains.step_done(unit.ctx, order_id, token, 0, 30.0)
+    assert unit.ctx.redis.ttl(chains.chain_key(order_id)) > chains.chain_ttl_s(unit.ctx)

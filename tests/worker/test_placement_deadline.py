@@ -75,7 +75,7 @@ class Broker:
         action = self.lookup_script.pop(0) if self.lookup_script else "ok"
         if action == "429":
             raise RateLimited("rate limited", client_order_id=client_order_id)
-        if client_order_id not in self.orders:
+        if client_order_id not in self.orders or action == "hide":
             raise OrderNotFound("order not found", client_order_id=client_order_id)
         return self.orders[client_order_id]
 
@@ -165,14 +165,69 @@ def test_never_sent_by_the_deadline_is_rejected_with_the_reason_and_no_lookup(
 def test_past_the_deadline_an_unclear_send_is_looked_up_before_the_order_is_rejected(
     unit: UnitWorker, broker: Broker
 ) -> None:
+    """A send from just before the deadline may still land: a not-found rejects the order
+    only once that time (``settle_s``) has passed too."""
     broker.place_script = ["503"]
     first = place_order(unit.ctx, market("m-4"), task_id="t")
     later(unit, 31)
+    soon = placement.attempt(unit.ctx, first.order_id)
+    assert soon.step is Step.UNRESOLVED
+    assert unit.order(first.order_id).status is OrderStatus.PENDING_NEW
+    later(unit, placement.settle_s(unit.ctx.settings))
     place_order(unit.ctx, market("m-4"), task_id="t")
-    assert broker.calls == ["place", "lookup", "lookup"]  # nothing sent past the deadline
+    assert broker.calls == ["place", "lookup", "lookup", "lookup"]  # none sent past it
     order = unit.order(first.order_id)
     assert order.status is OrderStatus.REJECTED
     assert "has no order with client order id 'm-4'" in (order.last_error or "")
+
+
+def test_an_order_the_broker_called_a_duplicate_is_never_rejected_on_a_not_found(
+    unit: UnitWorker, broker: Broker
+) -> None:
+    broker.place_script = ["503"]
+    first = place_order(unit.ctx, market("m-15"), task_id="t")
+    broker.orders["m-15"] = broker._create(  # it got there after all, but the broker's
+        PlaceOrderRequest("m-15", "AAPL", Side.BUY, Decimal(2))
+    )  # lookup cannot show it
+    broker.lookup_script = ["hide"]
+    place_order(unit.ctx, market("m-15"), task_id="t")  # a duplicate, then a not-found
+    assert broker.calls[-2:] == ["place", "lookup"]
+    del broker.orders["m-15"]
+    later(unit, 31 + placement.settle_s(unit.ctx.settings))
+    assert placement.attempt(unit.ctx, first.order_id).step is Step.UNRESOLVED
+    assert unit.order(first.order_id).status is OrderStatus.PENDING_NEW
+
+
+def test_a_refusal_after_an_earlier_unclear_send_looks_the_order_up_first(
+    unit: UnitWorker, broker: Broker
+) -> None:
+    """A broker may check buying power before it checks the client order id: a refusal of
+    the second send says nothing about the first one."""
+    broker.place_script = ["lost", "refuse"]
+    broker.lookup_script = ["429"]
+    first = place_order(unit.ctx, market("m-16"), task_id="t")
+    place_order(unit.ctx, market("m-16"), task_id="t")
+    assert broker.calls == ["place", "lookup", "place", "lookup"]
+    assert unit.order(first.order_id).status is OrderStatus.NEW
+
+
+def test_an_attempt_that_lost_the_order_lock_writes_nothing(
+    unit: UnitWorker, broker: Broker
+) -> None:
+    """Another attempt may hold the order now (Redis lost the lock): only it decides."""
+    broker.place_script = ["429"]
+    first = place_order(unit.ctx, market("m-17"), task_id="t")  # sent_at cleared
+    lock = f"ordersync:lock:order:{first.order_id}"
+
+    class Thief(Broker):
+        def place(self, request: PlaceOrderRequest) -> OrderReport:
+            unit.ctx.redis.set(lock, "another-attempt", px=30_000)
+            raise RateLimited("rate limited", client_order_id=request.client_order_id)
+
+    unit.adapter = Thief()
+    busy = placement.attempt(unit.ctx, first.order_id)
+    assert busy.step is Step.BUSY
+    assert unit.order(first.order_id).sent_at is not None  # not cleared: maybe not ours
 
 
 def test_past_the_deadline_a_lookup_that_finds_the_order_places_it(
