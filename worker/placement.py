@@ -337,20 +337,30 @@ def _placed(ctx: WorkerContext, order_id: str, row: _Row, outcome: Reported) -> 
     adopt_parked(ctx, row.account.id, outcome.report.broker_order_id)
 
 
+def _look(ctx: WorkerContext, order_id: str, row: _Row, lock_bound: datetime, *,
+          unclear: Step, why: str) -> Attempt | None:  # fmt: skip
+    """Look the order up: PLACED when the broker shows it, ``unclear`` (with ``why`` noted)
+    when it could not say, None on a not-found."""
+    with priority(Priority.PLACEMENT), send_by(lock_bound):
+        found = look_up(ctx.adapter(row.account), row.request.client_order_id)
+    if isinstance(found, Reported):
+        _placed(ctx, order_id, row, found)
+        return Attempt(Step.PLACED)
+    if isinstance(found, Unclear):
+        _note_error(ctx, order_id, f"{why}; {found.reason}")
+        return Attempt(unclear, found.reason, ctx.settings.place_retry_delay_s)
+    return None
+
+
 def _refused(ctx: WorkerContext, order_id: str, row: _Row, outcome: Refused,
              marked_here: bool, lock_bound: datetime) -> Attempt:  # fmt: skip
     """A refusal is final for this send; an earlier send that may have reached the broker
     is looked up first (a broker may check buying power before it checks the client id)."""
     if not marked_here:
-        with priority(Priority.PLACEMENT), send_by(lock_bound):
-            found = look_up(ctx.adapter(row.account), row.request.client_order_id)
-        if isinstance(found, Reported):
-            _placed(ctx, order_id, row, found)
-            return Attempt(Step.PLACED)
-        if isinstance(found, Unclear):
-            _note_error(ctx, order_id, f"refused ({outcome.reason}), and an earlier send may "
-                        f"have reached the broker: {found.reason}")  # fmt: skip
-            return Attempt(Step.RETRY, found.reason, ctx.settings.place_retry_delay_s)
+        why = f"refused ({outcome.reason}), and an earlier send may have reached the broker"
+        looked = _look(ctx, order_id, row, lock_bound, unclear=Step.RETRY, why=why)
+        if looked is not None:
+            return looked
     logger.error("order %s (%s) rejected by the broker: %s", order_id,
                  row.request.client_order_id, outcome.reason)  # fmt: skip
     _reject(ctx, order_id, outcome.reason)
@@ -373,14 +383,10 @@ def _past_deadline(ctx: WorkerContext, order_id: str, row: _Row,
         last = f" (last attempt: {row.last_error})" if row.last_error else ""
         reason = f"placement deadline {at} passed; never reached the broker{last}"
     else:
-        with priority(Priority.PLACEMENT), send_by(lock_bound):
-            found = look_up(ctx.adapter(row.account), row.request.client_order_id)
-        if isinstance(found, Reported):
-            _placed(ctx, order_id, row, found)
-            return Attempt(Step.PLACED)
-        if isinstance(found, Unclear):
-            _note_error(ctx, order_id, f"placement deadline {at} passed; {found.reason}")
-            return Attempt(Step.UNRESOLVED, found.reason, ctx.settings.place_retry_delay_s)
+        why = f"placement deadline {at} passed"
+        looked = _look(ctx, order_id, row, lock_bound, unclear=Step.UNRESOLVED, why=why)
+        if looked is not None:
+            return looked
         wait_s = (row.deadline - ctx.now()).total_seconds() + settle_s(ctx.settings)
         if wait_s > 0 or ctx.redis.exists(exists_key(order_id)):
             why = "not found yet"
