@@ -187,7 +187,7 @@ def drop_cause(local: LocalOrder | None) -> str | None:
     """Why an order the exchange never got was not placed; None: the broker refused it as
     asked (buying power, invalid): the caller's own reason, not a drop."""
     if local is None:
-        return "no order row: the call never reached a worker (transport)"
+        return "no order row: no worker ran the call (still queued, or lost by the transport)"
     error = local.last_error or ""
     if local.status is OrderStatus.REJECTED and "placement deadline" in error:
         return "deadline passed before it could be sent"

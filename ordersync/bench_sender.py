@@ -19,6 +19,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,8 @@ from celery import Celery
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "TSLA", "SPY", "QQQ", "META")
 CENT = Decimal("0.01")
 Send = Callable[[str, dict[str, Any]], None]
+RETRY_POLICY = {"max_retries": 40, "interval_start": 0.2, "interval_step": 0.5,
+                "interval_max": 1.0}  # fmt: skip
 
 
 def reference_price(symbol: str, prices: dict[str, str]) -> Decimal:
@@ -68,6 +71,14 @@ def order_kwargs(
     return kwargs, resting
 
 
+def with_deadline(kwargs: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The placement deadline from the moment the order is sent, as a trading service whose
+    signal is worth nothing later would set it (a resting limit gets ten times as long)."""
+    valid_s = args.valid_for_s * (10 if kwargs.get("order_type") == "limit" else 1)
+    expires = datetime.now(UTC) + timedelta(seconds=valid_s)
+    return {**kwargs, "expires_at": expires.isoformat()}
+
+
 def exit_kwargs(entry: dict[str, Any], n: int, prefix: str) -> dict[str, Any]:
     """The EXIT of a round trip's entry: all of it, the other way, by its trade id."""
     return {
@@ -94,7 +105,7 @@ def send_all(send: Send, args: argparse.Namespace) -> dict[str, Any]:
         cancels = 0
         while later and later[0][0] <= now:
             _, _, task, kwargs = heapq.heappop(later)
-            send(task, kwargs)
+            send(task, with_deadline(kwargs, args) if task == "ordersync.place_order" else kwargs)
             cancels += task == "ordersync.cancel_order"
         return cancels
 
@@ -115,7 +126,7 @@ def send_all(send: Send, args: argparse.Namespace) -> dict[str, Any]:
             turn=k // len(accounts),
         )
         first = first or time.time()
-        send("ordersync.place_order", kwargs)
+        send("ordersync.place_order", with_deadline(kwargs, args))
         sent += 1
         last = time.time()
         if cancel:
@@ -145,6 +156,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="orders per second; 0: max")
     parser.add_argument("--cancel-after-s", type=float, default=1.0)
     parser.add_argument("--exit-after-s", type=float, default=1.0)
+    parser.add_argument(
+        "--valid-for-s",
+        type=float,
+        default=30.0,
+        help="placement deadline after the send (limits: 10 times as long)",
+    )
     parser.add_argument("--prices", default="{}", help='JSON {"SYMBOL": "price"}')
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -155,7 +172,10 @@ def main() -> None:
         with app.producer_or_acquire() as producer:  # one connection for the whole run
 
             def send(name: str, kwargs: dict[str, Any]) -> None:
-                app.send_task(name, kwargs=kwargs, producer=producer)
+                # A broker restart must not lose a call: publishing is retried for up to
+                # about 30 s (a call sent twice is still one order: its client order id).
+                app.send_task(name, kwargs=kwargs, producer=producer, retry=True,
+                              retry_policy=RETRY_POLICY)  # fmt: skip
 
             result = send_all(send, args)
     finally:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, event, or_, select, update
+from sqlalchemy import Engine, and_, event, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -36,6 +36,7 @@ from models.state_machine import OrderState, Verdict, apply_report, local_transi
 from worker import placement
 from worker.alerts import Alert, AlertKind, send_alert
 from worker.budget import Priority, priority
+from worker.chains import is_live
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import adopt_parked, gap_state, sync_now
 from worker.gaps import Gap, close_gap
@@ -146,11 +147,19 @@ def sweep_open_orders(ctx: WorkerContext, account_id: str) -> SweepStats:
         stale_before = now - timedelta(seconds=ctx.settings.sweep_fresh_s)
         with ctx.sessions() as session:
             account = ctx.account(session, id=account_id)
+            # Write-ahead rows are due sooner: a placement whose task and monitor chain were
+            # both lost (a Redis restart) has only until its deadline (30 s for market).
+            orphan_before = now - timedelta(seconds=ctx.settings.place_lease_s)
+            write_ahead = and_(Order.status == OrderStatus.PENDING_NEW,
+                               Order.broker_order_id.is_(None),
+                               Order.created_at < orphan_before)  # fmt: skip
             rows = session.execute(
                 select(*_REF_COLUMNS)
                 .where(Order.account_id == account_id, Order.status.in_(OPEN_STATUSES),
-                       Order.created_at < stale_before,
-                       or_(Order.last_checked_at.is_(None), Order.last_checked_at < stale_before))
+                       or_(write_ahead, and_(
+                           Order.created_at < stale_before,
+                           or_(Order.last_checked_at.is_(None),
+                               Order.last_checked_at < stale_before))))
                 .order_by(Order.last_checked_at.asc().nulls_first())
             ).all()  # fmt: skip
         refs = _refs(rows)
@@ -362,8 +371,8 @@ def _look_up(
 
 def _take_over(ctx: WorkerContext, ref: LocalRef, stats: SweepStats) -> None:
     """A placement nobody is attempting any more: one attempt here, as its monitor would."""
-    if placement.placement_leased(ctx, ref.id):
-        return  # its task attempts again soon
+    if placement.placement_leased(ctx, ref.id) or is_live(ctx, ref.id):
+        return  # its task attempts again soon, or its monitor chain takes it over
     try:
         done = placement.attempt(ctx, ref.id)
     except Exception:  # this order's trouble (credentials, a write conflict): not the sweep's

@@ -37,6 +37,7 @@ from models.state_machine import local_transition
 from ordersync.settings import Settings
 from tests.worker.conftest import UnitWorker
 from worker import reconcile
+from worker.chains import start_chain
 from worker.context import WorkerContext
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -482,3 +483,21 @@ def test_a_row_we_rejected_takes_the_brokers_status_and_fills_when_it_lists_the_
     assert events[:2] == ["ORDER_REJECTED", "ORDER_ACCEPTED"]
     assert events[-1] == "ORDER_FILLED"
     assert "ORDER_ERROR" not in events
+
+
+def test_a_young_write_ahead_row_without_a_task_or_chain_is_taken_over_by_the_sweep(
+    system: Any,
+) -> None:
+    """A Redis restart loses both the placement's lease and its monitor chain: the sweep
+    does not wait for the row to be ``SWEEP_FRESH_S`` old, its deadline may be sooner."""
+    ctx, stub, account_id, _ = system
+    orphan = add_order(ctx, account_id, 1, broker_id=False, status=OrderStatus.PENDING_NEW,
+                       age_s=10)  # fmt: skip
+    watched = add_order(ctx, account_id, 2, broker_id=False, status=OrderStatus.PENDING_NEW,
+                        age_s=10)  # fmt: skip
+    start_chain(ctx, watched)  # its monitor takes it over itself
+    set_sent(ctx, orphan, True)
+    reconcile.sweep_open_orders(ctx, account_id)
+    assert load(ctx, orphan).broker_order_id == "b1"
+    assert load(ctx, watched).broker_order_id is None
+    assert [r for r in stub.requests if r.startswith("place")] == ["place c1"]
