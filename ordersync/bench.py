@@ -167,7 +167,8 @@ def drops(
         causes[cause] += 1
         if len(examples[cause]) < 3:
             examples[cause].append(cid)
-    exits_refused = sum("exit refused" in error for error in refused.values())
+    exit_refusals = [error for error in refused.values() if "exit refused" in error]
+    exits_refused = len(exit_refusals)
     broker_refused = sum(
         1 for cid in sent
         if cid not in at_exchange and cid in orders and drop_cause(orders[cid]) is None
@@ -179,6 +180,7 @@ def drops(
         "dropped_examples": dict(examples),
         "late": late,
         "exits_refused": exits_refused,
+        "exits_refused_examples": exit_refusals[:SHOWN_MISMATCHES],
         "refused_calls": len(refused),
     }
 

@@ -181,10 +181,12 @@ class Stack:
         env.update(extra or {})
         return env
 
-    def spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Child:
-        """Start a child in its own process group, output to its log; stopped with the stack."""
+    def spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None, *,
+              append: bool = False) -> Child:  # fmt: skip
+        """Start a child in its own process group, output to its log (``append``: after what
+        an earlier run of it wrote); stopped with the stack."""
         log = self.logs / f"{name}.log"
-        with log.open("wb") as output:
+        with log.open("ab" if append else "wb") as output:
             process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
                 argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 env=dict(env) if env is not None else self.child_env(), start_new_session=True,
@@ -222,7 +224,7 @@ class Stack:
         """Start a killed child again, with what it was started with."""
         argv, env = self.child(name).argv, dict(self.child(name).env)
         self.kill(name)
-        return self.spawn(name, list(argv), env)
+        return self.spawn(name, list(argv), env, append=True)
 
     def restart_exited(self, names: frozenset[str]) -> list[tuple[str, int]]:
         """Start again each of these children that has exited, as a process supervisor

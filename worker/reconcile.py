@@ -162,12 +162,39 @@ def sweep_open_orders(ctx: WorkerContext, account_id: str) -> SweepStats:
                                Order.last_checked_at < stale_before))))
                 .order_by(Order.last_checked_at.asc().nulls_first())
             ).all()  # fmt: skip
+            gapped = _ended_with_a_gap(session, account_id, now, ctx.settings.deep_lookback_s)
         refs = _refs(rows)
         stats.local_orders = len(refs)
         if refs:
             _reconcile(ctx, account, refs, "open", None, ReportSource.SWEEP, stats)
+        if gapped:
+            _watch_ended_gaps(ctx, account, gapped, stats)
     stats.queries, stats.wall_s = queries[0], round(time.monotonic() - began, 3)
     return stats
+
+
+def _ended_with_a_gap(session: Any, account_id: str, now: datetime,
+                      lookback_s: float) -> list[str]:  # fmt: skip
+    """Ended orders the broker reports more filled than their recorded fills (their monitor
+    chain may have died with a worker): compared as written, exact on both databases."""
+    since = now - timedelta(seconds=lookback_s)
+    return list(session.scalars(
+        select(Order.id).where(
+            Order.account_id == account_id, Order.status.not_in(OPEN_STATUSES),
+            Order.closed_at >= since,
+            Order.broker_filled_quantity != Order.filled_quantity,
+        )
+    ))  # fmt: skip
+
+
+def _watch_ended_gaps(ctx: WorkerContext, account: AccountInfo, gapped: list[str],
+                      stats: SweepStats) -> None:  # fmt: skip
+    """Their fills are due: one forward sync now, and a monitor (bounded re-reads)."""
+    stats.fill_gaps.update(gapped)
+    stats.watch.extend(o for o in gapped if o not in stats.watch)
+    _drop_given_up(ctx, stats)
+    if stats.fill_gaps and ctx.adapter(account).lists_fills and not stats.fill_syncs:
+        _sync_fills(ctx, account, stats)
 
 
 def deep_reconcile(ctx: WorkerContext, account_id: str) -> SweepStats:

@@ -201,9 +201,9 @@ def test_watched_orders_cost_no_query_each_and_a_fill_gap_starts_one_fill_sync(
     assert stats.unchanged == watched + 1
     assert (set(stats.watch), stats.fill_gaps) == (canceling | {gapped}, {gapped})
     assert stub.requests.count("fills") == 1
-    # the account, open orders, the page's orders, their check time, the fill cursor: alike
-    # for 1 or 6 watched
-    assert stats.queries == 5
+    # the account, open orders, ended orders with a gap, the page's orders, their check
+    # time, the fill cursor: alike for 1 or 6 watched
+    assert stats.queries == 6
 
 
 def test_watched_orders_without_a_fill_gap_start_no_fill_sync(system: Any) -> None:
@@ -501,3 +501,19 @@ def test_a_young_write_ahead_row_without_a_task_or_chain_is_taken_over_by_the_sw
     assert load(ctx, orphan).broker_order_id == "b1"
     assert load(ctx, watched).broker_order_id is None
     assert [r for r in stub.requests if r.startswith("place")] == ["place c1"]
+
+
+def test_an_ended_order_with_a_fill_gap_is_watched_and_its_fills_fetched_by_the_sweep(
+    system: Any,
+) -> None:
+    """Its monitor chain may have died with a worker: the 30-second sweep picks it up, not
+    only deep reconciliation minutes later."""
+    ctx, stub, account_id, _ = system
+    order_id = add_order(ctx, account_id, 1, status=OrderStatus.FILLED, checked_s_ago=1)
+    with ctx.sessions.begin() as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        order.broker_filled_quantity, order.closed_at = Decimal(5), ctx.now()
+    stats = reconcile.sweep_open_orders(ctx, account_id)
+    assert (stats.watch, stats.fill_gaps) == ([order_id], {order_id})
+    assert stub.requests.count("fills") == 1
