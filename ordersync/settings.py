@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # How long a placement attempt's claim on its order lasts: past it (the worker died),
     # the monitor or the sweep takes the placement over.
     place_lease_s: float = Field(default=5.0, gt=0)
+    # The order lock a placement attempt of the task holds: a worker killed mid-attempt
+    # keeps others from the order this long (no request goes out after half of it).
+    place_lock_ttl_s: float = Field(default=10.0, gt=0)
     # track_order retries while the broker cannot show the order yet.
     track_max_retries: int = Field(default=20, ge=0)
     # Fill sync: how far back the first sync of an account looks.

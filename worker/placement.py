@@ -279,7 +279,9 @@ def attempt(
     ``first``: the row was just written, its ``sent_at`` marking this attempt's send."""
     if lock is not None:
         return _attempt(ctx, order_id, lock, first)
-    own = HeldLock(ctx.redis, order_lock_name(order_id), ctx.settings.order_lock_ttl_s)
+    # A shorter lock than a monitor step's: a worker killed mid-attempt holds the order
+    # only that long before the placement can be taken over, well within a market deadline.
+    own = HeldLock(ctx.redis, order_lock_name(order_id), ctx.settings.place_lock_ttl_s)
     with own as held:
         if not held:
             return Attempt(Step.BUSY, "another worker holds the order",
@@ -294,7 +296,7 @@ def _attempt(ctx: WorkerContext, order_id: str, lock: HeldLock, first: bool) -> 
     now = ctx.now()
     # No request after half the lock's life: the lock must outlive the attempt (a second
     # attempt meanwhile would only be refused as a duplicate, but would cost a request).
-    lock_bound = now + timedelta(seconds=ctx.settings.order_lock_ttl_s / 2)
+    lock_bound = now + timedelta(seconds=lock.ttl_s / 2)
     if now >= row.deadline:
         return _past_deadline(ctx, order_id, row, lock_bound)
     marked_here = first or row.sent_at is None  # no earlier send may have reached the broker
