@@ -7,24 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import fakeredis
 import pytest
 from sqlalchemy import select
 
 from brokers.base import FillReport, OrderReport, Page
-from models import migrate
-from models.accounts import ensure_account
-from models.db import make_engine, make_sessionmaker
 from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.fill_sync import FillCursor, ParkedFill
 from models.orders import Fill, Order
-from ordersync.settings import Settings
+from tests.worker.conftest import UnitWorker
 from worker import fills, gaps, purge
 from worker.context import WorkerContext
 from worker.gaps import Gap
@@ -75,28 +69,14 @@ def fill(fill_id: str, at: datetime, order: str = "b-1", qty: str = "1") -> Fill
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[WorkerContext, Listing, str, list[datetime]]]:
-    url = f"sqlite:///{tmp_path / 'g.db'}"
-    migrate.upgrade(url)
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
-    with sessions.begin() as session:
-        account = ensure_account(session, name="a", broker=BrokerKind.ALPACA, base_url="x",
-                                 credentials_env="X", rate_limit_per_min=200, now=T0)  # fmt: skip
-        session.flush()
-        account_id = account.id
-    clock = [T0 + timedelta(minutes=10)]
-    listing = Listing()
-    settings = Settings(
-        _env_file=None,
-        fill_gap_max_rereads=3,  # type: ignore[call-arg]
-        fill_gap_reread_delay_s=2,
+def world(unit: UnitWorker) -> tuple[WorkerContext, Listing, str, list[datetime]]:
+    """The ``unit`` worker with a listing as its broker and short re-read limits."""
+    unit.ctx.settings = unit.ctx.settings.model_copy(
+        update={"fill_gap_max_rereads": 3, "fill_gap_reread_delay_s": 2}
     )
-    ctx = WorkerContext(settings, engine, sessions, fakeredis.FakeRedis(decode_responses=True),
-                        None, now=lambda: clock[0])  # type: ignore[arg-type]  # fmt: skip
-    ctx.adapter = lambda account: listing  # type: ignore[assignment, method-assign, return-value]
-    yield ctx, listing, account_id, clock
-    engine.dispose()
+    unit.clock[0] = T0 + timedelta(minutes=10)
+    unit.adapter = listing = Listing()
+    return unit.ctx, listing, unit.account_id, unit.clock
 
 
 def add_order(ctx: WorkerContext, account_id: str, broker_id: str = "b-1",
@@ -215,7 +195,7 @@ def test_a_closed_gap_forgets_its_count_so_a_later_one_starts_afresh(world: Any)
     fills.sync_now(ctx, account_id)
     assert gaps.close_gap(ctx, order_id) is Gap.REREAD
     listing.add(fill("20261121110000400::b", T0 + timedelta(seconds=1)))  # shows up
-    ctx.now = lambda: T0 + timedelta(hours=1)  # type: ignore[method-assign]
+    world[3][0] = T0 + timedelta(hours=1)
     assert gaps.close_gap(ctx, order_id) is Gap.CLOSED
     assert not ctx.redis.exists(fills.gap_key(order_id))
 
