@@ -18,6 +18,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+REDIS_SCHEMES = ("redis", "rediss")
 # An entry of ORDERSYNC_EVENT_WEBHOOK_URLS: ``url`` or ``name=url`` (a URL's query may hold
 # "=" too, but never before "://", so a name is told apart from a URL).
 _NAMED_URL = re.compile(r"^([A-Za-z0-9_.-]{1,64})=(https?://.*)$", re.DOTALL)
@@ -67,6 +69,17 @@ class Settings(BaseSettings):
         default=None,
         description="Redis URL; unset means start the embedded redis-server on a free port.",
     )
+    # The Celery transport: ``amqp://user:password@host:5672/vhost`` for RabbitMQ (quorum
+    # queues, a dead-letter queue, publisher confirms); unset, tasks travel over Redis.
+    # Redis always holds locks, the request budget, chains and caches. May hold a password.
+    celery_broker_url: SecretStr | None = Field(
+        default=None, description="amqp:// (RabbitMQ) or redis:// Celery transport; unset: Redis."
+    )
+    # RabbitMQ: deliveries of one task message (a crash of its worker, a failure) before it
+    # is dead-lettered to ``ordersync.dead`` (``ordersync tasks dead`` lists, ``replay`` sends).
+    celery_delivery_limit: int = Field(default=5, ge=1, le=1000)
+    # RabbitMQ: how long a publish waits for the broker's confirm before it counts as failed.
+    celery_confirm_timeout_s: float = Field(default=10.0, gt=0)
     var_dir: Path = Field(default=VAR_DIR, description="Where local state (SQLite, logs) lives.")
     log_level: str = "INFO"
     # Task events from the start. Off by default, as in Celery: they cost throughput, and
@@ -226,6 +239,23 @@ class Settings(BaseSettings):
                 "lists the broker's orders that far back and would adopt purged ones again"
             )
         return self
+
+    @model_validator(mode="after")
+    def _transport_is_known(self) -> Settings:
+        """A typo in the scheme would otherwise surface as an obscure kombu error."""
+        if self.celery_broker_url is not None:
+            scheme = urlsplit(self.celery_broker_url.get_secret_value()).scheme
+            if scheme not in AMQP_SCHEMES + REDIS_SCHEMES:
+                raise ValueError(
+                    f"ORDERSYNC_CELERY_BROKER_URL has scheme {scheme!r}; use amqp:// or "
+                    "amqps:// (RabbitMQ) or redis:// or rediss://"
+                )
+        return self
+
+    def transport_is_amqp(self) -> bool:
+        """Whether Celery's tasks travel over RabbitMQ (else Redis)."""
+        url = self.celery_broker_url
+        return url is not None and urlsplit(url.get_secret_value()).scheme in AMQP_SCHEMES
 
     def event_webhooks(self) -> tuple[WebhookEndpoint, ...]:
         """The configured event webhooks (none: delivery is off)."""

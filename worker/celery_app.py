@@ -1,25 +1,29 @@
-"""The Celery app. Reliability settings follow design.md: late acks, requeue on a lost
-worker, prefetch 1, a visibility timeout far above every countdown."""
+"""The Celery app: late acks, requeue on a lost worker, prefetch 1. On Redis, a visibility
+timeout far above every countdown; on RabbitMQ (ORDERSYNC_CELERY_BROKER_URL=amqp://...),
+quorum queues with a delivery limit and a dead-letter queue, publisher confirms, and
+countdowns through delay queues (worker/topology.py, worker/delays.py)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery import Celery
-from kombu.entity import Queue
+from celery import Celery, bootsteps
+from celery.signals import before_task_publish
+from celery.worker.consumer import Consumer
 
 import beat_schedule
-from ordersync.redis_url import resolve_redis_url
+from ordersync.redis_url import resolve_broker_url, resolve_redis_url
 from ordersync.settings import get_settings
+from worker import topology
 from worker.args import InvalidTaskArguments
+from worker.topology import DEFAULT_QUEUE, MONITOR_QUEUE
 from worker.transport import survive_lost_connections
 
 VISIBILITY_TIMEOUT_S = 3600
-# Trading services send to the default queue; the monitor's own traffic has a queue of its
-# own so a burst of placements never delays the checks and fill syncs of earlier orders.
-DEFAULT_QUEUE = "celery"
-MONITOR_QUEUE = "ordersync.monitor"
+# RabbitMQ heartbeats: a peer that vanished without closing its connection (a partition, a
+# frozen host) is noticed within two of them and its unacknowledged tasks delivered again.
+AMQP_HEARTBEAT_S = 10
 
 
 class _OneLinePerRefusal(logging.Filter):
@@ -40,7 +44,33 @@ class _OneLinePerRefusal(logging.Filter):
 logging.getLogger("celery.app.trace").addFilter(_OneLinePerRefusal())
 survive_lost_connections()
 
-app = Celery("ordersync", include=["worker.tasks"])
+
+class _DeclareTopology(bootsteps.StartStopStep):  # type: ignore[misc]
+    """On RabbitMQ, every (re)connected consumer declares the dead-letter queue and the delay
+    levels (in place of Celery's own one-second delayed delivery, which the blueprint below
+    leaves out)."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def include_if(self, c: Any) -> bool:
+        return get_settings().transport_is_amqp()
+
+    def start(self, c: Any) -> None:
+        topology.declare(c.connection, get_settings().celery_delivery_limit)
+
+
+class OrdersyncConsumer(Consumer):  # type: ignore[misc]
+    class Blueprint(Consumer.Blueprint):  # type: ignore[misc]
+        default_steps = [
+            step
+            for step in Consumer.Blueprint.default_steps
+            if not step.endswith(":DelayedDelivery")
+        ]
+
+
+app = Celery("ordersync", include=["worker.tasks"], task_cls="worker.task_base:OrdersyncTask")
+app.steps["consumer"].add(_DeclareTopology)
+_AMQP = get_settings().transport_is_amqp()
 app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -63,7 +93,9 @@ app.conf.update(
     visibility_timeout=VISIBILITY_TIMEOUT_S,
     beat_schedule=beat_schedule.SCHEDULE,
     task_default_queue=DEFAULT_QUEUE,
-    task_queues=(Queue(MONITOR_QUEUE), Queue(DEFAULT_QUEUE)),  # type: ignore[no-untyped-call]
+    task_queues=topology.work_queues(_AMQP, get_settings().celery_delivery_limit),
+    worker_consumer="worker.celery_app:OrdersyncConsumer",
+    broker_heartbeat=AMQP_HEARTBEAT_S if _AMQP else None,
     task_routes={
         "ordersync.monitor_order": {"queue": MONITOR_QUEUE},
         "ordersync.sync_fills": {"queue": MONITOR_QUEUE},
@@ -74,9 +106,24 @@ app.conf.update(
 )
 
 
+if _AMQP:
+    # Every publish waits for RabbitMQ's confirm: a re-enqueued check or a retry that was
+    # not stored fails its task, whose message then goes back to the queue.
+    app.conf.broker_transport_options = {"confirm_publish": True}
+
+
+@before_task_publish.connect  # type: ignore[untyped-decorator]
+def _no_broker_expiry(properties: dict[str, Any] | None = None, **_: Any) -> None:
+    """On RabbitMQ a task's ``expires`` stays in its headers (the worker discards it when
+    expired) instead of becoming a message TTL: an expired message would be dead-lettered
+    as poison, and a delayed one would leave its delay level early."""
+    if properties is not None and _AMQP:
+        properties.pop("expiration", None)
+
+
 @app.on_configure.connect  # type: ignore[untyped-decorator]
 def _configure_broker(sender: Any, **_: Any) -> None:
-    """Resolve Redis only when Celery first needs it, so importing tasks starts nothing."""
-    url = resolve_redis_url()
-    sender.conf.broker_url = url
-    sender.conf.result_backend = url
+    """Resolve the transport and Redis only when Celery first needs them, so importing
+    tasks starts nothing."""
+    sender.conf.broker_url = resolve_broker_url()
+    sender.conf.result_backend = resolve_redis_url()

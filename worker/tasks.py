@@ -32,9 +32,11 @@ from worker.args import (
     TrackOrderArgs,
     parse_args,
 )
-from worker.celery_app import MONITOR_QUEUE, app
+from worker.celery_app import app
 from worker.context import WorkerContext, context
 from worker.invalid_calls import record_invalid_call
+from worker.task_base import DUE_HEADER
+from worker.topology import MONITOR_QUEUE
 
 R = TypeVar("R")
 logger = logging.getLogger(__name__)
@@ -45,6 +47,12 @@ REVIVE_LIMIT = 200
 PLACE_ERROR_RETRY_S = 2.0
 PLACE_ERROR_RETRIES = 30
 REVIVE_BACKLOG = 1000
+
+
+def due_of(request: Any) -> object:
+    """When a check delayed on RabbitMQ was due (its header; Redis messages carry an ETA)."""
+    headers = getattr(request, "headers", None) or {}
+    return headers.get(DUE_HEADER) or getattr(request, DUE_HEADER, None)
 
 
 def _refuse(task: Task, error: InvalidTaskArguments, args: Any, kwargs: Any) -> None:
@@ -59,7 +67,11 @@ def start_monitor(order_id: str, chain: str | None = None) -> None:
 
 
 @app.task(
-    name="ordersync.place_order", bind=True, ignore_result=False, throws=(InvalidTaskArguments,)
+    name="ordersync.place_order",
+    bind=True,
+    requeue_on_failure=True,
+    ignore_result=False,
+    throws=(InvalidTaskArguments,),
 )  # type: ignore[untyped-decorator]
 def place_order(self: Task, *args: Any, **kwargs: Any) -> str:
     """Write the order, then attempt until the broker has it or its deadline has passed
@@ -82,7 +94,11 @@ def place_order(self: Task, *args: Any, **kwargs: Any) -> str:
 
 
 @app.task(
-    name="ordersync.track_order", bind=True, ignore_result=False, throws=(InvalidTaskArguments,)
+    name="ordersync.track_order",
+    bind=True,
+    requeue_on_failure=True,
+    ignore_result=False,
+    throws=(InvalidTaskArguments,),
 )  # type: ignore[untyped-decorator]
 def track_order(self: Task, *args: Any, **kwargs: Any) -> str | None:
     try:
@@ -102,6 +118,7 @@ def track_order(self: Task, *args: Any, **kwargs: Any) -> str | None:
 
 @app.task(
     name="ordersync.cancel_order", bind=True, ignore_result=False, max_retries=None,
+    requeue_on_failure=True,
     throws=(InvalidTaskArguments, cancellation.CancelAbandoned),
 )  # type: ignore[untyped-decorator]  # fmt: skip
 def cancel_order(self: Task, *args: Any, **kwargs: Any) -> str:
@@ -122,7 +139,11 @@ def cancel_order(self: Task, *args: Any, **kwargs: Any) -> str:
 
 
 @app.task(
-    name="ordersync.monitor_order", bind=True, ignore_result=True, throws=(InvalidTaskArguments,)
+    name="ordersync.monitor_order",
+    bind=True,
+    requeue_on_failure=True,
+    ignore_result=True,
+    throws=(InvalidTaskArguments,),
 )  # type: ignore[untyped-decorator]
 def monitor_order(self: Task, order_id: Any, chain: Any = None, check: Any = 0) -> None:
     if not isinstance(order_id, str) or not isinstance(check, int):
@@ -130,7 +151,7 @@ def monitor_order(self: Task, order_id: Any, chain: Any = None, check: Any = 0) 
         _refuse(self, error, (order_id, chain, check), {})
         raise error
     ctx = context()
-    chains.note_lag(ctx, self.request.eta)
+    chains.note_lag(ctx, self.request.eta or due_of(self.request))
     token = chain or chains.start_chain(ctx, order_id)
     outcome = monitoring.run_step(ctx, order_id, token, check)
     if outcome.delay_s is not None:
@@ -138,7 +159,7 @@ def monitor_order(self: Task, order_id: Any, chain: Any = None, check: Any = 0) 
         monitor_order.apply_async((order_id, token, step), countdown=outcome.delay_s)
 
 
-@app.task(name="ordersync.sync_fills", ignore_result=True)  # type: ignore[untyped-decorator]
+@app.task(name="ordersync.sync_fills", ignore_result=True, requeue_on_failure=True)  # type: ignore[untyped-decorator]
 def sync_fills(account_id: str) -> None:
     """A capped batch of the account's fills; the rest, if any, in a task of its own."""
     if fills.sync_fills(context(), account_id).more:
