@@ -1,7 +1,8 @@
-"""Shared fixtures: a migrated database on SQLite and PostgreSQL, Redis local or embedded.
+"""Shared fixtures: a migrated database on SQLite and PostgreSQL, Redis local or embedded,
+RabbitMQ (a vhost of the session's own on the local server).
 
-PostgreSQL and the local Redis are used when they answer and skipped when they don't,
-except with ORDERSYNC_TEST_REQUIRE_SERVICES=1 (CI), where their absence fails the run.
+PostgreSQL, the local Redis and RabbitMQ are used when they answer and skipped when they
+don't, except with ORDERSYNC_TEST_REQUIRE_SERVICES=1 (CI), where their absence fails the run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from models import migrate
 from models.db import make_engine, normalize_url
 from ordersync.embedded_redis import EmbeddedRedis
+from tests.rabbitmq import RabbitMQUnavailable, create_vhost, delete_vhost
 
 pytest_plugins = ["tests.paper_exchange"]
 
@@ -182,3 +184,18 @@ def var_dir(tmp_path: Path) -> Path:
     path = tmp_path / "var"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """A vhost of this test session's own on the local RabbitMQ (runs never collide),
+    deleted at the end; tests empty its queues before use (``tests.rabbitmq.purge``)."""
+    try:
+        url = create_vhost()
+    except RabbitMQUnavailable as error:
+        _unavailable(f"RabbitMQ ({error})")
+        raise
+    try:
+        yield url
+    finally:
+        delete_vhost(url)

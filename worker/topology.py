@@ -91,3 +91,9 @@ def declare(connection: Connection, delivery_limit: int) -> None:
             bound.bind_to(delays.DELIVER_EXCHANGE, routing_key=delays.delivery_pattern(queue.name))
     finally:
         channel.close()
+
+
+def all_queue_names() -> tuple[str, ...]:
+    """Every queue ordersync declares on RabbitMQ."""
+    levels = tuple(delays.level_name(k) for k in range(delays.LEVELS))
+    return (*WORK_QUEUES, DEAD_QUEUE, *levels)

@@ -26,6 +26,7 @@ import pytest
 import redis
 from celery import Celery
 from celery.result import AsyncResult
+from kombu import Connection, Queue
 from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,8 @@ from ordersync.settings import Settings
 from tests.conftest import LOCAL_REDIS_URL, REQUIRE_SERVICES, claimed, migrated_database
 from tests.paper_exchange import PaperExchange
 from tests.processes import stop_process
+from tests.rabbitmq import purge
+from worker import topology
 from worker.context import WorkerContext
 
 ACCOUNT = "test"
@@ -93,6 +96,7 @@ class TrackingSystem:
     engine: Engine
     client: Celery
     env: dict[str, str]
+    broker_url: str | None = None  # RabbitMQ's, when tasks travel over it (else Redis)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start_worker(self, name: str, concurrency: int = 2) -> subprocess.Popen[bytes]:
@@ -114,7 +118,9 @@ class TrackingSystem:
         return process
 
     def send(self, task: str, **kwargs: Any) -> AsyncResult:
-        return self.client.send_task(f"ordersync.{task}", kwargs=kwargs)
+        # On RabbitMQ a call no queue takes is an error, not a message dropped in silence.
+        options = {"mandatory": True} if self.broker_url else {}
+        return self.client.send_task(f"ordersync.{task}", kwargs=kwargs, **options)
 
     def place(self, account: str = ACCOUNT, **kwargs: Any) -> AsyncResult:
         return self.send("place_order", account=account, **kwargs)
@@ -157,6 +163,26 @@ class TrackingSystem:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
+def trading_service(broker_url: str, backend_url: str) -> Celery:
+    """A trading service's Celery app as the README's sender examples make it: on RabbitMQ
+    with publisher confirms, sending to ordersync's queues without declaring them."""
+    client = Celery(f"trading-service-{uuid.uuid4().hex[:6]}", broker=broker_url,
+                    backend=backend_url)  # fmt: skip
+    if broker_url.startswith("amqp"):
+        client.conf.broker_transport_options = {"confirm_publish": True}
+        client.conf.task_queues = [Queue("celery", no_declare=True)]
+    return client
+
+
+# The transports the system tests run on: Redis on both databases, and RabbitMQ on
+# PostgreSQL as production runs (id: the variant's name in the test ids).
+SYSTEM_VARIANTS = {
+    "sqlite": ("sqlite", "redis"),
+    "postgresql": ("postgresql", "redis"),
+    "rabbitmq": ("postgresql", "rabbitmq"),
+}
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def system_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database per test: worker processes commit, so no rollback isolation."""
@@ -166,11 +192,17 @@ def system_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Itera
 @contextmanager
 def tracking_system(
     database_url: str, redis_url: str, exchange: PaperExchange, var_dir: Path,
-    rate_limit_per_min: int = LIMIT_PER_MIN,
+    rate_limit_per_min: int = LIMIT_PER_MIN, broker_url: str | None = None,
 ) -> Iterator[TrackingSystem]:  # fmt: skip
-    """A system on this database, Redis and exchange: the account ``test`` on the
-    exchange's first key; workers and beat started by the test are stopped at the end."""
+    """A system on this database, Redis and exchange (tasks over ``broker_url``, RabbitMQ,
+    when given, else Redis): the account ``test`` on the exchange's first key; workers and
+    beat started by the test are stopped at the end."""
     redis.Redis.from_url(redis_url).flushdb()
+    if broker_url is not None:
+        # Deployed queues outlive workers: a call sent before the first worker starts waits.
+        with Connection(broker_url) as connection:
+            topology.declare(connection, Settings(_env_file=None).celery_delivery_limit)  # type: ignore[call-arg]
+        purge(broker_url)
     var_dir.mkdir(exist_ok=True)
     engine = make_engine(database_url)
     with Session(engine) as session:
@@ -191,9 +223,12 @@ def tracking_system(
         "ORDERSYNC_MONITOR_REVIVE_OVERDUE_S": "3",
         "ORDERSYNC_MONITOR_REVIVE_INTERVAL_S": "1",
     }
-    client = Celery(f"trading-service-{uuid.uuid4().hex[:6]}", broker=redis_url,
-                    backend=redis_url)  # fmt: skip
-    tracking = TrackingSystem(database_url, redis_url, exchange, var_dir, engine, client, env)
+    env.pop("ORDERSYNC_CELERY_BROKER_URL", None)
+    if broker_url is not None:
+        env["ORDERSYNC_CELERY_BROKER_URL"] = broker_url
+    client = trading_service(broker_url or redis_url, redis_url)
+    tracking = TrackingSystem(database_url, redis_url, exchange, var_dir, engine, client, env,
+                              broker_url)  # fmt: skip
     try:
         yield tracking
     finally:
@@ -203,14 +238,17 @@ def tracking_system(
         engine.dispose()
 
 
-@pytest.fixture
+@pytest.fixture(params=list(SYSTEM_VARIANTS))
 def system(
-    system_database_url: str, tracking_redis_url: str, paper_exchange: PaperExchange,
+    request: pytest.FixtureRequest, tracking_redis_url: str, paper_exchange: PaperExchange,
     tmp_path: Path,
 ) -> Iterator[TrackingSystem]:  # fmt: skip
-    with tracking_system(system_database_url, tracking_redis_url, paper_exchange,
-                         tmp_path / "var") as tracking:  # fmt: skip
-        yield tracking
+    database, transport = SYSTEM_VARIANTS[request.param]
+    broker_url = request.getfixturevalue("rabbitmq_url") if transport == "rabbitmq" else None
+    for database_url in migrated_database(database, tmp_path):
+        with tracking_system(database_url, tracking_redis_url, paper_exchange,
+                             tmp_path / "var", broker_url=broker_url) as tracking:  # fmt: skip
+            yield tracking
 
 
 HOOK_TOKEN = "s3cr3t-hook-token-7f9a"
