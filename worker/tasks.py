@@ -72,10 +72,12 @@ def start_monitor(order_id: str, chain: str | None = None) -> None:
     requeue_on_failure=True,
     ignore_result=False,
     throws=(InvalidTaskArguments,),
+    max_retries=None,
 )  # type: ignore[untyped-decorator]
 def place_order(self: Task, *args: Any, **kwargs: Any) -> str:
     """Write the order, then attempt until the broker has it or its deadline has passed
-    (each retry a fresh message; the deadline, not a count, bounds them)."""
+    (each retry a fresh message; the deadline, not a count, bounds them: the task's
+    ``max_retries=None``, since ``retry(max_retries=None)`` means the task's own limit)."""
     try:
         parsed = parse_args(PlaceOrderArgs, self.name, args, kwargs)
         result = placement.place_order(context(), parsed, task_id=self.request.id)
