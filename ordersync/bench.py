@@ -21,6 +21,7 @@ from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
 import redis
@@ -35,7 +36,7 @@ from models.db import make_engine
 from models.enums import OPEN_STATUSES, OrderStatus
 from models.orders import Account, Fill, InvalidTaskCall, Order
 from ordersync import bench_faults, bench_sweep
-from ordersync.settings import get_settings
+from ordersync.settings import AMQP_SCHEMES, get_settings
 from ordersync.stack import RATE_LIMIT_PER_MIN, Stack, StackConfig, StackError, log_tail
 
 SENDER = Path(__file__).with_name("bench_sender.py")
@@ -111,6 +112,25 @@ def load_fills(engine: Engine, prefix: str) -> list[LocalFill]:
     )
     with engine.connect() as connection:
         return [LocalFill(*row) for row in connection.execute(query)]
+
+
+def recovery(kills: list[float], engine: Engine, prefix: str) -> dict[str, Any]:
+    """Per worker kill, how long the work it interrupted took to finish: the longest any
+    order written before the kill waited past it for its last fill to be recorded (orders
+    that fill; the restarted worker's start-up is in it, on every transport)."""
+    query = (
+        select(Order.created_at, func.max(Fill.recorded_at))
+        .join(Fill.order)
+        .where(Order.client_order_id.startswith(prefix, autoescape=True))
+        .group_by(Order.id)
+    )
+    with engine.connect() as connection:
+        rows = [(c.timestamp(), r.timestamp()) for c, r in connection.execute(query)]
+    per_kill = []
+    for killed in kills:
+        waits = [done - killed for created, done in rows if created < killed < done]
+        per_kill.append(round(max(waits), 3) if waits else 0.0)
+    return {"after_kill_s": per_kill, "max_s": max(per_kill) if per_kill else None}
 
 
 def refused_calls(engine: Engine, prefix: str) -> dict[str, str]:
@@ -367,6 +387,31 @@ def print_table(result: dict[str, Any]) -> None:
         console.print(f"[red]deadline passed: {result['incomplete_orders']} incomplete[/red]")
 
 
+class Transport(StrEnum):
+    REDIS = "redis"
+    RABBITMQ = "rabbitmq"
+
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def transport_url(transport: Transport | None, broker_url: str | None) -> str | None:
+    """The amqp:// URL the run's tasks travel over, or None for Redis."""
+    settings = get_settings()
+    configured = settings.celery_broker_url
+    amqp = configured.get_secret_value() if configured and settings.transport_is_amqp() else None
+    if transport is None:
+        transport = Transport.RABBITMQ if (broker_url or amqp) else Transport.REDIS
+    if transport is Transport.REDIS:
+        if broker_url:
+            raise typer.BadParameter("--broker-url is for --transport rabbitmq")
+        return None
+    url = broker_url or amqp or DEFAULT_AMQP_URL
+    if urlsplit(url).scheme not in AMQP_SCHEMES:
+        raise typer.BadParameter("--broker-url must be an amqp:// URL")
+    return url
+
+
 class Mix(StrEnum):
     MARKET = "market"
     MIXED = "mixed"
@@ -386,6 +431,7 @@ class BenchOptions:
     exit_after_s: float
     faults: bool
     redis_url: str | None
+    broker_url: str | None  # RabbitMQ's (amqp://), or None: tasks over Redis
     database_url: str | None
     exchange_url: str | None
     key_id: str | None
@@ -452,6 +498,7 @@ def send_and_compare(
         **drops(truth, orders, refused, [f"{prefix}{i}" for i in range(n)]),
         **latencies(fills),
         **({"faults": chaos.report()} if chaos is not None else {}),
+        **({"recovery": recovery(chaos.kill_times(), engine, prefix)} if chaos else {}),
         "broker_requests_per_order": round((after["total"] - before["total"]) / n, 3),
         "rate_limited_requests": after["rate_limited"] - before["rate_limited"],
         "orders_per_s": round(n / (done_at - first), 2) if done_at else None,
@@ -479,7 +526,8 @@ def run(options: BenchOptions) -> dict[str, Any]:
     # No beat while the sweep is measured: its own sweeps would run into the measured ones.
     config = StackConfig(
         var_dir=var_dir, database_url=database_url, redis_url=options.redis_url,
-        redis_persist=False, exchange_url=options.exchange_url,
+        broker_url=options.broker_url, purge_queues=options.workers > 0, redis_persist=False,
+        exchange_url=options.exchange_url,
         exchange_key_id=options.key_id, exchange_secret_key=options.secret_key, sim_port=0,
         sim_args=options.sim_args, flower=False, accounts=options.accounts,
         rate_limit_per_min=options.rate_limit_per_min,
@@ -532,6 +580,7 @@ def run(options: BenchOptions) -> dict[str, Any]:
             "task_events": get_settings().task_events,
             "database": make_url(database_url).get_backend_name(),
             "redis": "external" if options.redis_url else "embedded",
+            "transport": "rabbitmq" if options.broker_url else "redis",
             "exchange": "started" if options.exchange_url is None else "external",
             "exchange_fill_delay_ms": faults.get("fill_delay_ms"),
             "exchange_partial_fill_probability": faults.get("partial_fill_probability"),
@@ -592,6 +641,22 @@ def bench_command(
         ),
     ] = False,
     redis_url: Annotated[str | None, typer.Option(help="Use this Redis.")] = None,
+    transport: Annotated[
+        Transport | None,
+        typer.Option(
+            help="Celery's transport (default: rabbitmq when "
+            "ORDERSYNC_CELERY_BROKER_URL is set, else redis)."
+        ),
+    ] = None,
+    broker_url: Annotated[
+        str | None,
+        typer.Option(
+            help="--transport rabbitmq: its amqp:// URL (default "
+            f"ORDERSYNC_CELERY_BROKER_URL, else {DEFAULT_AMQP_URL}). The bench empties "
+            "ordersync's queues there: give it a vhost of its own.",
+            show_default=False,
+        ),
+    ] = None,
     database_url: Annotated[
         str | None, typer.Option(help="Use this database (default: a fresh SQLite file).")
     ] = None,
@@ -630,7 +695,8 @@ def bench_command(
     options = BenchOptions(
         orders=orders, mix=mix, rate=rate, workers=workers, deadline_s=deadline_s,
         account=account, accounts=accounts, rate_limit_per_min=rate_limit_per_min,
-        exit_after_s=exit_after_s, faults=faults, redis_url=redis_url, database_url=database_url,
+        exit_after_s=exit_after_s, faults=faults, redis_url=redis_url,
+        broker_url=transport_url(transport, broker_url), database_url=database_url,
         exchange_url=exchange_url, key_id=key_id, secret_key=secret_key,
         sim_args=("--fill-delay-ms", fill_delay_ms,
                   "--partial-fill-probability", str(partial_fill_probability)),

@@ -85,15 +85,19 @@ class Chaos:
             self.crashes.append({"what": name, "exit_code": code, "at": time.time()})
 
     def _strike(self, what: str) -> None:
-        at = time.monotonic()
+        at, killed_at = time.monotonic(), time.time()
         if what == "redis":
             self.stack.restart_redis()
         else:
             child = self.stack.restart(what)
             if what == "worker":
-                wait_for_ping(self.stack.redis_url, READY_DEADLINE_S, child)
-        self.done.append({"what": what, "at": time.time(), "took_s": round(
-            time.monotonic() - at, 3)})  # fmt: skip
+                wait_for_ping(self.stack, READY_DEADLINE_S, child)
+        self.done.append({"what": what, "at": time.time(), "killed_at": killed_at,
+                          "took_s": round(time.monotonic() - at, 3)})  # fmt: skip
+
+    def kill_times(self) -> list[float]:
+        """When each worker was killed (epoch seconds)."""
+        return [d["killed_at"] for d in self.done if d["what"] == "worker"]
 
     def report(self) -> dict[str, Any]:
         kills = {name: sum(1 for d in self.done if d["what"] == name)

@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from celery import Celery
+from kombu.entity import Queue
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "TSLA", "SPY", "QQQ", "META")
 CENT = Decimal("0.01")
@@ -148,7 +149,12 @@ def send_all(send: Send, args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-url", default=os.environ.get("ORDERSYNC_REDIS_URL"))
+    parser.add_argument(
+        "--broker-url",
+        default=os.environ.get("ORDERSYNC_CELERY_BROKER_URL")
+        or os.environ.get("ORDERSYNC_REDIS_URL"),
+        help="Celery's transport: amqp:// (RabbitMQ) or redis://",
+    )
     parser.add_argument("--accounts", required=True, help="comma-separated account names")
     parser.add_argument("--orders", type=int, required=True)
     parser.add_argument("--prefix", required=True)
@@ -165,9 +171,16 @@ def main() -> None:
     parser.add_argument("--prices", default="{}", help='JSON {"SYMBOL": "price"}')
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    if not args.redis_url:
-        parser.error("--redis-url or ORDERSYNC_REDIS_URL is required")
-    app = Celery("bench-sender", broker=args.redis_url)
+    if not args.broker_url:
+        parser.error("--broker-url, ORDERSYNC_CELERY_BROKER_URL or ORDERSYNC_REDIS_URL is required")
+    app = Celery("bench-sender", broker=args.broker_url)
+    options: dict[str, Any] = {}
+    if args.broker_url.startswith(("amqp", "pyamqp")):
+        # RabbitMQ: each send returns once the broker confirmed it; into the queue as
+        # ordersync declared it (not redeclared); a send no queue takes is an error.
+        app.conf.broker_transport_options = {"confirm_publish": True}
+        app.conf.task_queues = [Queue("celery", no_declare=True)]  # type: ignore[no-untyped-call]
+        options["mandatory"] = True
     try:
         with app.producer_or_acquire() as producer:  # one connection for the whole run
 
@@ -175,7 +188,7 @@ def main() -> None:
                 # A broker restart must not lose a call: publishing is retried for up to
                 # about 30 s (a call sent twice is still one order: its client order id).
                 app.send_task(name, kwargs=kwargs, producer=producer, retry=True,
-                              retry_policy=RETRY_POLICY)  # fmt: skip
+                              retry_policy=RETRY_POLICY, **options)  # fmt: skip
 
             result = send_all(send, args)
     finally:

@@ -24,15 +24,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import httpx
 from celery import Celery
+from kombu.connection import Connection
+from kombu.entity import Queue
 
 from models import migrate
 from models.accounts import ensure_account
 from models.db import make_engine, make_sessionmaker
 from models.enums import BrokerKind
 from ordersync.embedded_redis import STATE_FILE, EmbeddedRedis, free_port, ping
+from ordersync.settings import AMQP_SCHEMES, get_settings
+from worker import topology
+from worker.topology import DEFAULT_QUEUE
 
 FLOWER_PORT = 5555
 RATE_LIMIT_PER_MIN = 200  # Alpaca's documented limit per key: the paper exchange keeps it too
@@ -55,6 +61,11 @@ class StackConfig:
     database_url: str
     redis_url: str | None = None
     redis_persist: bool = True
+    # Celery's transport: an amqp:// URL puts tasks on RabbitMQ (ordersync's queues are
+    # declared before anything starts); None: on Redis. ``purge_queues`` empties ordersync's
+    # RabbitMQ queues first (the bench's own runs: leftovers would load the workers).
+    broker_url: str | None = None
+    purge_queues: bool = False
     exchange_url: str | None = None
     exchange_key_id: str | None = None
     exchange_secret_key: str | None = None
@@ -142,6 +153,8 @@ class Stack:
         self._recording = True
         self._record()
         self.redis_url = self._start_redis()
+        if self.config.broker_url is not None:
+            prepare_rabbitmq(self.config.broker_url, purge=self.config.purge_queues)
         migrate.upgrade(self.config.database_url)
         self.exchange_url = self._start_exchange()
         if self.config.ensure_account:
@@ -155,6 +168,11 @@ class Stack:
             waits.append(self._start_flower())
         for wait in waits:  # started together, awaited in turn: their imports overlap
             wait()
+
+    @property
+    def broker_url(self) -> str:
+        """Where Celery's tasks travel: RabbitMQ when configured, else Redis."""
+        return self.config.broker_url or self.redis_url
 
     @property
     def key_pair(self) -> tuple[str, str]:
@@ -178,6 +196,9 @@ class Stack:
             ORDERSYNC_VAR_DIR=str(self.var_dir),
             PYTHONUNBUFFERED="1",
         )
+        env.pop("ORDERSYNC_CELERY_BROKER_URL", None)
+        if self.config.broker_url is not None:
+            env["ORDERSYNC_CELERY_BROKER_URL"] = self.config.broker_url
         env.update(extra or {})
         return env
 
@@ -329,7 +350,7 @@ class Stack:
                          "-n", f"ordersync-{os.getpid()}@%h"),
             env,
         )  # fmt: skip
-        return lambda: wait_for_ping(self.redis_url, self.config.start_deadline_s, child)
+        return lambda: wait_for_ping(self, self.config.start_deadline_s, child)
 
     def _start_beat(self) -> Callable[[], None]:
         schedule = self.var_dir / BEAT_SCHEDULE
@@ -414,9 +435,33 @@ def wait_until(
         time.sleep(POLL_S)
 
 
-def wait_for_ping(redis_url: str, deadline_s: float, child: Child | None = None) -> None:
+def sender(name: str, broker_url: str, backend_url: str) -> Celery:
+    """A Celery app that sends ordersync's tasks by name as a trading service does: on
+    RabbitMQ with publisher confirms, into the queues as ordersync declared them."""
+    client = Celery(name, broker=broker_url, backend=backend_url)
+    if urlsplit(broker_url).scheme in AMQP_SCHEMES:
+        client.conf.broker_transport_options = {"confirm_publish": True}
+        client.conf.task_queues = [Queue(DEFAULT_QUEUE, no_declare=True)]  # type: ignore[no-untyped-call]
+    return client
+
+
+def prepare_rabbitmq(url: str, *, purge: bool) -> None:
+    """Declare ordersync's queues (a call sent before the first worker starts waits in
+    them), and empty them when asked."""
+    with Connection(url, connect_timeout=10) as connection:  # type: ignore[no-untyped-call]
+        topology.declare(connection, get_settings().celery_delivery_limit)
+        if purge:
+            channel = connection.channel()
+            try:
+                for name in topology.all_queue_names():
+                    channel.queue_purge(name)
+            finally:
+                channel.close()
+
+
+def wait_for_ping(stack: Stack, deadline_s: float, child: Child | None = None) -> None:
     """A worker is ready when it answers ``ordersync.ping`` sent by name."""
-    client = Celery("ordersync-stack", broker=redis_url, backend=redis_url)
+    client = sender("ordersync-stack", stack.broker_url, stack.redis_url)
     try:
         result = client.send_task("ordersync.ping")
         wait_until("celery worker", result.ready, deadline_s, child)

@@ -13,18 +13,37 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
+from sqlalchemy.orm import Session
 
-from models.enums import OrderStatus
+from models import migrate
+from models.accounts import ensure_account
+from models.db import make_engine
+from models.enums import (
+    BrokerKind,
+    OrderOrigin,
+    OrderStatus,
+    OrderType,
+    ReportSource,
+    Side,
+    TimeInForce,
+)
+from models.orders import Fill, Order
 from ordersync import bench_sender
 from ordersync.bench import (
+    DEFAULT_AMQP_URL,
     LocalFill,
     LocalOrder,
+    Transport,
     compare,
     drops,
     failed,
     latencies,
     percentile,
+    recovery,
+    transport_url,
 )
+from ordersync.settings import get_settings
 from tests.ordersync.test_up import STDLIB, TASKS_EXIST, imported_roots
 
 REQUIRED_KEYS = {
@@ -114,9 +133,9 @@ def test_percentiles_are_nearest_rank() -> None:
     assert latencies([local_fill("b", "f", "1", "1")])["latency_max_s"] == 0.25
 
 
-def test_the_sender_imports_only_celery_and_the_standard_library() -> None:
+def test_the_sender_imports_only_celery_kombu_and_the_standard_library() -> None:
     roots = imported_roots(Path(bench_sender.__file__)) - STDLIB - {"__future__"}
-    assert roots == {"celery"}
+    assert roots == {"celery", "kombu"}
 
 
 def test_the_sender_mixes_limits_and_cancels_with_decimal_strings() -> None:
@@ -215,3 +234,60 @@ def test_round_trips_send_each_exit_after_its_entry_in_the_same_account() -> Non
         assert (exit_["account"], exit_["quantity"], exit_["side"]) == (
             entry["account"], entry["quantity"], "sell")  # fmt: skip
     assert [e["account"] for e in entries] == ["a", "b"]
+
+
+def test_the_transport_is_rabbitmq_only_when_asked_or_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ORDERSYNC_CELERY_BROKER_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert transport_url(None, None) is None
+        assert transport_url(Transport.REDIS, None) is None
+        assert transport_url(Transport.RABBITMQ, None) == DEFAULT_AMQP_URL
+        url = "amqp://u:p@127.0.0.1:5672/bench"
+        assert transport_url(None, url) == url
+        with pytest.raises(typer.BadParameter, match="amqp"):
+            transport_url(Transport.RABBITMQ, "redis://127.0.0.1:6379/0")
+        with pytest.raises(typer.BadParameter, match="--transport rabbitmq"):
+            transport_url(Transport.REDIS, url)
+        monkeypatch.setenv("ORDERSYNC_CELERY_BROKER_URL", url)
+        get_settings.cache_clear()
+        assert transport_url(None, None) == url
+        assert transport_url(Transport.REDIS, None) is None
+    finally:
+        get_settings.cache_clear()
+
+
+def test_recovery_is_the_longest_wait_past_each_kill_of_work_begun_before_it(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    t0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    with Session(engine) as session:
+        account = ensure_account(session, name="a", broker=BrokerKind.ALPACA, base_url="x",
+                                 credentials_env="X", rate_limit_per_min=200, now=t0)  # fmt: skip
+        session.flush()
+        for cid, created_s, recorded_s in (("p-1", 0, 3), ("p-2", 1, 12), ("p-3", 20, 21)):
+            order = Order(
+                account_id=account.id, broker=BrokerKind.ALPACA, client_order_id=cid,
+                origin=OrderOrigin.PLACED, symbol="AAPL", side=Side.BUY,
+                order_type=OrderType.MARKET, time_in_force=TimeInForce.DAY,
+                quantity=Decimal("1"), status=OrderStatus.FILLED,
+                created_at=t0 + timedelta(seconds=created_s), updated_at=t0,
+            )  # fmt: skip
+            session.add(order)
+            session.flush()
+            session.add(Fill(
+                order_id=order.id, broker_fill_id=f"f-{cid}", quantity=Decimal("1"),
+                price=Decimal("1"), filled_at=t0, recorded_at=t0 + timedelta(seconds=recorded_s),
+                source=ReportSource.MONITOR,
+            ))  # fmt: skip
+        session.commit()
+    kills = [(t0 + timedelta(seconds=s)).timestamp() for s in (2, 15)]
+    try:
+        assert recovery(kills, engine, "p-") == {"after_kill_s": [10.0, 0.0], "max_s": 10.0}
+    finally:
+        engine.dispose()
