@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from celery import Celery
+from kombu.entity import Queue
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "TSLA", "SPY")
 CENT = Decimal("0.01")
@@ -168,14 +169,19 @@ def run(trader: Trader, rate_per_s: float, stop: threading.Event) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-url", default=os.environ.get("ORDERSYNC_REDIS_URL"))
+    parser.add_argument(
+        "--broker-url",
+        default=os.environ.get("ORDERSYNC_CELERY_BROKER_URL")
+        or os.environ.get("ORDERSYNC_REDIS_URL"),
+        help="Celery's transport: amqp:// (RabbitMQ) or redis://",
+    )
     parser.add_argument("--account", default="demo")
     parser.add_argument("--rate", type=float, default=2.0, help="new orders per second")
     parser.add_argument("--sim-url", help="paper exchange URL, for prices near the market")
     parser.add_argument("--seed", type=int)
     args = parser.parse_args()
-    if not args.redis_url:
-        parser.error("--redis-url or ORDERSYNC_REDIS_URL is required")
+    if not args.broker_url:
+        parser.error("--broker-url, ORDERSYNC_CELERY_BROKER_URL or ORDERSYNC_REDIS_URL is required")
     if args.rate <= 0:
         parser.error("--rate must be positive")
     stop = threading.Event()
@@ -185,8 +191,12 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    app = Celery("demo-trader", broker=args.redis_url)
+    app = Celery("demo-trader", broker=args.broker_url)
     app.conf.broker_connection_retry_on_startup = True
+    if args.broker_url.startswith(("amqp", "pyamqp")):
+        # RabbitMQ: confirmed sends, into the queue as ordersync declared it.
+        app.conf.broker_transport_options = {"confirm_publish": True}
+        app.conf.task_queues = [Queue("celery", no_declare=True)]  # type: ignore[no-untyped-call]
     try:
         trader = Trader(app, args.account, Prices(args.sim_url), random.Random(args.seed))
         run(trader, args.rate, stop)

@@ -62,8 +62,9 @@ class StackConfig:
     redis_url: str | None = None
     redis_persist: bool = True
     # Celery's transport: an amqp:// URL puts tasks on RabbitMQ (ordersync's queues are
-    # declared before anything starts); None: on Redis. ``purge_queues`` empties ordersync's
-    # RabbitMQ queues first (the bench's own runs: leftovers would load the workers).
+    # declared before anything starts); None: on the stack's Redis. ``purge_queues``
+    # empties ordersync's RabbitMQ queues first (the bench's runs: leftovers would load
+    # the workers).
     broker_url: str | None = None
     purge_queues: bool = False
     exchange_url: str | None = None
@@ -153,7 +154,7 @@ class Stack:
         self._recording = True
         self._record()
         self.redis_url = self._start_redis()
-        if self.config.broker_url is not None:
+        if self.config.broker_url and urlsplit(self.config.broker_url).scheme in AMQP_SCHEMES:
             prepare_rabbitmq(self.config.broker_url, purge=self.config.purge_queues)
         migrate.upgrade(self.config.database_url)
         self.exchange_url = self._start_exchange()

@@ -80,6 +80,7 @@ def print_urls(stack: Stack, *, demo: bool) -> None:
         ("paper exchange", stack.exchange_url),
         ("flower", stack.flower_url or "-"),
         ("redis", f"{redact_url(stack.redis_url)} ({redis_kind})"),
+        ("task transport", redact_url(stack.broker_url)),
         ("database", database),
         ("logs", str(stack.logs)),
         ("demo trader", "on" if demo else "off"),
@@ -155,6 +156,9 @@ def up_command(
         var_dir=settings.var_dir,
         database_url=settings.database_url,
         redis_url=settings.redis_url,
+        broker_url=(
+            settings.celery_broker_url.get_secret_value() if settings.celery_broker_url else None
+        ),
         sim_port=settings.sim_port if sim_port is None else sim_port,
         flower_port=flower_port,
         rate_limit_per_min=rate_limit_per_min,

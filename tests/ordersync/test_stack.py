@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 from celery import Celery
+from kombu import Connection
 from sqlalchemy import create_engine, select
 
 from models.orders import Account
@@ -232,3 +233,20 @@ def test_a_start_after_a_killed_run_clears_what_it_left(tmp_path: Path) -> None:
         if owner.stdout is not None:
             owner.stdout.close()
         clear_stale(config.var_dir.resolve(), 10.0)  # whatever a failed assertion left
+
+
+def test_a_stack_on_rabbitmq_declares_the_queues_and_its_worker_answers_over_it(
+    tmp_path: Path, rabbitmq_url: str
+) -> None:
+    with Connection(rabbitmq_url) as connection:  # a call left by an earlier run
+        connection.default_channel.queue_delete("celery")
+    config = make_config(tmp_path, None, flower=False, beat=False, worker_concurrency=1,
+                         broker_url=rabbitmq_url, purge_queues=True)  # fmt: skip
+    with Stack(config) as stack:
+        assert stack.broker_url == rabbitmq_url
+        worker_env = dict(stack.child("worker").env)
+        assert worker_env["ORDERSYNC_CELERY_BROKER_URL"] == rabbitmq_url
+        with Connection(rabbitmq_url) as connection:
+            declared = connection.default_channel.queue_declare("celery", passive=True)
+            assert declared.message_count == 0  # answered: the ping went over RabbitMQ
+        assert "amqp://guest:**@" in (stack.logs / "worker.log").read_text()

@@ -27,6 +27,10 @@ def test_reliability_settings() -> None:
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
     assert conf.broker_transport_options["visibility_timeout"] == VISIBILITY_TIMEOUT_S
+    # retry(max_retries=None) means the task's own limit: a placement's retries are bounded
+    # by its deadline only when the task has none.
+    assert app.tasks["ordersync.place_order"].max_retries is None
+    assert app.tasks["ordersync.cancel_order"].max_retries is None
 
 
 @pytest.fixture
