@@ -17,6 +17,7 @@ from celery import Celery
 from ordersync.embedded_redis import free_port
 from tests.processes import stop_process
 from worker.celery_app import VISIBILITY_TIMEOUT_S, app
+from worker.tasks import cancel_order, place_order
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +30,8 @@ def test_reliability_settings() -> None:
     assert conf.broker_transport_options["visibility_timeout"] == VISIBILITY_TIMEOUT_S
     # retry(max_retries=None) means the task's own limit: a placement's retries are bounded
     # by its deadline only when the task has none.
-    assert app.tasks["ordersync.place_order"].max_retries is None
-    assert app.tasks["ordersync.cancel_order"].max_retries is None
+    assert place_order.max_retries is None
+    assert cancel_order.max_retries is None
 
 
 @pytest.fixture
