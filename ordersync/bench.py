@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from brokers.alpaca_parse import ParseError, order_status
 from models.db import make_engine
 from models.enums import OPEN_STATUSES, OrderStatus
-from models.orders import Account, Fill, InvalidTaskCall, Order
+from models.orders import Account, Fill, InvalidTaskCall, Order, OrderEvent
 from ordersync import bench_faults, bench_sweep
 from ordersync.settings import AMQP_SCHEMES, get_settings
 from ordersync.stack import RATE_LIMIT_PER_MIN, Stack, StackConfig, StackError, log_tail
@@ -114,21 +114,28 @@ def load_fills(engine: Engine, prefix: str) -> list[LocalFill]:
         return [LocalFill(*row) for row in connection.execute(query)]
 
 
-def recovery(kills: list[float], engine: Engine, prefix: str) -> dict[str, Any]:
-    """Per worker kill, how long the work it interrupted took to finish: the longest any
-    order written before the kill waited past it for its last fill to be recorded (orders
-    that fill; the restarted worker's start-up is in it, on every transport)."""
+def recovery(kills: list[float], engine: Engine, prefix: str,
+             sent_at: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    """Per worker kill, how long the placements it interrupted took: the longest any
+    placement sent before the kill waited past it until the broker's answer (or the
+    rejection) was recorded. The restarted worker's start-up is in it, on every transport;
+    placements that were never recorded at all are counted as ``dropped``."""
     query = (
-        select(Order.created_at, func.max(Fill.recorded_at))
-        .join(Fill.order)
-        .where(Order.client_order_id.startswith(prefix, autoescape=True))
-        .group_by(Order.id)
+        select(Order.client_order_id, func.min(OrderEvent.at))
+        .join(OrderEvent.order)
+        .where(
+            Order.client_order_id.startswith(prefix, autoescape=True),
+            OrderEvent.from_status == OrderStatus.PENDING_NEW,
+            OrderEvent.to_status != OrderStatus.PENDING_NEW,
+        )
+        .group_by(Order.client_order_id)
     )
     with engine.connect() as connection:
-        rows = [(c.timestamp(), r.timestamp()) for c, r in connection.execute(query)]
+        resolved = {cid: at.timestamp() for cid, at in connection.execute(query)}
     per_kill = []
     for killed in kills:
-        waits = [done - killed for created, done in rows if created < killed < done]
+        waits = [resolved[cid] - killed for cid, sent in sent_at.items()
+                 if sent < killed and resolved.get(cid, 0.0) > killed]  # fmt: skip
         per_kill.append(round(max(waits), 3) if waits else 0.0)
     return {"after_kill_s": per_kill, "max_s": max(per_kill) if per_kill else None}
 
@@ -492,13 +499,15 @@ def send_and_compare(
     orders, fills = load_orders(engine, prefix), load_fills(engine, prefix)
     refused = refused_calls(engine, prefix)
     worker_log = log_tail(stack.logs / "worker.log") if done_at is None else ""
+    kills = chaos.kill_times() if chaos is not None else []
+    recovered = recovery(kills, engine, prefix, sent.pop("sent_at", {}))
     first, last = float(sent["first_send"]), float(sent["last_send"])
     return {
         **compare(truth, orders, fills),
         **drops(truth, orders, refused, [f"{prefix}{i}" for i in range(n)]),
         **latencies(fills),
         **({"faults": chaos.report()} if chaos is not None else {}),
-        **({"recovery": recovery(chaos.kill_times(), engine, prefix)} if chaos else {}),
+        **({"recovery": recovered} if chaos is not None else {}),
         "broker_requests_per_order": round((after["total"] - before["total"]) / n, 3),
         "rate_limited_requests": after["rate_limited"] - before["rate_limited"],
         "orders_per_s": round(n / (done_at - first), 2) if done_at else None,

@@ -101,12 +101,20 @@ def send_all(send: Send, args: argparse.Namespace) -> dict[str, Any]:
     first = last = 0.0
     canceled = sent = 0
     start = time.monotonic()
+    sent_at: dict[str, float] = {}  # client order id -> when its placement was sent
+
+    def place(kwargs: dict[str, Any]) -> None:
+        send("ordersync.place_order", with_deadline(kwargs, args))
+        sent_at[kwargs["client_order_id"]] = time.time()
 
     def send_due(now: float) -> int:
         cancels = 0
         while later and later[0][0] <= now:
             _, _, task, kwargs = heapq.heappop(later)
-            send(task, with_deadline(kwargs, args) if task == "ordersync.place_order" else kwargs)
+            if task == "ordersync.place_order":
+                place(kwargs)
+            else:
+                send(task, kwargs)
             cancels += task == "ordersync.cancel_order"
         return cancels
 
@@ -127,7 +135,7 @@ def send_all(send: Send, args: argparse.Namespace) -> dict[str, Any]:
             turn=k // len(accounts),
         )
         first = first or time.time()
-        send("ordersync.place_order", with_deadline(kwargs, args))
+        place(kwargs)
         sent += 1
         last = time.time()
         if cancel:
@@ -144,7 +152,8 @@ def send_all(send: Send, args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(max(0.0, later[0][0] - time.monotonic()))
         canceled += send_due(time.monotonic())
         last = time.time()
-    return {"sent": sent, "cancels": canceled, "first_send": first, "last_send": last}
+    return {"sent": sent, "cancels": canceled, "first_send": first, "last_send": last,
+            "sent_at": sent_at}  # fmt: skip
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from models.enums import (
     Side,
     TimeInForce,
 )
-from models.orders import Fill, Order
+from models.orders import Order, OrderEvent
 from ordersync import bench_sender
 from ordersync.bench import (
     DEFAULT_AMQP_URL,
@@ -259,35 +259,45 @@ def test_the_transport_is_rabbitmq_only_when_asked_or_configured(
         get_settings.cache_clear()
 
 
-def test_recovery_is_the_longest_wait_past_each_kill_of_work_begun_before_it(
+def test_recovery_is_the_longest_wait_past_each_kill_of_placements_sent_before_it(
     tmp_path: Path,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     migrate.upgrade(url)
     engine = make_engine(url)
     t0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    # (client order id, sent s, answer recorded s or None: never placed)
+    placements = (("p-1", 0, 3), ("p-2", 1, 12), ("p-3", 20, 21), ("p-4", 1, None))
     with Session(engine) as session:
         account = ensure_account(session, name="a", broker=BrokerKind.ALPACA, base_url="x",
                                  credentials_env="X", rate_limit_per_min=200, now=t0)  # fmt: skip
         session.flush()
-        for cid, created_s, recorded_s in (("p-1", 0, 3), ("p-2", 1, 12), ("p-3", 20, 21)):
+        for cid, sent_s, answered_s in placements:
             order = Order(
                 account_id=account.id, broker=BrokerKind.ALPACA, client_order_id=cid,
                 origin=OrderOrigin.PLACED, symbol="AAPL", side=Side.BUY,
                 order_type=OrderType.MARKET, time_in_force=TimeInForce.DAY,
-                quantity=Decimal("1"), status=OrderStatus.FILLED,
-                created_at=t0 + timedelta(seconds=created_s), updated_at=t0,
+                quantity=Decimal("1"), status=OrderStatus.NEW,
+                created_at=t0 + timedelta(seconds=sent_s), updated_at=t0,
             )  # fmt: skip
             session.add(order)
             session.flush()
-            session.add(Fill(
-                order_id=order.id, broker_fill_id=f"f-{cid}", quantity=Decimal("1"),
-                price=Decimal("1"), filled_at=t0, recorded_at=t0 + timedelta(seconds=recorded_s),
-                source=ReportSource.MONITOR,
-            ))  # fmt: skip
+            if answered_s is None:
+                continue
+            for from_status, to_status, at_s in (
+                (OrderStatus.PENDING_NEW, OrderStatus.NEW, answered_s),
+                (OrderStatus.NEW, OrderStatus.FILLED, answered_s + 30),
+            ):
+                session.add(OrderEvent(
+                    order_id=order.id, kind="status", from_status=from_status,
+                    to_status=to_status, filled_quantity=Decimal(0),
+                    source=ReportSource.PLACEMENT, at=t0 + timedelta(seconds=at_s),
+                ))  # fmt: skip
         session.commit()
+    sent_at = {cid: (t0 + timedelta(seconds=s)).timestamp() for cid, s, _ in placements}
     kills = [(t0 + timedelta(seconds=s)).timestamp() for s in (2, 15)]
     try:
-        assert recovery(kills, engine, "p-") == {"after_kill_s": [10.0, 0.0], "max_s": 10.0}
+        found = recovery(kills, engine, "p-", sent_at)
+        assert found == {"after_kill_s": [10.0, 0.0], "max_s": 10.0}
     finally:
         engine.dispose()
