@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -75,8 +75,9 @@ class Settings(BaseSettings):
     celery_broker_url: SecretStr | None = Field(
         default=None, description="amqp:// (RabbitMQ) or redis:// Celery transport; unset: Redis."
     )
-    # RabbitMQ: deliveries of one task message (a crash of its worker, a failure) before it
-    # is dead-lettered to ``ordersync.dead`` (``ordersync tasks dead`` lists, ``replay`` sends).
+    # RabbitMQ: how often one task message may come back (its worker crashed, it failed)
+    # before it is dead-lettered to ``ordersync.dead`` instead: at most limit + 1 deliveries
+    # (``ordersync tasks dead`` lists them, ``ordersync tasks replay`` sends them again).
     celery_delivery_limit: int = Field(default=5, ge=1, le=1000)
     # RabbitMQ: how long a publish waits for the broker's confirm before it counts as failed.
     celery_confirm_timeout_s: float = Field(default=10.0, gt=0)
@@ -240,15 +241,23 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("celery_broker_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``ORDERSYNC_CELERY_BROKER_URL=`` means no transport of its own: Redis."""
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _transport_is_known(self) -> Settings:
-        """A typo in the scheme would otherwise surface as an obscure kombu error."""
+        """A typo in the scheme would otherwise surface as an obscure kombu error; the
+        message never shows the URL (a malformed one may put a user name where the scheme
+        would be)."""
         if self.celery_broker_url is not None:
             scheme = urlsplit(self.celery_broker_url.get_secret_value()).scheme
             if scheme not in AMQP_SCHEMES + REDIS_SCHEMES:
                 raise ValueError(
-                    f"ORDERSYNC_CELERY_BROKER_URL has scheme {scheme!r}; use amqp:// or "
-                    "amqps:// (RabbitMQ) or redis:// or rediss://"
+                    "ORDERSYNC_CELERY_BROKER_URL must start with amqp:// or amqps:// "
+                    "(RabbitMQ) or redis:// or rediss://"
                 )
         return self
 

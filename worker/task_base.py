@@ -28,21 +28,32 @@ class OrdersyncTask(Task):  # type: ignore[misc]
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
-        except (Retry, Ignore, Reject):
-            raise
-        except Exception as error:
-            if (
-                not self.requeue_on_failure
-                or isinstance(error, self.throws)
-                or not get_settings().transport_is_amqp()
-            ):
+        except Reject as rejected:
+            # Celery's retry() rejects without requeueing when it cannot publish the retry
+            # (no confirm, the connection lost): the call goes back to its queue instead.
+            if rejected.requeue or not self._requeues():
                 raise
             logger.warning(
-                "%s[%s] failed (%s: %s); back to its queue, dead-lettered after %d deliveries",
+                "%s[%s]: its retry was not stored (%s); back to its queue",
+                self.name, self.request.id, rejected.reason,
+            )  # fmt: skip
+            raise Reject(rejected.reason, requeue=True) from rejected
+        except (Retry, Ignore):
+            raise
+        except Exception as error:
+            if isinstance(error, self.throws) or not self._requeues():
+                raise
+            logger.warning(
+                "%s[%s] failed (%s: %s); back to its queue (dead-lettered once returned more "
+                "than %d times)",
                 self.name, self.request.id, type(error).__name__, error,
                 get_settings().celery_delivery_limit,
             )  # fmt: skip
             raise Reject(error, requeue=True) from error
+
+    def _requeues(self) -> bool:
+        """Whether a failure of this task goes back to its queue (work tasks on RabbitMQ)."""
+        return bool(self.requeue_on_failure) and get_settings().transport_is_amqp()
 
     def apply_async(
         self, args: Any = None, kwargs: Any = None, task_id: str | None = None,

@@ -152,3 +152,10 @@ def test_the_broker_url_is_the_configured_transport_else_redis(
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def test_an_empty_broker_url_means_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERSYNC_CELERY_BROKER_URL", "")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.celery_broker_url is None
+    assert not settings.transport_is_amqp()

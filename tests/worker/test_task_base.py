@@ -292,11 +292,21 @@ def test_on_amqp_a_refused_call_is_not_requeued() -> None:
 @pytest.mark.usefixtures("on_amqp")
 @pytest.mark.parametrize(
     "control",
-    [Retry("again", when=1), Ignore(), Reject("poison", requeue=False)],
-    ids=["retry", "ignore", "reject"],
+    [Retry("again", when=1), Ignore(), Reject("poison", requeue=True)],
+    ids=["retry", "ignore", "reject-requeue"],
 )
 def test_on_amqp_celerys_own_outcomes_pass_through(control: Exception) -> None:
     _raised_as_it_is(control, *_failing_tasks(control))
+
+
+@pytest.mark.usefixtures("on_amqp")
+def test_on_amqp_a_reject_without_requeue_passes_through_a_periodic_task_only() -> None:
+    control = Reject("retry not stored", requeue=False)
+    work, periodic = _failing_tasks(control)
+    _raised_as_it_is(control, periodic)
+    with pytest.raises(Reject) as rejected:
+        work()
+    assert rejected.value.requeue is True
 
 
 @pytest.mark.usefixtures("on_amqp")
@@ -313,16 +323,6 @@ def test_on_redis_a_failure_is_raised_as_it_is() -> None:
 
 
 @pytest.mark.usefixtures("on_amqp")
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Celery's Task.retry turns a failed publish of the retry into "
-        "Reject(requeue=False), which OrdersyncTask.__call__ re-raises as is: the message is "
-        "dead-lettered at once instead of going back to its queue as celery_app.py promises "
-        "('a retry that was not stored fails its task, whose message then goes back to the "
-        "queue')"
-    ),
-)
 def test_on_amqp_a_retry_that_could_not_be_published_goes_back_to_the_queue(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
