@@ -17,6 +17,7 @@ from ordersync.events import events_app
 from ordersync.positions import positions_command
 from ordersync.settings import get_settings
 from ordersync.status import status_command
+from ordersync.tasks_cli import tasks_app
 from ordersync.up import up_command
 
 console = Console(stderr=True)
@@ -24,6 +25,7 @@ app = typer.Typer(no_args_is_help=True, help="ordersync: keeps the record of eve
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
+app.add_typer(tasks_app, name="tasks")
 app.command("sim", help="Serve the paper exchange (Alpaca Trading API v2).")(sim_command)
 
 
