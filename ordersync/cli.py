@@ -21,7 +21,12 @@ from ordersync.tasks_cli import tasks_app
 from ordersync.up import up_command
 
 console = Console(stderr=True)
-app = typer.Typer(no_args_is_help=True, help="ordersync: keeps the record of every order true.")
+# No local variables in tracebacks: they would show database and broker URLs, passwords and all.
+app = typer.Typer(
+    no_args_is_help=True,
+    help="ordersync: keeps the record of every order true.",
+    pretty_exceptions_show_locals=False,
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")

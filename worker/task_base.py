@@ -20,6 +20,15 @@ logger = logging.getLogger(__name__)
 DUE_HEADER = "ordersync_due"
 
 
+def _reason(error: object) -> str:
+    """A Reject's reason travels from the pool process to the worker's main process: a
+    string always can (an exception whose constructor takes other arguments cannot be
+    rebuilt there, and the main process would exit)."""
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {error}"
+    return str(error)
+
+
 class OrdersyncTask(Task):  # type: ignore[misc]
     # Work tasks (placing, tracking, monitoring an order): an unexpected failure goes back to
     # the queue on RabbitMQ. Periodic jobs are not: their next run is the retry.
@@ -37,7 +46,7 @@ class OrdersyncTask(Task):  # type: ignore[misc]
                 "%s[%s]: its retry was not stored (%s); back to its queue",
                 self.name, self.request.id, rejected.reason,
             )  # fmt: skip
-            raise Reject(rejected.reason, requeue=True) from rejected
+            raise Reject(_reason(rejected.reason), requeue=True) from rejected
         except (Retry, Ignore):
             raise
         except Exception as error:
@@ -49,7 +58,7 @@ class OrdersyncTask(Task):  # type: ignore[misc]
                 self.name, self.request.id, type(error).__name__, error,
                 get_settings().celery_delivery_limit,
             )  # fmt: skip
-            raise Reject(error, requeue=True) from error
+            raise Reject(_reason(error), requeue=True) from error
 
     def _requeues(self) -> bool:
         """Whether a failure of this task goes back to its queue (work tasks on RabbitMQ)."""

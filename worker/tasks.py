@@ -148,8 +148,14 @@ def cancel_order(self: Task, *args: Any, **kwargs: Any) -> str:
     throws=(InvalidTaskArguments,),
 )  # type: ignore[untyped-decorator]
 def monitor_order(self: Task, order_id: Any, chain: Any = None, check: Any = 0) -> None:
-    if not isinstance(order_id, str) or not isinstance(check, int):
-        error = InvalidTaskArguments(self.name, "order_id must be a string, check an integer")
+    if (
+        not isinstance(order_id, str)
+        or not isinstance(check, int)
+        or not isinstance(chain, str | None)
+    ):
+        error = InvalidTaskArguments(
+            self.name, "order_id must be a string, chain a string or null, check an integer"
+        )
         _refuse(self, error, (order_id, chain, check), {})
         raise error
     ctx = context()

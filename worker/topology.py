@@ -19,6 +19,7 @@ MONITOR_QUEUE = "ordersync.monitor"
 WORK_QUEUES = (MONITOR_QUEUE, DEFAULT_QUEUE)
 DEAD_EXCHANGE = "ordersync.dead"
 DEAD_QUEUE = "ordersync.dead"
+DEAD_DELIVERY_LIMIT = 1_000_000  # not -1: RabbitMQ 3.x takes that as "none allowed"
 
 
 def quorum_arguments(delivery_limit: int) -> dict[str, Any]:
@@ -60,7 +61,9 @@ def declare(connection: Connection, delivery_limit: int) -> None:
     try:
         dead = Exchange(DEAD_EXCHANGE, type="fanout", durable=True)
         dead.bind(channel).declare()
-        dead_queue = _quorum(DEAD_QUEUE).bind(channel)
+        # RabbitMQ 4 gives quorum queues a default delivery limit of 20: reading the dead
+        # letters (get, then return them) must never dead-letter them onward, into nowhere.
+        dead_queue = _quorum(DEAD_QUEUE, **{"x-delivery-limit": DEAD_DELIVERY_LIMIT}).bind(channel)
         dead_queue.declare()
         dead_queue.bind_to(DEAD_EXCHANGE, routing_key="")
 

@@ -98,6 +98,7 @@ def test_a_refused_call_reaches_the_caller_and_flower_as_invalid_task_arguments(
     results.append(system.client.send_task(PLACE, args=[ACCOUNT, "AAPL"]))
     expected[results[-1].id] = problem_of((ACCOUNT, "AAPL"), {})
     monitor = system.client.send_task("ordersync.monitor_order", args=[42])  # no result kept
+    bad_chain = system.client.send_task("ordersync.monitor_order", args=["an-order", 5])
 
     for result in results:
         with pytest.raises(Exception, match=re.escape(expected[result.id])) as raised:
@@ -118,13 +119,14 @@ def test_a_refused_call_reaches_the_caller_and_flower_as_invalid_task_arguments(
         for task_id, problem in expected.items()
     }
 
-    every = [*results, monitor]
+    every = [*results, monitor, bad_chain]
     wait_for(lambda: {e["uuid"] for e in failed_events} >= {r.id for r in every}, 60,
              "a task-failed event for every refused call")  # fmt: skip
     flower = {e["uuid"]: e["exception"] for e in failed_events}
     for result in results:
         assert flower[result.id] == repr(InvalidTaskArguments("", expected[result.id]))
     assert flower[monitor.id].startswith("InvalidTaskArguments('order_id must be a string")
+    assert "chain a string or null" in flower[bad_chain.id]
 
     recorded = {call.task_id: call for call in system.invalid_calls()}
     assert set(recorded) == {r.id for r in every}

@@ -6,6 +6,7 @@ check reads when it was due."""
 
 from __future__ import annotations
 
+import pickle
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -278,8 +279,25 @@ def test_on_amqp_an_unexpected_failure_of_a_work_task_goes_back_to_its_queue() -
     with pytest.raises(Reject) as rejected:
         work()
     assert rejected.value.requeue is True
-    assert rejected.value.reason is error
+    assert rejected.value.reason == "RuntimeError: the database blinked"
     assert rejected.value.__cause__ is error
+
+
+class _NeedsTwoArguments(Exception):
+    def __init__(self, account: str, variable: str) -> None:
+        super().__init__(f"{account}: {variable} is not set")
+
+
+@pytest.mark.usefixtures("on_amqp")
+def test_on_amqp_the_reject_of_any_failure_reaches_the_workers_main_process() -> None:
+    """It is pickled there from the pool process: an exception that cannot be rebuilt
+    would end the main process (so the reason is a string)."""
+    work, _ = _failing_tasks(_NeedsTwoArguments("desk", "KEY_ID"))
+    with pytest.raises(Reject) as rejected:
+        work()
+    copy = pickle.loads(pickle.dumps(rejected.value))
+    assert copy.requeue is True
+    assert copy.reason == "_NeedsTwoArguments: desk: KEY_ID is not set"
 
 
 @pytest.mark.usefixtures("on_amqp")
