@@ -26,7 +26,7 @@ from worker.budget import send_by
 from worker.context import WorkerContext
 from worker.fills import gap_state, sync_now
 from worker.gaps import Gap, close_gap
-from worker.locks import HeldLock, order_lock_name, write_order
+from worker.locks import HeldLock, break_if_holder_dead, order_lock_name, write_order
 from worker.placement import Step
 from worker.reports import apply_in_new_session, record_derived_fill
 
@@ -100,6 +100,9 @@ def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
         return Next(None, "terminal")
     lock = HeldLock(ctx.redis, order_lock_name(order_id), ctx.settings.order_lock_ttl_s)
     guard = chains.guard_step(ctx, order_id, token, check, lock.name, lock.token)
+    if guard == chains.LOCKED and break_if_holder_dead(ctx.redis, lock.name):
+        # The holder's process is gone (a killed worker): the order is free at once.
+        guard = chains.guard_step(ctx, order_id, token, check, lock.name, lock.token)
     if guard == chains.SUPERSEDED:
         return Next(None, "superseded")
     if guard == chains.DUPLICATE:
