@@ -498,7 +498,11 @@ def send_and_compare(
     ]
     orders, fills = load_orders(engine, prefix), load_fills(engine, prefix)
     refused = refused_calls(engine, prefix)
-    worker_log = log_tail(stack.logs / "worker.log") if done_at is None else ""
+    worker_log = (
+        "\n".join(log_tail(stack.logs / f"{name}.log") for name in stack.worker_names)
+        if done_at is None
+        else ""
+    )
     kills = chaos.kill_times() if chaos is not None else []
     recovered = recovery(kills, engine, prefix, sent.pop("sent_at", {}))
     first, last = float(sent["first_send"]), float(sent["last_send"])
@@ -541,7 +545,12 @@ def run(options: BenchOptions) -> dict[str, Any]:
         sim_args=options.sim_args, flower=False, accounts=options.accounts,
         rate_limit_per_min=options.rate_limit_per_min,
         beat=options.workers > 0 and not options.sweep.orders, account=options.account,
-        ensure_account=options.workers > 0, worker_concurrency=options.workers if n else 0,
+        ensure_account=options.workers > 0,
+        # Under --faults two worker processes share the pool processes: one is killed at a
+        # time while the other works on, as in any deployment with more than one worker.
+        worker_concurrency=(max(1, options.workers // 2) if options.faults else options.workers)
+        if n else 0,
+        worker_processes=2 if options.faults else 1,
     )  # fmt: skip
     engine = make_engine(database_url)
     result: dict[str, Any] = {"orders": n}
@@ -586,6 +595,7 @@ def run(options: BenchOptions) -> dict[str, Any]:
             "exchange_faults": bool(options.faults),
             "monitor_shared_checks": get_settings().monitor_shared_checks,
             "worker_concurrency": (options.workers or None) if n else None,
+            "worker_processes": 2 if options.faults else 1,
             "task_events": get_settings().task_events,
             "database": make_url(database_url).get_backend_name(),
             "redis": "external" if options.redis_url else "embedded",

@@ -81,18 +81,23 @@ class Chaos:
     def supervise(self) -> None:
         """What exited on its own (not killed by the schedule) starts again, as under a
         process supervisor; the report counts it."""
-        for name, code in self.stack.restart_exited(frozenset({"worker", "beat"})):
+        names = frozenset({*self.stack.worker_names, "beat"})
+        for name, code in self.stack.restart_exited(names):
             self.crashes.append({"what": name, "exit_code": code, "at": time.time()})
 
     def _strike(self, what: str) -> None:
         at, killed_at = time.monotonic(), time.time()
+        name = what
         if what == "redis":
             self.stack.restart_redis()
+        elif what == "worker":  # the worker processes in turn: the others work on meanwhile
+            names = self.stack.worker_names
+            name = names[sum(d["what"] == "worker" for d in self.done) % len(names)]
+            child = self.stack.restart(name)
+            wait_for_ping(self.stack, READY_DEADLINE_S, child)
         else:
-            child = self.stack.restart(what)
-            if what == "worker":
-                wait_for_ping(self.stack, READY_DEADLINE_S, child)
-        self.done.append({"what": what, "at": time.time(), "killed_at": killed_at,
+            self.stack.restart(what)
+        self.done.append({"what": what, "name": name, "at": time.time(), "killed_at": killed_at,
                           "took_s": round(time.monotonic() - at, 3)})  # fmt: skip
 
     def kill_times(self) -> list[float]:
