@@ -52,6 +52,8 @@ def test_place_get_list_cancel_match_truth(
     body = resting()
     placed = client.post("/v2/orders", json=body).raise_for_status().json()
     order_id = placed["id"]
+    # Acknowledged before the cancel: one canceled while still accepted never shows "new".
+    paper_exchange.wait_for(lambda: status_of(paper_exchange, order_id) == "new")
 
     fetched = client.get(f"/v2/orders/{order_id}").json()
     by_cid = client.get(
