@@ -164,6 +164,11 @@ def test_list_orders_pages_match_truth(paper_exchange: Any, broker: AlpacaBroker
     paper_exchange.freeze_market(True)
     placed = [broker.place(resting_limit()).broker_order_id for _ in range(7)]
     placed.append(broker.place(market(Side.BUY, "1")).broker_order_id)
+    # An order's submitted_at moves to when it is routed (its acknowledgement): listed
+    # before that, it would show up again on a later page. Page once all are routed.
+    paper_exchange.wait_for(
+        lambda: all(paper_exchange.truth_order(i)["status"] != "accepted" for i in placed)
+    )
 
     listed: list[OrderReport] = []
     token = None
