@@ -26,7 +26,6 @@ import pytest
 import redis
 from celery import Celery
 from celery.result import AsyncResult
-from kombu import Connection, Queue
 from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session
 
@@ -37,11 +36,10 @@ from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, 
 from models.orders import Fill, InvalidTaskCall, Order
 from ordersync.embedded_redis import EmbeddedRedis
 from ordersync.settings import Settings
+from ordersync.stack import prepare_rabbitmq, sender
 from tests.conftest import LOCAL_REDIS_URL, REQUIRE_SERVICES, claimed, migrated_database
 from tests.paper_exchange import PaperExchange
 from tests.processes import stop_process
-from tests.rabbitmq import purge
-from worker import topology
 from worker.context import WorkerContext
 
 ACCOUNT = "test"
@@ -166,12 +164,7 @@ class TrackingSystem:
 def trading_service(broker_url: str, backend_url: str) -> Celery:
     """A trading service's Celery app as the README's sender examples make it: on RabbitMQ
     with publisher confirms, sending to ordersync's queues without declaring them."""
-    client = Celery(f"trading-service-{uuid.uuid4().hex[:6]}", broker=broker_url,
-                    backend=backend_url)  # fmt: skip
-    if broker_url.startswith("amqp"):
-        client.conf.broker_transport_options = {"confirm_publish": True}
-        client.conf.task_queues = [Queue("celery", no_declare=True)]
-    return client
+    return sender(f"trading-service-{uuid.uuid4().hex[:6]}", broker_url, backend_url)
 
 
 # The transports the system tests run on: Redis on both databases, and RabbitMQ on
@@ -200,9 +193,7 @@ def tracking_system(
     redis.Redis.from_url(redis_url).flushdb()
     if broker_url is not None:
         # Deployed queues outlive workers: a call sent before the first worker starts waits.
-        with Connection(broker_url) as connection:
-            topology.declare(connection, Settings(_env_file=None).celery_delivery_limit)  # type: ignore[call-arg]
-        purge(broker_url)
+        prepare_rabbitmq(broker_url, purge=True)
     var_dir.mkdir(exist_ok=True)
     engine = make_engine(database_url)
     with Session(engine) as session:
