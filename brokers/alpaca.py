@@ -30,6 +30,7 @@ from brokers.base import (
     Page,
     PlaceOrderRequest,
     PositionReport,
+    RequestObserver,
 )
 from brokers.errors import (
     AnswerLost,
@@ -111,6 +112,14 @@ class _Call:
     broker_order_id: str | None = None
     client_order_id: str | None = None
 
+    @property
+    def endpoint(self) -> str:
+        """Method and path with the order id as a placeholder: a bounded metrics label."""
+        path = self.path
+        if self.broker_order_id and path.startswith("/v2/orders/"):
+            path = "/v2/orders/{id}"
+        return f"{self.method} {path}"
+
     def error(self, cls: type[BrokerError], message: str, status: int | None) -> BrokerError:
         return cls(
             f"{self.method} {self.path}: {message}",
@@ -156,6 +165,7 @@ class AlpacaBroker(BrokerAdapter):
         observer: Callable[[RateLimitInfo], None] | None = None,
         now: Callable[[], datetime] = _utc_now,
         gate: Callable[[], None] | None = None,
+        on_request: RequestObserver | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -170,6 +180,7 @@ class AlpacaBroker(BrokerAdapter):
         self._observer = observer
         self._now = now
         self._gate = gate
+        self._on_request = on_request
         self._owns_client = False
 
     @classmethod
@@ -420,13 +431,26 @@ class AlpacaBroker(BrokerAdapter):
     ) -> httpx.Response:
         if self._gate is not None:
             self._gate()  # may wait, or raise a BrokerError (not retried): nothing was sent
-        response = self._client.request(
-            call.method, call.path, params=params, json=body, auth=self._auth
-        )
+        started = time.monotonic()
+        try:
+            response = self._client.request(
+                call.method, call.path, params=params, json=body, auth=self._auth
+            )
+        except httpx.HTTPError:
+            self._count(call, None, started)
+            raise
+        self._count(call, response.status_code, started)
         self._observe(response)
         if response.status_code == 429 or response.status_code >= 500:
             raise _RetryableStatus(response)
         return response
+
+    def _count(self, call: _Call, status: int | None, started: float) -> None:
+        if self._on_request is not None:
+            try:
+                self._on_request(call.endpoint, status, time.monotonic() - started)
+            except Exception:  # counting must never fail a request
+                logger.exception("alpaca request observer failed on %s", call.endpoint)
 
     def _status_failure(self, call: _Call, response: httpx.Response, placing: bool) -> BrokerError:
         """The error for a 429 or 5xx that is out of attempts (or, for a placement, unsafe)."""

@@ -8,6 +8,7 @@ constructor so tests can hand it a ``MockTransport`` or point it at the paper ex
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -16,6 +17,9 @@ from typing import ClassVar, Generic, Literal, TypeVar
 from models.enums import OrderStatus, OrderType, Side, TimeInForce
 
 ListStatus = Literal["open", "closed", "all"]
+# Told of every HTTP attempt: (endpoint label such as "GET /v2/orders/{id}", the status code
+# or None when no answer came, seconds). Adapters stay free of metrics libraries.
+RequestObserver = Callable[[str, int | None, float], None]
 T = TypeVar("T")
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from brokers.alpaca import AlpacaBroker, RateLimitInfo
-from brokers.base import BrokerAdapter
+from brokers.base import BrokerAdapter, RequestObserver
 from models.enums import BrokerKind
 
 
@@ -37,6 +37,7 @@ class RateLimitHooks:
 
     gate: Callable[[], None] | None = None
     observer: Callable[[RateLimitInfo], None] | None = None
+    on_request: RequestObserver | None = None  # every HTTP attempt, for metrics
 
 
 NO_HOOKS = RateLimitHooks()
@@ -51,7 +52,7 @@ def make_adapter(
         return AlpacaBroker.from_url(
             base_url, key_id=key_id, secret_key=secret_key, timeout_s=timeout_s,
             max_attempts=max_attempts, max_retry_wait_s=max_retry_wait_s, gate=hooks.gate,
-            observer=hooks.observer,
+            observer=hooks.observer, on_request=hooks.on_request,
         )  # fmt: skip
     raise ValueError(f"no adapter for broker kind {broker!r}")
 

@@ -8,6 +8,7 @@ writers are caught by the order's version counter (``StaleDataError``) and by th
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,6 +36,10 @@ def load_state(session: Session, order: Order) -> OrderState:
         else ()
     )
     return state_of(order, frozenset(fill_ids))
+
+
+# session.info key: (account id, broker, source, broker fill time) of each fill added.
+NEW_FILLS: Final = "ordersync.new_fills"
 
 
 def state_of(order: Order, fill_ids: frozenset[str]) -> OrderState:
@@ -79,6 +84,11 @@ def record_applied(
                 recorded_at=now,
                 source=source,
             )
+        )
+    if applied.new_fills:  # counted once the transaction commits (worker/context.py)
+        session.info.setdefault(NEW_FILLS, []).extend(
+            (order.account_id, order.broker.value, source.value, f.filled_at)
+            for f in applied.new_fills
         )
     record_fills(session, order, applied.new_fills, now=now, source=source)
     repeated = _repeated_anomaly(session, order, applied)

@@ -210,6 +210,17 @@ class Settings(BaseSettings):
     sim_host: str = "127.0.0.1"
     sim_port: int = 8765
 
+    # Prometheus. Each worker serves its pool's counts on ``metrics_port`` (0: none); the
+    # pool processes keep them in files under ``metrics_dir`` (default <var_dir>/metrics).
+    # ``ordersync exporter`` serves the gauges read from the database and Redis.
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(default=9808, ge=0, le=65535)
+    metrics_dir: Path | None = None
+    exporter_host: str = "0.0.0.0"
+    exporter_port: int = Field(default=9809, ge=1, le=65535)
+    # Fills recorded within this window make `ordersync status`'s detection percentiles.
+    status_latency_window_s: float = Field(default=300.0, gt=0)
+
     @model_validator(mode="after")
     def _waits_fit_the_lock(self) -> Settings:
         """A monitor waiting out its lock would let a second worker check the same order."""

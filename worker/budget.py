@@ -33,6 +33,7 @@ import redis
 from brokers.alpaca import RateLimitInfo
 from brokers.errors import RateLimited
 from brokers.registry import AccountConnection, RateLimitHooks
+from ordersync.metrics import record
 from ordersync.settings import Settings
 
 __all__ = [
@@ -319,6 +320,7 @@ class Budget:
         self._leased = 0  # tokens this process holds, spendable until _lease_until
         self._lease_until = 0.0
         self._lease_lock = threading.Lock()
+        self.label = ""  # the account's name in metrics (its id when unset)
 
     def acquire(self, level: Priority | None = None) -> None:
         """Take one token, waiting for it up to the level's wait; else ``BudgetExhausted``."""
@@ -339,6 +341,7 @@ class Budget:
             if granted:
                 if granted > 1:
                     self._keep_lease(granted - 1)
+                    record.budget_lease(self.label or self.account_id)
                 if send_by is not None and self._epoch() >= send_by:  # the token came late
                     raise DeadlinePassed(self.account_id, _utc(send_by))
                 return
@@ -449,6 +452,12 @@ def adapter_hooks(
 
     def hooks(connection: AccountConnection) -> RateLimitHooks:
         budget = budget_for(client, settings, connection.account_id, connection.rate_limit_per_min)
-        return RateLimitHooks(gate=budget.acquire, observer=budget.observe)
+        budget.label = connection.account
+        broker, account = connection.broker.value, connection.account
+
+        def on_request(endpoint: str, status: int | None, elapsed_s: float) -> None:
+            record.broker_request(broker, account, endpoint, status, elapsed_s)
+
+        return RateLimitHooks(gate=budget.acquire, observer=budget.observe, on_request=on_request)
 
     return hooks

@@ -13,6 +13,8 @@ from celery.signals import before_task_publish
 from celery.worker.consumer import Consumer
 
 import beat_schedule
+import worker.metrics  # noqa: F401  # its signal handlers serve the worker's metrics
+from ordersync.metrics.record import stamp_sent_at
 from ordersync.redis_url import resolve_broker_url, resolve_redis_url
 from ordersync.settings import get_settings
 from worker import topology
@@ -119,6 +121,9 @@ def _no_broker_expiry(properties: dict[str, Any] | None = None, **_: Any) -> Non
     as poison, and a delayed one would leave its delay level early."""
     if properties is not None and _AMQP:
         properties.pop("expiration", None)
+
+
+before_task_publish.connect(stamp_sent_at)
 
 
 @app.on_configure.connect  # type: ignore[untyped-decorator]

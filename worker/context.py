@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from brokers.base import BrokerAdapter
@@ -23,6 +23,8 @@ from models.accounts import get_account
 from models.db import make_engine, make_sessionmaker
 from models.enums import BrokerKind
 from models.orders import Account
+from models.repository import NEW_FILLS
+from ordersync.metrics import record
 from ordersync.redis_url import resolve_redis_url
 from ordersync.settings import Settings, get_settings
 from worker.budget import adapter_hooks
@@ -107,13 +109,39 @@ class WorkerContext:
         self.engine.dispose()
 
 
+def count_committed_fills(ctx: WorkerContext) -> None:
+    """Fill metrics once their transaction commits (detection latency ends at the commit)."""
+
+    def committed(session: Session) -> None:
+        added = session.info.pop(NEW_FILLS, None)
+        if not added:
+            return
+        now = ctx.now()
+        for account_id, broker, source, filled_at in added:
+            record.fill_recorded(broker, _account_name(ctx, account_id), source, filled_at, now)
+
+    def discarded(session: Session, *_: object) -> None:
+        session.info.pop(NEW_FILLS, None)
+
+    event.listen(ctx.sessions, "after_commit", committed)
+    event.listen(ctx.sessions, "after_rollback", discarded)
+
+
+def _account_name(ctx: WorkerContext, account_id: str) -> str:
+    try:
+        with ctx.sessions() as session:
+            return ctx.account(session, id=account_id).name
+    except Exception:  # a metrics label is not worth failing over
+        return account_id
+
+
 def build_context(settings: Settings | None = None) -> WorkerContext:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
     client = redis.Redis.from_url(
         resolve_redis_url(settings), socket_timeout=10, decode_responses=True
     )
-    return WorkerContext(
+    ctx = WorkerContext(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
@@ -129,6 +157,8 @@ def build_context(settings: Settings | None = None) -> WorkerContext:
             decode_responses=True,
         ),
     )  # fmt: skip
+    count_committed_fills(ctx)
+    return ctx
 
 
 _lock = threading.Lock()

@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from models.orders import Order
+from ordersync.metrics import record
 from worker.alerts import Alert, AlertKind, send_alert
 from worker.context import WorkerContext
 from worker.fills import (
@@ -62,7 +63,8 @@ def _window(ctx: WorkerContext, order_id: str) -> _Window | None:
 
 def _closed(ctx: WorkerContext, order_id: str) -> Gap:
     """A later gap of the order starts with a fresh count (and may be alerted again)."""
-    ctx.redis.delete(gap_key(order_id))
+    if ctx.redis.delete(gap_key(order_id)):  # a gap that was re-read: now closed
+        record.fill_gap("closed")
     return Gap.CLOSED
 
 
@@ -93,6 +95,7 @@ def close_gap(ctx: WorkerContext, order_id: str,
         return _closed(ctx, order_id)
     last = state.rereads + 1 >= ctx.settings.fill_gap_max_rereads
     note_reread(ctx, order_id, state, alerted=last)
+    record.fill_gap("given_up" if last else "opened" if state.rereads == 0 else "reread")
     if not last:
         return Gap.REREAD
     ctx.redis.incr(GIVEN_UP_KEY)

@@ -14,6 +14,7 @@ from typing import Final
 from redis import Redis
 from redis.typing import EncodableT, FieldT
 
+from ordersync.metrics import record
 from ordersync.settings import Settings
 
 RECONCILE_OPEN_ORDERS: Final = "reconcile_open_orders"
@@ -95,6 +96,7 @@ def record_run(
         pipe.hincrby(run_key(name), "failures", 1)
     pipe.sadd(NAMES_KEY, name)
     pipe.execute()
+    record.sweep_run(name, ok, (finished_at - started_at).total_seconds())
 
 
 def last_runs(redis: Redis) -> dict[str, RunInfo]:

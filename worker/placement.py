@@ -31,6 +31,7 @@ from models.orders import Order, OrderEvent
 from models.outbox import EventKind, add_order_event
 from models.repository import load_state, record_applied
 from models.state_machine import local_transition
+from ordersync.metrics import record
 from ordersync.settings import Settings
 from worker.args import InvalidTaskArguments, PlaceOrderArgs
 from worker.budget import Priority, priority, send_by
@@ -253,6 +254,7 @@ class _Row:
     deadline: datetime
     sent_at: datetime | None
     last_error: str | None
+    created_at: datetime
 
 
 def _load(ctx: WorkerContext, order_id: str) -> _Row | None:
@@ -268,7 +270,7 @@ def _load(ctx: WorkerContext, order_id: str) -> _Row | None:
             stop_price=order.stop_price,
         )  # fmt: skip
         return _Row(account, request, deadline_of(order, ctx.settings), order.sent_at,
-                    order.last_error)  # fmt: skip
+                    order.last_error, order.created_at)  # fmt: skip
 
 
 def attempt(
@@ -284,6 +286,7 @@ def attempt(
     own = HeldLock(ctx.redis, order_lock_name(order_id), ctx.settings.place_lock_ttl_s)
     with own as held:
         if not held:
+            record.lock_skip("place_order")
             return Attempt(Step.BUSY, "another worker holds the order",
                            ctx.settings.place_retry_delay_s)  # fmt: skip
         return _attempt(ctx, order_id, own, first)
@@ -336,6 +339,8 @@ EXISTS_TTL_S = 7 * 86400
 
 def _placed(ctx: WorkerContext, order_id: str, row: _Row, outcome: Reported) -> None:
     apply_in_new_session(ctx, order_id, outcome.report, ReportSource.PLACEMENT, submitted=True)
+    record.placement_acknowledged(row.account.broker.value, row.account.name, row.created_at,
+                                  ctx.now(), row.deadline)  # fmt: skip
     adopt_parked(ctx, row.account.id, outcome.report.broker_order_id)
 
 
@@ -366,6 +371,7 @@ def _refused(ctx: WorkerContext, order_id: str, row: _Row, outcome: Refused,
     logger.error("order %s (%s) rejected by the broker: %s", order_id,
                  row.request.client_order_id, outcome.reason)  # fmt: skip
     _reject(ctx, order_id, outcome.reason)
+    record.placement_rejected(row.account.broker.value, row.account.name)
     return Attempt(Step.REJECTED, outcome.reason)
 
 
@@ -400,6 +406,8 @@ def _past_deadline(ctx: WorkerContext, order_id: str, row: _Row,
     ctx.redis.incr(LATE_KEY)
     logger.error("order %s (%s) rejected: %s", order_id, row.request.client_order_id, reason)
     _reject(ctx, order_id, reason)
+    dropped = "deadline_unsent" if row.sent_at is None else "not_at_broker_after_deadline"
+    record.placement_dropped(row.account.broker.value, row.account.name, dropped)
     return Attempt(Step.REJECTED, reason)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from models.orders import Account
+from ordersync.metrics import record
 from worker.context import WorkerContext
 from worker.heartbeat import record_run
 from worker.locks import HeldLock
@@ -81,6 +82,7 @@ def run_sweep(
     with lock as held:
         if not held:
             ctx.redis.incr(skipped_key(name))
+            record.lock_skip(name)
             return SweepRun(name, ran=False, reason="the previous run is still going")
         ctx.redis.incr(executions_key(name))
         started = ctx.now()
@@ -117,6 +119,7 @@ def _sweep_account(
     try:
         stats = per_account(ctx, account_id)
         run.accounts.append(stats.summary())
+        _count(ctx, name, stats)
         if watch is not None:
             for order_id in dict.fromkeys(stats.watch):
                 watch(order_id)
@@ -127,3 +130,14 @@ def _sweep_account(
         run.accounts.append({"account_id": account_id, "error": f"{type(exc).__name__}"})
         return f"account {account_id}: {type(exc).__name__}: {exc}"
     return None
+
+
+def _count(ctx: WorkerContext, name: str, stats: SweepStats) -> None:
+    """What the run found for the account, as counters labelled with its name."""
+    with ctx.sessions() as session:
+        account = ctx.account(session, id=stats.account_id).name
+    record.reconciled(name, account, {
+        "examined": stats.local_orders, "anomaly": stats.misses + stats.malformed,
+        "adopted": stats.adopted, "lost": stats.declared_lost,
+        "position_mismatch": len(stats.position_mismatches),
+    })  # fmt: skip

@@ -4,12 +4,14 @@ Task names and arguments are the public contract documented in the README."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from celery import Task
 
+from ordersync.metrics import record
 from worker import (
     cancellation,
     chains,
@@ -55,7 +57,21 @@ def due_of(request: Any) -> object:
     return headers.get(DUE_HEADER) or getattr(request, DUE_HEADER, None)
 
 
+def sent_at_of(request: Any) -> float | None:
+    """When the call was sent (epoch seconds), if its sender stamped it; a malformed stamp
+    counts as none (placement latency then starts at the order's write)."""
+    headers = getattr(request, "headers", None) or {}
+    value = headers.get(record.SENT_AT_HEADER) or getattr(request, record.SENT_AT_HEADER, None)
+    try:
+        sent = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return sent if sent is not None and math.isfinite(sent) else None
+
+
 def _refuse(task: Task, error: InvalidTaskArguments, args: Any, kwargs: Any) -> None:
+    if task.name == placement.TASK:
+        record.placement_refused("invalid_arguments")
     record_invalid_call(context(), error.task_name, task.request.id, error.problem, args, kwargs)
 
 
@@ -78,6 +94,7 @@ def place_order(self: Task, *args: Any, **kwargs: Any) -> str:
     """Write the order, then attempt until the broker has it or its deadline has passed
     (each retry a fresh message; the deadline, not a count, bounds them: the task's
     ``max_retries=None``, since ``retry(max_retries=None)`` means the task's own limit)."""
+    record.SENT_AT.set(sent_at_of(self.request))
     try:
         parsed = parse_args(PlaceOrderArgs, self.name, args, kwargs)
         result = placement.place_order(context(), parsed, task_id=self.request.id)
@@ -162,6 +179,9 @@ def monitor_order(self: Task, order_id: Any, chain: Any = None, check: Any = 0) 
     chains.note_lag(ctx, self.request.eta or due_of(self.request))
     token = chain or chains.start_chain(ctx, order_id)
     outcome = monitoring.run_step(ctx, order_id, token, check)
+    record.monitor_check(outcome.reason)
+    if outcome.reason == "locked":
+        record.lock_skip("monitor_order")
     if outcome.delay_s is not None:
         step = check if outcome.same_step else check + 1
         monitor_order.apply_async((order_id, token, step), countdown=outcome.delay_s)
@@ -208,6 +228,7 @@ def revive_monitors() -> int:
         monitor_order.apply_async((order_id, token, 0),
                                   countdown=ctx.settings.monitor_first_delay_s)  # fmt: skip
     if overdue:
+        record.chains_revived(MONITOR_QUEUE, len(overdue))
         logger.info("revive_monitors: restarted %d chains", len(overdue))
     return len(overdue)
 

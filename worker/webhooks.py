@@ -73,6 +73,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from models.outbox import OutboxEvent
 from models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpointState
+from ordersync.metrics import record
 from ordersync.settings import Settings, WebhookEndpoint
 from worker.context import WorkerContext
 from worker.locks import HeldLock
@@ -231,6 +232,9 @@ def _run_endpoint(
             delivered += sum(a.error is None for a in attempts)
             failed += sum(a.error is not None for a in attempts)
             dead += died
+            record.webhook_deliveries(endpoint.name, attempts=len(attempts),
+                                      failed=sum(a.error is not None for a in attempts),
+                                      dead=died)  # fmt: skip
             just_failed = bool(attempts) and attempts[-1].error is not None
             if just_failed or (not due and not new) or not lock.renew():
                 break  # the endpoint looks down, nothing more to do, or the lock was lost
