@@ -14,6 +14,7 @@ from models import migrate
 from ordersync.bench import bench_command
 from ordersync.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from ordersync.events import events_app
+from ordersync.metrics.exporter import exporter_command
 from ordersync.positions import positions_command
 from ordersync.settings import get_settings
 from ordersync.status import status_command
@@ -74,6 +75,7 @@ app.command("up")(up_command)
 app.command("bench")(bench_command)
 app.command("status")(status_command)
 app.command("positions")(positions_command)
+app.command("exporter")(exporter_command)
 
 if __name__ == "__main__":
     app()

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from prometheus_client import CollectorRegistry, values
+from prometheus_client import CollectorRegistry, Metric, values
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -91,7 +91,8 @@ def _instruments(registry: CollectorRegistry) -> Iterable[MetricWrapperBase]:
 
 
 class PoolCollector(Collector):
-    """The sum of every pool process's files, with dead processes compacted first."""
+    """The sum of every pool process's files, with dead processes compacted first; an
+    instrument nothing has used yet is still described (its name and help, no sample)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -101,7 +102,14 @@ class PoolCollector(Collector):
     def collect(self):  # type: ignore[no-untyped-def]  # prometheus_client's own signature
         with self._lock:
             compact(self.directory)
-            return list(self._inner.collect())  # type: ignore[no-untyped-call]
+            found = list(self._inner.collect())  # type: ignore[no-untyped-call]
+        seen = {metric.name for metric in found}
+        unused = [
+            Metric(instrument._name, instrument._documentation, instrument._type or "untyped")
+            for instrument in _instruments(REGISTRY)
+            if instrument._name not in seen
+        ]
+        return found + unused
 
 
 def _pid_of(path: str) -> int | None:

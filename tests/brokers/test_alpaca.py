@@ -1277,3 +1277,33 @@ def test_close_leaves_a_callers_client_open(broker: AlpacaBroker) -> None:
     broker.close()
 
     assert not broker._client.is_closed
+
+
+# -- every HTTP attempt is told to the request observer --------------------------------------
+
+
+def test_every_attempt_reaches_the_request_observer_with_a_bounded_endpoint(
+    router: respx.Router, make_broker: Callable[..., AlpacaBroker]
+) -> None:
+    """Order ids never become labels; a 503 retried and a connection lost are counted too."""
+    seen: list[tuple[str, int | None]] = []
+    broker = make_broker(on_request=lambda endpoint, status, _s: seen.append((endpoint, status)))
+    router.get(f"/v2/orders/{ORDER_ID}").mock(
+        side_effect=[httpx.Response(503), httpx.Response(200, text=DOC_ORDER)]
+    )
+    router.get("/v2/positions").mock(side_effect=httpx.ConnectError("refused"))
+    broker.get_order(ORDER_ID)
+    with pytest.raises(BrokerUnavailable):
+        broker.list_positions()
+    assert seen[:2] == [("GET /v2/orders/{id}", 503), ("GET /v2/orders/{id}", 200)]
+    assert seen[2:] == [("GET /v2/positions", None)] * 4  # every attempt, none answered
+
+
+def test_a_failing_request_observer_does_not_fail_the_request(
+    router: respx.Router, make_broker: Callable[..., AlpacaBroker]
+) -> None:
+    def broken(_endpoint: str, _status: int | None, _elapsed_s: float) -> None:
+        raise RuntimeError("observer bug")
+
+    router.get(f"/v2/orders/{ORDER_ID}").respond(200, text=DOC_ORDER)
+    assert make_broker(on_request=broken).get_order(ORDER_ID).broker_order_id == ORDER_ID

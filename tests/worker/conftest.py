@@ -213,6 +213,7 @@ def tracking_system(
         "ORDERSYNC_BROKER_TIMEOUT_S": "1.0",
         "ORDERSYNC_MONITOR_REVIVE_OVERDUE_S": "3",
         "ORDERSYNC_MONITOR_REVIVE_INTERVAL_S": "1",
+        "ORDERSYNC_METRICS_PORT": "0",  # a test that scrapes a worker gives it a port
     }
     env.pop("ORDERSYNC_CELERY_BROKER_URL", None)
     if broker_url is not None:
