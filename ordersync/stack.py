@@ -41,6 +41,7 @@ from worker import topology
 from worker.topology import DEFAULT_QUEUE
 
 FLOWER_PORT = 5555
+FLOWER_USER = "ordersync"  # the user of the password generated when FLOWER_BASIC_AUTH is unset
 RATE_LIMIT_PER_MIN = 200  # Alpaca's documented limit per key: the paper exchange keeps it too
 STACK_FILE = "stack.json"
 BEAT_SCHEDULE = "celerybeat-schedule"
@@ -129,6 +130,10 @@ class Stack:
         self.redis_url = ""
         self.exchange_url = ""
         self.flower_url: str | None = None
+        # Flower's basic auth (user, password), once started; generated unless the
+        # environment's FLOWER_BASIC_AUTH gave it.
+        self.flower_auth: tuple[str, str] | None = None
+        self.flower_auth_generated = False
         self.owns_exchange = config.exchange_url is None
         self.accounts = account_names(config)
         # Each account's key pair at the exchange, once started.
@@ -372,14 +377,25 @@ class Stack:
         )
 
     def _start_flower(self) -> Callable[[], None]:
+        """Flower on 127.0.0.1 behind HTTP basic auth, which reaches it in its environment
+        (FLOWER_BASIC_AUTH), never on its command line."""
         port = self.config.flower_port or free_port()
         require_free_port(port, "Flower")
+        given = os.environ.get("FLOWER_BASIC_AUTH", "")
+        auth = flower_basic_auth(given)
+        self.flower_auth_generated = auth is None
+        if auth is None:  # a local run's own password (`ordersync up` prints it)
+            auth = (FLOWER_USER, secrets.token_urlsafe(18))
+            given = f"{auth[0]}:{auth[1]}"
+        self.flower_auth = auth
         child = self.spawn(
-            "flower", self._celery("flower", f"--port={port}", "--address=127.0.0.1")
+            "flower",
+            self._celery("flower", f"--port={port}", "--address=127.0.0.1"),
+            self.child_env({"FLOWER_BASIC_AUTH": given}),
         )
         self.flower_url = f"http://127.0.0.1:{port}"
         url, deadline = self.flower_url, self.config.start_deadline_s
-        return lambda: wait_until("Flower", lambda: flower_healthy(url), deadline, child)
+        return lambda: wait_until("Flower", lambda: flower_healthy(url, auth), deadline, child)
 
     # -- stop -------------------------------------------------------------------------------
 
@@ -487,9 +503,21 @@ def sim_healthy(url: str) -> bool:
         return False
 
 
-def flower_healthy(url: str) -> bool:
+def flower_basic_auth(value: str) -> tuple[str, str] | None:
+    """The first ``user:password`` of a FLOWER_BASIC_AUTH value, split as Flower splits it
+    (a comma-separated list), None when it is blank. The error never shows the value."""
+    if not value.strip():
+        return None
+    user, colon, password = value.split(",", 1)[0].partition(":")
+    if not (colon and user and password):
+        raise StackError("FLOWER_BASIC_AUTH must be user:password (several: comma-separated)")
+    return user, password
+
+
+def flower_healthy(url: str, auth: tuple[str, str] | None = None) -> bool:
+    """Flower answers its /healthcheck (which needs no credentials; they are sent anyway)."""
     try:
-        return httpx.get(f"{url}/healthcheck", timeout=1).text == "OK"
+        return httpx.get(f"{url}/healthcheck", auth=auth, timeout=1).text == "OK"
     except httpx.HTTPError:
         return False
 

@@ -73,12 +73,26 @@ def stop_signals_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def flower_line(stack: Stack) -> str:
+    """Where Flower answers and how to log in: a generated password is shown, once; one from
+    FLOWER_BASIC_AUTH never."""
+    if stack.flower_url is None or stack.flower_auth is None:
+        return "-"
+    if not stack.flower_auth_generated:
+        return f"{stack.flower_url} (basic auth from FLOWER_BASIC_AUTH)"
+    user, password = stack.flower_auth
+    return (
+        f"{stack.flower_url} (user {user}, password {password}: generated for this run, "
+        "a local demo on 127.0.0.1 only; set FLOWER_BASIC_AUTH=user:password to choose)"
+    )
+
+
 def print_urls(stack: Stack, *, demo: bool) -> None:
     database = make_url(stack.config.database_url).render_as_string(hide_password=True)
     redis_kind = "embedded" if stack.redis is not None else "external"
     rows = [
         ("paper exchange", stack.exchange_url),
-        ("flower", stack.flower_url or "-"),
+        ("flower", flower_line(stack)),
         ("redis", f"{redact_url(stack.redis_url)} ({redis_kind})"),
         ("task transport", redact_url(stack.broker_url)),
         ("database", database),
@@ -144,7 +158,13 @@ def up_command(
         int | None, typer.Option(min=0, max=65535, help="Paper exchange port; 0 picks one.")
     ] = None,
     flower_port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Flower port; 0 picks one.")
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Flower port on 127.0.0.1; 0 picks one. Flower asks for the basic auth of "
+            "FLOWER_BASIC_AUTH (user:password), else for a password generated and printed.",
+        ),
     ] = FLOWER_PORT,
     rate_limit_per_min: Annotated[
         int, typer.Option(min=1, help="The demo account's (and exchange's) request budget.")
