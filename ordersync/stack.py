@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from celery import Celery
+from celery.signals import before_task_publish
 from kombu.connection import Connection
 from kombu.entity import Queue
 
@@ -36,6 +37,7 @@ from models.accounts import ensure_account
 from models.db import make_engine, make_sessionmaker
 from models.enums import BrokerKind
 from ordersync.embedded_redis import STATE_FILE, EmbeddedRedis, free_port, ping
+from ordersync.metrics.record import stamp_sent_at
 from ordersync.settings import AMQP_SCHEMES, get_settings
 from worker import topology
 from worker.topology import DEFAULT_QUEUE
@@ -88,6 +90,13 @@ class StackConfig:
     worker_processes: int = 1
     beat: bool = True
     flower: bool = True
+    # Prometheus: each worker serves its pool's counts on 127.0.0.1 at ``metrics_port``
+    # (the next worker one port up; 0 picks free ports; None serves none), and
+    # ``exporter`` starts ``ordersync exporter`` (the database's and Redis's gauges) on
+    # ``exporter_port`` (0 picks one).
+    metrics_port: int | None = 0
+    exporter: bool = False
+    exporter_port: int = 0
     start_deadline_s: float = 90.0
     stop_deadline_s: float = 20.0
 
@@ -130,6 +139,8 @@ class Stack:
         self.redis_url = ""
         self.exchange_url = ""
         self.flower_url: str | None = None
+        self.metrics_urls: dict[str, str] = {}  # worker name -> its /metrics
+        self.exporter_url: str | None = None
         # Flower's basic auth (user, password), once started; generated unless the
         # environment's FLOWER_BASIC_AUTH gave it.
         self.flower_auth: tuple[str, str] | None = None
@@ -175,6 +186,8 @@ class Stack:
             waits.append(self._start_beat())
         if self.config.flower:
             waits.append(self._start_flower())
+        if self.config.exporter:
+            waits.append(self._start_exporter())
         for wait in waits:  # started together, awaited in turn: their imports overlap
             wait()
 
@@ -356,7 +369,7 @@ class Stack:
 
     def _start_worker(self, name: str) -> Callable[[], None]:
         """Task events follow ORDERSYNC_TASK_EVENTS (no ``-E``): they cost throughput."""
-        env = self.child_env(self.credentials())
+        env = self.child_env({**self.credentials(), **self._metrics_env(name)})
         child = self.spawn(
             name,
             self._celery("worker", "--pool", "prefork", "--concurrency",
@@ -365,6 +378,28 @@ class Stack:
             env,
         )  # fmt: skip
         return lambda: wait_for_ping(self, self.config.start_deadline_s, child)
+
+    def _metrics_env(self, worker: str) -> dict[str, str]:
+        """The worker's metrics port (free, or the configured one plus its index)."""
+        first = self.config.metrics_port
+        if first is None:
+            return {"ORDERSYNC_METRICS_PORT": "0"}
+        index = self.worker_names.index(worker)
+        port = first + index if first else free_port()
+        if first:
+            require_free_port(port, f"{worker}'s metrics")
+        self.metrics_urls[worker] = f"http://127.0.0.1:{port}/metrics"
+        return {"ORDERSYNC_METRICS_PORT": str(port), "ORDERSYNC_METRICS_HOST": "127.0.0.1"}
+
+    def _start_exporter(self) -> Callable[[], None]:
+        port = self.config.exporter_port or free_port()
+        require_free_port(port, "the metrics exporter")
+        child = self.spawn("exporter", [sys.executable, "-m", "ordersync.cli", "exporter",
+                                        "--host", "127.0.0.1", "--port", str(port)],
+                           self.child_env())  # fmt: skip
+        url = self.exporter_url = f"http://127.0.0.1:{port}/metrics"
+        return lambda: wait_until("the metrics exporter", lambda: http_ok(url),
+                                  self.config.start_deadline_s, child)  # fmt: skip
 
     def _start_beat(self) -> Callable[[], None]:
         schedule = self.var_dir / BEAT_SCHEDULE
@@ -464,6 +499,7 @@ def sender(name: str, broker_url: str, backend_url: str) -> Celery:
     """A Celery app that sends ordersync's tasks by name as a trading service does: on
     RabbitMQ with publisher confirms, into the queues as ordersync declared them."""
     client = Celery(name, broker=broker_url, backend=backend_url)
+    before_task_publish.connect(stamp_sent_at)  # the placement latency starts at the send
     if urlsplit(broker_url).scheme in AMQP_SCHEMES:
         client.conf.broker_transport_options = {"confirm_publish": True}
         client.conf.task_queues = [Queue(DEFAULT_QUEUE, no_declare=True)]  # type: ignore[no-untyped-call]
@@ -500,6 +536,13 @@ def sim_healthy(url: str) -> bool:
     try:
         return bool(httpx.get(f"{url}/_sim/health", timeout=1).json() == {"ok": True})
     except (httpx.HTTPError, ValueError):
+        return False
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
         return False
 
 

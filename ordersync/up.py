@@ -36,7 +36,7 @@ DEMO_TRADER = Path(__file__).with_name("demo_trader.py")
 REFRESH_S = 1.0
 # Started again when they exit, as a process supervisor would (the exchange is not: it would
 # come back empty, and the demo trader's end is the demo's end).
-SUPERVISED = frozenset({"worker", "beat", "flower"})
+SUPERVISED = frozenset({"worker", "beat", "flower", "exporter"})
 errors = Console(stderr=True)
 
 
@@ -94,6 +94,8 @@ def print_urls(stack: Stack, *, demo: bool) -> None:
         ("paper exchange", stack.exchange_url),
         ("flower", flower_line(stack)),
         ("redis", f"{redact_url(stack.redis_url)} ({redis_kind})"),
+        *((f"metrics ({worker})", url) for worker, url in stack.metrics_urls.items()),
+        ("metrics (state)", stack.exporter_url or "-"),
         ("task transport", redact_url(stack.broker_url)),
         ("database", database),
         ("logs", str(stack.logs)),
@@ -101,7 +103,7 @@ def print_urls(stack: Stack, *, demo: bool) -> None:
     ]
     typer.echo("ordersync is up")
     for name, value in rows:
-        typer.echo(f"  {name:<15} {value}")
+        typer.echo(f"  {name:<17} {value}")
     typer.echo("Ctrl-C stops everything.", nl=True)
     sys.stdout.flush()
 
@@ -183,6 +185,9 @@ def up_command(
         flower_port=flower_port,
         rate_limit_per_min=rate_limit_per_min,
         worker_concurrency=workers,
+        metrics_port=settings.metrics_port or None,
+        exporter=True,
+        exporter_port=settings.exporter_port,
     )
     try:
         with stop_signals_interrupt(), Stack(config) as stack:

@@ -25,12 +25,24 @@ def redact(value: Any) -> Any:
     return value
 
 
+def redact_call(
+    args: tuple[Any, ...], kwargs: dict[str, Any], known: frozenset[str] | None
+) -> dict[str, Any]:
+    """With the contract's argument names (``known``), only their values are kept: an
+    unknown argument or a positional one (contracts take keywords only) may be a
+    credential under any name, so only its name is kept."""
+    if known is None:
+        return {"args": redact(list(args)), "kwargs": redact(kwargs)}
+    kept = {k: redact(v) if k in known else "***" for k, v in kwargs.items()}
+    return {"args": ["***"] * len(args), "kwargs": redact(kept)}
+
+
 def record_invalid_call(
     ctx: WorkerContext, task_name: str, task_id: str | None, error: str,
-    args: tuple[Any, ...], kwargs: dict[str, Any],
+    args: tuple[Any, ...], kwargs: dict[str, Any], known: frozenset[str] | None = None,
 ) -> None:  # fmt: skip
     logger.error("refused %s (task %s): %s", task_name, task_id, error)
-    arguments = json.dumps({"args": redact(list(args)), "kwargs": redact(kwargs)}, default=repr)
+    arguments = json.dumps(redact_call(args, kwargs, known), default=repr)
     try:
         ctx.redis.hincrby(COUNTER_KEY, task_name, 1)
         with ctx.sessions.begin() as session:

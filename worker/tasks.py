@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from celery import Task
+from pydantic import BaseModel
 
 from ordersync.metrics import record
 from worker import (
@@ -69,10 +70,21 @@ def sent_at_of(request: Any) -> float | None:
     return sent if sent is not None and math.isfinite(sent) else None
 
 
+# The public contracts by task name: a refused call keeps only these arguments' values.
+CONTRACTS: dict[str, type[BaseModel]] = {
+    "ordersync.place_order": PlaceOrderArgs,
+    "ordersync.track_order": TrackOrderArgs,
+    "ordersync.cancel_order": CancelOrderArgs,
+}
+
+
 def _refuse(task: Task, error: InvalidTaskArguments, args: Any, kwargs: Any) -> None:
     if task.name == placement.TASK:
         record.placement_refused("invalid_arguments")
-    record_invalid_call(context(), error.task_name, task.request.id, error.problem, args, kwargs)
+    contract = CONTRACTS.get(task.name)
+    known = None if contract is None else frozenset(contract.model_fields)
+    record_invalid_call(context(), error.task_name, task.request.id, error.problem, args, kwargs,
+                        known)  # fmt: skip
 
 
 def start_monitor(order_id: str, chain: str | None = None) -> None:

@@ -33,13 +33,10 @@ from worker.heartbeat import (
     last_runs,
     sweep_intervals,
 )
+from worker.metrics import WORKER_ONLINE_S, WORKERS_KEY  # each worker writes it every 10 s
 from worker.topology import DEAD_QUEUE, DEFAULT_QUEUE, MONITOR_QUEUE
 from worker.webhooks import COUNTS_KEY as WEBHOOK_COUNTS_KEY
 
-# Sorted set: member = a worker's Celery nodename, score = epoch seconds it was last seen.
-# Each worker's main process writes it every 10 s (worker/metrics.py).
-WORKERS_KEY: Final = "ordersync:workers"
-WORKER_ONLINE_S: Final = 30.0
 # detection_latency looks at no more than this many of the most recently recorded fills.
 LATENCY_SAMPLE_MAX: Final = 10_000
 BROKER_CONNECT_TIMEOUT_S: Final = 3.0

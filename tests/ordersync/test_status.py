@@ -26,7 +26,6 @@ from models.enums import OrderStatus
 from models.outbox import EventKind, add_event
 from ordersync.cli import app
 from ordersync.embedded_redis import STATE_FILE, EmbeddedRedis, free_port
-from ordersync.metrics.readings import WORKERS_KEY
 from ordersync.settings import get_settings
 from ordersync.status import RedisUnreachable, Status, StatusReader, open_database
 from tests.conftest import REQUIRE_SERVICES, claimed, migrated_database
@@ -42,6 +41,7 @@ from worker.heartbeat import (
     REPORT_STALE_ORDERS,
     record_run,
 )
+from worker.metrics import WORKERS_KEY
 from worker.stale import StaleClass
 from worker.stale_report import store_report
 from worker.topology import DEFAULT_QUEUE

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ordersync import demo_trader
@@ -96,7 +97,9 @@ class Up:
     def __init__(self, tmp_path: Path, *args: str) -> None:
         self.var_dir = tmp_path / "var"
         env = {**os.environ, "ORDERSYNC_VAR_DIR": str(self.var_dir),
-               "ORDERSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'o.db'}"}  # fmt: skip
+               "ORDERSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'o.db'}",
+               "ORDERSYNC_METRICS_PORT": str(free_port()),
+               "ORDERSYNC_EXPORTER_PORT": str(free_port())}  # fmt: skip
         env.pop("ORDERSYNC_REDIS_URL", None)
         self.stderr = (tmp_path / "up.stderr").open("wb")
         self.process = subprocess.Popen(
@@ -149,11 +152,16 @@ def test_up_prints_where_things_are_stops_on_signals_and_starts_again(tmp_path: 
         up = Up(tmp_path, "--no-demo")
         try:
             up.wait_for_line("ordersync is up", 120)
-            for name in ("paper exchange", "flower", "redis", "database"):
+            for name in ("paper exchange", "flower", "redis"):  # in the order printed
                 up.wait_for_line(rf"^\s+{name}\s+\S+", 5)
+            metrics = [up.wait_for_line(rf"^\s+metrics \({part}\)\s+(\S+)", 5).group(1)
+                       for part in ("worker", "state")]  # fmt: skip
+            up.wait_for_line(r"^\s+database\s+\S+", 5)
             up.wait_for_line(r"orders: placed 0 \| working 0 \| filled 0", 10)
+            for url in metrics:  # the worker's counters and the exporter's gauges answer
+                assert "ordersync_" in httpx.get(url, timeout=5).text
             pids = up.pids()
-            assert len(pids) == 5  # redis, exchange, worker, beat, flower
+            assert len(pids) == 6  # redis, exchange, worker, beat, flower, exporter
             assert up.stop(sig) == 0
             assert not any(group_members(pid) for pid in pids)
             assert not (up.var_dir / STACK_FILE).exists()
