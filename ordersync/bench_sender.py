@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from celery import Celery
+from celery.signals import before_task_publish
 from kombu.entity import Queue
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "TSLA", "SPY", "QQQ", "META")
@@ -31,6 +32,13 @@ CENT = Decimal("0.01")
 Send = Callable[[str, dict[str, Any]], None]
 RETRY_POLICY = {"max_retries": 40, "interval_start": 0.2, "interval_step": 0.5,
                 "interval_max": 1.0}  # fmt: skip
+
+
+@before_task_publish.connect  # type: ignore[untyped-decorator]
+def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """When each call was sent: ordersync measures placement latency from this header."""
+    if headers is not None:
+        headers.setdefault("ordersync_sent_at", time.time())
 
 
 def reference_price(symbol: str, prices: dict[str, str]) -> Decimal:

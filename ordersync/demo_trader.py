@@ -27,12 +27,20 @@ from types import FrameType
 from typing import Any
 
 from celery import Celery
+from celery.signals import before_task_publish
 from kombu.entity import Queue
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "TSLA", "SPY")
 CENT = Decimal("0.01")
 PRICE_REFRESH_S = 2.0
 REPORT_EVERY_S = 10.0
+
+
+@before_task_publish.connect  # type: ignore[untyped-decorator]
+def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """When each call was sent: ordersync measures placement latency from this header."""
+    if headers is not None:
+        headers.setdefault("ordersync_sent_at", time.time())
 
 
 def initial_price(symbol: str) -> Decimal:
