@@ -5,6 +5,7 @@ dashboard name is in a real scrape."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -179,6 +180,29 @@ def test_the_exporter_serves_live_state_and_every_name_ops_uses_is_scraped(
     finally:
         exporter.terminate()
         exporter.wait(20)
+
+
+def test_status_shows_the_running_systems_real_numbers(metered: TrackingSystem) -> None:
+    """`ordersync status --json` next to running workers: what they did, as it happened."""
+    system = metered
+    system.start_worker("w1", concurrency=2)
+    wait_for(lambda: _answers(_metrics_url(system)), 60, "the worker")
+    _place_and_fill(system, 5)
+    fills = len(system.fills())
+    done = subprocess.run(
+        [sys.executable, "-m", "ordersync.cli", "status", "--json"],
+        env=system.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["errors"] == {}
+    assert len(status["workers"]["online"]) == 1
+    assert status["orders"]["by_account"]["test"]["FILLED"] == 5
+    assert status["detection_latency"]["count"] == fills
+    assert status["detection_latency"]["p99_s"] >= status["detection_latency"]["p50_s"] >= 0
+    assert set(status["queues"]) == {"celery", "ordersync.monitor"}
+    (budget,) = [b for b in status["budgets"] if b["account"] == "test"]
+    assert budget["granted"] > 0
 
 
 def _no_error(check: object) -> bool:
