@@ -119,10 +119,10 @@ def _sweep_account(
     try:
         stats = per_account(ctx, account_id)
         run.accounts.append(stats.summary())
-        _count(ctx, name, stats)
         if watch is not None:
             for order_id in dict.fromkeys(stats.watch):
                 watch(order_id)
+        _count(ctx, name, stats)
     except SweepLockLost:
         raise
     except Exception as exc:
@@ -133,9 +133,14 @@ def _sweep_account(
 
 
 def _count(ctx: WorkerContext, name: str, stats: SweepStats) -> None:
-    """What the run found for the account, as counters labelled with its name."""
-    with ctx.sessions() as session:
-        account = ctx.account(session, id=stats.account_id).name
+    """What the run found for the account, as counters labelled with its name (a failed
+    name lookup costs the counts, never the sweep)."""
+    try:
+        with ctx.sessions() as session:
+            account = ctx.account(session, id=stats.account_id).name
+    except Exception as error:
+        logger.warning("%s: metrics skipped for account %s: %s", name, stats.account_id, error)
+        return
     record.reconciled(name, account, {
         "examined": stats.local_orders, "anomaly": stats.misses + stats.malformed,
         "adopted": stats.adopted, "lost": stats.declared_lost,

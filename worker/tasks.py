@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -50,6 +51,8 @@ REVIVE_LIMIT = 200
 PLACE_ERROR_RETRY_S = 2.0
 PLACE_ERROR_RETRIES = 30
 REVIVE_BACKLOG = 1000
+SENT_AT_MAX_AGE_S = 86400.0
+SENT_AT_MAX_AHEAD_S = 60.0
 
 
 def due_of(request: Any) -> object:
@@ -58,16 +61,19 @@ def due_of(request: Any) -> object:
     return headers.get(DUE_HEADER) or getattr(request, DUE_HEADER, None)
 
 
-def sent_at_of(request: Any) -> float | None:
-    """When the call was sent (epoch seconds), if its sender stamped it; a malformed stamp
-    counts as none (placement latency then starts at the order's write)."""
+def sent_at_of(request: Any, now: float) -> float | None:
+    """When the call was sent (epoch seconds), if its sender stamped it; a malformed or
+    implausible stamp (over a day old, a minute ahead, milliseconds) counts as none: the
+    placement latency then starts at the order's write."""
     headers = getattr(request, "headers", None) or {}
     value = headers.get(record.SENT_AT_HEADER) or getattr(request, record.SENT_AT_HEADER, None)
     try:
         sent = float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
-    return sent if sent is not None and math.isfinite(sent) else None
+    if sent is None or not math.isfinite(sent):
+        return None
+    return sent if now - SENT_AT_MAX_AGE_S <= sent <= now + SENT_AT_MAX_AHEAD_S else None
 
 
 # The public contracts by task name: a refused call keeps only these arguments' values.
@@ -106,10 +112,10 @@ def place_order(self: Task, *args: Any, **kwargs: Any) -> str:
     """Write the order, then attempt until the broker has it or its deadline has passed
     (each retry a fresh message; the deadline, not a count, bounds them: the task's
     ``max_retries=None``, since ``retry(max_retries=None)`` means the task's own limit)."""
-    record.SENT_AT.set(sent_at_of(self.request))
     try:
-        parsed = parse_args(PlaceOrderArgs, self.name, args, kwargs)
-        result = placement.place_order(context(), parsed, task_id=self.request.id)
+        with record.sending(sent_at_of(self.request, time.time())):
+            parsed = parse_args(PlaceOrderArgs, self.name, args, kwargs)
+            result = placement.place_order(context(), parsed, task_id=self.request.id)
     except InvalidTaskArguments as error:
         _refuse(self, error, args, kwargs)
         raise

@@ -81,17 +81,22 @@ class StateCollector(Collector):
             "1 when the source answered this scrape (database, redis, budget, transport).",
             labels=["source"],
         )
+        down: set[str] = set()
         for source, read in (
             ("database", self._database),
             ("redis", self._redis),
             ("budget", self._budget),
             ("transport", self._transport),
         ):
+            if source == "budget" and down:  # it needs both: not a second wait this scrape
+                up.add_metric([source], 0)
+                continue
             try:
                 metrics = list(read(now))
             except Exception as error:  # one source down must not hide the others
                 logger.warning("metrics: %s unavailable this scrape: %s", source, error)
                 up.add_metric([source], 0)
+                down.add(source)
                 continue
             up.add_metric([source], 1)
             yield from metrics

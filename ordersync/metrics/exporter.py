@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 import typer
 from prometheus_client import CollectorRegistry, start_http_server
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from models.db import make_engine, make_sessionmaker
 from ordersync.metrics.collector import Sources, StateCollector
 from ordersync.redis_url import resolve_redis_url
 from ordersync.settings import Settings, get_settings
 
-REDIS_TIMEOUT_S = 5.0
+# A source that hangs must not hold the scrape past Prometheus's 10 s scrape timeout.
+REDIS_TIMEOUT_S = 2.0
+DATABASE_TIMEOUT_S = 3
 
 
 def state_registry(settings: Settings) -> CollectorRegistry:
     """A registry with the one state collector, for the exporter and the API."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **_database_timeouts(settings.database_url))
     client = redis.Redis.from_url(
         resolve_redis_url(settings), socket_timeout=REDIS_TIMEOUT_S,
         socket_connect_timeout=REDIS_TIMEOUT_S, decode_responses=True,
@@ -31,6 +34,13 @@ def state_registry(settings: Settings) -> CollectorRegistry:
     sources = Sources(settings, make_sessionmaker(engine), client, settings.transport_is_amqp())
     registry.register(StateCollector(sources))
     return registry
+
+
+def _database_timeouts(url: str) -> dict[str, Any]:
+    if make_url(url).get_backend_name() != "postgresql":
+        return {}  # SQLite: local, and waits out a writer only for its busy timeout
+    options = f"-c statement_timeout={DATABASE_TIMEOUT_S * 1000}"
+    return {"connect_args": {"connect_timeout": DATABASE_TIMEOUT_S, "options": options}}
 
 
 def exporter_command(

@@ -55,7 +55,8 @@ PLACEMENTS_DROPPED = Counter(
 )  # fmt: skip
 PLACEMENTS_REFUSED = Counter(
     "ordersync_placements_refused_total",
-    "Placement calls refused before anything was sent, by reason.",
+    "Placements refused, by reason: invalid_arguments (the call broke the contract; nothing "
+    "was written) or broker_rejected (the broker refused the order).",
     ["reason"], registry=REGISTRY,
 )  # fmt: skip
 BROKER_REQUESTS = Counter(

@@ -7,7 +7,8 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Final, ParamSpec
@@ -20,6 +21,17 @@ P = ParamSpec("P")
 # Set by the placement task from its message's ``ordersync_sent_at`` header (epoch seconds).
 SENT_AT: ContextVar[float | None] = ContextVar("ordersync_sent_at", default=None)
 SENT_AT_HEADER: Final = "ordersync_sent_at"
+
+
+@contextmanager
+def sending(sent_at: float | None) -> Iterator[None]:
+    """Within: placements acknowledged are measured from ``sent_at`` (the message being
+    worked on); after it, not (a monitor or sweep in the same process places other orders)."""
+    token = SENT_AT.set(sent_at)
+    try:
+        yield
+    finally:
+        SENT_AT.reset(token)
 
 
 def stamp_sent_at(headers: dict[str, object] | None = None, **_: object) -> None:
@@ -49,14 +61,14 @@ def placement_acknowledged(
     broker: str, account: str, created_at: datetime, now: datetime, deadline: datetime | None
 ) -> None:
     """Latency from the task's send (when its sender stamped it) or else the row's write."""
+    m.PLACEMENTS.labels(broker, account, "acknowledged").inc()
+    if deadline is not None and now > deadline:
+        m.PLACEMENTS_LATE.labels(broker, account).inc()
     sent = SENT_AT.get()
     start = created_at
     if sent is not None:
         start = min(start, datetime.fromtimestamp(sent, UTC))
     m.PLACEMENT_LATENCY.labels(broker, account).observe(_seconds(now, start))
-    m.PLACEMENTS.labels(broker, account, "acknowledged").inc()
-    if deadline is not None and now > deadline:
-        m.PLACEMENTS_LATE.labels(broker, account).inc()
 
 
 @_safe

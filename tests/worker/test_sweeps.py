@@ -10,6 +10,7 @@ import pytest
 
 from models.accounts import ensure_account
 from models.enums import BrokerKind
+from ordersync.metrics.instruments import REGISTRY
 from tests.worker.conftest import T0, UnitWorker
 from worker import sweeps
 from worker.context import WorkerContext
@@ -91,3 +92,39 @@ def test_a_failing_account_is_logged_with_its_id(
 
     sweeps.run_sweep(unit.ctx, "reconcile_open_orders", 30, per_account)
     assert any(unit.account_id in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_what_a_sweep_found_is_counted_per_account_name(unit: UnitWorker) -> None:
+    (account_id,) = accounts(unit)
+    with unit.ctx.sessions() as session:
+        name = unit.ctx.account(session, id=account_id).name
+
+    def labels(result: str) -> dict[str, str]:
+        return {"sweep": "deep_reconcile", "account": name, "result": result}
+
+    before = REGISTRY.get_sample_value("ordersync_reconcile_total", labels("adopted")) or 0
+
+    def per_account(ctx: WorkerContext, account_id: str) -> SweepStats:
+        return SweepStats(account_id, local_orders=4, adopted=2, misses=1, malformed=1)
+
+    sweeps.run_sweep(unit.ctx, "deep_reconcile", 300, per_account)
+    after = REGISTRY.get_sample_value
+    assert (after("ordersync_reconcile_total", labels("adopted")) or 0) - before == 2
+    assert (after("ordersync_reconcile_total", labels("anomaly")) or 0) >= 2
+    assert (after("ordersync_reconcile_total", labels("examined")) or 0) >= 4
+
+
+def test_a_failed_metrics_lookup_costs_neither_the_run_nor_its_watches(
+    unit: UnitWorker,
+) -> None:
+    """The account vanished mid-run: its counts are skipped, the sweep itself is not."""
+
+    def per_account(ctx: WorkerContext, account_id: str) -> SweepStats:
+        return SweepStats("no-such-account", watch=["o-1", "o-2"])
+
+    watched: list[str] = []
+    run = sweeps.run_sweep(unit.ctx, "reconcile_open_orders", 30, per_account, watched.append)
+
+    assert watched == ["o-1", "o-2"]
+    assert len(run.accounts) == 1
+    assert last_run(unit, "reconcile_open_orders")["last_run_ok"] == "1"

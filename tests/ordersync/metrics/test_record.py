@@ -65,6 +65,10 @@ def test_placement_latency_starts_at_the_write_without_a_stamp_and_late_is_count
      ({}, "1700000001", 1700000001.0),
      ({"ordersync_sent_at": "soon"}, None, None),
      ({"ordersync_sent_at": "nan"}, None, None),
+     ({"ordersync_sent_at": 1700000000500}, None, None),  # milliseconds
+     ({"ordersync_sent_at": 0}, None, None),  # 1970
+     ({"ordersync_sent_at": 1700000000 - 86401}, None, None),  # over a day before
+     ({"ordersync_sent_at": 1700000061}, None, None),  # a minute ahead: a wrong clock
      (None, None, None)],
 )  # fmt: skip
 def test_the_sent_stamp_is_read_from_the_message_and_malformed_ones_are_ignored(
@@ -73,7 +77,7 @@ def test_the_sent_stamp_is_read_from_the_message_and_malformed_ones_are_ignored(
     request = SimpleNamespace(headers=headers)
     if attribute is not None:
         request.ordersync_sent_at = attribute
-    assert sent_at_of(request) == expected
+    assert sent_at_of(request, now=1700000000.0) == expected
 
 
 def test_a_metrics_failure_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
@@ -88,3 +92,19 @@ def test_publishing_stamps_when_a_call_was_sent_once() -> None:
     record.stamp_sent_at(headers=headers)
     assert headers[record.SENT_AT_HEADER] == first
     assert isinstance(first, float)
+
+
+def test_the_sent_stamp_holds_only_while_its_message_is_worked_on() -> None:
+    with record.sending(1700000000.0):
+        assert record.SENT_AT.get() == 1700000000.0
+    assert record.SENT_AT.get() is None
+    with pytest.raises(RuntimeError), record.sending(1700000000.0):
+        raise RuntimeError("the placement failed")
+    assert record.SENT_AT.get() is None
+
+
+def test_a_far_stamp_never_costs_the_acknowledgement_count() -> None:
+    labels = {"broker": "alpaca", "account": "rec-far"}
+    with record.sending(1e15):  # not a plausible time: datetime refuses it
+        record.placement_acknowledged("alpaca", "rec-far", T0, T0, deadline=None)
+    assert value("ordersync_placements_total", outcome="acknowledged", **labels) == 1
