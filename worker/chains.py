@@ -6,10 +6,16 @@ see each other's chains as overdue.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+import redis
+
 from worker.context import WorkerContext
+
+logger = logging.getLogger(__name__)
 
 DUE_KEY = "ordersync:monitor:due"
 LAG_KEY = "ordersync:monitor:lag_s"  # how late the latest check ran after its countdown
@@ -24,6 +30,12 @@ _START = f"""
 redis.call('HSET', KEYS[1], 'token', ARGV[1], 'done', -1)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], {_NOW} + tonumber(ARGV[4]), ARGV[3])
+"""
+
+# KEYS: chain. ARGV: token. The chain goes only if it is still this one.
+_ABANDON = """
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 # KEYS: chain, lock. ARGV: token, lock token, lock ttl ms, check. One round trip: is this
@@ -98,6 +110,21 @@ def step_done(ctx: WorkerContext, order_id: str, token: str, check: int,
     ttl = chain_ttl_s(ctx) + int(next_in_s or 0)  # a slow chain's hash never expires under it
     ctx.redis.eval(_STEP_DONE, 2, chain_key(order_id), DUE_KEY, token, check, order_id, delay,
                    ttl)  # fmt: skip
+
+
+def first_check_sent(ctx: WorkerContext, order_id: str, token: str,
+                     send: Callable[[], object]) -> None:  # fmt: skip
+    """Send the chain's first check; if that fails (the transport is down), the chain is
+    dropped before the error goes on, so the call that retries it (a redelivered placement)
+    finds no live chain and starts one, instead of trusting one whose check never left."""
+    try:
+        send()
+    except BaseException:
+        try:
+            ctx.redis.eval(_ABANDON, 1, chain_key(order_id), token)
+        except redis.RedisError as error:  # revive_monitors still finds the chain overdue
+            logger.warning("could not drop chain %s of order %s: %s", token, order_id, error)
+        raise
 
 
 def is_live(ctx: WorkerContext, order_id: str) -> bool:

@@ -97,7 +97,8 @@ def start_monitor(order_id: str, chain: str | None = None) -> None:
     """Enqueue the first check of ``chain`` (a new chain if None)."""
     ctx = context()
     token = chain or chains.start_chain(ctx, order_id)
-    monitor_order.apply_async((order_id, token, 0), countdown=ctx.settings.monitor_first_delay_s)
+    chains.first_check_sent(ctx, order_id, token, lambda: monitor_order.apply_async(
+        (order_id, token, 0), countdown=ctx.settings.monitor_first_delay_s))  # fmt: skip
 
 
 @app.task(

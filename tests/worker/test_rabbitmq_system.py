@@ -198,11 +198,13 @@ def test_a_worker_that_loses_its_connection_does_not_revoke_the_task_it_runs(
     wait_for(lambda: system.exchange.requests()["by_route"].get("POST /v2/orders"), 30,
              "the placement running")  # fmt: skip
     node.kill()
+    # The running attempt finishes and records the order while RabbitMQ is still down, so
+    # its order's first monitor check cannot be sent; its message, never acknowledged on
+    # the lost connection, runs again once RabbitMQ is back, places nothing, and starts the
+    # monitor that brings the order to the exchange's state.
+    wait_for(lambda: recorded(system, order), 60, "the placement recorded")
     node.start()
     system.exchange.clear_faults()
-    # The running attempt finishes and records the order; its message, never acknowledged
-    # on the lost connection, runs again and changes nothing.
-    wait_for(lambda: recorded(system, order), 60, "the placement recorded")
     assert sent.get(timeout=60) is not None
     assert sent.state == "SUCCESS"
     log = system.log("w1")
