@@ -66,6 +66,11 @@ QUEUES: Final = "queues"
 T = TypeVar("T")
 
 
+def pause(seconds: float) -> None:
+    """Between two screens of --watch (its own name: a test replaces it, not time.sleep)."""
+    time.sleep(seconds)
+
+
 class RedisUnreachable(RuntimeError):
     """No Redis answers where the settings point (the message names where, without secrets)."""
 
@@ -301,7 +306,7 @@ def _watch(reader: StatusReader, first: Status, *, as_json: bool, interval_s: fl
     def frames() -> Iterator[Status | RedisUnreachable]:
         yield first
         for _ in range(count - 1) if count else itertools.count():
-            time.sleep(interval_s)
+            pause(interval_s)
             try:
                 yield reader.read(datetime.now(UTC))
             except RedisUnreachable as error:

@@ -437,7 +437,7 @@ def test_watch_refreshes_until_the_count(
         client.lpush(DEFAULT_QUEUE, "task")
         sleep(seconds)
 
-    monkeypatch.setattr("ordersync.status.time.sleep", a_task_arrives)
+    monkeypatch.setattr("ordersync.status.pause", a_task_arrives)
     code, out, err = invoke("--watch", "--interval", "0.05", "--count", "3",
                             "--redis-url", status_redis_url)  # fmt: skip
     assert code == 0, err
