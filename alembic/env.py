@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import models.api_keys
 import models.fill_sync
 import models.ledger
 import models.orders

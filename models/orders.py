@@ -145,6 +145,7 @@ class Order(Base):
         CheckConstraint("check_count >= 0", name="check_count_not_negative"),
         Index("ix_orders_status_last_checked", "status", "last_checked_at"),
         Index("ix_orders_account_symbol", "account_id", "symbol"),
+        Index("ix_orders_account_created", "account_id", "created_at"),  # the API's pages
         Index("ix_orders_closed_at", "closed_at"),
     )
 

@@ -9,6 +9,7 @@ import threading
 import typer
 from rich.console import Console
 
+from api.serve import api_command
 from brokers.paper.cli import sim_command
 from models import migrate
 from ordersync.bench import bench_command
@@ -76,6 +77,7 @@ app.command("bench")(bench_command)
 app.command("status")(status_command)
 app.command("positions")(positions_command)
 app.command("exporter")(exporter_command)
+app.command("api")(api_command)
 
 if __name__ == "__main__":
     app()

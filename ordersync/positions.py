@@ -4,6 +4,7 @@ and ``ordersync positions`` prints. Read-only."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,7 +24,7 @@ from models.enums import OPEN_STATUSES
 from models.ledger import Position, Trade, TradeOutcome
 from models.orders import Account, Order
 from models.trades import TradeStatus, amount, order_lifecycle, trade_lifecycle
-from ordersync.queries import Source, account_id_of, reading
+from ordersync.queries import OrderView, Source, account_id_of, reading
 from ordersync.settings import get_settings
 
 
@@ -78,7 +79,7 @@ def _position_view(p: Position, account: str) -> PositionView:
 
 def trades(
     source: Source, account: str | None = None, *, status: TradeStatus | None = None,
-    limit: int | None = None,
+    limit: int | None = None, trade_id: str | None = None,
 ) -> list[TradeView]:  # fmt: skip
     """Trades, newest first, with their lifecycle text and, once closed, realized PnL."""
     entry = aliased(Order)
@@ -94,6 +95,8 @@ def trades(
             query = query.where(Trade.account_id == account_id)
         if status is not None:
             query = query.where(Trade.status == status)
+        if trade_id is not None:
+            query = query.where(Trade.id == trade_id)
         query = query.order_by(Trade.opened_at.desc(), Trade.id).limit(limit)
         query = query.execution_options(populate_existing=True)
         return [_trade_view(t, name, entry_status in OPEN_STATUSES, pnl)
@@ -116,7 +119,7 @@ def _trade_view(trade: Trade, account: str, entry_working: bool,
     )  # fmt: skip
 
 
-def order_lifecycles(source: Source, orders: list[Order]) -> dict[str, str]:
+def order_lifecycles(source: Source, orders: Sequence[Order | OrderView]) -> dict[str, str]:
     """Each order's lifecycle text (e.g. "Entry filled, trade OPEN" with an en dash), by
     order id; the trades they name are read in one query."""
     keys = {(o.account_id, o.trade_id) for o in orders if o.intent and o.trade_id}
@@ -131,7 +134,8 @@ def order_lifecycles(source: Source, orders: list[Order]) -> dict[str, str]:
     texts = {}
     for o in orders:
         trade = statuses.get((o.account_id, o.trade_id or ""))
-        texts[o.id] = order_lifecycle(o.intent, o.status, o.quantity, o.filled_quantity, trade)
+        order_id = o.order_id if isinstance(o, OrderView) else o.id
+        texts[order_id] = order_lifecycle(o.intent, o.status, o.quantity, o.filled_quantity, trade)
     return texts
 
 

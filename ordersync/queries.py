@@ -190,6 +190,44 @@ def get_order_by_client_id(
         return found[0] if found else None
 
 
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    """What ``list_orders`` selects; ``statuses`` None means every status."""
+
+    statuses: frozenset[OrderStatus] | None = OPEN_STATUSES
+    symbol: str | None = None
+    intent: Intent | None = None
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+
+
+def list_orders(
+    session: Session, account_id: str, where: OrderFilter, *, limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> list[OrderView]:  # fmt: skip
+    """One account's orders, newest first, ``limit`` at most, continuing after the
+    (created_at, id) of the last one a previous page returned (keyset pagination: pages
+    neither skip nor repeat an order while new ones arrive)."""
+    query = _orders().where(Order.account_id == account_id)
+    if where.statuses is not None:
+        query = query.where(Order.status.in_(sorted(where.statuses)))
+    if where.symbol is not None:
+        query = query.where(Order.symbol == where.symbol)
+    if where.intent is not None:
+        query = query.where(Order.intent == where.intent)
+    if where.created_after is not None:
+        query = query.where(Order.created_at >= where.created_after)
+    if where.created_before is not None:
+        query = query.where(Order.created_at < where.created_before)
+    if after is not None:
+        at, order_id = after
+        query = query.where(
+            (Order.created_at < at) | ((Order.created_at == at) & (Order.id < order_id))
+        )
+    query = query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit)
+    return _views(session, query)
+
+
 def active_orders(
     source: Source, symbol: str | None = None, account: str | None = None
 ) -> list[OrderView]:

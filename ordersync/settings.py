@@ -221,6 +221,32 @@ class Settings(BaseSettings):
     # Fills recorded within this window make `ordersync status`'s detection percentiles.
     status_latency_window_s: float = Field(default=300.0, gt=0)
 
+    # The HTTP API and dashboard (``ordersync api``). Account keys live in the database
+    # (hashed); the admin key, which reaches every account and the debug view, only here.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_admin_key: SecretStr | None = Field(
+        default=None, description="Admin bearer key (at least 32 characters); unset: no admin."
+    )
+    api_max_body_bytes: int = Field(default=65536, ge=1024)
+    # Failed authentications allowed per client address and per key id, per minute; more
+    # answer 429 until the minute has passed.
+    api_auth_failures_per_min: int = Field(default=10, ge=1)
+    api_page_size_max: int = Field(default=500, ge=1, le=5000)
+    # How long ``POST .../sync`` waits for a monitor holding the order's lock.
+    api_sync_wait_s: float = Field(default=5.0, gt=0, le=60)
+    # Links the dashboard shows (unset: not shown).
+    flower_url: str | None = None
+    grafana_url: str | None = None
+
+    @field_validator("api_admin_key")
+    @classmethod
+    def _admin_key_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        """A short admin key could be guessed; the message never shows the value."""
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("ORDERSYNC_API_ADMIN_KEY must have at least 32 characters")
+        return value
+
     @model_validator(mode="after")
     def _waits_fit_the_lock(self) -> Settings:
         """A monitor waiting out its lock would let a second worker check the same order."""

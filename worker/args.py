@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -81,7 +82,15 @@ def _positive(value: Decimal) -> Decimal:
     return value
 
 
-Positive = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_positive)]
+# Documented as a string (an HTTP API publishes these models' JSON schema): that is how
+# money is sent; whole numbers are accepted as well.
+DECIMAL_PATTERN = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$"
+Positive = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    AfterValidator(_positive),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["10", "187.25"]}),
+]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 Symbol = Annotated[
@@ -97,8 +106,10 @@ class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PlaceOrderArgs(_Args):
-    account: Name
+class PlaceOrderTerms(_Args):
+    """An order as asked for, without its account (the HTTP API takes the account from
+    the path)."""
+
     symbol: Symbol
     side: Side
     quantity: Positive
@@ -139,6 +150,10 @@ class PlaceOrderArgs(_Args):
         if self.intent is Intent.EXIT and self.trade_id is None:
             raise ValueError("an EXIT order needs trade_id: the trade it closes")
         return self
+
+
+class PlaceOrderArgs(PlaceOrderTerms):
+    account: Name
 
 
 class TrackOrderArgs(_Args):

@@ -1,0 +1,165 @@
+"""The FastAPI app: the JSON API under ``/api/v1``, health, metrics and the dashboard.
+
+Every error is JSON ``{"detail": ..., "errors": [...]}`` saying what is wrong; nothing is
+written for a refused request. Bodies are JSON only and bounded in size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import make_asgi_app
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import ApiState
+from api.routes import activity, admin, orders, system
+from api.schemas import ErrorOut
+from ordersync.metrics.exporter import state_registry
+from ordersync.redis_url import resolve_redis_url
+from ordersync.settings import Settings, get_settings
+from ordersync.status import StatusReader
+from worker.context import build_context
+
+logger = logging.getLogger(__name__)
+DASHBOARD = Path(__file__).parent / "dashboard"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in [
+        (400, "Bad request"), (401, "Missing or invalid key"), (403, "Needs the admin key"),
+        (404, "Not found in the accounts this key reaches"), (409, "Conflicts with the state"),
+        (413, "Body too large"), (415, "Body is not JSON"), (422, "Invalid input"),
+        (429, "Too many failed authentications"), (502, "The broker could not be asked"),
+    ]
+}  # fmt: skip
+
+
+def default_state(settings: Settings) -> ApiState:
+    from worker.celery_app import app as celery  # configures Celery from the settings
+
+    ctx = build_context(settings)
+    reader = cache(lambda: StatusReader(resolve_redis_url(settings), settings))
+
+    def close() -> None:
+        ctx.close()
+        if reader.cache_info().currsize:
+            reader().close()
+
+    return ApiState(settings, ctx, celery.send_task, close, reader)
+
+
+def create_app(
+    settings: Settings | None = None,
+    state: Callable[[Settings], ApiState] = default_state,
+) -> FastAPI:
+    """The app; ``state`` builds its resources at startup (tests pass their own)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.api = state(settings)
+        try:
+            yield
+        finally:
+            app.state.api.close()
+
+    app = FastAPI(
+        title="ordersync",
+        version="1",
+        summary="The record of every order, kept true against the broker.",
+        lifespan=lifespan,
+        responses=ERRORS,
+    )
+    app.add_middleware(BodyGuard, max_bytes=settings.api_max_body_bytes)
+    for router in (system.router, orders.router, activity.router, admin.router):
+        app.include_router(router)
+    app.mount("/metrics", make_asgi_app(registry=state_registry(settings)))
+    if DASHBOARD.is_dir():
+        app.mount("/dashboard", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    _error_handlers(app)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(error.detail)}, error.status_code, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [_problem(e) for e in error.errors()]
+        text = "; ".join(f"{p['where']}: {p['message']}" if p["where"] else p["message"]
+                         for p in problems)  # fmt: skip
+        return JSONResponse({"detail": text or "invalid input", "errors": problems}, 422)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("API: %s %s failed", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error ({type(error).__name__}); logged"}, 500)
+
+
+def _problem(error: Any) -> dict[str, Any]:
+    """One validation problem without the input it refused (it could be anything)."""
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":
+        message = "unknown field"
+    return {"where": where, "message": message, "type": error.get("type", "")}
+
+
+class BodyGuard:
+    """Refuse, before the handler reads anything, bodies that are not JSON (415) or larger
+    than ``max_bytes`` (413), whether declared by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        length = headers.get("content-length")
+        has_body = (length not in (None, "0")) or "transfer-encoding" in headers
+        if has_body and headers.get("content-type", "").split(";")[0].strip().lower() != (
+            "application/json"
+        ):
+            await _refuse(send, 415, "send the body as JSON (Content-Type: application/json)")
+            return
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _refuse(send, 413, f"body larger than {self.max_bytes} bytes")
+            return
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise HTTPException(413, f"body larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, bounded, send)
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = JSONResponse({"detail": detail}, status).body
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": bytes(body)})

@@ -1,0 +1,119 @@
+"""Reads the API serves beyond ``ordersync.queries``: one order with everything tied to it,
+and the event log of one account. Plain functions over a session, scoped by account id."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.ledger import TradeOutcome
+from models.orders import Fill, Order, OrderEvent
+from models.outbox import OutboxEvent
+from ordersync.positions import order_lifecycles, trades
+from ordersync.queries import OrderView, get_order
+
+
+class BadCursor(ValueError):
+    def __init__(self) -> None:
+        super().__init__("cursor is not one this API returned")
+
+
+def encode_cursor(view: OrderView) -> str:
+    raw = json.dumps([view.created_at.isoformat(), view.order_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, order_id = json.loads(raw)
+        parsed = datetime.fromisoformat(at)
+    except (binascii.Error, ValueError, TypeError) as error:
+        raise BadCursor() from error
+    if parsed.tzinfo is None or not isinstance(order_id, str):
+        raise BadCursor()
+    return parsed, order_id
+
+
+def find_order_id(session: Session, account_id: str, *, order_id: str | None = None,
+                  broker_order_id: str | None = None, client_order_id: str | None = None
+                  ) -> str | None:  # fmt: skip
+    """The order's id in this account by one of its three ids; None when the account has none
+    (another account's order answers the same)."""
+    query = select(Order.id).where(Order.account_id == account_id)
+    if order_id is not None:
+        query = query.where(Order.id == order_id)
+    elif broker_order_id is not None:
+        query = query.where(Order.broker_order_id == broker_order_id)
+    else:
+        query = query.where(Order.client_order_id == client_order_id)
+    return session.scalar(query)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDetails:
+    view: OrderView
+    lifecycle: str
+    history: list[OrderEvent]
+    fills: list[Fill]
+    trade: Any | None  # ordersync.positions.TradeView
+    outcome: TradeOutcome | None
+    last_report: dict[str, Any] | None
+
+
+def order_details(session: Session, order_id: str) -> OrderDetails | None:
+    view = get_order(session, order_id)
+    if view is None:
+        return None
+    history = list(session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+    ))  # fmt: skip
+    fills = list(session.scalars(
+        select(Fill).where(Fill.order_id == order_id).order_by(Fill.filled_at, Fill.id)
+    ))  # fmt: skip
+    trade = outcome = None
+    if view.trade_id is not None:
+        found = trades(session, view.account, trade_id=view.trade_id)
+        trade = found[0] if found else None
+        outcome = session.scalar(select(TradeOutcome).where(
+            TradeOutcome.account_id == view.account_id, TradeOutcome.trade_id == view.trade_id
+        ))  # fmt: skip
+    last = next((e.report for e in reversed(history) if e.report), None)
+    return OrderDetails(view, order_lifecycles(session, [view])[order_id], history, fills, trade,
+                        outcome, _parsed(last))  # fmt: skip
+
+
+def _parsed(report: str | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    try:
+        value = json.loads(report)
+    except ValueError:
+        return {"unparsed": report}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def events_after(session: Session, account_id: str | None, after: int, limit: int
+                 ) -> list[OutboxEvent]:  # fmt: skip
+    """Events with an id above ``after``, oldest first; ``account_id`` None: every account."""
+    query = select(OutboxEvent).where(OutboxEvent.id > after)
+    if account_id is not None:
+        query = query.where(
+            OutboxEvent.order_id.in_(select(Order.id).where(Order.account_id == account_id))
+        )
+    return list(session.scalars(query.order_by(OutboxEvent.id).limit(limit)))
+
+
+def event_json(event: OutboxEvent) -> dict[str, Any]:
+    return {
+        "id": event.id, "event_id": event.event_id, "kind": event.kind,
+        "order_id": event.order_id, "trade_id": event.trade_id,
+        "created_at": event.created_at, "data": json.loads(event.payload),
+    }  # fmt: skip

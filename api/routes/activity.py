@@ -1,0 +1,73 @@
+"""One account's trades with their outcomes, positions, and events (a page after an id, or a
+live stream of server-sent events)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from api.auth import account_scope
+from api.deps import ApiState, api_state, db_session
+from api.events import event_stream
+from api.reads import event_json, events_after
+from api.schemas import EventOut, EventPage, PositionOut, TradeOut
+from models.orders import Account
+from models.trades import TradeStatus
+from ordersync.positions import positions, trades
+
+router = APIRouter(prefix="/api/v1/accounts/{account}", tags=["activity"])
+ScopedAccount = Annotated[Account, Depends(account_scope)]
+DbSession = Annotated[Session, Depends(db_session)]
+
+
+@router.get("/trades", response_model=list[TradeOut], summary="Trades, newest first")
+def list_trades(
+    account: ScopedAccount, session: DbSession,
+    status: Literal["open", "closed", "all"] = "all",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[TradeOut]:  # fmt: skip
+    chosen = None if status == "all" else TradeStatus(status.upper())
+    rows = trades(session, account.name, status=chosen, limit=limit)
+    return [TradeOut.model_validate(t) for t in rows]
+
+
+@router.get("/positions", response_model=list[PositionOut], summary="Positions by symbol")
+def list_positions(account: ScopedAccount, session: DbSession) -> list[PositionOut]:
+    return [PositionOut.model_validate(p) for p in positions(session, account.name)]
+
+
+@router.get("/events", response_model=EventPage,
+            summary="Events after an id, oldest first (catch up on what you missed)")  # fmt: skip
+def list_events(
+    account: ScopedAccount, session: DbSession,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventPage:  # fmt: skip
+    rows = events_after(session, account.id, after, limit)
+    return EventPage(items=[EventOut.model_validate(event_json(e)) for e in rows],
+                     last_id=rows[-1].id if rows else None)  # fmt: skip
+
+
+@router.get(
+    "/events/stream",
+    summary="Events as server-sent events, live",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}},
+                     "description": "`id:` is the event's id, `event:` its kind, `data:` JSON"}},
+)  # fmt: skip
+def stream_events(
+    request: Request, account: ScopedAccount, state: Annotated[ApiState, Depends(api_state)],
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=2**63 - 1)] = None,
+) -> StreamingResponse:  # fmt: skip
+    """From ``after`` (or the ``Last-Event-ID`` a reconnecting browser sends); neither: only
+    events from now on."""
+    start = last_event_id if last_event_id is not None else after
+    return StreamingResponse(
+        event_stream(request, state, account.id, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,199 @@
+"""One account's orders: list, look up by any of the three ids, place, cancel, sync now."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import AwareDatetime, StringConstraints
+from sqlalchemy.orm import Session
+
+from api.auth import account_scope
+from api.deps import ApiState, api_state, db_session
+from api.reads import BadCursor, decode_cursor, encode_cursor, find_order_id, order_details
+from api.schemas import (
+    CancelAccepted,
+    FillOut,
+    HistoryOut,
+    OrderDetail,
+    OrderLinks,
+    OrderOut,
+    OrderPage,
+    OutcomeOut,
+    PlaceAccepted,
+    SyncOut,
+    TradeOut,
+)
+from models.enums import OPEN_STATUSES, TERMINAL_STATUSES, Intent, OrderStatus
+from models.orders import Account
+from ordersync.positions import order_lifecycles
+from ordersync.queries import OrderFilter, OrderView, get_order, list_orders
+from worker import manual_sync
+from worker.args import ClientOrderId, PlaceOrderArgs, PlaceOrderTerms, Ref, Symbol
+from worker.placement import client_order_id_for
+
+router = APIRouter(prefix="/api/v1/accounts/{account}/orders", tags=["orders"])
+
+OrderId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                                                    r"[0-9a-f]{4}-[0-9a-f]{12}$")]  # fmt: skip
+StatusFilter = Annotated[
+    list[str] | None,
+    Query(description="Statuses to list (repeatable), or `open` (the default) or `all`."),
+]
+ScopedAccount = Annotated[Account, Depends(account_scope)]
+State = Annotated[ApiState, Depends(api_state)]
+DbSession = Annotated[Session, Depends(db_session)]
+
+
+def _statuses(values: list[str] | None) -> frozenset[OrderStatus] | None:
+    if not values or values == ["open"]:
+        return OPEN_STATUSES
+    if "all" in values:
+        return None
+    chosen: set[OrderStatus] = set()
+    for value in values:
+        if value == "open":
+            chosen |= OPEN_STATUSES
+        elif value == "closed":
+            chosen |= TERMINAL_STATUSES
+        else:
+            try:
+                chosen.add(OrderStatus(value.upper()))
+            except ValueError:
+                known = ", ".join(s.value for s in OrderStatus)
+                raise HTTPException(
+                    422, f"unknown status {value!r}: one of open, closed, all, {known}"
+                ) from None
+    return frozenset(chosen)
+
+
+def order_out(view: OrderView, lifecycle: str) -> OrderOut:
+    return OrderOut.model_validate({**_fields(view), "lifecycle": lifecycle})
+
+
+def _fields(view: OrderView) -> dict[str, object]:
+    return {name: getattr(view, name) for name in OrderOut.model_fields if name != "lifecycle"}
+
+
+@router.get("", response_model=OrderPage, summary="List orders (open ones by default)")
+def orders(
+    account: ScopedAccount, session: DbSession, state: State,
+    status: StatusFilter = None,
+    symbol: Annotated[Symbol | None, Query()] = None,
+    intent: Intent | None = None,
+    created_after: Annotated[AwareDatetime | None, Query(description="Inclusive.")] = None,
+    created_before: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> OrderPage:  # fmt: skip
+    limit = min(limit, state.settings.api_page_size_max)
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except BadCursor as error:
+        raise HTTPException(422, str(error)) from None
+    where = OrderFilter(_statuses(status), symbol, intent, created_after, created_before)
+    views = list_orders(session, account.id, where, limit=limit + 1, after=after)
+    page, more = views[:limit], len(views) > limit
+    texts = order_lifecycles(session, page)
+    return OrderPage(items=[order_out(v, texts[v.order_id]) for v in page],
+                     next_cursor=encode_cursor(page[-1]) if more else None)  # fmt: skip
+
+
+def _detail(session: Session, order_id: str | None, ref: str) -> OrderDetail:
+    details = None if order_id is None else order_details(session, order_id)
+    if details is None:
+        raise HTTPException(404, f"no order {ref!r} in this account")
+    view = details.view
+    return OrderDetail(
+        order=order_out(view, details.lifecycle),
+        history=[HistoryOut.model_validate(e) for e in details.history],
+        fills=[FillOut.model_validate(f) for f in details.fills],
+        trade=None if details.trade is None else TradeOut.model_validate(details.trade),
+        outcome=None if details.outcome is None else OutcomeOut.model_validate(details.outcome),
+        links=OrderLinks(),
+        last_broker_report=details.last_report,
+    )
+
+
+@router.get("/{order_id}", response_model=OrderDetail, summary="One order by ordersync's id")
+def order(account: ScopedAccount, session: DbSession, order_id: OrderId) -> OrderDetail:
+    return _detail(session, find_order_id(session, account.id, order_id=order_id), order_id)
+
+
+@router.get("/by-client-id/{client_order_id}", response_model=OrderDetail,
+            summary="One order by its client order id")  # fmt: skip
+def order_by_client_id(account: ScopedAccount, session: DbSession,
+                       client_order_id: ClientOrderId) -> OrderDetail:  # fmt: skip
+    found = find_order_id(session, account.id, client_order_id=client_order_id)
+    return _detail(session, found, client_order_id)
+
+
+@router.get("/by-broker-id/{broker_order_id}", response_model=OrderDetail,
+            summary="One order by the broker's order id")  # fmt: skip
+def order_by_broker_id(account: ScopedAccount, session: DbSession,
+                       broker_order_id: Ref) -> OrderDetail:  # fmt: skip
+    found = find_order_id(session, account.id, broker_order_id=broker_order_id)
+    return _detail(session, found, broker_order_id)
+
+
+@router.post("", status_code=202, response_model=PlaceAccepted,
+             summary="Place an order (the place_order task contract)")  # fmt: skip
+def place(account: ScopedAccount, terms: PlaceOrderTerms, state: State,
+          response: Response) -> PlaceAccepted:  # fmt: skip
+    """Validated here, then sent as ``ordersync.place_order``: the worker writes the order
+    and places it. Give ``client_order_id`` or ``decision_id`` to make a retried request the
+    same order; without either, each request is a new one."""
+    if not account.is_active:
+        raise HTTPException(409, f"account {account.name!r} is disabled")
+    args = PlaceOrderArgs(account=account.name, **terms.model_dump(exclude_unset=True))
+    task_id = str(uuid.uuid4())
+    client_order_id = client_order_id_for(account.name, args, task_id)
+    kwargs = args.model_dump(mode="json", exclude_none=True)
+    kwargs["client_order_id"] = client_order_id
+    state.send_task("ordersync.place_order", kwargs=kwargs, task_id=task_id)
+    url = f"/api/v1/accounts/{account.name}/orders/by-client-id/{client_order_id}"
+    response.headers["Location"] = url
+    return PlaceAccepted(client_order_id=client_order_id, task_id=task_id, status_url=url)
+
+
+def _open_order(session: Session, account: Account, order_id: str) -> OrderView:
+    view = get_order(session, order_id)
+    if view is None or view.account_id != account.id:
+        raise HTTPException(404, f"no order {order_id!r} in this account")
+    return view
+
+
+@router.post("/{order_id}/cancel", status_code=202, response_model=CancelAccepted,
+             summary="Ask for a cancel (PENDING_CANCEL until the broker confirms)")  # fmt: skip
+def cancel(account: ScopedAccount, session: DbSession, state: State,
+           order_id: OrderId) -> CancelAccepted:  # fmt: skip
+    view = _open_order(session, account, order_id)
+    if view.status.is_terminal:
+        raise HTTPException(409, f"order {order_id} is {view.status.value}: nothing to cancel")
+    state.send_task("ordersync.cancel_order", kwargs={"account": account.name,
+                    "order_id": order_id})  # fmt: skip
+    return CancelAccepted(order_id=order_id, status=view.status,
+                          detail="cancel requested; the order shows PENDING_CANCEL until the "
+                          "broker confirms (watch the order or its events)")  # fmt: skip
+
+
+@router.post("/{order_id}/sync", response_model=SyncOut,
+             summary="Fetch the broker's view now and apply it")  # fmt: skip
+def sync(account: ScopedAccount, state: State, order_id: OrderId) -> SyncOut:
+    with state.ctx.sessions() as session:
+        _open_order(session, account, order_id)
+    try:
+        result = manual_sync.sync_order(state.ctx, order_id, wait_s=state.settings.api_sync_wait_s)
+    except manual_sync.OrderBusy as error:
+        raise HTTPException(409, str(error), headers={"Retry-After": "1"}) from None
+    except manual_sync.BrokerUnavailable as error:
+        raise HTTPException(502, str(error)) from None
+    except manual_sync.NoSuchOrder:
+        raise HTTPException(404, f"no order {order_id!r} in this account") from None
+    with state.ctx.sessions() as session:
+        view = _open_order(session, account, order_id)
+        text = order_lifecycles(session, [view])[order_id]
+    return SyncOut(order_id=order_id, old_status=result.old_status,
+                   new_status=result.new_status, outcome=result.outcome,
+                   order=order_out(view, text))  # fmt: skip

@@ -1,0 +1,94 @@
+"""Health, readiness, the accounts a key sees, and the monitoring status."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import redis
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from api.auth import Principal, principal
+from api.deps import ApiState, api_state, db_session
+from api.schemas import AccountOut, HealthOut
+from models.orders import Account, Order
+from ordersync.metrics.readings import queue_depths
+from ordersync.status import StatusReader, to_json
+
+router = APIRouter(tags=["system"])
+State = Annotated[ApiState, Depends(api_state)]
+Who = Annotated[Principal, Depends(principal)]
+
+
+@router.get("/healthz", response_model=HealthOut, summary="The process is up")
+def healthz() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+@router.get("/readyz", response_model=HealthOut, summary="Database, Redis and transport answer",
+            responses={503: {"model": HealthOut}})  # fmt: skip
+def readyz(state: State) -> Any:
+    checks: dict[str, str] = {}
+    try:
+        with state.ctx.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as error:  # any driver error means not ready
+        checks["database"] = f"error: {type(error).__name__}"
+    try:
+        state.ctx.redis.ping()
+        checks["redis"] = "ok"
+    except redis.RedisError as error:
+        checks["redis"] = f"error: {type(error).__name__}"
+    try:
+        broker = state.settings.celery_broker_url
+        queue_depths(state.settings.transport_is_amqp(),
+                     None if broker is None else broker.get_secret_value())  # fmt: skip
+        checks["transport"] = "ok"
+    except Exception as error:  # kombu's errors have no common base
+        checks["transport"] = f"error: {type(error).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    body = HealthOut(status="ok" if ok else "unavailable", checks=checks)
+    return body if ok else JSONResponse(body.model_dump(), status_code=503)
+
+
+@router.get("/api/v1/accounts", response_model=list[AccountOut], tags=["accounts"],
+            summary="The accounts this key reaches")  # fmt: skip
+def accounts(who: Who, session: Annotated[Session, Depends(db_session)]) -> list[AccountOut]:
+    query = select(Account).order_by(Account.name)
+    if not who.is_admin:
+        query = query.where(Account.id == who.account_id)
+    return [AccountOut.model_validate(a) for a in session.scalars(query)]
+
+
+@router.get("/api/v1/status", response_model=dict[str, Any],
+            summary="Monitoring: sweeps, stale orders, queues, workers, budgets")  # fmt: skip
+def status(who: Who, state: State) -> dict[str, Any]:
+    reader: StatusReader = state.status_reader()
+    document = to_json(reader.read(state.now()))
+    if who.is_admin:
+        return document
+    return _scoped(document, state, who)
+
+
+def _scoped(document: dict[str, Any], state: ApiState, who: Principal) -> dict[str, Any]:
+    """An account key sees the system's health and its own account, not others'."""
+    name = who.account_name
+    if document.get("orders"):
+        by_account = document["orders"]["by_account"]
+        document["orders"] = {"by_account": {k: v for k, v in by_account.items() if k == name},
+                              "fill_gaps": {k: v for k, v in document["orders"]["fill_gaps"]
+                                            .items() if k == name}}  # fmt: skip
+    if document.get("budgets") is not None:
+        document["budgets"] = [b for b in document["budgets"] if b["account"] == name]
+    stale = document.get("stale")
+    if stale is not None:
+        ids = {i for listed in stale["order_ids"].values() for i in listed}
+        with state.ctx.sessions() as session:
+            own = set(session.scalars(select(Order.id).where(
+                Order.id.in_(ids), Order.account_id == who.account_id)))  # fmt: skip
+        stale["order_ids"] = {k: [i for i in v if i in own] for k, v in stale["order_ids"].items()}
+    document["webhooks"] = {}
+    return document

@@ -1,0 +1,37 @@
+"""``ordersync api``: the HTTP API and the dashboard on uvicorn."""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from api.app import create_app
+from ordersync.settings import get_settings
+
+
+def api_command(
+    host: Annotated[str | None, typer.Option(help="Address (default ORDERSYNC_API_HOST).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (default ORDERSYNC_API_PORT).")
+    ] = None,
+) -> None:
+    """Serve the JSON API (/api/v1, /openapi.json, /docs), the dashboard (/dashboard/),
+    /healthz, /readyz and /metrics."""
+    settings = get_settings()
+    host = settings.api_host if host is None else host
+    port = settings.api_port if port is None else port
+    try:  # a clear message for a taken port, before uvicorn's own start-up noise
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        Console(stderr=True).print(f"ordersync api: cannot serve on {host}:{port}: {error}",
+                                   style="red", markup=False, highlight=False)  # fmt: skip
+        raise typer.Exit(1) from error
+    if settings.api_admin_key is None:
+        typer.echo("ordersync api: no ORDERSYNC_API_ADMIN_KEY: account keys only", err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=False,
+                server_header=False, log_level=settings.log_level.lower())  # fmt: skip
