@@ -33,7 +33,7 @@ class OrderBusy(RuntimeError):
         super().__init__(f"order {order_id} is busy: {why}; try again in a moment")
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerNotAsked(RuntimeError):
     """The broker could not be asked (an error, a 429, an empty request budget)."""
 
     def __init__(self, order_id: str, error: BrokerError) -> None:
@@ -104,7 +104,7 @@ def _sync(ctx: WorkerContext, order_id: str, lock: HeldLock) -> SyncResult:
         logger.info("sync: order %s not found at the broker: %s", order_id, error)
         return _result(ctx, order_id, before, "not found at the broker")
     except BrokerError as error:
-        raise BrokerUnavailable(order_id, error) from error
+        raise BrokerNotAsked(order_id, error) from error
     return _result(ctx, order_id, before, "applied")
 
 

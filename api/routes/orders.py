@@ -187,7 +187,7 @@ def sync(account: ScopedAccount, state: State, order_id: OrderId) -> SyncOut:
         result = manual_sync.sync_order(state.ctx, order_id, wait_s=state.settings.api_sync_wait_s)
     except manual_sync.OrderBusy as error:
         raise HTTPException(409, str(error), headers={"Retry-After": "1"}) from None
-    except manual_sync.BrokerUnavailable as error:
+    except manual_sync.BrokerNotAsked as error:
         raise HTTPException(502, str(error)) from None
     except manual_sync.NoSuchOrder:
         raise HTTPException(404, f"no order {order_id!r} in this account") from None
