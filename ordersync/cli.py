@@ -12,6 +12,7 @@ from rich.console import Console
 from api.serve import api_command
 from brokers.paper.cli import sim_command
 from models import migrate
+from ordersync.accounts_cli import accounts_app
 from ordersync.bench import bench_command
 from ordersync.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from ordersync.events import events_app
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
 app.add_typer(db_app, name="db")
+app.add_typer(accounts_app, name="accounts")
 app.add_typer(events_app, name="events")
 app.add_typer(tasks_app, name="tasks")
 app.command("sim", help="Serve the paper exchange (Alpaca Trading API v2).")(sim_command)
