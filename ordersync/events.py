@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from models.db import make_engine
@@ -134,8 +134,9 @@ def _engine() -> Engine:
     return make_engine(get_settings().database_url)
 
 
-def _unreadable(error: OperationalError) -> typer.Exit:
-    return _fail(f"cannot read the database ({error.orig}): is it migrated (ordersync db upgrade)?")
+def _unreadable(error: OperationalError | ProgrammingError) -> typer.Exit:
+    first = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else error
+    return _fail(f"cannot read the database ({first}): is it migrated (ordersync db upgrade)?")
 
 
 @events_app.command("dead")
@@ -149,7 +150,8 @@ def dead_command(
     try:
         rows = dead_letters(engine, endpoint=endpoint, limit=limit)
         counts = delivery_counts(engine)
-    except OperationalError as error:
+    # SQLite says a table is missing with OperationalError, PostgreSQL with ProgrammingError.
+    except (OperationalError, ProgrammingError) as error:
         raise _unreadable(error) from error
     finally:
         engine.dispose()
@@ -190,7 +192,8 @@ def replay_command(
     engine = _engine()
     try:
         result = replay(engine, event_ids=event_id or (), all_dead=all_dead, endpoint=endpoint)
-    except OperationalError as error:
+    # SQLite says a table is missing with OperationalError, PostgreSQL with ProgrammingError.
+    except (OperationalError, ProgrammingError) as error:
         raise _unreadable(error) from error
     finally:
         engine.dispose()

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import aliased
 
 from models.accounts import UnknownAccount
@@ -152,11 +152,12 @@ def positions_command(
     try:
         held = positions(engine, account)
         open_trades = trades(engine, account, status=TradeStatus.OPEN)
-    except (UnknownAccount, OperationalError) as error:
+    except (UnknownAccount, OperationalError, ProgrammingError) as error:
         message = (
             str(error)
             if isinstance(error, UnknownAccount)
-            else f"cannot read the database ({error.orig}): is it migrated (ordersync db upgrade)?"
+            else f"cannot read the database ({str(error.orig).strip().splitlines()[0]}): "
+            "is it migrated (ordersync db upgrade)?"
         )
         Console(stderr=True).print(f"[red]{escape(message)}[/red]", highlight=False)
         raise typer.Exit(2) from error
