@@ -1,5 +1,5 @@
-# One image for every ordersync role (worker, beat, flower, exporter, migrations, paper
-# exchange). No ENTRYPOINT or CMD: each service names its command, `ordersync ...` or
+# One image for every ordersync role (worker, beat, flower, exporter, HTTP API, migrations,
+# paper exchange). No ENTRYPOINT or CMD: each service names its command, `ordersync ...` or
 # `celery -A worker ...`, both installed on the PATH by pip.
 FROM python:3.11-slim
 WORKDIR /app

@@ -1,5 +1,6 @@
-"""The whole system as child processes (Redis, paper exchange, worker, beat, Flower), started
-in order with readiness deadlines and stopped in reverse, for ``ordersync up`` and ``bench``.
+"""The whole system as child processes (Redis, paper exchange, worker, beat, Flower, the
+metrics exporter, the HTTP API), started in order with readiness deadlines and stopped in
+reverse, for ``ordersync up`` and ``bench``.
 
 Every child runs in its own process group (so Ctrl-C in a terminal reaches only us, and
 stopping reaches its pool processes too) with its output in ``<var_dir>/logs/<name>.log``.
@@ -33,7 +34,8 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 
 from models import migrate
-from models.accounts import ensure_account
+from models.accounts import UnknownAccount, ensure_account, get_account
+from models.api_keys import create_key
 from models.db import make_engine, make_sessionmaker
 from models.enums import BrokerKind
 from ordersync.embedded_redis import STATE_FILE, EmbeddedRedis, free_port, ping
@@ -97,6 +99,10 @@ class StackConfig:
     metrics_port: int | None = 0
     exporter: bool = False
     exporter_port: int = 0
+    # ``ordersync api`` (the HTTP API and the dashboard) on 127.0.0.1 at ``api_port`` (0
+    # picks one), with ORDERSYNC_API_ADMIN_KEY's admin key, else one generated for this run.
+    api: bool = True
+    api_port: int = 0
     start_deadline_s: float = 90.0
     stop_deadline_s: float = 20.0
 
@@ -145,6 +151,11 @@ class Stack:
         # environment's FLOWER_BASIC_AUTH gave it.
         self.flower_auth: tuple[str, str] | None = None
         self.flower_auth_generated = False
+        self.api_url: str | None = None  # http://127.0.0.1:<port>, once started
+        # The API's admin key, once started: ORDERSYNC_API_ADMIN_KEY's, else generated (and
+        # then only in the API's environment, never on a command line or in a file).
+        self.api_admin_key: str | None = None
+        self.api_admin_key_generated = False
         self.owns_exchange = config.exchange_url is None
         self.accounts = account_names(config)
         # Each account's key pair at the exchange, once started.
@@ -188,6 +199,8 @@ class Stack:
             waits.append(self._start_flower())
         if self.config.exporter:
             waits.append(self._start_exporter())
+        if self.config.api:
+            waits.append(self._start_api())
         for wait in waits:  # started together, awaited in turn: their imports overlap
             wait()
 
@@ -393,13 +406,54 @@ class Stack:
 
     def _start_exporter(self) -> Callable[[], None]:
         port = self.config.exporter_port or free_port()
-        require_free_port(port, "the metrics exporter")
+        require_free_port(port, "metrics exporter")
         child = self.spawn("exporter", [sys.executable, "-m", "ordersync.cli", "exporter",
                                         "--host", "127.0.0.1", "--port", str(port)],
                            self.child_env())  # fmt: skip
         url = self.exporter_url = f"http://127.0.0.1:{port}/metrics"
         return lambda: wait_until("the metrics exporter", lambda: http_ok(url),
                                   self.config.start_deadline_s, child)  # fmt: skip
+
+    def _start_api(self) -> Callable[[], None]:
+        """``ordersync api`` on 127.0.0.1, ready once its /readyz answers (the database,
+        Redis and the transport reached). Keys reach it in its environment, never on its
+        command line: the admin key, and the accounts' key pairs at the exchange (its admin
+        view lists the broker's orders). Its dashboard links to this stack's Flower."""
+        port = self.config.api_port or free_port()
+        require_free_port(port, "API")
+        settings = get_settings()
+        extra = self.credentials()
+        if settings.api_admin_key is None:  # a local run's own (`ordersync up` prints it)
+            self.api_admin_key = extra["ORDERSYNC_API_ADMIN_KEY"] = secrets.token_urlsafe(32)
+            self.api_admin_key_generated = True
+        else:
+            self.api_admin_key = settings.api_admin_key.get_secret_value()
+            self.api_admin_key_generated = False
+        if self.flower_url is not None:
+            extra["ORDERSYNC_FLOWER_URL"] = self.flower_url
+        if settings.grafana_url:
+            extra["ORDERSYNC_GRAFANA_URL"] = settings.grafana_url
+        child = self.spawn("api", [sys.executable, "-m", "ordersync.cli", "api",
+                                   "--host", "127.0.0.1", "--port", str(port)],
+                           self.child_env(extra))  # fmt: skip
+        self.api_url = f"http://127.0.0.1:{port}"
+        ready, deadline = f"{self.api_url}/readyz", self.config.start_deadline_s
+        return lambda: wait_until("the API", lambda: http_ok(ready), deadline, child)
+
+    def create_api_key(self, account: str | None = None, *, label: str = "demo") -> str:
+        """A new API key of ``account`` (default: the first), to show once: the database
+        keeps only its digest."""
+        name = account or self.accounts[0]
+        engine = make_engine(self.config.database_url)
+        try:
+            with make_sessionmaker(engine)() as session, session.begin():
+                try:
+                    row = get_account(session, name)
+                except UnknownAccount as exc:
+                    raise StackError(f"no account {name!r} to create an API key for") from exc
+                return create_key(session, row, label=label, now=datetime.now(UTC)).key
+        finally:
+            engine.dispose()
 
     def _start_beat(self) -> Callable[[], None]:
         schedule = self.var_dir / BEAT_SCHEDULE
@@ -572,6 +626,15 @@ def require_free_port(port: int, what: str) -> None:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
             raise StackError(f"port {port} for the {what} is in use ({exc.strerror})") from exc
+
+
+def port_free(port: int) -> bool:
+    """Whether a child could listen on 127.0.0.1 at ``port`` now."""
+    try:
+        require_free_port(port, "probe")
+    except StackError:
+        return False
+    return True
 
 
 def log_tail(log: Path) -> str:

@@ -1,5 +1,6 @@
-"""``ordersync up``: the whole system on one machine, a demo order flow, and a live count of
-orders by state, until Ctrl-C or SIGTERM stops everything cleanly."""
+"""``ordersync up``: the whole system on one machine, a demo order flow, the HTTP API and
+dashboard with keys to open it, and a live count of orders by state, until Ctrl-C or SIGTERM
+stops everything cleanly."""
 
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ from models.db import make_engine
 from models.enums import OPEN_STATUSES, OrderStatus
 from models.orders import Order
 from ordersync.embedded_redis import EmbeddedRedisError
-from ordersync.settings import get_settings
+from ordersync.settings import Settings, get_settings
 from ordersync.stack import (
     FLOWER_PORT,
     RATE_LIMIT_PER_MIN,
     Stack,
     StackConfig,
     StackError,
+    port_free,
     redact_url,
 )
 
@@ -36,7 +38,8 @@ DEMO_TRADER = Path(__file__).with_name("demo_trader.py")
 REFRESH_S = 1.0
 # Started again when they exit, as a process supervisor would (the exchange is not: it would
 # come back empty, and the demo trader's end is the demo's end).
-SUPERVISED = frozenset({"worker", "beat", "flower", "exporter"})
+SUPERVISED = frozenset({"worker", "beat", "flower", "exporter", "api"})
+DEMO_KEY_LABEL = "demo"
 errors = Console(stderr=True)
 
 
@@ -87,10 +90,48 @@ def flower_line(stack: Stack) -> str:
     )
 
 
-def print_urls(stack: Stack, *, demo: bool) -> None:
+def api_port(settings: Settings, option: int | None) -> tuple[int, str | None]:
+    """The API's port and, when it differs from the one asked for, why. A port chosen (by
+    --api-port or ORDERSYNC_API_PORT) is kept, and refused if taken, as Flower's is; the
+    default one (8000, often taken by another local server) gives way to a free one."""
+    if option is not None:
+        return option, None
+    port = settings.api_port
+    if "api_port" in settings.model_fields_set or port_free(port):
+        return port, None
+    return 0, (
+        f"port {port} is in use: the API and dashboard take a free port instead "
+        "(set ORDERSYNC_API_PORT or --api-port to choose one)"
+    )
+
+
+def api_rows(stack: Stack, demo_key: str | None) -> list[tuple[str, str]]:
+    """Where the dashboard and the API answer, and the keys that open them: the demo
+    account's key made for this run, and a generated admin key (one from
+    ORDERSYNC_API_ADMIN_KEY is never shown). Printed here once, written nowhere."""
+    if stack.api_url is None:
+        return []
+    url = stack.api_url
+    rows = [
+        ("dashboard", f"{url}/dashboard/ (sign in with a key below)"),
+        ("api", f"{url}/api/v1 (reference: {url}/docs)"),
+    ]
+    if demo_key is not None:
+        rows.append((f"api key ({stack.accounts[0]})",
+                     f"{demo_key} (this account's orders; made for this run)"))  # fmt: skip
+    if stack.api_admin_key_generated:
+        rows.append(("admin key", f"{stack.api_admin_key} (every account; generated for this "
+                     "run, set ORDERSYNC_API_ADMIN_KEY to choose)"))  # fmt: skip
+    else:
+        rows.append(("admin key", "from ORDERSYNC_API_ADMIN_KEY"))
+    return rows
+
+
+def print_urls(stack: Stack, *, demo: bool, demo_key: str | None = None) -> None:
     database = make_url(stack.config.database_url).render_as_string(hide_password=True)
     redis_kind = "embedded" if stack.redis is not None else "external"
     rows = [
+        *api_rows(stack, demo_key),
         ("paper exchange", stack.exchange_url),
         ("flower", flower_line(stack)),
         ("redis", f"{redact_url(stack.redis_url)} ({redis_kind})"),
@@ -171,9 +212,23 @@ def up_command(
     rate_limit_per_min: Annotated[
         int, typer.Option(min=1, help="The demo account's (and exchange's) request budget.")
     ] = RATE_LIMIT_PER_MIN,
+    api_port_option: Annotated[
+        int | None,
+        typer.Option(
+            "--api-port",
+            min=0,
+            max=65535,
+            help="HTTP API and dashboard port on 127.0.0.1 (default ORDERSYNC_API_PORT, 8000: "
+            "a free one when 8000 is taken); 0 picks one.",
+        ),
+    ] = None,
 ) -> None:
-    """Start Redis, the paper exchange, worker, beat, Flower and a demo trading service."""
+    """Start Redis, the paper exchange, worker, beat, Flower, the metrics exporter, the HTTP
+    API and dashboard, and a demo trading service."""
     settings = get_settings()
+    port, moved = api_port(settings, api_port_option)
+    if moved is not None:
+        errors.print(moved, style="yellow", markup=False, highlight=False)
     config = StackConfig(
         var_dir=settings.var_dir,
         database_url=settings.database_url,
@@ -188,16 +243,18 @@ def up_command(
         metrics_port=settings.metrics_port or None,
         exporter=True,
         exporter_port=settings.exporter_port,
+        api_port=port,
     )
     try:
         with stop_signals_interrupt(), Stack(config) as stack:
+            demo_key = stack.create_api_key(label=DEMO_KEY_LABEL)
             if demo:
                 stack.spawn(
                     "demo-trader",
                     [sys.executable, "-I", str(DEMO_TRADER), "--account", config.account,
                      "--rate", str(demo_orders_per_s), "--sim-url", stack.exchange_url],
                 )  # fmt: skip
-            print_urls(stack, demo=demo)
+            print_urls(stack, demo=demo, demo_key=demo_key)
             watch(stack)
     except KeyboardInterrupt:
         errors.print("stopped")

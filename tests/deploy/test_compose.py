@@ -18,6 +18,7 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import pytest
@@ -32,7 +33,7 @@ from typer.core import TyperGroup
 
 from models import migrate
 from ordersync import cli
-from ordersync.embedded_redis import EmbeddedRedis
+from ordersync.embedded_redis import EmbeddedRedis, free_port
 from ordersync.settings import Settings
 from tests.processes import stop_process
 
@@ -322,6 +323,28 @@ def test_flower_asks_for_basic_auth_from_the_environment() -> None:
     assert "http://127.0.0.1:5555/healthcheck" in argv(flower["healthcheck"]["test"])
 
 
+def test_the_api_serves_its_port_with_the_admin_key_from_the_environment() -> None:
+    api = services()["api"]
+    assert argv(api["command"]) == ["ordersync", "api", "--host", "0.0.0.0"]
+    env = api["environment"]
+    assert REQUIRED.fullmatch(env["ORDERSYNC_API_ADMIN_KEY"])
+    assert env["ORDERSYNC_API_PORT"] == "8000"
+    assert api["ports"] == ["127.0.0.1:8000:8000"]
+    assert "http://127.0.0.1:8000/readyz" in argv(api["healthcheck"]["test"])
+    assert "env_file" not in api  # the brokers' key pairs stay with the workers
+
+
+def test_the_dashboard_links_to_flower_and_grafana_where_they_are_published() -> None:
+    """By default the links lead to the host ports Flower and Grafana are published on."""
+    env = services()["api"]["environment"]
+    for setting, service in (("ORDERSYNC_FLOWER_URL", "flower"),
+                             ("ORDERSYNC_GRAFANA_URL", "grafana")):  # fmt: skip
+        url = urlsplit(interpolated(env[setting]))
+        assert url.scheme == "http", setting
+        published = [str(p).rsplit(":", 1)[0] for p in services()[service]["ports"]]
+        assert f"{url.hostname}:{url.port}" in published, setting
+
+
 def test_published_ports_answer_on_the_host_only() -> None:
     for name, service in services().items():
         for port in service.get("ports", []):
@@ -433,7 +456,44 @@ def test_a_worker_and_beat_answer_their_health_checks(tmp_path: Path) -> None:
                 stop_process(process, group=True)
 
 
-@pytest.mark.parametrize("name", ["exporter", "flower", "sim"])
+@pytest.mark.integration
+def test_the_api_answers_its_health_check_once_ready(tmp_path: Path) -> None:
+    """Run as compose runs it (here on SQLite and an embedded Redis, its port moved to a free
+    one): the check passes while the database and Redis answer, and fails once Redis is gone
+    (/readyz answers 503) and once the API is gone."""
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    migrate.upgrade(url)
+    port = free_port()
+    check = argv(services()["api"]["healthcheck"]["test"])
+    check[-1] = check[-1].replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    with EmbeddedRedis(tmp_path / "redis", persist=False) as redis_server:
+        env = {
+            **os.environ,
+            **{k: interpolated(v) for k, v in services()["api"]["environment"].items()},
+            "ORDERSYNC_REDIS_URL": redis_server.url,
+            "ORDERSYNC_DATABASE_URL": url,
+            "ORDERSYNC_VAR_DIR": str(tmp_path),
+            "ORDERSYNC_API_ADMIN_KEY": "k" * 32,
+            "ORDERSYNC_API_PORT": str(port),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        }
+        env.pop("ORDERSYNC_CELERY_BROKER_URL", None)
+        api = started("api", tmp_path, env)
+        try:
+            deadline = time.monotonic() + 60
+            while run_check(check) != 0:
+                log = (tmp_path / "api.log").read_text()
+                assert api.poll() is None, f"the API exited:\n{log}"
+                assert time.monotonic() < deadline, f"the API never answered:\n{log}"
+                time.sleep(0.2)
+            redis_server.stop()
+            assert run_check(check) == 1
+        finally:
+            stop_process(api, group=True)
+    assert run_check(check) == 1
+
+
+@pytest.mark.parametrize("name", ["exporter", "flower", "sim", "api"])
 def test_http_health_checks_want_a_2xx_answer(name: str) -> None:
     check = argv(services()[name]["healthcheck"]["test"])
     statuses = iter([200, 503])

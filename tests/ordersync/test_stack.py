@@ -1,5 +1,6 @@
-"""The Stack starts the real system (Redis, paper exchange, worker, beat, Flower) and leaves
-no process behind: after a clean stop, a failed start, or a start after a killed run."""
+"""The Stack starts the real system (Redis, paper exchange, worker, beat, Flower, the HTTP
+API) and leaves no process behind: after a clean stop, a failed start, or a start after a
+killed run."""
 
 from __future__ import annotations
 
@@ -11,14 +12,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from celery import Celery
 from kombu import Connection
 from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 
+from models.accounts import ensure_account
+from models.enums import BrokerKind
 from models.orders import Account
 from ordersync.stack import (
     STACK_FILE,
@@ -30,6 +36,7 @@ from ordersync.stack import (
     credentials_env,
     flower_healthy,
     group_members,
+    http_ok,
     redact_url,
     sim_healthy,
 )
@@ -97,7 +104,7 @@ def test_the_stack_serves_and_leaves_nothing_behind(
             assert stack.redis.process is not None
             pids.append(stack.redis.process.pid)
         assert {child.name for child in stack.children} == {
-            "paper-exchange", "worker", "beat", "flower",
+            "paper-exchange", "worker", "beat", "flower", "api",
         }  # fmt: skip
         client = Celery("trading-service", broker=stack.redis_url, backend=stack.redis_url)
         try:
@@ -117,8 +124,75 @@ def test_the_stack_serves_and_leaves_nothing_behind(
         assert account.base_url == stack.exchange_url
         assert account.credentials_env == "ORDERSYNC_ACCOUNT_DEMO"
         assert_secret_stays_in_the_environment(stack)
+        keys = assert_the_api_answers_each_key_with_its_accounts(stack)
+        keys.append(assert_the_api_is_started_again_with_its_admin_key(stack))
     assert all_gone(pids)
     assert not (config.var_dir / STACK_FILE).exists()
+    for path in (p for p in config.var_dir.rglob("*") if p.is_file()):
+        for key in keys:
+            assert key.encode() not in path.read_bytes(), path
+
+
+def account_names(api_url: str, key: str) -> list[str]:
+    answer = httpx.get(f"{api_url}/api/v1/accounts", timeout=10,
+                       headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return [account["name"] for account in answer.json()]
+
+
+def assert_the_api_answers_each_key_with_its_accounts(stack: Stack) -> list[str]:
+    """/healthz and /readyz answer; an account's key sees its account, the admin key every
+    account; the admin view reaches the exchange with the account's key pair. Returns the
+    keys used."""
+    assert stack.api_url is not None
+    assert stack.api_admin_key is not None
+    assert httpx.get(f"{stack.api_url}/healthz", timeout=10).json()["status"] == "ok"
+    ready = httpx.get(f"{stack.api_url}/readyz", timeout=10).json()
+    assert ready["status"] == "ok", ready
+    assert set(ready["checks"].values()) == {"ok"}, ready
+    engine = create_engine(stack.config.database_url)
+    with Session(engine) as session, session.begin():
+        ensure_account(
+            session, name="other-desk", broker=BrokerKind.ALPACA, base_url=stack.exchange_url,
+            credentials_env="ORDERSYNC_ACCOUNT_OTHER_DESK", rate_limit_per_min=200,
+            now=datetime.now(UTC),
+        )  # fmt: skip
+    engine.dispose()
+    demo_key = stack.create_api_key()
+    assert account_names(stack.api_url, demo_key) == ["demo"]
+    assert account_names(stack.api_url, stack.api_admin_key) == ["demo", "other-desk"]
+    refused = httpx.get(f"{stack.api_url}/api/v1/accounts", timeout=10,
+                        headers={"Authorization": f"Bearer {demo_key}x"})  # fmt: skip
+    assert refused.status_code == 401
+    debug = httpx.get(
+        f"{stack.api_url}/api/v1/admin/accounts/demo/broker-orders", timeout=30,
+        headers={"Authorization": f"Bearer {stack.api_admin_key}"},
+    )  # fmt: skip
+    assert debug.status_code == 200, debug.text
+    assert debug.json()["broker_error"] is None
+    with pytest.raises(StackError, match="no account 'nobody'"):
+        stack.create_api_key("nobody")
+    return [demo_key, stack.api_admin_key]
+
+
+def assert_the_api_is_started_again_with_its_admin_key(stack: Stack) -> str:
+    """Killed, the API is started again as ``ordersync up`` supervises it, with the same
+    admin key (a generated one lives only in its environment). Returns a key it answered."""
+    assert stack.api_url is not None
+    assert stack.api_admin_key is not None
+    api = stack.child("api")
+    os.killpg(api.pid, signal.SIGKILL)
+    api.process.wait(timeout=10)
+    assert stack.restart_exited(frozenset({"api"})) == [("api", -signal.SIGKILL)]
+    deadline = time.monotonic() + 60
+    while not http_ok(f"{stack.api_url}/readyz"):
+        assert stack.child("api").process.poll() is None, (stack.logs / "api.log").read_text()
+        assert time.monotonic() < deadline, "the API did not answer again"
+        time.sleep(0.1)
+    assert account_names(stack.api_url, stack.api_admin_key) == ["demo", "other-desk"]
+    demo_key = stack.create_api_key()
+    assert account_names(stack.api_url, demo_key) == ["demo"]
+    return demo_key
 
 
 def assert_flower_switches_task_events_on(redis_url: str, deadline_s: float = 60) -> None:
@@ -148,17 +222,26 @@ def assert_flower_switches_task_events_on(redis_url: str, deadline_s: float = 60
     assert succeeded.intersection(sent)
 
 
+def environment_value(pid: int, name: str) -> bytes:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return next(v for v in environ if v.startswith(name.encode() + b"=")).split(b"=", 1)[1]
+
+
 def assert_secret_stays_in_the_environment(stack: Stack) -> None:
-    """The worker has the key pair in its environment; no command line or log shows it."""
-    worker = next(child for child in stack.children if child.name == "worker")
-    environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
-    secret = next(v for v in environ if v.startswith(b"ORDERSYNC_ACCOUNT_DEMO_SECRET_KEY="))
-    secret = secret.split(b"=", 1)[1]
-    assert len(secret) >= 32
-    for child in stack.children:
-        assert secret not in Path(f"/proc/{child.pid}/cmdline").read_bytes()
-    for path in [*stack.logs.iterdir(), stack.var_dir / STACK_FILE]:
-        assert secret not in path.read_bytes(), path
+    """The worker has the key pair in its environment, the API its admin key; no command
+    line or log shows them."""
+    secret = environment_value(stack.child("worker").pid, "ORDERSYNC_ACCOUNT_DEMO_SECRET_KEY")
+    admin = environment_value(stack.child("api").pid, "ORDERSYNC_API_ADMIN_KEY")
+    assert admin.decode() == stack.api_admin_key
+    for value in (secret, admin):
+        assert len(value) >= 32
+        for child in stack.children:
+            assert value not in Path(f"/proc/{child.pid}/cmdline").read_bytes()
+        for path in [*stack.logs.iterdir(), stack.var_dir / STACK_FILE]:
+            assert value not in path.read_bytes(), path
+    for child in stack.children:  # the admin key reaches the API alone
+        if child.name != "api" and stack.api_admin_key_generated:
+            assert admin not in Path(f"/proc/{child.pid}/environ").read_bytes(), child.name
 
 
 class RecordingStack(Stack):
@@ -179,7 +262,7 @@ class RecordingStack(Stack):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("taken", ["sim_port", "flower_port"])
+@pytest.mark.parametrize("taken", ["sim_port", "flower_port", "api_port"])
 def test_a_failed_start_stops_what_it_started(tmp_path: Path, taken: str) -> None:
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
@@ -189,7 +272,8 @@ def test_a_failed_start_stops_what_it_started(tmp_path: Path, taken: str) -> Non
         with pytest.raises(StackError, match=r"port \d+ for the .* is in use"), stack:
             pytest.fail("the stack started on a taken port")
     started = stack.started_pids
-    assert len(started) == (1 if taken == "sim_port" else 4)  # redis; or + sim, worker, beat
+    # redis; or + sim, worker, beat; or + flower
+    assert len(started) == {"sim_port": 1, "flower_port": 4, "api_port": 5}[taken]
     assert all_gone(started)
     assert stack.children == []
     assert not (config.var_dir / STACK_FILE).exists()
