@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Annotated
 
@@ -11,6 +12,18 @@ from rich.console import Console
 
 from api.app import create_app
 from ordersync.settings import get_settings
+
+
+class NoQueryStrings(logging.Filter):
+    """Access log lines without query strings: a key sent in a URL (refused with 400) must
+    not reach the log either."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, _, query = args[2].partition("?")
+            record.args = (*args[:2], path + ("?…" if query else ""), *args[3:])
+        return True
 
 
 def api_command(
@@ -33,5 +46,6 @@ def api_command(
         raise typer.Exit(1) from error
     if settings.api_admin_key is None:
         typer.echo("ordersync api: no ORDERSYNC_API_ADMIN_KEY: account keys only", err=True)
+    logging.getLogger("uvicorn.access").addFilter(NoQueryStrings())
     uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=False,
                 server_header=False, log_level=settings.log_level.lower())  # fmt: skip

@@ -542,7 +542,7 @@ def run(options: BenchOptions) -> dict[str, Any]:
         broker_url=options.broker_url, purge_queues=options.workers > 0, redis_persist=False,
         exchange_url=options.exchange_url,
         exchange_key_id=options.key_id, exchange_secret_key=options.secret_key, sim_port=0,
-        sim_args=options.sim_args, flower=False, accounts=options.accounts,
+        sim_args=options.sim_args, flower=False, api=False, accounts=options.accounts,
         rate_limit_per_min=options.rate_limit_per_min,
         beat=options.workers > 0 and not options.sweep.orders, account=options.account,
         ensure_account=options.workers > 0,

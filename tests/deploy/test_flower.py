@@ -43,7 +43,7 @@ def wait_for(what: str, value: Callable[[], Any], timeout_s: float = 60) -> Any:
 def config(tmp_path: Path) -> StackConfig:
     return StackConfig(
         var_dir=tmp_path / "var", database_url=f"sqlite:///{tmp_path / 'o.db'}", sim_port=0,
-        flower_port=0, worker_concurrency=2, beat=False,
+        flower_port=0, worker_concurrency=2, beat=False, api=False,
     )  # fmt: skip
 
 
