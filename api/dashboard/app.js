@@ -42,6 +42,15 @@ function signOut(message, kind = "error") {
   key.forget();
   state.accounts = [];
   state.admin = false;
+  state.account = null;
+  state.orders.clear();
+  state.latencyCache.clear();
+  // Nothing the key could read stays in the page.
+  for (const body of document.querySelectorAll("#app tbody")) body.replaceChildren();
+  for (const id of ["#status-body", "#latency-chart", "#latency-summary", "#debug-note", "#account-select"]) {
+    $(id).replaceChildren();
+  }
+  closeDetail();
   showLogin(message, kind);
 }
 
@@ -122,7 +131,8 @@ function selectAccount(name) {
   state.account = name;
   sessionStorage.setItem(ACCOUNT_SLOT, name);
   state.orders.clear();
-  state.latencyCache.clear();
+  state.ordersLoaded = false;
+  state.nextCursor = null;
   closeDetail();
   showBanner("");
   renderOrders();

@@ -11,6 +11,7 @@ export const state = {
   admin: false,
   orders: new Map(), // order id -> OrderOut (or the fields an event carried, until re-read)
   nextCursor: null,
+  ordersLoaded: false, // the first page of the account's orders arrived
   loadEpoch: 0, // which orders load is the latest (an older answer is dropped)
   detailId: null, // the order in the detail panel
   detailJson: null, // the detail drawn last

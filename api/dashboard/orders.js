@@ -47,6 +47,7 @@ export async function loadOrders({ more = false } = {}) {
       for (const order of page.items) upsert(order);
     }
     state.nextCursor = page.next_cursor;
+    state.ordersLoaded = true;
     renderOrders();
   } catch (error) {
     if (account !== state.account || error.status === 401) return;
@@ -74,8 +75,11 @@ export function renderOrders() {
   fill($("#orders-count"), rows.length ? String(rows.length) : "");
   $("#orders-more").hidden = !state.nextCursor;
   if (!rows.length) {
-    fill(body, emptyRow(10, "No orders yet. New orders appear here as they are placed."));
-    return;
+    if (!state.ordersLoaded) return fill(body, h("tr", { class: "empty" }, h("td", { colspan: 10 }, "Loading…")));
+    const f = filters();
+    const filtered = f.status !== "all" || f.symbol || f.intent;
+    return fill(body, emptyRow(10, filtered ? "No orders match these filters."
+      : "No orders yet. New orders appear here as they are placed."));
   }
   fill(body, ...rows.map(orderRow));
 }

@@ -102,8 +102,7 @@ function renderStatus(status) {
     parts.push(h("div", { class: "status-block", id: "status-budget" },
       h("div", { class: "block-head" }, h("h3", {}, `Request budget · ${budget.account}`),
         h("span", { class: "muted small" }, `${Math.floor(budget.tokens)} / ${budget.capacity} tokens`)),
-      h("div", { class: "meter" }, h("span", { style: `width: ${(share * 100).toFixed(1)}%`,
-        class: share < 0.2 ? "low" : undefined })),
+      meter(share),
       h("p", { class: "muted small" }, `granted ${budget.granted} · waited ${budget.waited} · `
         + `exhausted ${budget.exhausted} · 429s ${budget.throttled_429}`)));
   }
@@ -139,6 +138,12 @@ function renderStatus(status) {
       h("p", { class: "message error small" }, `${section}: ${text}`))));
   }
   fill($("#status-body"), ...parts);
+}
+
+function meter(share) {
+  const bar = h("span", { class: share < 0.2 ? "low" : undefined });
+  bar.style.width = `${(share * 100).toFixed(1)}%`; // not a style attribute: a CSP may forbid them
+  return h("div", { class: "meter" }, bar);
 }
 
 function sweepResult(run) {

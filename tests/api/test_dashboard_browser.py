@@ -13,7 +13,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +36,8 @@ from tests.processes import stop_process
 from tests.worker import conftest as worker_fixtures
 from tests.worker.conftest import ACCOUNT, TrackingSystem, tracking_system, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+# The test's own time; installing chromium the first time (fixture set-up) is not counted.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180, func_only=True)]
 
 # The fixtures this test takes from other modules.
 tracking_redis_url = worker_fixtures.tracking_redis_url
@@ -51,8 +51,12 @@ SYMBOL = "AAPL"
 @dataclass
 class Deployed:
     system: TrackingSystem
-    url: str
+    api: ApiServer
     key: str  # the account's key
+
+    @property
+    def url(self) -> str:
+        return self.api.url
 
 
 def _answers(url: str) -> bool:
@@ -71,25 +75,32 @@ def _account_key(system: TrackingSystem) -> str:
     return key
 
 
-@contextmanager
-def serving_api(system: TrackingSystem) -> Iterator[str]:
-    """``ordersync api`` as its own process on a free port; yields its base URL."""
-    port = free_port()
-    with (system.var_dir / "api.log").open("ab") as log:
-        api = subprocess.Popen(
-            [sys.executable, "-m", "ordersync", "api", "--host", "127.0.0.1", "--port",
-             str(port)],
-            env=system.env | {"ORDERSYNC_API_ADMIN_KEY": ADMIN_KEY},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: api.poll() is not None or _answers(f"{url}/healthz"), 30,
+class ApiServer:
+    """``ordersync api`` as its own process on a port of its own, which a restart keeps."""
+
+    def __init__(self, system: TrackingSystem) -> None:
+        self.system = system
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        port = self.url.rsplit(":", 1)[1]
+        with (self.system.var_dir / "api.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "ordersync", "api", "--host", "127.0.0.1", "--port", port],
+                env=self.system.env | {"ORDERSYNC_API_ADMIN_KEY": ADMIN_KEY},
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.process = process
+        wait_for(lambda: process.poll() is not None or _answers(f"{self.url}/healthz"), 30,
                  "the API answering /healthz")  # fmt: skip
-        assert api.poll() is None, f"the API exited:\n{system.log('api')}"
-        yield url
-    finally:
-        stop_process(api, timeout_s=15, group=True)
+        assert process.poll() is None, f"the API exited:\n{self.system.log('api')}"
+
+    def stop(self, timeout_s: float = 15) -> None:
+        """SIGTERM, and SIGKILL after ``timeout_s``."""
+        if self.process is not None:
+            stop_process(self.process, timeout_s=timeout_s, group=True)
+            self.process = None
 
 
 @pytest.fixture
@@ -106,8 +117,12 @@ def deployed(
             key = _account_key(system)
             system.start_worker("w1", concurrency=2)
             system.start_beat()
-            with serving_api(system) as url:
-                yield Deployed(system, url, key)
+            api = ApiServer(system)
+            try:
+                api.start()
+                yield Deployed(system, api, key)
+            finally:
+                api.stop()
 
 
 # --- reading the page ----------------------------------------------------------------------
@@ -174,6 +189,12 @@ def open_order(driver: WebDriver, client_order_id: str) -> str:
     return order_id
 
 
+def recorded_status(system: TrackingSystem, client_order_id: str) -> str | None:
+    """The order's status in the database, None while it has no row."""
+    found = [o.status.value for o in system.orders() if o.client_order_id == client_order_id]
+    return found[0] if found else None
+
+
 def place(system: TrackingSystem, client_order_id: str, **terms: str) -> None:
     system.place(client_order_id=client_order_id, symbol=SYMBOL, time_in_force="day", **terms)
 
@@ -189,6 +210,7 @@ def test_the_dashboard_follows_orders_live_cancels_and_compares_with_the_broker(
     run = uuid.uuid4().hex[:8]
     decision = f"dash-{run}"
     entry, resting, exit_ = f"dash-entry-{run}", f"dash-rest-{run}", f"dash-exit-{run}"
+    offline = f"dash-offline-{run}"
 
     # Where Flower and Grafana are, as a deployment's page would say (a script URL is dropped).
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": (
@@ -284,6 +306,23 @@ def test_the_dashboard_follows_orders_live_cancels_and_compares_with_the_broker(
     assert js(driver, "return window.sameDocument") is True
     shot("overview", full_page=True)
 
+    # The API restarted: the page says it is reconnecting, then catches up on what happened
+    # meanwhile (the stream resumes after the last event it had).
+    # (uvicorn waits for open event streams to end before it exits on SIGTERM, which they
+    # never do: after a moment it is killed, as a deployment's stop does after its grace.)
+    deployed.api.stop(timeout_s=2)
+    wait_until(driver, lambda d: js(d, "return document.getElementById('live').dataset.state")
+               == "reconnecting", "the page reconnecting")  # fmt: skip
+    shot("reconnecting")
+    place(system, offline, side="buy", quantity="1", order_type="limit", limit_price="2")
+    wait_for(lambda: recorded_status(system, offline) == "NEW", 30,
+             "the order placed while the API is down")  # fmt: skip
+    deployed.api.start()
+    wait_until(driver, lambda d: row_status(d, offline) == "NEW", "the order of the outage", 30)
+    assert js(driver, "return document.getElementById('live').dataset.state") == "live"
+    assert js(driver, "return window.sameDocument") is True
+    offline_id = row_order_id(driver, offline)
+
     # An order placed at the broker behind ordersync's back: a mismatch for the admin.
     stray = httpx.post(f"{system.exchange.base_url}/v2/orders", headers=system.exchange.headers,
                        json={"symbol": "MSFT", "qty": "3", "side": "sell", "type": "limit",
@@ -296,13 +335,14 @@ def test_the_dashboard_follows_orders_live_cancels_and_compares_with_the_broker(
     click(driver, "#forget-key")
     wait_until(driver, lambda d: visible(d, "login"), "the key form again")
     assert js(driver, "return sessionStorage.getItem('ordersync.key')") is None
+    assert count(driver, "#app tbody tr") == 0  # nothing the key read stays in the page
     sign_in(driver, ADMIN_KEY)
     wait_until(driver, lambda d: visible(d, "tab-debug"), "the admin's debug tab")
     assert count(driver, "#account-select option") == 2
     click(driver, "#tab-debug")
-    ours = (entry_id, resting_id, exit_id)
+    ours = (entry_id, resting_id, exit_id, offline_id)
     wait_until(driver, lambda d: all(count(d, f"#debug-table tr[data-order-id='{i}']") == 1
-               for i in ours), "our three orders beside the broker's", 20)  # fmt: skip
+               for i in ours), "our orders beside the broker's", 20)  # fmt: skip
     for order_id in ours:  # each beside the broker's, the same on both sides
         shown = js(driver, "return {...document.querySelector(`#debug-table tr[data-order-id="
                    "'${arguments[0]}']`).dataset}", order_id)  # fmt: skip
