@@ -1,7 +1,9 @@
 """The FastAPI app: the JSON API under ``/api/v1``, health, metrics and the dashboard.
 
 Every error is JSON ``{"detail": ..., "errors": [...]}`` saying what is wrong; nothing is
-written for a refused request. Bodies are JSON only and bounded in size.
+written for a refused request. Bodies are JSON only and bounded in size. Each operation
+documents the error statuses it can answer (``tests/api/test_openapi_contract.py`` holds
+the API to its document).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import ApiState
 from api.routes import activity, admin, orders, system
 from api.schemas import ErrorOut
+from brokers.registry import CredentialsMissing
 from ordersync.metrics.exporter import state_registry
 from ordersync.redis_url import resolve_redis_url
 from ordersync.settings import Settings, get_settings
@@ -32,15 +36,32 @@ from worker.context import build_context
 logger = logging.getLogger(__name__)
 DASHBOARD = Path(__file__).parent / "dashboard"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+ADMIN_PREFIX = "/api/v1/admin/"
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again.",
+                               "schema": {"type": "integer", "minimum": 1}}}  # fmt: skip
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": text}
     for code, text in [
-        (400, "Bad request"), (401, "Missing or invalid key"), (403, "Needs the admin key"),
+        (400, "Bad request: a NUL character in the URL, a key sent in the URL, a body that "
+              "is not UTF-8"),
+        (401, "Missing or invalid key"), (403, "Needs the admin key"),
         (404, "Not found in the accounts this key reaches"), (409, "Conflicts with the state"),
         (413, "Body too large"), (415, "Body is not JSON"), (422, "Invalid input"),
         (429, "Too many failed authentications"), (502, "The broker could not be asked"),
+        (503, "Authentication is unavailable: Redis does not answer"),
     ]
 }  # fmt: skip
+ERRORS[401]["headers"] = {"WWW-Authenticate": {"description": "`Bearer`",
+                                               "schema": {"type": "string"}}}  # fmt: skip
+ERRORS[429]["headers"] = RETRY_AFTER
+# What a handler answers itself, beyond what its key, account, parameters and body imply
+# (see _document_errors). An operation may declare its own responses instead.
+HANDLER_ERRORS: dict[tuple[str, str], frozenset[int]] = {
+    ("post", "/api/v1/accounts/{account}/orders"): frozenset({409}),  # account disabled
+    ("post", "/api/v1/accounts/{account}/orders/{order_id}/cancel"): frozenset({409}),
+    ("post", "/api/v1/accounts/{account}/orders/{order_id}/sync"): frozenset({409, 502}),
+    ("get", "/api/v1/admin/accounts/{account}/broker-orders"): frozenset({502}),
+}
 
 
 def default_state(settings: Settings) -> ApiState:
@@ -80,6 +101,7 @@ def create_app(
         responses=ERRORS,
     )
     app.add_middleware(BodyGuard, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(UrlGuard)
     for router in (system.router, orders.router, activity.router, admin.router):
         app.include_router(router)
     app.mount("/metrics", make_asgi_app(registry=state_registry(settings)))
@@ -91,12 +113,57 @@ def create_app(
         return RedirectResponse("/dashboard/")
 
     _error_handlers(app)
+    _document_errors(app)
     return app
 
 
+def _document_errors(app: FastAPI) -> None:
+    """Each operation documents the errors it can answer, not every one the API has: the
+    app's ``responses`` put every error on every operation, and this keeps an operation's
+    own responses and those that follow from what it takes (see ``_errors_of``)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for path, methods in document.get("paths", {}).items():
+                for method, operation in methods.items():
+                    keep = _errors_of(path, method, operation)
+                    responses = operation.get("responses", {})
+                    for code in [c for c in responses if _generic(c, responses[c])]:
+                        if int(code) not in keep:
+                            del responses[code]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _generic(code: str, response: dict[str, Any]) -> bool:
+    """One of ``ERRORS`` as the app put it (an operation's own has its own description)."""
+    return code.isdigit() and response.get("description") == ERRORS.get(int(code), {}).get(
+        "description"
+    )
+
+
+def _errors_of(path: str, method: str, operation: dict[str, Any]) -> set[int]:
+    codes = {400}  # a NUL character in the URL, anywhere (UrlGuard)
+    if operation.get("security"):
+        codes |= {401, 429, 503}
+        if path.startswith(ADMIN_PREFIX):
+            codes.add(403)
+        if "{account}" in path:
+            codes.add(404)
+    if operation.get("parameters") or "requestBody" in operation:
+        codes.add(422)
+    if "requestBody" in operation:
+        codes |= {413, 415}
+    return codes | HANDLER_ERRORS.get((method, path), frozenset())
+
+
 def _error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's, and routing's 404 and 405
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": str(error.detail)}, error.status_code, error.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -105,6 +172,14 @@ def _error_handlers(app: FastAPI) -> None:
         text = "; ".join(f"{p['where']}: {p['message']}" if p["where"] else p["message"]
                          for p in problems)  # fmt: skip
         return JSONResponse({"detail": text or "invalid input", "errors": problems}, 422)
+
+    @app.exception_handler(CredentialsMissing)
+    async def no_credentials(request: Request, error: CredentialsMissing) -> JSONResponse:
+        # The variables' names stay in the log: they describe this server's environment.
+        logger.error("API: %s %s: %s", request.method, request.url.path, error)
+        detail = (f"the broker could not be asked: this server has no broker credentials for "
+                  f"account {error.account!r} (see its log)")  # fmt: skip
+        return JSONResponse({"detail": detail}, 502)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, error: Exception) -> JSONResponse:
@@ -119,6 +194,22 @@ def _problem(error: Any) -> dict[str, Any]:
     if error.get("type") == "extra_forbidden":
         message = "unknown field"
     return {"where": where, "message": message, "type": error.get("type", "")}
+
+
+class UrlGuard:
+    """Refuse (400) a URL with a NUL character in its path or query: no name or id has one,
+    and PostgreSQL cannot even compare a string holding one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"")
+            if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query:
+                await _refuse(send, 400, "the URL contains a NUL character (%00)")
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyGuard:

@@ -3,11 +3,19 @@ with their UTC offset; unknown fields in a request are refused."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 from models.enums import Intent, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 
@@ -18,15 +26,35 @@ Money = Annotated[
 ]
 
 
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+        raise ValueError("out of range once in UTC") from None
+
+
+# A time in a request: with its UTC offset, and in range once in UTC (the database's zone).
+UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class Problem(BaseModel):
+    """One thing wrong with the input."""
+
+    where: str = Field(description='e.g. "query.limit", "path.order_id", "quantity" (a body '
+                       'field); "" for the body as a whole.')  # fmt: skip
+    message: str
+    type: str = Field(description='What kind of problem, e.g. "missing", "extra_forbidden".')
 
 
 class ErrorOut(BaseModel):
     """Every error: what is wrong, in words; for bad input, each problem with its place."""
 
     detail: str
-    errors: list[dict[str, Any]] | None = None
+    errors: list[Problem] | None = Field(default=None, description="For invalid input (422).")
 
 
 class OrderOut(Out):
