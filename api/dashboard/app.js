@@ -18,6 +18,12 @@ const ACCOUNT_SLOT = "ordersync.account";
 // Answered 404 for the admin (no such account) and 403 for an account key: who is asking,
 // without a call to any broker.
 const ADMIN_PROBE = "/api/v1/admin/accounts/~probe~/broker-orders";
+// What is emptied when the key is forgotten, beside every table's rows.
+const READ_WITH_THE_KEY = [
+  "#account-select", "#orders-count", "#status-body", "#status-updated", "#latency-chart",
+  "#latency-summary", "#debug-note", "#detail-title", "#detail-lifecycle", "#detail-message",
+  "#detail-body",
+];
 
 // --- signing in and out -------------------------------------------------------------------
 
@@ -45,12 +51,10 @@ function signOut(message, kind = "error") {
   state.account = null;
   state.orders.clear();
   state.latencyCache.clear();
+  closeDetail();
   // Nothing the key could read stays in the page.
   for (const body of document.querySelectorAll("#app tbody")) body.replaceChildren();
-  for (const id of ["#status-body", "#latency-chart", "#latency-summary", "#debug-note", "#account-select"]) {
-    $(id).replaceChildren();
-  }
-  closeDetail();
+  for (const id of READ_WITH_THE_KEY) $(id).replaceChildren();
   showLogin(message, kind);
 }
 

@@ -62,12 +62,14 @@ function renderTrades(trades) {
 // --- the system's status --------------------------------------------------------------------
 
 export async function loadStatus() {
+  const account = state.account;
   try {
     const status = await get("/api/v1/status");
+    if (account !== state.account) return;
     renderStatus(status);
     fill($("#status-updated"), `updated ${time(new Date().toISOString())}`);
   } catch (error) {
-    if (error.status === 401) return;
+    if (error.status === 401 || account !== state.account) return;
     fill($("#status-body"), h("p", { class: "message error" }, `Status not read: ${error.detail}`));
   }
 }
