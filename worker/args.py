@@ -91,8 +91,26 @@ Positive = Annotated[
     AfterValidator(_positive),
     WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["10", "187.25"]}),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+
+
+def _printable(value: str) -> str:
+    """No control characters: a NUL cannot even be stored by PostgreSQL."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(_printable),
+]
+Ref = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    AfterValidator(_printable),
+]
+TradeId = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_printable)]
 Symbol = Annotated[
     str,
     StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9./-]{1,32}$"),
@@ -120,7 +138,7 @@ class PlaceOrderTerms(_Args):
     requested_price: Positive | None = None
     intent: Intent | None = None
     decision_id: Ref | None = None
-    trade_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    trade_id: TradeId | None = None
     client_order_id: ClientOrderId | None = None
     # The placement deadline: nothing is sent after it (an ISO 8601 time with its offset,
     # or seconds from when the order is first written); unset: the default per order kind.
@@ -163,7 +181,7 @@ class TrackOrderArgs(_Args):
     requested_price: Positive | None = None
     intent: Intent | None = None
     decision_id: Ref | None = None
-    trade_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    trade_id: TradeId | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> Self:

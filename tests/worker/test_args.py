@@ -34,6 +34,9 @@ def test_a_good_call_is_parsed_with_decimals_and_upper_case_symbol() -> None:
         ({"client_order_id": "has space"}, "client_order_id"),
         ({"symbol": ""}, "symbol"),
         ({"intent": "EXIT"}, "an EXIT order needs trade_id: the trade it closes"),
+        ({"decision_id": "d\x00"}, "decision_id: must not contain control characters"),
+        ({"trade_id": "t\n1"}, "trade_id: must not contain control characters"),
+        ({"account": "a\x7f"}, "account: must not contain control characters"),
     ],
 )
 def test_bad_calls_say_what_is_wrong(change: dict[str, Any], reason: str) -> None:
