@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import ApiState
-from api.routes import activity, admin, orders, system
+from api.routes import activity, admin, dashboard, orders, system
 from api.schemas import ErrorOut
 from brokers.registry import CredentialsMissing
 from ordersync.metrics.exporter import state_registry
@@ -102,7 +102,7 @@ def create_app(
     )
     app.add_middleware(BodyGuard, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(UrlGuard)
-    for router in (system.router, orders.router, activity.router, admin.router):
+    for router in (system.router, orders.router, activity.router, admin.router, dashboard.router):
         app.include_router(router)
     app.mount("/metrics", make_asgi_app(registry=state_registry(settings)))
     if DASHBOARD.is_dir():

@@ -1,0 +1,36 @@
+"""What the dashboard reads beyond the orders: the links to the other tools and the fill
+detection latency of an account's recent fills."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.api.conftest import ApiWorld
+
+
+def test_links_name_the_metrics_always_and_flower_grafana_when_set(api: ApiWorld) -> None:
+    answer = api.client.get("/api/v1/links", headers=api.auth("alpha"))
+    assert answer.status_code == 200
+    assert answer.json() == {"metrics": "/metrics", "docs": "/docs", "flower": None,
+                             "grafana": None}  # fmt: skip
+    assert api.client.get("/api/v1/links").status_code == 401
+
+
+def test_fill_latency_covers_the_accounts_own_recent_fills(api: ApiWorld) -> None:
+    now = datetime.now(UTC)
+    # add_order records its fill 1 s after the order and commits it 1 s later: 1 s latency.
+    api.add_order("alpha", "a-recent", status="FILLED", filled="10",
+                  created_at=now - timedelta(minutes=5))  # fmt: skip
+    api.add_order("alpha", "a-old", status="FILLED", filled="10",
+                  created_at=now - timedelta(hours=3))  # fmt: skip
+    api.add_order("beta", "b-recent", status="FILLED", filled="10",
+                  created_at=now - timedelta(minutes=5))  # fmt: skip
+
+    series = api.client.get("/api/v1/accounts/alpha/fill-latency",
+                            headers=api.auth("alpha")).json()  # fmt: skip
+
+    assert series["count"] == 1  # not the old one, not beta's
+    assert [p["latency_s"] for p in series["points"]] == [1.0]
+    assert series["p50_s"] == series["max_s"] == 1.0
+    other = api.client.get("/api/v1/accounts/beta/fill-latency", headers=api.auth("alpha"))
+    assert other.status_code == 404
