@@ -50,7 +50,6 @@ function signOut(message, kind = "error") {
   state.admin = false;
   state.account = null;
   state.orders.clear();
-  state.latencyCache.clear();
   closeDetail();
   // Nothing the key could read stays in the page.
   for (const body of document.querySelectorAll("#app tbody")) body.replaceChildren();
@@ -128,6 +127,7 @@ function stopSession() {
   state.timers = [];
   state.debounced.forEach(clearTimeout);
   state.debounced.clear();
+  state.changed.clear();
 }
 
 function selectAccount(name) {
@@ -182,11 +182,12 @@ function setLive(live, info = {}) {
 
 const LINK_NAMES = { metrics: "Metrics", flower: "Flower", grafana: "Grafana", docs: "API docs" };
 
-/** /metrics always; Flower, Grafana (and more) where known: from window.ORDERSYNC_LINKS (a
- * page may set it before this module runs), or from the API's /api/v1/links if it has one. */
+/** /metrics always; Flower, Grafana (and more) where known: from the API's /api/v1/links,
+ * else from window.ORDERSYNC_LINKS (which a page may set before this module runs). */
 function renderLinks(known = {}) {
   const given = window.ORDERSYNC_LINKS;
-  const configured = { ...(given && typeof given === "object" ? given : {}), ...known };
+  const set = Object.fromEntries(Object.entries(known).filter(([, url]) => url));
+  const configured = { ...(given && typeof given === "object" ? given : {}), ...set };
   const others = Object.entries(configured).filter(([name, url]) => name !== "metrics" && url);
   const entries = [["metrics", "/metrics"], ...others];
   const links = [];

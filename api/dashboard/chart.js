@@ -1,4 +1,4 @@
-// The fill-detection-latency chart: one dot per fill of the last hour, at the time ordersync
+// The fill-detection-latency chart: one dot per fill of the window, at the time ordersync
 // recorded it (x) and how long after the broker's execution that was (y, seconds).
 
 import { duration, fill, svg, time } from "./dom.js";
@@ -6,13 +6,6 @@ import { duration, fill, svg, time } from "./dom.js";
 const WIDTH = 340;
 const HEIGHT = 150;
 const PAD = { left: 40, right: 10, top: 10, bottom: 22 };
-const WINDOW_MS = 3600 * 1000;
-
-/** Nearest-rank percentile of sorted numbers. */
-function percentile(sorted, p) {
-  if (!sorted.length) return null;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
 
 /** A round upper bound for the y axis (1, 2, 5 x 10^n). */
 function niceCeil(value) {
@@ -23,15 +16,16 @@ function niceCeil(value) {
 }
 
 /**
- * Draw `points` ([{at: Date, latency: seconds, label}]) into the <svg> `chart`, and a
- * one-line summary into `summary`.
+ * Draw `points` ([{at: Date, latency: seconds}]) into the <svg> `chart` and the series'
+ * summary (the API's `/fill-latency`: window_s, count, p50_s, p90_s, p99_s, max_s) into
+ * `summary`.
  */
-export function drawLatency(chart, summary, points, now = Date.now()) {
+export function drawLatency(chart, summary, points, series, now = Date.now()) {
+  const windowMs = series.window_s * 1000;
   chart.setAttribute("viewBox", `0 0 ${WIDTH} ${HEIGHT}`);
   const inner = { w: WIDTH - PAD.left - PAD.right, h: HEIGHT - PAD.top - PAD.bottom };
-  const sorted = points.map((p) => p.latency).sort((a, b) => a - b);
-  const top = niceCeil(sorted.length ? sorted[sorted.length - 1] : 1);
-  const x = (at) => PAD.left + ((at - (now - WINDOW_MS)) / WINDOW_MS) * inner.w;
+  const top = niceCeil(Math.max(0, ...points.map((p) => p.latency)));
+  const x = (at) => PAD.left + Math.max(0, (at - (now - windowMs)) / windowMs) * inner.w;
   const y = (s) => PAD.top + inner.h - (Math.min(s, top) / top) * inner.h;
 
   const parts = [];
@@ -42,27 +36,27 @@ export function drawLatency(chart, summary, points, now = Date.now()) {
         tick === 0 ? "0" : duration(tick)),
     );
   }
-  for (const [minutes, anchor] of [[60, "start"], [30, "middle"], [0, "end"]]) {
-    parts.push(svg("text", { class: "axis", x: x(now - minutes * 60000), y: HEIGHT - 6,
-      "text-anchor": anchor }, minutes ? `−${minutes} min` : "now"));
+  const minutes = Math.round(series.window_s / 60);
+  for (const [back, anchor] of [[minutes, "start"], [minutes / 2, "middle"], [0, "end"]]) {
+    parts.push(svg("text", { class: "axis", x: x(now - back * 60000), y: HEIGHT - 6,
+      "text-anchor": anchor }, back ? `−${back} min` : "now"));
   }
-  const p50 = percentile(sorted, 50);
-  if (p50 !== null) {
+  if (series.p50_s !== null) {
     parts.push(svg("line", { class: "median", x1: PAD.left, x2: WIDTH - PAD.right,
-      y1: y(p50), y2: y(p50) }));
+      y1: y(series.p50_s), y2: y(series.p50_s) }, svg("title", {}, `median ${duration(series.p50_s)}`)));
   }
   for (const point of points) {
+    const label = `${duration(point.latency)}, recorded ${time(point.at.toISOString())}`;
     parts.push(svg("circle", { class: "dot", cx: x(point.at.getTime()), cy: y(point.latency), r: 3.2 },
-      svg("title", {}, `${point.label}: ${duration(point.latency)} (recorded ${time(point.at.toISOString())})`)));
+      svg("title", {}, label)));
   }
   fill(chart, ...parts);
   chart.dataset.points = String(points.length);
 
-  if (!points.length) {
-    fill(summary, "No fills recorded in the last hour.");
+  if (!series.count) {
+    fill(summary, "No fills recorded in this window.");
     return;
   }
-  const p95 = percentile(sorted, 95);
-  fill(summary, `${points.length} fill${points.length === 1 ? "" : "s"} · median ${duration(p50)}`
-    + ` · p95 ${duration(p95)} · max ${duration(sorted[sorted.length - 1])}`);
+  fill(summary, `${series.count} fill${series.count === 1 ? "" : "s"} · median ${duration(series.p50_s)}`
+    + ` · p90 ${duration(series.p90_s)} · p99 ${duration(series.p99_s)} · max ${duration(series.max_s)}`);
 }

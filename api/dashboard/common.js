@@ -17,15 +17,24 @@ export const state = {
   detailJson: null, // the detail drawn last
   session: null, // AbortController of the current account's stream
   timers: [],
-  debounced: new Map(),
-  latencyCache: new Map(), // order id -> its fills (a FILLED order's fills are final)
-  serverLatency: null, // whether the API serves /fill-latency (null: not asked yet)
+  debounced: new Map(), // name -> timer of debounce() and soon()
+  changed: new Set(), // ids of orders events changed, to read again
 };
 
 // --- small helpers ----------------------------------------------------------------------------
 
 export function debounce(name, ms, action) {
   clearTimeout(state.debounced.get(name));
+  state.debounced.set(name, setTimeout(() => {
+    state.debounced.delete(name);
+    action();
+  }, ms));
+}
+
+/** Run `action` once within `ms`, however often this is asked meanwhile (never starved by a
+ * steady stream of asks, as a debounce would be). */
+export function soon(name, ms, action) {
+  if (state.debounced.has(name)) return;
   state.debounced.set(name, setTimeout(() => {
     state.debounced.delete(name);
     action();

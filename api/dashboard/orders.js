@@ -1,12 +1,13 @@
 // The orders table: read by page with the filters, kept current by the event stream.
 
 import { accountPath, get } from "./api.js";
-import { debounce, emptyRow, intentBadge, isTerminal, sideText, stamp, state, statusPill } from "./common.js";
+import { emptyRow, intentBadge, isTerminal, sideText, soon, stamp, state, statusPill } from "./common.js";
 import { openDetail, renderDetail } from "./detail.js";
 import { $, fill, h, money, num, shortId, timeCell } from "./dom.js";
 import { loadActivity, loadLatency } from "./panels.js";
 
 const PAGE = 100;
+const REREAD_EACH_MAX = 5; // more orders changed at once: the page is read again instead
 
 // --- orders -------------------------------------------------------------------------------
 
@@ -115,10 +116,24 @@ export function applyEvent(event) {
     // read the order once the burst of events is over.
     const { account_id: _, ...fields } = data;
     if (upsert({ ...fields, account: state.account, _seenAt: performance.now() })) renderOrders();
-    debounce(`order:${data.order_id}`, 300, () => refreshOrder(data.order_id));
+    state.changed.add(data.order_id);
+    soon("changed", 400, rereadChanged);
   }
-  if (kind.startsWith("TRADE_") || kind.includes("FILLED")) debounce("activity", 800, loadActivity);
-  if (kind === "ORDER_FILLED") debounce("latency", 2000, loadLatency);
+  if (kind.startsWith("TRADE_") || kind.includes("FILLED")) soon("activity", 1000, loadActivity);
+  if (kind === "ORDER_FILLED") soon("latency", 3000, loadLatency);
+}
+
+/** The orders events changed, read again for what events do not carry (the lifecycle text):
+ * each one, or the whole page when many changed at once. */
+function rereadChanged() {
+  const ids = [...state.changed];
+  state.changed.clear();
+  if (ids.length > REREAD_EACH_MAX) {
+    loadOrders();
+    if (ids.includes(state.detailId)) refreshOrder(state.detailId);
+    return;
+  }
+  for (const id of ids) refreshOrder(id);
 }
 
 export async function refreshOrder(orderId) {

@@ -3,10 +3,9 @@
 
 import { accountPath, get } from "./api.js";
 import { drawLatency } from "./chart.js";
-import { emptyRow, pnl, sideText, stamp, state, statusPill } from "./common.js";
+import { emptyRow, pnl, sideText, state, statusPill } from "./common.js";
 import { $, ago, duration, fill, h, money, num, shortId, sign, time, timeCell } from "./dom.js";
 
-const LATENCY_ORDERS = 50;
 const WINDOW_S = 3600;
 
 // --- positions and trades -------------------------------------------------------------------
@@ -160,52 +159,12 @@ function sweepResult(run) {
 export async function loadLatency() {
   const account = state.account;
   try {
-    const points = state.serverLatency === false
-      ? await latencyFromOrders(account) : await latencyFromServer(account);
+    const series = await get(`${accountPath(account)}/fill-latency`, { window_s: WINDOW_S });
     if (account !== state.account) return;
-    drawLatency($("#latency-chart"), $("#latency-summary"), points);
+    const points = series.points.map((p) => ({ at: new Date(p.recorded_at), latency: p.latency_s }));
+    drawLatency($("#latency-chart"), $("#latency-summary"), points, series);
   } catch (error) {
     if (error.status === 401 || account !== state.account) return;
     fill($("#latency-summary"), `Not read: ${error.detail}`);
   }
-}
-
-/** The API's own series of the account's fills (recorded time, latency), where it has one. */
-async function latencyFromServer(account) {
-  let series;
-  try {
-    series = await get(`${accountPath(account)}/fill-latency`, { window_s: WINDOW_S });
-  } catch (error) {
-    if (error.status !== 404 || error.detail.startsWith("no account")) throw error;
-    state.serverLatency = false; // an API without the endpoint: computed from the orders
-    return latencyFromOrders(account);
-  }
-  state.serverLatency = true;
-  return series.points.map((p) => ({ at: new Date(p.recorded_at), latency: p.latency_s, label: "fill" }));
-}
-
-/** Each fill's latency from the details of the latest FILLED orders of the last hour. */
-async function latencyFromOrders(account) {
-  const since = new Date(Date.now() - WINDOW_S * 1000);
-  const page = await get(`${accountPath(account)}/orders`, {
-    status: "FILLED", created_after: since.toISOString(), limit: LATENCY_ORDERS,
-  });
-  const missing = page.items.filter((o) => !state.latencyCache.has(o.order_id));
-  // A few at a time: the API serves the dashboard beside everything else. A FILLED order's
-  // fills are final, so each is read once.
-  for (let i = 0; i < missing.length; i += 4) {
-    const details = await Promise.all(missing.slice(i, i + 4).map((o) =>
-      get(`${accountPath(account)}/orders/${o.order_id}`)));
-    for (const d of details) state.latencyCache.set(d.order.order_id, d.fills);
-  }
-  const points = [];
-  for (const o of page.items) {
-    for (const f of state.latencyCache.get(o.order_id) ?? []) {
-      const at = new Date(f.recorded_at);
-      if (at < since) continue;
-      points.push({ at, latency: Math.max(0, (stamp(f.recorded_at) - stamp(f.filled_at)) / 1000),
-        label: `${o.symbol} ${o.side} ${num(f.quantity)}` });
-    }
-  }
-  return points;
 }

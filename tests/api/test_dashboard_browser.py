@@ -22,6 +22,7 @@ import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver as Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.select import Select
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -45,6 +46,7 @@ chromium = browser.chromium
 chrome = browser.chrome
 
 ADMIN_KEY = "dashboard-admin-" + "k" * 32
+GRAFANA = "http://grafana.example:3000/d/ordersync"  # the API says where Grafana is
 SYMBOL = "AAPL"
 
 
@@ -88,7 +90,8 @@ class ApiServer:
         with (self.system.var_dir / "api.log").open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "ordersync", "api", "--host", "127.0.0.1", "--port", port],
-                env=self.system.env | {"ORDERSYNC_API_ADMIN_KEY": ADMIN_KEY},
+                env=self.system.env | {"ORDERSYNC_API_ADMIN_KEY": ADMIN_KEY,
+                                       "ORDERSYNC_GRAFANA_URL": GRAFANA},
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.process = process
@@ -144,6 +147,14 @@ def row_order_id(driver: WebDriver, client_order_id: str) -> str:
                "'${arguments[0]}']`)?.dataset.orderId", client_order_id)  # fmt: skip
     assert isinstance(found, str)
     return found
+
+
+def rows(driver: WebDriver) -> list[str]:
+    """The client order ids of the orders table's rows, top to bottom."""
+    found = js(driver, "return [...document.querySelectorAll('#orders-table tr[data-order-id]')]"
+               ".map((row) => row.dataset.clientOrderId)")  # fmt: skip
+    assert isinstance(found, list)
+    return [str(cid) for cid in found]
 
 
 def count(driver: WebDriver, selector: str) -> int:
@@ -212,10 +223,11 @@ def test_the_dashboard_follows_orders_live_cancels_and_compares_with_the_broker(
     entry, resting, exit_ = f"dash-entry-{run}", f"dash-rest-{run}", f"dash-exit-{run}"
     offline = f"dash-offline-{run}"
 
-    # Where Flower and Grafana are, as a deployment's page would say (a script URL is dropped).
+    # Where Flower is, as a deployment's page may say (a script URL is dropped; where Grafana
+    # is, the API says).
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": (
         "window.ORDERSYNC_LINKS = {flower: 'http://flower.example:5555/', "
-        "grafana: 'javascript:alert(1)'}")})  # fmt: skip
+        "docs: 'javascript:alert(1)'}")})  # fmt: skip
 
     # A refused key says so and stays on the form.
     driver.get(f"{deployed.url}/")
@@ -302,7 +314,10 @@ def test_the_dashboard_follows_orders_live_cancels_and_compares_with_the_broker(
     assert js(driver, "return document.getElementById('link-flower').href") == (
         "http://flower.example:5555/"
     )
-    assert count(driver, "#link-grafana") == 0
+    assert js(driver, "return document.getElementById('link-grafana').href") == GRAFANA
+    assert js(driver, "return document.getElementById('link-docs').getAttribute('href')") == (
+        f"{deployed.url}/docs"
+    )  # the API's, not the script URL
     assert js(driver, "return window.sameDocument") is True
     shot("overview", full_page=True)
 
@@ -322,6 +337,16 @@ def test_the_dashboard_follows_orders_live_cancels_and_compares_with_the_broker(
     assert js(driver, "return document.getElementById('live').dataset.state") == "live"
     assert js(driver, "return window.sameDocument") is True
     offline_id = row_order_id(driver, offline)
+
+    # The filters ask the API again: open orders only, then a symbol with none.
+    Select(driver.find_element(By.ID, "filter-status")).select_by_value("open")
+    wait_until(driver, lambda d: rows(d) == [offline], "only the open order listed")
+    driver.find_element(By.ID, "filter-symbol").send_keys("msft")
+    wait_until(driver, lambda d: "No orders match" in text(d, "#orders-table tr[data-empty]"),
+               "no open MSFT order")  # fmt: skip
+    driver.find_element(By.ID, "filter-symbol").clear()
+    Select(driver.find_element(By.ID, "filter-status")).select_by_value("all")
+    wait_until(driver, lambda d: len(rows(d)) == 4, "every order listed again")
 
     # An order placed at the broker behind ordersync's back: a mismatch for the admin.
     stray = httpx.post(f"{system.exchange.base_url}/v2/orders", headers=system.exchange.headers,
