@@ -15,8 +15,9 @@ const STATUS_EVERY_MS = 10_000;
 const ACTIVITY_EVERY_MS = 30_000;
 const LATENCY_EVERY_MS = 60_000;
 const ACCOUNT_SLOT = "ordersync.account";
-// Answered 404 for the admin (no such account) and 403 for an account key: who is asking,
-// without a call to any broker.
+// Who is asking, without a call to any broker: an account key is refused (403) before the
+// account is looked up, the admin is told there is no such account (404; 422 if a future
+// API refuses the name).
 const ADMIN_PROBE = "/api/v1/admin/accounts/~probe~/broker-orders";
 // What is emptied when the key is forgotten, beside every table's rows.
 const READ_WITH_THE_KEY = [
@@ -54,6 +55,7 @@ function signOut(message, kind = "error") {
   // Nothing the key could read stays in the page.
   for (const body of document.querySelectorAll("#app tbody")) body.replaceChildren();
   for (const id of READ_WITH_THE_KEY) $(id).replaceChildren();
+  renderLinks(); // without what the API said
   showLogin(message, kind);
 }
 
@@ -114,7 +116,7 @@ async function isAdmin() {
     await get(ADMIN_PROBE, { hours: 1, limit: 1 });
     return true;
   } catch (error) {
-    return error.status === 404;
+    return error.status === 404 || error.status === 422;
   }
 }
 

@@ -26,7 +26,7 @@ from selenium.webdriver.support.select import Select
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.api_keys import create_key
+from models.api_keys import create_key, revoke_key
 from models.orders import Account
 from ordersync.embedded_redis import free_port
 from tests.api import browser
@@ -66,6 +66,15 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def revoke(system: TrackingSystem, key: str) -> None:
+    key_id = key.split("_")[1]
+    with Session(system.engine) as session:
+        account = session.scalar(select(Account).where(Account.name == ACCOUNT))
+        assert account is not None
+        assert revoke_key(session, account, key_id, now=datetime.now(UTC))
+        session.commit()
 
 
 def _account_key(system: TrackingSystem) -> str:
@@ -356,11 +365,18 @@ def test_the_dashboard_follows_orders_live_cancels_and_compares_with_the_broker(
     stray.raise_for_status()
     stray_id = stray.json()["id"]
 
-    # Forget the key; the admin's key shows every account and the broker beside ours.
-    click(driver, "#forget-key")
-    wait_until(driver, lambda d: visible(d, "login"), "the key form again")
+    # The key revoked meanwhile: the next request is refused, the page asks for a key again
+    # and keeps nothing the key read.
+    revoke(system, deployed.key)
+    Select(driver.find_element(By.ID, "filter-status")).select_by_value("closed")
+    wait_until(driver, lambda d: visible(d, "login"), "the key form after the refusal")
+    assert "refused" in text(driver, "#login-message")
     assert js(driver, "return sessionStorage.getItem('ordersync.key')") is None
-    assert count(driver, "#app tbody tr") == 0  # nothing the key read stays in the page
+    assert count(driver, "#app tbody tr") == 0
+    assert count(driver, "#link-grafana") == 0  # the API's answer, gone with the key
+    shot("key-revoked")
+
+    # The admin's key: every account, and the broker's orders beside ours.
     sign_in(driver, ADMIN_KEY)
     wait_until(driver, lambda d: visible(d, "tab-debug"), "the admin's debug tab")
     assert count(driver, "#account-select option") == 2
@@ -378,5 +394,12 @@ def test_the_dashboard_follows_orders_live_cancels_and_compares_with_the_broker(
     assert js(driver, f'return document.querySelector("{stray_row}").dataset.mismatch') == "true"
     assert "unknown to ordersync" in text(driver, f"{stray_row} td.mismatches")
     shot("admin-debug")
+
+    # Forget the key: the form again, the key gone from the tab.
+    click(driver, "#forget-key")
+    wait_until(driver, lambda d: visible(d, "login"), "the key form again")
+    assert "forgotten" in text(driver, "#login-message")
+    assert js(driver, "return sessionStorage.getItem('ordersync.key')") is None
+    assert count(driver, "#app tbody tr") == 0
 
     assert console_errors(driver) == []
