@@ -128,10 +128,13 @@ def _count_failure(state: ApiState, counters: list[str]) -> None:
     logger.warning("API authentication failed (%s)", ", ".join(c.rsplit(":", 2)[-2] + ":"
                    + c.rsplit(":", 1)[-1] for c in counters))  # fmt: skip
     try:
-        pipe = state.ctx.redis.pipeline(transaction=False)
+        # The window starts with the first failure: SET NX EX then INCR (which keeps the
+        # TTL), atomic in MULTI. Not EXPIRE NX: Redis < 7 (the embedded server) refuses it,
+        # which left a counter without expiry, an address held back for good.
+        pipe = state.ctx.redis.pipeline(transaction=True)
         for counter in counters:
+            pipe.set(counter, 0, ex=FAILURE_WINDOW_S, nx=True)
             pipe.incr(counter)
-            pipe.expire(counter, FAILURE_WINDOW_S, nx=True)
         pipe.execute()
     except redis.RedisError:
         logger.warning("API: could not count a failed authentication (Redis)")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +19,8 @@ from models.orders import Fill, Order, OrderEvent
 from models.outbox import OutboxEvent
 from ordersync.positions import order_lifecycles, trades
 from ordersync.queries import OrderView, get_order
+
+ORDER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class BadCursor(ValueError):
@@ -31,14 +34,19 @@ def encode_cursor(view: OrderView) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at in UTC, order id) a page ended on; ``BadCursor`` for anything this API
+    would not have written (a naive or out-of-range time, an id that is not a UUID)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, order_id = json.loads(raw)
         parsed = datetime.fromisoformat(at)
-    except (binascii.Error, ValueError, TypeError) as error:
+        if parsed.tzinfo is None:
+            raise ValueError("no UTC offset")
+        parsed = parsed.astimezone(UTC)  # OverflowError: out of range once in UTC
+    except (binascii.Error, ValueError, TypeError, OverflowError) as error:
         raise BadCursor() from error
-    if parsed.tzinfo is None or not isinstance(order_id, str):
-        raise BadCursor()
+    if not isinstance(order_id, str) or not ORDER_ID.fullmatch(order_id):
+        raise BadCursor()  # e.g. a NUL, which PostgreSQL cannot even compare
     return parsed, order_id
 
 

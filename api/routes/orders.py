@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
-from pydantic import AwareDatetime, StringConstraints
+from pydantic import StringConstraints
 from sqlalchemy.orm import Session
 
 from api.auth import account_scope
@@ -24,6 +24,7 @@ from api.schemas import (
     PlaceAccepted,
     SyncOut,
     TradeOut,
+    UtcTime,
 )
 from models.enums import OPEN_STATUSES, TERMINAL_STATUSES, Intent, OrderStatus
 from models.orders import Account
@@ -49,11 +50,11 @@ DbSession = Annotated[Session, Depends(db_session)]
 def _statuses(values: list[str] | None) -> frozenset[OrderStatus] | None:
     if not values or values == ["open"]:
         return OPEN_STATUSES
-    if "all" in values:
-        return None
     chosen: set[OrderStatus] = set()
-    for value in values:
-        if value == "open":
+    for value in values:  # every value checked, "all" or not: a typo is never ignored
+        if value == "all":
+            chosen |= set(OrderStatus)
+        elif value == "open":
             chosen |= OPEN_STATUSES
         elif value == "closed":
             chosen |= TERMINAL_STATUSES
@@ -65,7 +66,7 @@ def _statuses(values: list[str] | None) -> frozenset[OrderStatus] | None:
                 raise HTTPException(
                     422, f"unknown status {value!r}: one of open, closed, all, {known}"
                 ) from None
-    return frozenset(chosen)
+    return None if chosen == set(OrderStatus) else frozenset(chosen)
 
 
 def order_out(view: OrderView, lifecycle: str) -> OrderOut:
@@ -82,8 +83,8 @@ def orders(
     status: StatusFilter = None,
     symbol: Annotated[Symbol | None, Query()] = None,
     intent: Intent | None = None,
-    created_after: Annotated[AwareDatetime | None, Query(description="Inclusive.")] = None,
-    created_before: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
+    created_after: Annotated[UtcTime | None, Query(description="Inclusive.")] = None,
+    created_before: Annotated[UtcTime | None, Query(description="Exclusive.")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> OrderPage:  # fmt: skip
@@ -146,7 +147,9 @@ def place(account: ScopedAccount, terms: PlaceOrderTerms, state: State,
     same order; without either, each request is a new one."""
     if not account.is_active:
         raise HTTPException(409, f"account {account.name!r} is disabled")
-    args = PlaceOrderArgs(account=account.name, **terms.model_dump(exclude_unset=True))
+    # As JSON: the contract's decimals are strings (it refuses Decimal objects, as floats).
+    args = PlaceOrderArgs(account=account.name,
+                          **terms.model_dump(mode="json", exclude_unset=True))  # fmt: skip
     task_id = str(uuid.uuid4())
     client_order_id = client_order_id_for(account.name, args, task_id)
     kwargs = args.model_dump(mode="json", exclude_none=True)

@@ -15,6 +15,7 @@ from api.deps import ApiState, api_state, db_session
 from api.schemas import AccountOut, HealthOut
 from models.orders import Account, Order
 from ordersync.metrics.readings import queue_depths
+from ordersync.redis_url import resolve_broker_url
 from ordersync.status import StatusReader, to_json
 
 router = APIRouter(tags=["system"])
@@ -43,9 +44,9 @@ def readyz(state: State) -> Any:
     except redis.RedisError as error:
         checks["redis"] = f"error: {type(error).__name__}"
     try:
-        broker = state.settings.celery_broker_url
-        queue_depths(state.settings.transport_is_amqp(),
-                     None if broker is None else broker.get_secret_value())  # fmt: skip
+        # This app's transport (its settings' broker, else its Redis), not the one the
+        # process's Celery app was configured with from the environment.
+        queue_depths(state.settings.transport_is_amqp(), resolve_broker_url(state.settings))
         checks["transport"] = "ok"
     except Exception as error:  # kombu's errors have no common base
         checks["transport"] = f"error: {type(error).__name__}"
