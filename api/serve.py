@@ -13,6 +13,8 @@ from rich.console import Console
 from api.app import create_app
 from ordersync.settings import get_settings
 
+GRACEFUL_SHUTDOWN_S = 3
+
 
 class NoQueryStrings(logging.Filter):
     """Access log lines without query strings: a key sent in a URL (refused with 400) must
@@ -47,5 +49,7 @@ def api_command(
     if settings.api_admin_key is None:
         typer.echo("ordersync api: no ORDERSYNC_API_ADMIN_KEY: account keys only", err=True)
     logging.getLogger("uvicorn.access").addFilter(NoQueryStrings())
+    # Open event streams never end by themselves: a stop waits this long for them, no longer.
     uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=False,
-                server_header=False, log_level=settings.log_level.lower())  # fmt: skip
+                server_header=False, log_level=settings.log_level.lower(),
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import redis
+from celery import Celery
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -25,8 +26,7 @@ from api.deps import ApiState
 from models.accounts import ensure_account
 from models.api_keys import create_key
 from models.db import make_engine
-from models.enums import BrokerKind, Intent, OrderOrigin, OrderStatus, OrderType, Side
-from models.enums import TimeInForce
+from models.enums import BrokerKind, Intent, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Fill, Order
 from ordersync.embedded_redis import EmbeddedRedis
 from ordersync.settings import Settings
@@ -144,7 +144,7 @@ def api(request: pytest.FixtureRequest, tmp_path: Path, api_redis_url: str) -> I
             session.commit()
         celery = sender("api-test", api_redis_url, api_redis_url)
 
-        def state(s: Settings) -> ApiState:
+        def state(s: Settings, celery: Celery = celery) -> ApiState:
             ctx = build_context(s)
             reader = StatusReader(api_redis_url, s)
 
