@@ -93,9 +93,20 @@ def order_details(session: Session, order_id: str) -> OrderDetails | None:
         outcome = session.scalar(select(TradeOutcome).where(
             TradeOutcome.account_id == view.account_id, TradeOutcome.trade_id == view.trade_id
         ))  # fmt: skip
-    last = next((e.report for e in reversed(history) if e.report), None)
     return OrderDetails(view, order_lifecycles(session, [view])[order_id], history, fills, trade,
-                        outcome, _parsed(last))  # fmt: skip
+                        outcome, _parsed(_last_report(session, order_id, history)))  # fmt: skip
+
+
+def _last_report(session: Session, order_id: str, history: list[OrderEvent]) -> str | None:
+    """The newer of the order's last applied report and the last one its history keeps
+    (a report with an anomaly, or one written before orders kept their last)."""
+    kept, kept_at = session.execute(
+        select(Order.last_report, Order.last_report_at).where(Order.id == order_id)
+    ).one()
+    logged = next((e for e in reversed(history) if e.report), None)
+    if logged is not None and (kept_at is None or logged.at > kept_at):
+        return logged.report
+    return kept
 
 
 def _parsed(report: str | None) -> dict[str, Any] | None:

@@ -125,6 +125,10 @@ class Order(Base):
     # only a row without it provably never did.
     place_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The broker's last report of the order as applied (JSON, raw body included): what the
+    # API's order detail shows. Deferred: nothing that tracks the order loads it.
+    last_report: Mapped[str | None] = mapped_column(Text, deferred=True)
+    last_report_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     version: Mapped[int] = mapped_column(Integer, default=1)
 

@@ -25,6 +25,7 @@ from models.state_machine import (
     Verdict,
     apply_fill,
     apply_report,
+    report_json,
 )
 
 
@@ -168,6 +169,8 @@ def apply_to_order(
     state = load_state(session, order)
     if isinstance(report, OrderReport):
         applied = apply_report(state, report, now=now)
+        if applied.verdict is not Verdict.STALE:
+            order.last_report, order.last_report_at = report_json(report), now
     else:
         applied = apply_fill(state, report, now=now)
     record_applied(session, order, applied, now=now, source=source)

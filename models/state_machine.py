@@ -242,7 +242,9 @@ def _apply_fill(state: OrderState, fill: FillReport, now: datetime, vouched: Dec
     elif state.status in (S.PENDING_NEW, S.NEW):
         target = S.PARTIALLY_FILLED
     if target is not state.status:
-        new = _entered(new, target, now, fill.filled_at)
+        # The broker's last status string no longer describes the order: unknown until its
+        # next report (a fill-settled order may never get one).
+        new = dataclasses.replace(_entered(new, target, now, fill.filled_at), raw_status=None)
         history += (
             HistoryEntry(HistoryKind.TRANSITION, state.status, target, filled, state.raw_status),
         )

@@ -1,4 +1,5 @@
-"""API keys per account; an index for listing an account's orders by time
+"""API keys per account; an index for listing an account's orders by time; the broker's
+last report of each order
 
 Revision ID: 0011
 Revises: 0010
@@ -36,10 +37,16 @@ def upgrade() -> None:
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_keys_account_id'), ['account_id'], unique=False)
     op.create_index('ix_orders_account_created', 'orders', ['account_id', 'created_at'], unique=False)
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('last_report', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('last_report_at', models.types.UTCDateTime(timezone=True), nullable=True))
 
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_column('last_report_at')
+        batch_op.drop_column('last_report')
     op.drop_index('ix_orders_account_created', table_name='orders')
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_keys_account_id'))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -104,6 +105,8 @@ def test_apply_records_fills_history_and_state(
         (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED),
         (OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED),
     ]
+    assert json.loads(loaded.last_report or "")["status"] == "FILLED"  # the API shows it
+    assert loaded.last_report_at == at(5)
     # Replaying the same report changes nothing and adds nothing.
     again = apply_to_order(
         db_session, loaded, report(OrderStatus.FILLED, "10", fills=fills), now=at(6),

@@ -227,6 +227,17 @@ def test_partial_fill_moves_a_new_order_to_partially_filled() -> None:
     assert result.history[0].kind is HistoryKind.TRANSITION
 
 
+def test_a_status_moved_by_fills_leaves_no_stale_broker_status() -> None:
+    """The broker said "new"; our fills made the order FILLED: "new" no longer describes it,
+    and a fill-settled order may never be reported again."""
+    accepted = apply_report(_state(S.PENDING_NEW), report(S.NEW, "0"), now=at(1)).state
+    assert accepted.raw_status is not None
+    filled = apply_fill(accepted, fill("f1", "10"), now=at(2)).state
+    assert (filled.status, filled.raw_status) == (S.FILLED, None)
+    reported = apply_report(filled, report(S.FILLED, "10"), now=at(3)).state
+    assert reported.raw_status == report(S.FILLED, "10").raw_status
+
+
 def test_late_fill_on_a_canceled_order_adds_quantity_but_keeps_status() -> None:
     canceled = apply_report(_state(S.NEW), report(S.CANCELED, "0"), now=at(2)).state
     result = apply_fill(canceled, fill("late", "2"), now=at(3))
