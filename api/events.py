@@ -44,7 +44,9 @@ async def event_stream(
     keeps proxies from closing an idle stream."""
     if after is None:
         after = await to_thread.run_sync(_last_id, state)
-    yield f"retry: 2000\n: events after {after}\n\n"
+    # The position as an id without data: a reconnecting client resumes from it even
+    # before its first event (``Last-Event-ID``).
+    yield f"retry: 2000\nid: {after}\n: events after {after}\n\n"
     beat = time.monotonic() + HEARTBEAT_S
     while not await request.is_disconnected():
         events = await to_thread.run_sync(_batch, state, account_id, after)

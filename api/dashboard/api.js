@@ -113,10 +113,8 @@ export async function followEvents(account, { onEvent, onState, signal }) {
           backoff = BACKOFF_MIN_MS;
           onState("live");
         }
-        // The opening comment names where the server starts (": events after N"): resume
-        // from there if the stream drops before any event came.
-        const start = /^events after (\d+)$/.exec(frame.comment ?? "");
-        if (start && after === null) after = Number(start[1]);
+        // The opening frame's id is where the server starts: a stream that drops before any
+        // event came resumes from there.
         if (frame.id !== undefined && /^\d+$/.test(frame.id)) after = Number(frame.id);
         if (frame.data === undefined) continue;
         try {

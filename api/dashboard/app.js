@@ -15,10 +15,6 @@ const STATUS_EVERY_MS = 10_000;
 const ACTIVITY_EVERY_MS = 30_000;
 const LATENCY_EVERY_MS = 60_000;
 const ACCOUNT_SLOT = "ordersync.account";
-// Who is asking, without a call to any broker: an account key is refused (403) before the
-// account is looked up, the admin is told there is no such account (404; 422 if a future
-// API refuses the name).
-const ADMIN_PROBE = "/api/v1/admin/accounts/~probe~/broker-orders";
 // What is emptied when the key is forgotten, beside every table's rows.
 const READ_WITH_THE_KEY = [
   "#account-select", "#orders-count", "#status-body", "#status-updated", "#latency-chart",
@@ -112,12 +108,7 @@ async function start() {
 }
 
 async function isAdmin() {
-  try {
-    await get(ADMIN_PROBE, { hours: 1, limit: 1 });
-    return true;
-  } catch (error) {
-    return error.status === 404 || error.status === 422;
-  }
+  return (await get("/api/v1/whoami")).admin === true;
 }
 
 // --- one account: the stream, the tables, the timers --------------------------------------

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.auth import account_scope, principal
+from api.auth import Principal, account_scope, principal
 from api.deps import ApiState, api_state, db_session
 from models.orders import Account, Fill, Order
 from ordersync.metrics.readings import summarize_latency
@@ -41,6 +41,16 @@ class LatencySeries(BaseModel):
     p90_s: float | None
     p99_s: float | None
     max_s: float | None
+
+
+class WhoAmI(BaseModel):
+    admin: bool
+    account: str | None = Field(description="The account an account key reaches; null: admin.")
+
+
+@router.get("/whoami", response_model=WhoAmI, summary="What this key is")
+def whoami(who: Annotated[Principal, Depends(principal)]) -> WhoAmI:
+    return WhoAmI(admin=who.is_admin, account=who.account_name)
 
 
 @router.get("/links", response_model=Links, dependencies=[Depends(principal)],

@@ -171,7 +171,10 @@ def test_the_stream_without_a_start_sends_only_new_events(api: ApiWorld) -> None
                            headers=api.auth("alpha")) as response:  # fmt: skip
         stream = Stream(response)
         assert next(stream.lines) == "retry: 2000"
-        # The stream starts after the newest event of all (the unowned one above).
-        assert int(next(stream.lines).removeprefix(": events after ")) > alpha[-1]
+        # The stream starts after the newest event of all (the unowned one above), and says
+        # so as an id (where a client reconnecting before any event resumes).
+        start = int(next(stream.lines).removeprefix("id: "))
+        assert start > alpha[-1]
+        assert next(stream.lines) == f": events after {start}"
         new = add_outbox_event(api, make_order(api, "alpha", "a-new"))
         assert stream.read_until([new]) == [new]

@@ -34,3 +34,22 @@ def test_fill_latency_covers_the_accounts_own_recent_fills(api: ApiWorld) -> Non
     assert series["p50_s"] == series["max_s"] == 1.0
     other = api.client.get("/api/v1/accounts/beta/fill-latency", headers=api.auth("alpha"))
     assert other.status_code == 404
+
+
+def test_whoami_tells_an_account_key_from_the_admin(api: ApiWorld) -> None:
+    mine = api.client.get("/api/v1/whoami", headers=api.auth("alpha")).json()
+    admin = api.client.get("/api/v1/whoami", headers=api.admin).json()
+    assert mine == {"admin": False, "account": "alpha"}
+    assert admin == {"admin": True, "account": None}
+
+
+def test_the_dashboard_is_served_with_strict_security_headers(api: ApiWorld) -> None:
+    page = api.client.get("/dashboard/")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert api.client.get("/", follow_redirects=False).headers["location"] == "/dashboard/"
