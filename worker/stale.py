@@ -122,8 +122,11 @@ def _oldest(orders: list[OrderSnapshot]) -> list[OrderSnapshot]:
     return sorted(orders, key=lambda o: (o.created_at, o.id))
 
 
-def load_candidates(session: Session, now: datetime, thresholds: Thresholds) -> list[OrderSnapshot]:
-    """Open orders that may be stale, in one query of only the needed columns.
+def load_candidates(
+    session: Session, now: datetime, thresholds: Thresholds, account_id: str | None = None
+) -> list[OrderSnapshot]:
+    """Open orders (of one account, or all) that may be stale, in one query of only the
+    needed columns.
 
     The WHERE clause is a cheap superset of :func:`stale_classes` (same cut-offs), so a
     healthy system with many resting orders streams almost nothing; the classifier decides.
@@ -132,6 +135,8 @@ def load_candidates(session: Session, now: datetime, thresholds: Thresholds) -> 
         Order.id, Order.status, Order.order_type, Order.created_at, Order.updated_at,
         Order.last_checked_at, Order.lost_at,
     ).where(Order.status.in_(OPEN_STATUSES), _maybe_stale(now, thresholds))  # fmt: skip
+    if account_id is not None:
+        query = query.where(Order.account_id == account_id)
     return [OrderSnapshot(*row) for row in session.execute(query)]
 
 

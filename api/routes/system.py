@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 from api.auth import Principal, principal
 from api.deps import ApiState, api_state, db_session
 from api.schemas import AccountOut, HealthOut
-from models.orders import Account, Order
+from models.orders import Account
 from ordersync.metrics.readings import queue_depths
 from ordersync.redis_url import resolve_broker_url
 from ordersync.status import StatusReader, to_json
+from worker.stale import Thresholds, classify, counts, load_candidates
 
 router = APIRouter(tags=["system"])
 State = Annotated[ApiState, Depends(api_state)]
@@ -84,12 +85,15 @@ def _scoped(document: dict[str, Any], state: ApiState, who: Principal) -> dict[s
                                             .items() if k == name}}  # fmt: skip
     if document.get("budgets") is not None:
         document["budgets"] = [b for b in document["budgets"] if b["account"] == name]
-    stale = document.get("stale")
-    if stale is not None:
-        ids = {i for listed in stale["order_ids"].values() for i in listed}
+    if document.get("stale") is not None:  # the account's own, classified now
+        now, thresholds = state.now(), Thresholds.of(state.settings)
         with state.ctx.sessions() as session:
-            own = set(session.scalars(select(Order.id).where(
-                Order.id.in_(ids), Order.account_id == who.account_id)))  # fmt: skip
-        stale["order_ids"] = {k: [i for i in v if i in own] for k, v in stale["order_ids"].items()}
+            candidates = load_candidates(session, now, thresholds, who.account_id)
+        classes = classify(candidates, now, thresholds)
+        document["stale"] = {
+            "at": now.isoformat(),
+            "counts": counts(classes),
+            "order_ids": {k: list(c.order_ids) for k, c in classes.items()},
+        }
     document["webhooks"] = {}
     return document

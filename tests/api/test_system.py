@@ -176,6 +176,7 @@ def test_a_key_sees_the_systems_health_and_its_own_account_only(api: ApiWorld) -
     assert status["orders"] == {"by_account": {"alpha": {"NEW": 1}}, "fill_gaps": {"alpha": 0}}
     assert [b["account"] for b in status["budgets"]] == ["alpha"]
     assert status["stale"]["order_ids"][UNCHECKED] == [alpha]
+    assert status["stale"]["counts"][UNCHECKED] == 1  # its own, not the system's 2
     assert beta not in json.dumps(status)
     assert "beta" not in json.dumps(status)
     assert status["webhooks"] == {}
