@@ -14,7 +14,7 @@ from fastapi import Request
 from sqlalchemy import func, select
 
 from api.deps import ApiState
-from api.reads import event_json, events_after
+from api.event_log import EventCursor, read_events
 from models.outbox import OutboxEvent
 
 POLL_S = 0.25
@@ -27,9 +27,9 @@ def _last_id(state: ApiState) -> int:
         return int(session.scalar(select(func.max(OutboxEvent.id))) or 0)
 
 
-def _batch(state: ApiState, account_id: str, after: int) -> list[dict[str, Any]]:
+def _batch(state: ApiState, account_id: str, cursor: EventCursor) -> list[dict[str, Any]]:
     with state.ctx.sessions() as session:
-        return [event_json(e) for e in events_after(session, account_id, after, BATCH)]
+        return read_events(session, account_id, cursor, BATCH)
 
 
 def frame(event: dict[str, Any]) -> str:
@@ -40,19 +40,23 @@ def frame(event: dict[str, Any]) -> str:
 async def event_stream(
     request: Request, state: ApiState, account_id: str, after: int | None
 ) -> AsyncIterator[str]:
-    """Poll the outbox (an indexed range read) and send what is new; a comment now and then
-    keeps proxies from closing an idle stream."""
+    """Poll the outbox (an indexed range read) and send what is new, never past an id that
+    may still commit (api/event_log.py); a comment now and then keeps proxies from closing
+    an idle stream."""
     if after is None:
         after = await to_thread.run_sync(_last_id, state)
+    cursor = EventCursor(after)
     # The position as an id without data: a reconnecting client resumes from it even
     # before its first event (``Last-Event-ID``).
     yield f"retry: 2000\nid: {after}\n: events after {after}\n\n"
     beat = time.monotonic() + HEARTBEAT_S
     while not await request.is_disconnected():
-        events = await to_thread.run_sync(_batch, state, account_id, after)
+        sent = cursor.after
+        events = await to_thread.run_sync(_batch, state, account_id, cursor)
         for event in events:
-            after = event["id"]
             yield frame(event)
+        if cursor.after > (events[-1]["id"] if events else sent):
+            yield f"id: {cursor.after}\n\n"  # past other accounts' events: resume there
         if time.monotonic() >= beat:
             beat = time.monotonic() + HEARTBEAT_S
             yield ": keep-alive\n\n"

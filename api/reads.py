@@ -119,17 +119,6 @@ def _parsed(report: str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else {"value": value}
 
 
-def events_after(session: Session, account_id: str | None, after: int, limit: int
-                 ) -> list[OutboxEvent]:  # fmt: skip
-    """Events with an id above ``after``, oldest first; ``account_id`` None: every account."""
-    query = select(OutboxEvent).where(OutboxEvent.id > after)
-    if account_id is not None:
-        query = query.where(
-            OutboxEvent.order_id.in_(select(Order.id).where(Order.account_id == account_id))
-        )
-    return list(session.scalars(query.order_by(OutboxEvent.id).limit(limit)))
-
-
 def event_json(event: OutboxEvent) -> dict[str, Any]:
     return {
         "id": event.id, "event_id": event.event_id, "kind": event.kind,

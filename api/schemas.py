@@ -217,7 +217,10 @@ class EventOut(BaseModel):
 
 class EventPage(BaseModel):
     items: list[EventOut]
-    last_id: int | None = Field(description="Pass as `after` to continue; null: none returned.")
+    next_after: int = Field(
+        description="Pass as `after` to continue: every event up to it has been answered "
+        "(it may pass other accounts' events; it stops before an event that may still commit)."
+    )
 
 
 class AccountOut(Out):

@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, new_id
@@ -175,3 +175,19 @@ def _plain(value: object) -> str:
     if isinstance(value, StrEnum):
         return value.value
     raise TypeError(f"not serializable in an event: {type(value).__name__}")
+
+
+_OUTBOX_WRITERS = text(
+    "SELECT DISTINCT virtualtransaction FROM pg_locks"
+    " WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' AND granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND relation = CAST(:table AS regclass) AND pid IS DISTINCT FROM pg_backend_pid()"
+)  # a prepared transaction has no pid: it counts too
+
+
+def outbox_writers(session: Session) -> set[str]:
+    """PostgreSQL: virtual ids of the other transactions now holding the outbox's ROW
+    EXCLUSIVE lock, which every transaction that took an outbox id holds until it ends (see
+    worker/webhooks.py, "Id gaps")."""
+    rows = session.scalars(_OUTBOX_WRITERS, {"table": OutboxEvent.__tablename__})
+    return {str(row) for row in rows}

@@ -66,12 +66,11 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from models.outbox import OutboxEvent
+from models.outbox import OutboxEvent, outbox_writers
 from models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpointState
 from ordersync.metrics import record
 from ordersync.settings import Settings, WebhookEndpoint
@@ -326,7 +325,7 @@ def _final_up_to(session: Session, state: WebhookEndpointState) -> int:
     final = state.final_outbox_id
     if state.watch_head_id is not None:
         watched = set((state.watch_writers or "").split())
-        if not watched & _outbox_writers(session):
+        if not watched & outbox_writers(session):
             state.final_outbox_id = max(final, state.watch_head_id)
             state.watch_head_id = state.watch_writers = None
     return final
@@ -336,22 +335,7 @@ def _watch(session: Session, state: WebhookEndpointState) -> None:
     """Keep the highest visible id, then the transactions writing to the outbox: in this
     order, every id up to the head was taken by one of them or by one that has ended."""
     state.watch_head_id = int(session.scalar(select(func.max(OutboxEvent.id))) or 0)
-    state.watch_writers = " ".join(sorted(_outbox_writers(session)))
-
-
-_OUTBOX_WRITERS = text(
-    "SELECT DISTINCT virtualtransaction FROM pg_locks"
-    " WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' AND granted"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    " AND relation = CAST(:table AS regclass) AND pid IS DISTINCT FROM pg_backend_pid()"
-)  # a prepared transaction has no pid: it counts too
-
-
-def _outbox_writers(session: Session) -> set[str]:
-    """Virtual ids of the other transactions now holding the outbox's ROW EXCLUSIVE lock,
-    which every transaction that took an outbox id holds until it ends."""
-    rows = session.scalars(_OUTBOX_WRITERS, {"table": OutboxEvent.__tablename__})
-    return {str(row) for row in rows}
+    state.watch_writers = " ".join(sorted(outbox_writers(session)))
 
 
 def _dialect(session: Session) -> str:

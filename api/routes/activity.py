@@ -11,14 +11,15 @@ from sqlalchemy.orm import Session
 
 from api.auth import account_scope
 from api.deps import ApiState, api_state, db_session
+from api.event_log import read_page
 from api.events import event_stream
-from api.reads import event_json, events_after
 from api.schemas import EventOut, EventPage, PositionOut, TradeOut
 from models.orders import Account
 from models.trades import TradeStatus
 from ordersync.positions import positions, trades
 
 router = APIRouter(prefix="/api/v1/accounts/{account}", tags=["activity"])
+GAP_WAIT_S = 1.0  # how long a page waits for an event that may still commit before it
 ScopedAccount = Annotated[Account, Depends(account_scope)]
 DbSession = Annotated[Session, Depends(db_session)]
 
@@ -42,13 +43,13 @@ def list_positions(account: ScopedAccount, session: DbSession) -> list[PositionO
 @router.get("/events", response_model=EventPage,
             summary="Events after an id, oldest first (catch up on what you missed)")  # fmt: skip
 def list_events(
-    account: ScopedAccount, session: DbSession,
+    account: ScopedAccount, state: Annotated[ApiState, Depends(api_state)],
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:  # fmt: skip
-    rows = events_after(session, account.id, after, limit)
-    return EventPage(items=[EventOut.model_validate(event_json(e)) for e in rows],
-                     last_id=rows[-1].id if rows else None)  # fmt: skip
+    events, position = read_page(state.ctx.sessions, account.id, after, limit,
+                                 wait_s=GAP_WAIT_S)  # fmt: skip
+    return EventPage(items=[EventOut.model_validate(e) for e in events], next_after=position)
 
 
 @router.get(

@@ -5,10 +5,13 @@ in the workers), outbox events and history rows, row counts, other client addres
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -159,3 +162,22 @@ def without(body: dict[str, Any], text: str, instead: str) -> dict[str, Any]:
     """``body`` with ``text`` in its detail replaced: two 404s compared apart from the name
     or id they echo back."""
     return {**body, "detail": str(body["detail"]).replace(text, instead)}
+
+
+def postgresql_only(api: ApiWorld) -> None:
+    if api.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite: one writer at a time, ids commit in order")
+
+
+@contextmanager
+def held_event(api: ApiWorld, order_id: str) -> Iterator[Callable[[], None]]:
+    """An event whose id is taken now and committed only when the test says (PostgreSQL:
+    ids come from a sequence, so a later event can commit first)."""
+    session = Session(api.engine)
+    try:
+        add_event(session, EventKind.ORDER_ACCEPTED, {"held": True},
+                          now=datetime.now(UTC), order_id=order_id)  # fmt: skip
+        session.flush()
+        yield session.commit
+    finally:
+        session.close()
