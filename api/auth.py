@@ -140,6 +140,15 @@ def _count_failure(state: ApiState, counters: list[str]) -> None:
         logger.warning("API: could not count a failed authentication (Redis)")
 
 
+def still_valid(state: ApiState, who: Principal) -> bool:
+    """Whether the key is still live (the admin key lives as long as the process)."""
+    if who.is_admin:
+        return True
+    with state.ctx.sessions() as session:
+        key = session.get(ApiKey, who.key_id)
+        return key is not None and key.revoked_at is None and key.account_id == who.account_id
+
+
 def account_scope(account: str, who: Principal = Depends(principal),
                   state: ApiState = Depends(api_state)) -> Account:  # fmt: skip
     """The account in the path, when the caller may see it; 404 otherwise, exactly as for an

@@ -27,6 +27,8 @@ from models.outbox import OutboxEvent, outbox_writers
 EVERY_ID = 2**63 - 1
 SCAN = 1000  # ids (of every account) looked at per read
 GAP_POLL_S = 0.05
+# How far below the newest event a stream "from now" looks for ids still being written.
+LOOK_BACK = 1000
 
 
 @dataclass
@@ -37,10 +39,16 @@ class EventCursor:
     final: int = 0  # every id up to it is committed or never will be
     watch_head: int | None = None  # a gap is being watched: the head seen with it ...
     watch_writers: frozenset[str] = field(default_factory=frozenset)  # ... and its writers
+    skip: frozenset[int] = field(default_factory=frozenset)  # visible before the reader began
 
     @property
     def at_gap(self) -> bool:
         return self.watch_head is not None
+
+    @property
+    def position(self) -> int:
+        """Where a reader that lost this one resumes without missing an event."""
+        return self.after
 
 
 def read_events(
@@ -62,6 +70,8 @@ def read_events(
             _watch(session, cursor)  # a gap that may still fill: stop before it
             break
         cursor.after = event_id
+        if event_id in cursor.skip:
+            continue
         if account_id is None or owner == account_id:
             mine.append(event_id)
             if len(mine) >= limit:
@@ -72,6 +82,23 @@ def read_events(
         select(OutboxEvent).where(OutboxEvent.id.in_(mine)).order_by(OutboxEvent.id)
     )
     return [event_json(e) for e in events]
+
+
+def start_now(session: Session) -> EventCursor:
+    """A cursor for "events from now on": after the newest visible event, except that ids
+    below it still being written (PostgreSQL) are read when they commit; the events already
+    visible among the last ``LOOK_BACK`` ids are skipped."""
+    head = int(session.scalar(select(func.max(OutboxEvent.id))) or 0)
+    if session.get_bind().dialect.name == "sqlite":
+        return EventCursor(head, final=EVERY_ID)
+    writers = frozenset(outbox_writers(session))
+    if not writers:
+        return EventCursor(head, final=head)
+    start = max(head - LOOK_BACK, 0)
+    visible = session.scalars(
+        select(OutboxEvent.id).where(OutboxEvent.id > start, OutboxEvent.id <= head)
+    )
+    return EventCursor(start, watch_head=head, watch_writers=writers, skip=frozenset(visible))
 
 
 def _update_final(session: Session, cursor: EventCursor) -> None:

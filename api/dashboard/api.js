@@ -117,6 +117,10 @@ export async function followEvents(account, { onEvent, onState, signal }) {
         // event came resumes from there.
         if (frame.id !== undefined && /^\d+$/.test(frame.id)) after = Number(frame.id);
         if (frame.data === undefined) continue;
+        if (frame.event === "revoked") { // the server ends the stream of a revoked key
+          onUnauthorized(JSON.parse(frame.data).detail);
+          return;
+        }
         try {
           onEvent(JSON.parse(frame.data), frame.event);
         } catch (error) {

@@ -3,13 +3,14 @@ live stream of server-sent events)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from api.auth import account_scope
+from api.auth import Principal, account_scope, principal, still_valid
 from api.deps import ApiState, api_state, db_session
 from api.event_log import read_page
 from api.events import event_stream
@@ -61,14 +62,16 @@ def list_events(
 )  # fmt: skip
 def stream_events(
     request: Request, account: ScopedAccount, state: Annotated[ApiState, Depends(api_state)],
+    who: Annotated[Principal, Depends(principal)],
     after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     last_event_id: Annotated[int | None, Header(ge=0, le=2**63 - 1)] = None,
 ) -> StreamingResponse:  # fmt: skip
     """From ``after`` (or the ``Last-Event-ID`` a reconnecting browser sends); neither: only
-    events from now on."""
+    events from now on. The stream ends (an ``event: revoked`` frame) within seconds of its
+    key being revoked."""
     start = last_event_id if last_event_id is not None else after
     return StreamingResponse(
-        event_stream(request, state, account.id, start),
+        event_stream(request, state, account.id, start, partial(still_valid, state, who)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

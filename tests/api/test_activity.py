@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
+from models.api_keys import ApiKey
 from models.outbox import EventKind
 from tests.api.conftest import ApiWorld
 from tests.api.fixtures import (
@@ -227,3 +232,33 @@ def test_the_stream_sends_an_event_that_committed_after_a_later_one(api: ApiWorl
             later = add_outbox_event(api, order, EventKind.ORDER_FILLED)
             commit()  # after the later one: a reader that had passed its id misses it
         assert stream.read_until([later - 1, later]) == [later - 1, later]
+
+
+def test_a_stream_from_now_still_sends_an_earlier_id_that_commits_later(api: ApiWorld) -> None:
+    postgresql_only(api)
+    order = make_order(api, "alpha", "a-open-gap")
+    url = f"{BASE}/alpha/events/stream"
+    with held_event(api, order) as commit:
+        visible = add_outbox_event(api, order, EventKind.ORDER_FILLED)
+        with api.client.stream("GET", url, headers=api.auth("alpha")) as response:
+            stream = Stream(response)
+            assert next(stream.lines) == "retry: 2000"  # the stream has begun
+            commit()  # after the stream began: news to it, though its id is lower
+            later = add_outbox_event(api, order, EventKind.ORDER_CANCELLED)
+            got = stream.read_until([visible - 1, later])
+    assert got == [visible - 1, later]  # not the event visible before the stream began
+
+
+def test_a_revoked_keys_stream_ends(api: ApiWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("api.events.RECHECK_S", 0.1)
+    url = f"{BASE}/alpha/events/stream"
+    with api.client.stream("GET", url, headers=api.auth("alpha")) as response:
+        stream = Stream(response)
+        assert next(stream.lines) == "retry: 2000"
+        key_id = api.keys["alpha"].split("_")[1]
+        with Session(api.engine) as session:
+            session.execute(update(ApiKey).where(ApiKey.key_id == key_id)
+                            .values(revoked_at=datetime.now(UTC)))  # fmt: skip
+            session.commit()
+        lines = list(stream.lines)  # the server ends the stream
+    assert "event: revoked" in lines
