@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import make_asgi_app
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import ApiState
+from api.deps import ApiState, Lazy
 from api.routes import activity, admin, dashboard, orders, system
 from api.schemas import ErrorOut
 from brokers.registry import CredentialsMissing
-from ordersync.metrics.exporter import state_registry
 from ordersync.redis_url import resolve_redis_url
 from ordersync.settings import Settings, get_settings
 from ordersync.status import StatusReader
@@ -68,12 +65,12 @@ def default_state(settings: Settings) -> ApiState:
     from worker.celery_app import app as celery  # configures Celery from the settings
 
     ctx = build_context(settings)
-    reader = cache(lambda: StatusReader(resolve_redis_url(settings), settings))
+    reader = Lazy(lambda: StatusReader(resolve_redis_url(settings), settings))
 
     def close() -> None:
         ctx.close()
-        if reader.cache_info().currsize:
-            reader().close()
+        if reader.built is not None:
+            reader.built.close()
 
     return ApiState(settings, ctx, celery.send_task, close, reader)
 
@@ -91,7 +88,7 @@ def create_app(
         try:
             yield
         finally:
-            app.state.api.close()
+            app.state.api.shutdown()
 
     app = FastAPI(
         title="ordersync",
@@ -105,7 +102,6 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     for router in (system.router, orders.router, activity.router, admin.router, dashboard.router):
         app.include_router(router)
-    app.mount("/metrics", make_asgi_app(registry=state_registry(settings)))
     if DASHBOARD.is_dir():
         app.mount("/dashboard", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
 

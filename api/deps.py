@@ -3,17 +3,37 @@ the Celery app the API sends tasks with. Built once per process by ``api.app.cre
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request
+from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session
 
+from ordersync.metrics.exporter import open_state_registry
 from ordersync.settings import Settings
 from ordersync.status import StatusReader
 from worker.context import WorkerContext
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A value built on first use, once, whichever thread asks first."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self.built: T | None = None
+
+    def __call__(self) -> T:
+        with self._lock:
+            if self.built is None:
+                self.built = self._build()
+            return self.built
 
 
 @dataclass
@@ -23,6 +43,16 @@ class ApiState:
     send_task: Callable[..., Any]  # Celery's ``send_task``: the API places and cancels by task
     close: Callable[[], None]
     status_reader: Callable[[], StatusReader]  # what ``ordersync status`` reads, built once
+    # The exporter's gauges and what closes their connections, built on first use.
+    metrics: Lazy[tuple[CollectorRegistry, Callable[[], None]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Lazy(lambda: open_state_registry(self.settings))
+
+    def shutdown(self) -> None:
+        self.close()
+        if self.metrics.built is not None:
+            self.metrics.built[1]()
 
     @property
     def now(self) -> Callable[[], datetime]:

@@ -235,7 +235,9 @@ class Settings(BaseSettings):
     api_page_size_max: int = Field(default=500, ge=1, le=5000)
     # How long ``POST .../sync`` waits for a monitor holding the order's lock.
     api_sync_wait_s: float = Field(default=5.0, gt=0, le=60)
-    # Links the dashboard shows (unset: not shown).
+    # Links the dashboard shows (unset: not shown): metrics (Prometheus, or an exporter's
+    # /metrics), Flower, Grafana.
+    metrics_url: str | None = None
     flower_url: str | None = None
     grafana_url: str | None = None
 

@@ -431,6 +431,8 @@ class Stack:
             self.api_admin_key_generated = False
         if self.flower_url is not None:
             extra["ORDERSYNC_FLOWER_URL"] = self.flower_url
+        if settings.metrics_url or self.exporter_url:
+            extra["ORDERSYNC_METRICS_URL"] = str(settings.metrics_url or self.exporter_url)
         if settings.grafana_url:
             extra["ORDERSYNC_GRAFANA_URL"] = settings.grafana_url
         child = self.spawn("api", [sys.executable, "-m", "ordersync.cli", "api",

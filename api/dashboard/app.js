@@ -175,14 +175,13 @@ function setLive(live, info = {}) {
 
 const LINK_NAMES = { metrics: "Metrics", flower: "Flower", grafana: "Grafana", docs: "API docs" };
 
-/** /metrics always; Flower, Grafana (and more) where known: from the API's /api/v1/links,
- * else from window.ORDERSYNC_LINKS (which a page may set before this module runs). */
+/** The metrics, Flower, Grafana and the API's description where known: from the API's
+ * /api/v1/links, else from window.ORDERSYNC_LINKS (which a page may set before this runs). */
 function renderLinks(known = {}) {
   const given = window.ORDERSYNC_LINKS;
   const set = Object.fromEntries(Object.entries(known).filter(([, url]) => url));
   const configured = { ...(given && typeof given === "object" ? given : {}), ...set };
-  const others = Object.entries(configured).filter(([name, url]) => name !== "metrics" && url);
-  const entries = [["metrics", "/metrics"], ...others];
+  const entries = Object.entries(configured).filter(([, url]) => url);
   const links = [];
   for (const [name, url] of entries) {
     let parsed;

@@ -22,10 +22,12 @@ SCAN_MAX = 50_000  # the newest fills (of every account) looked at
 
 
 class Links(BaseModel):
-    metrics: str = "/metrics"
-    docs: str = "/docs"
+    """Where the operations tools are (null: not configured)."""
+
+    metrics: str | None = None
     flower: str | None = None
     grafana: str | None = None
+    docs: str = "/docs"
 
 
 class LatencyPoint(BaseModel):
@@ -57,7 +59,7 @@ def whoami(who: Annotated[Principal, Depends(principal)]) -> WhoAmI:
             summary="Where Flower, Grafana and the metrics are")  # fmt: skip
 def links(state: Annotated[ApiState, Depends(api_state)]) -> Links:
     s = state.settings
-    return Links(flower=s.flower_url, grafana=s.grafana_url)
+    return Links(metrics=s.metrics_url, flower=s.flower_url, grafana=s.grafana_url)
 
 
 @router.get("/accounts/{account}/fill-latency", response_model=LatencySeries,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import redis
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from api.auth import Principal, principal
+from api.auth import Principal, admin_only, principal
 from api.deps import ApiState, api_state, db_session
 from api.schemas import AccountOut, HealthOut
 from models.orders import Account
@@ -22,6 +23,14 @@ from worker.stale import Thresholds, classify, counts, load_candidates
 router = APIRouter(tags=["system"])
 State = Annotated[ApiState, Depends(api_state)]
 Who = Annotated[Principal, Depends(principal)]
+
+
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(admin_only)])
+def metrics(request: Request) -> Response:
+    """The exporter's gauges (every account's), for the admin key only; collected in a
+    worker thread, never on the event loop."""
+    registry, _ = api_state(request).metrics()
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", response_model=HealthOut, summary="The process is up")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import redis
@@ -24,7 +25,12 @@ DATABASE_TIMEOUT_S = 3
 
 
 def state_registry(settings: Settings) -> CollectorRegistry:
-    """A registry with the one state collector, for the exporter and the API."""
+    """A registry with the one state collector, for the exporter (its process's life)."""
+    return open_state_registry(settings)[0]
+
+
+def open_state_registry(settings: Settings) -> tuple[CollectorRegistry, Callable[[], None]]:
+    """The registry, and what closes its database and Redis connections (the API's)."""
     engine = make_engine(settings.database_url, **_database_timeouts(settings.database_url))
     client = redis.Redis.from_url(
         resolve_redis_url(settings), socket_timeout=REDIS_TIMEOUT_S,
@@ -33,7 +39,12 @@ def state_registry(settings: Settings) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     sources = Sources(settings, make_sessionmaker(engine), client, settings.transport_is_amqp())
     registry.register(StateCollector(sources))
-    return registry
+
+    def close() -> None:
+        client.close()
+        engine.dispose()
+
+    return registry, close
 
 
 def _database_timeouts(url: str) -> dict[str, Any]:

@@ -50,6 +50,7 @@ chrome = browser.chrome
 
 ADMIN_KEY = "dashboard-admin-" + "k" * 32
 GRAFANA = "http://grafana.example:3000/d/ordersync"  # the API says where Grafana is
+PROMETHEUS = "http://prometheus.example:9090/"  # ... and the metrics
 SYMBOL = "AAPL"
 
 
@@ -103,7 +104,8 @@ class ApiServer:
             process = subprocess.Popen(
                 [sys.executable, "-m", "ordersync", "api", "--host", "127.0.0.1", "--port", port],
                 env=self.system.env | {"ORDERSYNC_API_ADMIN_KEY": ADMIN_KEY,
-                                       "ORDERSYNC_GRAFANA_URL": GRAFANA},
+                                       "ORDERSYNC_GRAFANA_URL": GRAFANA,
+                                       "ORDERSYNC_METRICS_URL": PROMETHEUS},
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.process = process
@@ -323,6 +325,7 @@ def test_the_dashboard_follows_orders_live_cancels_and_compares_with_the_broker(
                and text(d, "#status-sweeps tr[data-sweep='reconcile_open_orders'] td:last-child")
                == "ok", "the worker and a sweep's run in the status panel", 30)  # fmt: skip
     assert text(driver, "#links a#link-metrics") == "Metrics"
+    assert js(driver, "return document.getElementById('link-metrics').href") == PROMETHEUS
     assert js(driver, "return document.getElementById('link-flower').href") == (
         "http://flower.example:5555/"
     )

@@ -8,12 +8,21 @@ from datetime import UTC, datetime, timedelta
 from tests.api.conftest import ApiWorld
 
 
-def test_links_name_the_metrics_always_and_flower_grafana_when_set(api: ApiWorld) -> None:
+def test_links_name_the_tools_where_set(api: ApiWorld) -> None:
     answer = api.client.get("/api/v1/links", headers=api.auth("alpha"))
     assert answer.status_code == 200
-    assert answer.json() == {"metrics": "/metrics", "docs": "/docs", "flower": None,
-                             "grafana": None}  # fmt: skip
+    assert answer.json() == {"metrics": None, "docs": "/docs", "flower": None, "grafana": None}
     assert api.client.get("/api/v1/links").status_code == 401
+
+
+def test_metrics_are_the_admins_every_accounts_gauges(api: ApiWorld) -> None:
+    """They name every account: no key, no metrics; an account key is not enough."""
+    assert api.client.get("/metrics").status_code == 401
+    assert api.client.get("/metrics", headers=api.auth("alpha")).status_code == 403
+    answer = api.client.get("/metrics", headers=api.admin)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert 'ordersync_budget_tokens{account="beta"}' in answer.text
 
 
 def test_fill_latency_covers_the_accounts_own_recent_fills(api: ApiWorld) -> None:

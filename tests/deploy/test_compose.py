@@ -335,10 +335,11 @@ def test_the_api_serves_its_port_with_the_admin_key_from_the_environment() -> No
     assert api["env_file"] == services()["worker"]["env_file"]
 
 
-def test_the_dashboard_links_to_flower_and_grafana_where_they_are_published() -> None:
-    """By default the links lead to the host ports Flower and Grafana are published on."""
+def test_the_dashboard_links_to_prometheus_flower_and_grafana_where_they_are_published() -> None:
+    """By default the links lead to the host ports the tools are published on."""
     env = services()["api"]["environment"]
-    for setting, service in (("ORDERSYNC_FLOWER_URL", "flower"),
+    for setting, service in (("ORDERSYNC_METRICS_URL", "prometheus"),
+                             ("ORDERSYNC_FLOWER_URL", "flower"),
                              ("ORDERSYNC_GRAFANA_URL", "grafana")):  # fmt: skip
         url = urlsplit(interpolated(env[setting]))
         assert url.scheme == "http", setting
