@@ -4,6 +4,7 @@ the Celery app the API sends tasks with. Built once per process by ``api.app.cre
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +35,23 @@ class Lazy(Generic[T]):
             if self.built is None:
                 self.built = self._build()
             return self.built
+
+
+class Cached(Generic[T]):
+    """A value built again once it is ``ttl_s`` old, by one thread at a time: many readers
+    of the monitoring status cost one reading every few seconds."""
+
+    def __init__(self, ttl_s: float, build: Callable[[], T]) -> None:
+        self._ttl_s = ttl_s
+        self._build = build
+        self._lock = threading.Lock()
+        self._value: tuple[float, T] | None = None
+
+    def __call__(self) -> T:
+        with self._lock:
+            if self._value is None or time.monotonic() - self._value[0] >= self._ttl_s:
+                self._value = (time.monotonic(), self._build())
+            return self._value[1]
 
 
 @dataclass

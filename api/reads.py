@@ -8,15 +8,16 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.ledger import TradeOutcome
 from models.orders import Fill, Order, OrderEvent
 from models.outbox import OutboxEvent
+from ordersync.metrics.readings import LatencySummary, summarize_latency
 from ordersync.positions import order_lifecycles, trades
 from ordersync.queries import OrderView, get_order
 
@@ -125,3 +126,34 @@ def event_json(event: OutboxEvent) -> dict[str, Any]:
         "order_id": event.order_id, "trade_id": event.trade_id,
         "created_at": event.created_at, "data": json.loads(event.payload),
     }  # fmt: skip
+
+
+LATENCY_POINTS_MAX = 2000
+LATENCY_SCAN_MAX = 50_000  # the newest fills (of every account) looked at
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLatency:
+    points: list[tuple[datetime, float]]  # (recorded at, seconds), oldest first
+    summary: LatencySummary
+
+
+def account_latency(session: Session, account_id: str, now: datetime, window_s: float
+                    ) -> AccountLatency:  # fmt: skip
+    """Fill detection latency (commit here minus the broker's fill time) of the account's
+    fills recorded in the last ``window_s``, the last ``LATENCY_POINTS_MAX`` of them."""
+    newest = select(func.max(Fill.id)).scalar_subquery()
+    rows = session.execute(  # a range of the primary key, however large the table
+        select(Fill.recorded_at, Fill.filled_at)
+        .join(Order, Order.id == Fill.order_id)
+        .where(
+            Fill.id > newest - LATENCY_SCAN_MAX,
+            Order.account_id == account_id,
+            Fill.recorded_at >= now - timedelta(seconds=window_s),
+        )
+        .order_by(Fill.recorded_at.desc())
+        .limit(LATENCY_POINTS_MAX)
+    ).all()
+    points = [(recorded, max((recorded - filled).total_seconds(), 0.0))
+              for recorded, filled in reversed(rows)]  # fmt: skip
+    return AccountLatency(points, summarize_latency([p[1] for p in points], window_s))

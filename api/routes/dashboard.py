@@ -3,22 +3,18 @@ detection latency of the last hour."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.auth import Principal, account_scope, principal
 from api.deps import ApiState, api_state, db_session
-from models.orders import Account, Fill, Order
-from ordersync.metrics.readings import summarize_latency
+from api.reads import LATENCY_POINTS_MAX, account_latency
+from models.orders import Account
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
-MAX_POINTS = 2000
-SCAN_MAX = 50_000  # the newest fills (of every account) looked at
 
 
 class Links(BaseModel):
@@ -37,7 +33,7 @@ class LatencyPoint(BaseModel):
 
 class LatencySeries(BaseModel):
     window_s: float
-    points: list[LatencyPoint] = Field(description=f"Oldest first, the last {MAX_POINTS}.")
+    points: list[LatencyPoint] = Field(description=f"Oldest first, the last {LATENCY_POINTS_MAX}.")
     count: int
     p50_s: float | None
     p90_s: float | None
@@ -70,23 +66,12 @@ def fill_latency(
     state: Annotated[ApiState, Depends(api_state)],
     window_s: Annotated[float, Query(gt=0, le=86400)] = 3600.0,
 ) -> LatencySeries:  # fmt: skip
-    since = state.now() - timedelta(seconds=window_s)
-    newest = select(func.max(Fill.id)).scalar_subquery()
-    rows = session.execute(  # a range of the primary key, however large the table
-        select(Fill.recorded_at, Fill.filled_at)
-        .join(Order, Order.id == Fill.order_id)
-        .where(
-            Fill.id > newest - SCAN_MAX, Order.account_id == account.id, Fill.recorded_at >= since
-        )
-        .order_by(Fill.recorded_at.desc())
-        .limit(MAX_POINTS)
-    ).all()
-    points = [(recorded, max((recorded - filled).total_seconds(), 0.0))
-              for recorded, filled in reversed(rows)]  # fmt: skip
-    summary = summarize_latency([p[1] for p in points], window_s)
+    latency = account_latency(session, account.id, state.now(), window_s)
+    summary = latency.summary
     return LatencySeries(
         window_s=window_s,
-        points=[LatencyPoint(recorded_at=r.isoformat(), latency_s=round(v, 6)) for r, v in points],
-        count=len(points), p50_s=summary.p50_s, p90_s=summary.p90_s, p99_s=summary.p99_s,
+        points=[LatencyPoint(recorded_at=r.isoformat(), latency_s=round(v, 6))
+                for r, v in latency.points],
+        count=len(latency.points), p50_s=summary.p50_s, p90_s=summary.p90_s, p99_s=summary.p99_s,
         max_s=summary.max_s,
     )  # fmt: skip

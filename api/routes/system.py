@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import threading
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import redis
@@ -12,15 +15,21 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from api.auth import Principal, admin_only, principal
-from api.deps import ApiState, api_state, db_session
+from api.deps import ApiState, Cached, api_state, db_session
+from api.reads import account_latency
 from api.schemas import AccountOut, HealthOut
 from models.orders import Account
 from ordersync.metrics.readings import queue_depths
 from ordersync.redis_url import resolve_broker_url
-from ordersync.status import StatusReader, to_json
+from ordersync.status import to_json
 from worker.stale import Thresholds, classify, counts, load_candidates
 
 router = APIRouter(tags=["system"])
+STATUS_TTL_S = 2.0
+SWEEP_FIELDS = frozenset({"last_started", "last_finished", "last_run_ok", "last_ok", "runs",
+                          "failures", "last_duration_s", "deadman"})  # fmt: skip
+_STATUS: dict[int, Cached[dict[str, Any]]] = {}
+_STATUS_LOCK = threading.Lock()
 State = Annotated[ApiState, Depends(api_state)]
 Who = Annotated[Principal, Depends(principal)]
 
@@ -77,11 +86,23 @@ def accounts(who: Who, session: Annotated[Session, Depends(db_session)]) -> list
 @router.get("/api/v1/status", response_model=dict[str, Any],
             summary="Monitoring: sweeps, stale orders, queues, workers, budgets")  # fmt: skip
 def status(who: Who, state: State) -> dict[str, Any]:
-    reader: StatusReader = state.status_reader()
-    document = to_json(reader.read(state.now()))
+    """Read at most every ``STATUS_TTL_S`` however many ask (it counts every order)."""
+    document = copy.deepcopy(_status_document(state))
     if who.is_admin:
         return document
     return _scoped(document, state, who)
+
+
+def _status_document(state: ApiState) -> dict[str, Any]:
+    with _STATUS_LOCK:
+        cached = _STATUS.get(id(state))
+        if cached is None:
+
+            def read() -> dict[str, Any]:
+                return to_json(state.status_reader().read(state.now()))
+
+            cached = _STATUS[id(state)] = Cached(STATUS_TTL_S, read)
+    return cached()
 
 
 def _scoped(document: dict[str, Any], state: ApiState, who: Principal) -> dict[str, Any]:
@@ -105,4 +126,13 @@ def _scoped(document: dict[str, Any], state: ApiState, who: Principal) -> dict[s
             "order_ids": {k: list(c.order_ids) for k, c in classes.items()},
         }
     document["webhooks"] = {}
+    # Sweeps run for every account: their state, not their errors and counts, which name
+    # other accounts.
+    document["sweeps"] = {name: {k: v for k, v in sweep.items() if k in SWEEP_FIELDS}
+                          for name, sweep in document.get("sweeps", {}).items()}  # fmt: skip
+    document["errors"] = dict.fromkeys(document.get("errors", {}), "unavailable")
+    with state.ctx.sessions() as session:
+        window_s = state.settings.status_latency_window_s
+        latency = account_latency(session, who.account_id or "", state.now(), window_s)
+    document["detection_latency"] = asdict(latency.summary)
     return document

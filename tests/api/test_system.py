@@ -23,6 +23,7 @@ from ordersync.status import StatusReader
 from tests.api.conftest import ADMIN_KEY, ApiWorld, api_settings
 from tests.api.fixtures import make_order
 from worker.context import build_context
+from worker.heartbeat import record_run
 from worker.stale import LOST, UNCHECKED
 from worker.stale_report import REPORT_KEY
 from worker.webhooks import COUNTS_KEY as WEBHOOK_COUNTS_KEY
@@ -170,6 +171,9 @@ def test_the_admin_sees_the_whole_status(api: ApiWorld) -> None:
 
 def test_a_key_sees_the_systems_health_and_its_own_account_only(api: ApiWorld) -> None:
     alpha, beta = seed_status(api)
+    now = datetime.now(UTC)
+    record_run(api.redis, "reconcile_open_orders", ok=False, started_at=now, finished_at=now,
+               stats={"yielded": {"beta": "429"}}, error="account beta: 429")  # fmt: skip
     answer = api.client.get("/api/v1/status", headers=api.auth("alpha"))
     assert answer.status_code == 200, answer.text
     status = answer.json()
@@ -182,6 +186,11 @@ def test_a_key_sees_the_systems_health_and_its_own_account_only(api: ApiWorld) -
     assert status["webhooks"] == {}
     assert "hooks.example" not in json.dumps(status)
     assert {"workers", "sweeps", "queues"} <= set(status)
+    sweep = status["sweeps"]["reconcile_open_orders"]
+    assert (sweep["last_run_ok"], sweep["failures"]) == (False, 1)  # its state, not its text
+    assert "last_error" not in sweep
+    assert "last_stats" not in sweep
+    assert status["detection_latency"]["count"] == 0  # its own fills only: none
     assert api.client.get("/api/v1/status").status_code == 401
 
 
