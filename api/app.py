@@ -204,21 +204,39 @@ SECURITY_HEADERS = [
 ]  # fmt: skip
 
 
+# The API reference (/docs, /redoc) loads its viewer from a CDN: it runs sandboxed, in an
+# origin of its own, so no script of it can read the dashboard's key in this origin's
+# storage; the description it shows is public (CORS allows any origin to read it).
+REFERENCE_HEADERS = [(b"content-security-policy", b"sandbox allow-scripts allow-popups")]
+PUBLIC_HEADERS = [(b"access-control-allow-origin", b"*")]
+REFERENCE_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
 class SecurityHeaders:
-    """Add ``SECURITY_HEADERS`` to every answer under ``/dashboard``."""
+    """Add ``SECURITY_HEADERS`` to every answer under ``/dashboard``, the sandbox to the
+    API reference, and CORS to ``/openapi.json``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/dashboard"):
+        path = scope.get("path", "")
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if path.startswith("/dashboard"):
+            extra = SECURITY_HEADERS
+        elif path in REFERENCE_PATHS:
+            extra = REFERENCE_HEADERS
+        elif path == "/openapi.json":
+            extra = PUBLIC_HEADERS
+        else:
             await self.app(scope, receive, send)
             return
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  *SECURITY_HEADERS]}  # fmt: skip
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -260,7 +278,10 @@ class BodyGuard:
         ):
             await _refuse(send, 415, "send the body as JSON (Content-Type: application/json)")
             return
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and not length.isdigit():
+            await _refuse(send, 400, "Content-Length is not a number")
+            return
+        if length is not None and int(length) > self.max_bytes:
             await _refuse(send, 413, f"body larger than {self.max_bytes} bytes")
             return
         seen = 0

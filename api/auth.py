@@ -55,7 +55,8 @@ def principal(
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
     state: ApiState = Depends(api_state),
 ) -> Principal:
-    """The caller, or 401; 429 once its address or key id failed too often this minute."""
+    """The caller, or 401; 429 once its address failed too often this minute, or for a
+    failure with a key id that failed too often."""
     if SECRET_PARAMS & {name.lower() for name in request.query_params}:
         raise HTTPException(
             400, "send the key as `Authorization: Bearer <key>`, never in the URL (URLs "
@@ -64,11 +65,15 @@ def principal(
     if credentials is None:
         raise unauthorized("missing `Authorization: Bearer <key>` header")
     presented = credentials.credentials
-    counters = _failure_counters(request, presented)
-    _refuse_if_over_limit(state, counters)
+    address, *key = _failure_counters(request, presented)
+    _refuse_if_over_limit(state, [address])  # an address that guessed: every request waits
     found = _authenticate(state, presented)
     if found is None:
-        _count_failure(state, counters)
+        # A key id guessed at from many addresses: its failures wait too. A request whose
+        # key verifies never does (its 256-bit secret cannot be guessed), so nobody can
+        # lock a key out by knowing its id.
+        _refuse_if_over_limit(state, key)
+        _count_failure(state, [address, *key])
         raise unauthorized("invalid or revoked key")
     return found
 

@@ -33,6 +33,13 @@ def api_command(
     port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="Port (default ORDERSYNC_API_PORT).")
     ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Proxies whose X-Forwarded-For is trusted, comma-separated (default "
+            "ORDERSYNC_API_FORWARDED_ALLOW_IPS; unset: none, the peer is the client)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the JSON API (/api/v1, /openapi.json, /docs), the dashboard (/dashboard/),
     /healthz, /readyz and /metrics."""
@@ -50,6 +57,10 @@ def api_command(
         typer.echo("ordersync api: no ORDERSYNC_API_ADMIN_KEY: account keys only", err=True)
     logging.getLogger("uvicorn.access").addFilter(NoQueryStrings())
     # Open event streams never end by themselves: a stop waits this long for them, no longer.
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=False,
+    # Behind a proxy the client's address (what failed authentications are counted by) is
+    # the one the trusted proxy forwards; trusting no proxy, the peer's.
+    proxies = forwarded_allow_ips or settings.api_forwarded_allow_ips
+    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=proxies is not None,
+                forwarded_allow_ips=proxies,
                 server_header=False, log_level=settings.log_level.lower(),
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)  # fmt: skip

@@ -233,6 +233,9 @@ class Settings(BaseSettings):
     # answer 429 until the minute has passed.
     api_auth_failures_per_min: int = Field(default=10, ge=1)
     api_page_size_max: int = Field(default=500, ge=1, le=5000)
+    # The proxies (addresses, comma-separated, or "*") whose X-Forwarded-For names the
+    # client; unset: none, the peer is the client.
+    api_forwarded_allow_ips: str | None = None
     # How long ``POST .../sync`` waits for a monitor holding the order's lock.
     api_sync_wait_s: float = Field(default=5.0, gt=0, le=60)
     # Links the dashboard shows (unset: not shown): metrics (Prometheus, or an exporter's

@@ -59,7 +59,7 @@ def _decimal(value: object) -> Decimal:
     if isinstance(value, bool | float):
         raise ValueError(f"send decimals as strings, not {type(value).__name__} ({value!r})")
     if isinstance(value, int):
-        return Decimal(value)
+        return _in_range(Decimal(value), value)
     if isinstance(value, str):
         try:
             result = Decimal(value.strip())
@@ -67,13 +67,18 @@ def _decimal(value: object) -> Decimal:
             raise ValueError(f"{value!r} is not a decimal") from None
         if not result.is_finite():
             raise ValueError(f"{value!r} is not a finite decimal")
-        if not storable(result):
-            raise ValueError(
-                f"{value!r} is out of range (at most 20 integer digits and {MAX_PLACES} "
-                "decimal places)"
-            )
-        return result
+        return _in_range(result, value)
     raise ValueError(f"expected a decimal string, got {type(value).__name__}")
+
+
+def _in_range(result: Decimal, given: object) -> Decimal:
+    if not storable(result):
+        shown = repr(given) if len(repr(given)) <= 40 else f"{repr(given)[:37]}..."
+        raise ValueError(
+            f"{shown} is out of range (at most 20 integer digits and {MAX_PLACES} "
+            "decimal places)"
+        )
+    return result
 
 
 def _positive(value: Decimal) -> Decimal:

@@ -31,7 +31,15 @@ from models.orders import Account
 from ordersync.positions import order_lifecycles
 from ordersync.queries import OrderFilter, OrderView, get_order, list_orders
 from worker import manual_sync
-from worker.args import ClientOrderId, PlaceOrderArgs, PlaceOrderTerms, Ref, Symbol
+from worker.args import (
+    ClientOrderId,
+    InvalidTaskArguments,
+    PlaceOrderArgs,
+    PlaceOrderTerms,
+    Ref,
+    Symbol,
+    parse_args,
+)
 from worker.placement import client_order_id_for
 
 router = APIRouter(prefix="/api/v1/accounts/{account}/orders", tags=["orders"])
@@ -148,8 +156,11 @@ def place(account: ScopedAccount, terms: PlaceOrderTerms, state: State,
     if not account.is_active:
         raise HTTPException(409, f"account {account.name!r} is disabled")
     # As JSON: the contract's decimals are strings (it refuses Decimal objects, as floats).
-    args = PlaceOrderArgs(account=account.name,
-                          **terms.model_dump(mode="json", exclude_unset=True))  # fmt: skip
+    kwargs = {"account": account.name, **terms.model_dump(mode="json", exclude_unset=True)}
+    try:  # the task's own parse, so nothing the worker would refuse is sent
+        args = parse_args(PlaceOrderArgs, "ordersync.place_order", (), kwargs)
+    except InvalidTaskArguments as error:
+        raise HTTPException(422, error.problem) from None
     task_id = str(uuid.uuid4())
     client_order_id = client_order_id_for(account.name, args, task_id)
     kwargs = args.model_dump(mode="json", exclude_none=True)
@@ -161,8 +172,9 @@ def place(account: ScopedAccount, terms: PlaceOrderTerms, state: State,
 
 
 def _open_order(session: Session, account: Account, order_id: str) -> OrderView:
-    view = get_order(session, order_id)
-    if view is None or view.account_id != account.id:
+    found = find_order_id(session, account.id, order_id=order_id)
+    view = None if found is None else get_order(session, found)
+    if view is None:
         raise HTTPException(404, f"no order {order_id!r} in this account")
     return view
 
@@ -186,14 +198,25 @@ def cancel(account: ScopedAccount, session: DbSession, state: State,
 def sync(account: ScopedAccount, state: State, order_id: OrderId) -> SyncOut:
     with state.ctx.sessions() as session:
         _open_order(session, account, order_id)
+    # One sync of an order at a time: more would hold server threads and spend the
+    # account's request budget, which its monitors share, for nothing new.
+    running = f"ordersync:api:sync:{order_id}"
+    s = state.settings
+    if not state.ctx.redis.set(
+        running, "1", nx=True, ex=int(s.api_sync_wait_s + s.order_lock_ttl_s)
+    ):
+        raise HTTPException(409, f"order {order_id} is being synced already; try again in a "
+                            "moment", headers={"Retry-After": "1"})  # fmt: skip
     try:
-        result = manual_sync.sync_order(state.ctx, order_id, wait_s=state.settings.api_sync_wait_s)
+        result = manual_sync.sync_order(state.ctx, order_id, wait_s=s.api_sync_wait_s)
     except manual_sync.OrderBusy as error:
         raise HTTPException(409, str(error), headers={"Retry-After": "1"}) from None
     except manual_sync.BrokerNotAsked as error:
         raise HTTPException(502, str(error)) from None
     except manual_sync.NoSuchOrder:
         raise HTTPException(404, f"no order {order_id!r} in this account") from None
+    finally:
+        state.ctx.redis.delete(running)
     with state.ctx.sessions() as session:
         view = _open_order(session, account, order_id)
         text = order_lifecycles(session, [view])[order_id]

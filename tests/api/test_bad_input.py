@@ -178,3 +178,20 @@ def test_bad_trade_and_stream_parameters_are_422(quiet: ApiWorld) -> None:
         (f"{base}/events/stream", {"Last-Event-ID": "abc"}),
     ]:
         refused(quiet.client.get(url, headers={**quiet.auth("alpha"), **headers}), 422)
+
+
+def test_a_whole_number_out_of_range_is_refused_not_a_crash(api: ApiWorld) -> None:
+    body = {"symbol": "AAPL", "side": "buy", "quantity": 10**40}
+    answer = api.client.post("/api/v1/accounts/alpha/orders", headers=api.auth("alpha"),
+                             json=body)  # fmt: skip
+    assert answer.status_code == 422
+    assert "out of range" in answer.json()["detail"]
+    assert api.sent() == []
+
+
+def test_a_content_length_that_is_no_number_is_a_bad_request(api: ApiWorld) -> None:
+    answer = api.client.post("/api/v1/accounts/alpha/orders", content=b"{}",
+                             headers={**api.auth("alpha"), "Content-Type": "application/json",
+                                      "Content-Length": "ten"})  # fmt: skip
+    assert answer.status_code == 400
+    assert "Content-Length" in answer.json()["detail"]

@@ -62,3 +62,14 @@ def test_the_dashboard_is_served_with_strict_security_headers(api: ApiWorld) -> 
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["referrer-policy"] == "no-referrer"
     assert api.client.get("/", follow_redirects=False).headers["location"] == "/dashboard/"
+
+
+def test_the_api_reference_runs_sandboxed_and_its_description_is_public(api: ApiWorld) -> None:
+    """The reference's viewer comes from a CDN: sandboxed, its scripts cannot read the
+    dashboard's key from this origin's storage."""
+    docs = api.client.get("/docs")
+    assert docs.status_code == 200
+    assert docs.headers["content-security-policy"] == "sandbox allow-scripts allow-popups"
+    described = api.client.get("/openapi.json")
+    assert described.headers["access-control-allow-origin"] == "*"
+    assert "/api/v1/accounts/{account}/orders" in described.json()["paths"]

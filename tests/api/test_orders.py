@@ -328,3 +328,15 @@ def test_cancelling_another_accounts_order_looks_like_cancelling_none(api: ApiWo
     assert answers[0].headers.keys() == answers[1].headers.keys()
     assert without(answers[0].json(), theirs, "ID") == without(answers[1].json(), missing, "ID")
     assert api.sent() == []
+
+
+def test_one_sync_of_an_order_at_a_time(api: ApiWorld) -> None:
+    """A second sync of an order while one runs is refused at once, not queued behind it
+    holding a server thread and the account's request budget."""
+    order_id = api.add_order("alpha", "a-sync")
+    api.redis.set(f"ordersync:api:sync:{order_id}", "1", ex=30)  # one is running
+    answer = api.client.post(f"/api/v1/accounts/alpha/orders/{order_id}/sync",
+                             headers=api.auth("alpha"))  # fmt: skip
+    assert answer.status_code == 409
+    assert "being synced already" in answer.json()["detail"]
+    assert answer.headers["Retry-After"] == "1"

@@ -25,6 +25,7 @@ def test_a_good_call_is_parsed_with_decimals_and_upper_case_symbol() -> None:
     ("change", "reason"),
     [
         ({"quantity": "1E+25"}, "out of range"),
+        ({"quantity": 10**40}, "out of range"),  # a whole number too
         ({"quantity": "0.0000000000000000001"}, "out of range"),
         ({"quantity": "NaN"}, "not a finite decimal"),
         ({"quantity": True}, "not bool"),
