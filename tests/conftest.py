@@ -157,6 +157,27 @@ def _alive(claimer: str) -> bool:
     return True
 
 
+def session_redis(tmp_path_factory: pytest.TempPathFactory, env_var: str, db: int) -> Iterator[str]:
+    """The local Redis (``db``, or the URL in ``env_var``) when it answers and no other live
+    test session holds it, else an embedded server of this session's own."""
+    url = os.environ.get(env_var, LOCAL_REDIS_URL.rsplit("/", 1)[0] + f"/{db}")
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.RedisError:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"local Redis at {url} is required in CI")
+    else:
+        with claimed(url) as mine:
+            if mine:
+                yield url
+                return
+    finally:
+        client.close()
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False) as server:
+        yield server.url
+
+
 @pytest.fixture(scope="session", params=["local", "embedded"])
 def redis_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -28,6 +28,8 @@ from selenium.webdriver.chrome.webdriver import WebDriver as Chrome
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
+from tests import debian
+
 ROOT: Final = Path(__file__).resolve().parents[2]
 PACKAGES: Final = ("chromium", "chromium-driver")
 WINDOW: Final = (1440, 1000)
@@ -40,41 +42,9 @@ class Chromium:
     driver: str  # its chromedriver
 
 
-def _in_ci() -> bool:
-    ci = os.environ.get("CI", "").strip().lower()
-    return ci not in ("", "0", "false", "no") or (
-        os.environ.get("ORDERSYNC_TEST_REQUIRE_SERVICES") == "1"
-    )
-
-
-def _install_command(*args: str) -> list[str]:
-    """``apt-get args``, as root or through ``sudo -n``; raises LookupError when neither."""
-    apt_get = shutil.which("apt-get")
-    if apt_get is None:
-        raise LookupError("apt-get is not available")
-    command = ["env", "DEBIAN_FRONTEND=noninteractive", apt_get, *args]
-    if os.geteuid() == 0:
-        return command
-    sudo = shutil.which("sudo")
-    if sudo is None:
-        raise LookupError("not root, and sudo is not available")
-    return [sudo, "-n", *command]
-
-
 def _install_chromium() -> None:
-    """``apt-get update`` then install Debian's chromium and chromium-driver; raises
-    LookupError with the reason when that fails."""
-    lock_wait = ["-o", "DPkg::Lock::Timeout=300"]  # another apt run holds the lock
-    steps = (
-        _install_command(*lock_wait, "update"),
-        _install_command(*lock_wait, "install", "-y", "--no-install-recommends", *PACKAGES),
-    )
-    for command in steps:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-        if done.returncode != 0:
-            raise LookupError(
-                f"{' '.join(command)} exited {done.returncode}: {done.stderr.strip()[-2000:]}"
-            )
+    """Debian's chromium and chromium-driver; LookupError says why not."""
+    debian.install(*PACKAGES)
 
 
 def locate_chromium() -> Chromium:
@@ -89,7 +59,7 @@ def locate_chromium() -> Chromium:
 
 def chromium_unavailable(reason: str) -> NoReturn:
     """Fail in CI, skip elsewhere."""
-    if _in_ci():
+    if debian.in_ci():
         pytest.fail(reason)
     pytest.skip(reason)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,11 +27,10 @@ from models.api_keys import create_key
 from models.db import make_engine
 from models.enums import BrokerKind, Intent, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Fill, Order
-from ordersync.embedded_redis import EmbeddedRedis
 from ordersync.settings import Settings
 from ordersync.stack import sender
 from ordersync.status import StatusReader
-from tests.conftest import LOCAL_REDIS_URL, REQUIRE_SERVICES, claimed, migrated_database
+from tests.conftest import migrated_database, session_redis
 from worker.context import build_context
 
 ADMIN_KEY = "admin-key-" + "x" * 40
@@ -43,22 +41,7 @@ T0 = datetime(2026, 12, 1, 14, 30, tzinfo=UTC)
 @pytest.fixture(scope="session")
 def api_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The local Redis (db 11) when it answers, else one embedded server for the session."""
-    url = os.environ.get("ORDERSYNC_TEST_API_REDIS_URL", LOCAL_REDIS_URL.rsplit("/", 1)[0] + "/11")
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-    except redis.RedisError:
-        if REQUIRE_SERVICES:
-            pytest.fail("local Redis required in CI")
-    else:
-        with claimed(url) as mine:
-            if mine:
-                yield url
-                return
-    finally:
-        client.close()
-    with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False) as server:
-        yield server.url
+    yield from session_redis(tmp_path_factory, "ORDERSYNC_TEST_API_REDIS_URL", 11)
 
 
 @dataclass

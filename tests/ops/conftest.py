@@ -10,7 +10,6 @@ promtool tests fail in CI (``CI`` set, or ``ORDERSYNC_TEST_REQUIRE_SERVICES=1`` 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,7 @@ import yaml
 
 from ordersync.metrics.collector import COLLECTED_METRICS
 from ordersync.metrics.instruments import REGISTRY
+from tests import debian
 from tests.ops.promql import metric_names
 
 ROOT: Final = Path(__file__).resolve().parents[2]
@@ -123,41 +123,9 @@ def referenced_metric_names() -> set[str]:
 # promtool ------------------------------------------------------------------------------
 
 
-def _in_ci() -> bool:
-    ci = os.environ.get("CI", "").strip().lower()
-    return ci not in ("", "0", "false", "no") or (
-        os.environ.get("ORDERSYNC_TEST_REQUIRE_SERVICES") == "1"
-    )
-
-
-def _install_command(*args: str) -> list[str]:
-    """``apt-get args``, as root or through ``sudo -n``; raises LookupError when neither."""
-    apt_get = shutil.which("apt-get")
-    if apt_get is None:
-        raise LookupError("apt-get is not available")
-    command = ["env", "DEBIAN_FRONTEND=noninteractive", apt_get, *args]
-    if os.geteuid() == 0:
-        return command
-    sudo = shutil.which("sudo")
-    if sudo is None:
-        raise LookupError("not root, and sudo is not available")
-    return [sudo, "-n", *command]
-
-
 def _install_promtool() -> None:
-    """``apt-get update`` then install Debian's ``prometheus`` package (it brings promtool);
-    raises LookupError with the reason when that fails."""
-    lock_wait = ["-o", "DPkg::Lock::Timeout=300"]  # another apt run holds the lock
-    steps = (
-        _install_command(*lock_wait, "update"),
-        _install_command(*lock_wait, "install", "-y", "--no-install-recommends", "prometheus"),
-    )
-    for command in steps:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=400, check=False)
-        if done.returncode != 0:
-            raise LookupError(
-                f"{' '.join(command)} exited {done.returncode}: {done.stderr.strip()[-2000:]}"
-            )
+    """Debian's ``prometheus`` package (it brings promtool); LookupError says why not."""
+    debian.install("prometheus", timeout_s=400)
 
 
 def locate_promtool() -> str:
@@ -173,7 +141,7 @@ def locate_promtool() -> str:
 
 def promtool_unavailable(reason: str) -> NoReturn:
     """Fail in CI, skip elsewhere."""
-    if _in_ci():
+    if debian.in_ci():
         pytest.fail(reason)
     pytest.skip(reason)
 

@@ -18,24 +18,6 @@ def outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ORDERSYNC_TEST_REQUIRE_SERVICES", raising=False)
 
 
-@pytest.mark.usefixtures("outside_ci")
-@pytest.mark.parametrize(
-    ("variable", "value", "ci"),
-    [
-        ("CI", "true", True),
-        ("CI", "1", True),
-        ("CI", "false", False),
-        ("CI", "", False),
-        ("ORDERSYNC_TEST_REQUIRE_SERVICES", "1", True),
-    ],
-)
-def test_ci_is_recognised(
-    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, ci: bool
-) -> None:
-    monkeypatch.setenv(variable, value)
-    assert conftest._in_ci() is ci
-
-
 def test_unavailable_promtool_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="no apt"):
@@ -59,22 +41,6 @@ def test_a_user_without_sudo_cannot_install(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(LookupError, match="not root"):
         conftest.locate_promtool()
-
-
-def test_a_user_installs_through_sudo_without_a_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    found = {"apt-get": "/usr/bin/apt-get", "sudo": "/usr/bin/sudo"}
-    monkeypatch.setattr("shutil.which", _which(found))
-    monkeypatch.setattr("os.geteuid", lambda: 1000)
-    assert conftest._install_command("update") == [
-        "/usr/bin/sudo", "-n", "env", "DEBIAN_FRONTEND=noninteractive", "/usr/bin/apt-get",
-        "update",
-    ]  # fmt: skip
-
-
-def test_root_installs_directly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("shutil.which", _which({"apt-get": "/usr/bin/apt-get"}))
-    monkeypatch.setattr("os.geteuid", lambda: 0)
-    assert conftest._install_command("update")[:2] == ["env", "DEBIAN_FRONTEND=noninteractive"]
 
 
 def test_an_installed_promtool_is_used_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:

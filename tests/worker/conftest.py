@@ -34,10 +34,9 @@ from models.accounts import ensure_account
 from models.db import make_engine, make_sessionmaker
 from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Fill, InvalidTaskCall, Order
-from ordersync.embedded_redis import EmbeddedRedis
 from ordersync.settings import Settings
 from ordersync.stack import prepare_rabbitmq, sender
-from tests.conftest import LOCAL_REDIS_URL, REQUIRE_SERVICES, claimed, migrated_database
+from tests.conftest import migrated_database, session_redis
 from tests.paper_exchange import PaperExchange
 from tests.processes import stop_process
 from worker.context import WorkerContext
@@ -64,25 +63,7 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
 @pytest.fixture(scope="session")
 def tracking_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The local Redis (db 12) when it answers, else one embedded server for the session."""
-    url = os.environ.get(
-        "ORDERSYNC_TEST_TRACKING_REDIS_URL", LOCAL_REDIS_URL.rsplit("/", 1)[0] + "/12"
-    )
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-        client.close()
-    except redis.RedisError:
-        client.close()
-        if REQUIRE_SERVICES:
-            pytest.fail("local Redis required in CI")
-    else:
-        with claimed(url) as mine:
-            if mine:
-                yield url
-                return
-        # another test session holds the db: this one runs on its own server
-    with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False) as server:
-        yield server.url
+    yield from session_redis(tmp_path_factory, "ORDERSYNC_TEST_TRACKING_REDIS_URL", 12)
 
 
 @dataclass
