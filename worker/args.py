@@ -75,8 +75,7 @@ def _in_range(result: Decimal, given: object) -> Decimal:
     if not storable(result):
         shown = repr(given) if len(repr(given)) <= 40 else f"{repr(given)[:37]}..."
         raise ValueError(
-            f"{shown} is out of range (at most 20 integer digits and {MAX_PLACES} "
-            "decimal places)"
+            f"{shown} is out of range (at most 20 integer digits and {MAX_PLACES} decimal places)"
         )
     return result
 
