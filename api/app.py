@@ -56,6 +56,7 @@ ERRORS[429]["headers"] = RETRY_AFTER
 HANDLER_ERRORS: dict[tuple[str, str], frozenset[int]] = {
     ("post", "/api/v1/accounts/{account}/orders"): frozenset({409}),  # account disabled
     ("post", "/api/v1/accounts/{account}/orders/{order_id}/cancel"): frozenset({409}),
+    ("post", "/api/v1/accounts/{account}/orders/{order_id}/replace"): frozenset({409}),
     ("post", "/api/v1/accounts/{account}/orders/{order_id}/sync"): frozenset({409, 502}),
     ("get", "/api/v1/admin/accounts/{account}/broker-orders"): frozenset({502}),
 }

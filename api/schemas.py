@@ -156,10 +156,10 @@ class OutcomeOut(Out):
 
 
 class OrderLinks(BaseModel):
-    """Orders this one is tied to (replacements and bracket legs, where the broker has them)."""
+    """Orders this one is tied to, by ordersync's ids (replacements, bracket legs)."""
 
-    replaced_by: str | None = None
-    replaces: str | None = None
+    replaced_by: str | None = Field(None, description="The order that replaced this one.")
+    replaces: str | None = Field(None, description="The order this one replaced.")
     parent: str | None = None
 
 
@@ -179,6 +179,13 @@ class PlaceAccepted(BaseModel):
     client_order_id: str = Field(description="The order's id at the broker side; look it up.")
     task_id: str
     status_url: str
+
+
+class ReplaceAccepted(BaseModel):
+    replaces: str = Field(description="The order being replaced (ordersync's id).")
+    client_order_id: str = Field(description="The replacing order's client order id.")
+    task_id: str
+    status_url: str = Field(description="Where the replacing order can be looked up.")
 
 
 class CancelAccepted(BaseModel):

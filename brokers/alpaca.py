@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 from urllib.parse import quote
 
 import httpx
@@ -30,6 +30,7 @@ from brokers.base import (
     Page,
     PlaceOrderRequest,
     PositionReport,
+    ReplaceOrderRequest,
     RequestObserver,
 )
 from brokers.errors import (
@@ -230,14 +231,37 @@ class AlpacaBroker(BrokerAdapter):
         call = _Call("POST", "/v2/orders", client_order_id=request.client_order_id)
         response = self._send(call, body=body, placing=True)
         if not response.is_success:
-            status = response.status_code
-            message = parse.broker_message(response.content, status)
-            if status == 401:
-                raise call.error(AuthenticationFailed, message, status)
-            if status == 422 and _DUPLICATE_CLIENT_ID.search(message):
-                raise call.error(DuplicateClientOrderId, message, status)
-            # 403 (e.g. buying power), 422 and other 4xx: refused as asked; do not resend.
-            raise call.error(OrderRejected, message, status)
+            self._refused(call, response)
+        return self._order(call, response)
+
+    @staticmethod
+    def _refused(call: _Call, response: httpx.Response) -> NoReturn:
+        """A 4xx answer to a request that creates an order: refused as asked, not resent."""
+        status = response.status_code
+        message = parse.broker_message(response.content, status)
+        if status == 401:
+            raise call.error(AuthenticationFailed, message, status)
+        if status == 422 and _DUPLICATE_CLIENT_ID.search(message):
+            raise call.error(DuplicateClientOrderId, message, status)
+        # 403 (e.g. buying power), 422 and other 4xx: refused as asked; do not resend.
+        raise call.error(OrderRejected, message, status)
+
+    def replace(self, broker_order_id: str, request: ReplaceOrderRequest) -> OrderReport:
+        """``PATCH /v2/orders/{id}``: sent once, as a placement is (it creates an order)."""
+        body: dict[str, str] = {
+            "client_order_id": request.client_order_id,
+            "qty": parse.decimal_str(request.quantity),
+            "time_in_force": request.time_in_force.value,
+        }
+        if request.limit_price is not None:
+            body["limit_price"] = parse.decimal_str(request.limit_price)
+        if request.stop_price is not None:
+            body["stop_price"] = parse.decimal_str(request.stop_price)
+        call = _Call("PATCH", _order_path(broker_order_id), broker_order_id=broker_order_id,
+                     client_order_id=request.client_order_id)  # fmt: skip
+        response = self._send(call, body=body, placing=True)
+        if not response.is_success:
+            self._refused(call, response)
         return self._order(call, response)
 
     def get_order(self, broker_order_id: str) -> OrderReport:

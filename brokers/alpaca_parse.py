@@ -221,6 +221,7 @@ def parse_order(value: object) -> OrderReport:
         limit_price=_opt_dec(data, "limit_price"),
         stop_price=_opt_dec(data, "stop_price"),
         replaced_by=_opt_str(data, "replaced_by"),
+        replaces=_opt_str(data, "replaces"),
         fees=None,
         raw=data,
     )

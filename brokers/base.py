@@ -38,6 +38,18 @@ class PlaceOrderRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplaceOrderRequest:
+    """The whole replacing order's terms (what changes and what stays): the broker makes a
+    new order, with ``client_order_id``, in place of the working one."""
+
+    client_order_id: str
+    quantity: Decimal
+    time_in_force: TimeInForce
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FillReport:
     """One execution. ``broker_fill_id`` is unique per order at the broker."""
 
@@ -79,7 +91,8 @@ class OrderReport:
     filled_at: datetime | None = None
     canceled_at: datetime | None = None
     fees: Decimal | None = None
-    replaced_by: str | None = None
+    replaced_by: str | None = None  # broker order id of the order that took its place
+    replaces: str | None = None  # broker order id of the order this one took the place of
     reject_reason: str | None = None
     fills: tuple[FillReport, ...] = ()
     raw: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
@@ -140,6 +153,13 @@ class BrokerAdapter(abc.ABC):
         page_token: str | None = None,
     ) -> Page[OrderReport]:
         """Orders submitted in (after, until), oldest first, one page per call."""
+
+    @abc.abstractmethod
+    def replace(self, broker_order_id: str, request: ReplaceOrderRequest) -> OrderReport:
+        """Replace a working order; returns the new order's report. Like ``place``: an
+        unknown outcome is ``AnswerLost`` (look the new client order id up), a refusal is
+        ``OrderRejected``. Success does not mean the old order was replaced: it may fill
+        first, and then the broker rejects the new one."""
 
     @abc.abstractmethod
     def cancel(self, broker_order_id: str) -> None:

@@ -762,7 +762,7 @@ class ExitRefused(ValueError):
 @in_money_context
 def check_exit(
     session: Session, *, account_id: str, trade_id: str, symbol: str, side: Side,
-    quantity: Decimal,
+    quantity: Decimal, replacing: str | None = None,
 ) -> None:  # fmt: skip
     """Refuse an exit larger than what its trade's entries can fill (recorded, or still to
     come: the trading service may see an entry fill at the broker before we record it) less
@@ -770,7 +770,9 @@ def check_exit(
 
     The trade row is written first, so two exits of one trade are judged one after the
     other on every database (a row lock, SQLite's write lock); before the trade opens, its
-    entries' rows are locked instead (the fill that opens it needs its entry's row)."""
+    entries' rows are locked instead (the fill that opens it needs its entry's row).
+
+    ``replacing``: the exit this one replaces, held from now on only by what it filled."""
     key = (account_id, trade_id)
     locked = _hold_trade_row(session, *key)
     entries = [e for e in _entries(session, *key, lock=not locked) if e.placed]
@@ -782,7 +784,7 @@ def check_exit(
     coming = [(e.id, e.to_come) for e in entries if e.to_come > 0]
     to_come = sum((c for _, c in coming), ZERO)
     open_quantity = to_come + (trade.state().open_quantity if trade is not None else ZERO)
-    holds = _exit_holds(session, account_id, trade_id)
+    holds = _exit_holds(session, account_id, trade_id, replacing)
     held = sum((h for _, h in holds), ZERO)
     available = open_quantity - held
     if quantity <= available:
@@ -796,15 +798,17 @@ def check_exit(
     ))  # fmt: skip
 
 
-def _exit_holds(session: Session, account_id: str, trade_id: str) -> list[tuple[str, Decimal]]:
+def _exit_holds(session: Session, account_id: str, trade_id: str,
+                replacing: str | None = None) -> list[tuple[str, Decimal]]:  # fmt: skip
     """What each exit of the trade may still take from it: a working one, what it may still
-    fill; an ended one, fills not recorded yet; both, fills recorded that wait."""
+    fill; an ended one (and the one being replaced), fills not recorded yet; both, fills
+    recorded that wait."""
     exits = session.execute(
         select(Order.id, Order.status, Order.quantity, Order.broker_filled_quantity,
                Order.trade_applied_quantity)
         .where(Order.account_id == account_id, Order.trade_id == trade_id,
                Order.intent == Intent.EXIT)
     ).all()  # fmt: skip
-    holds = [(i, (q - a) if s in OPEN_STATUSES else max(b - a, ZERO))
+    holds = [(i, (q - a) if s in OPEN_STATUSES and i != replacing else max(b - a, ZERO))
              for i, s, q, b, a in exits]  # fmt: skip
     return [(i, h) for i, h in holds if h > 0]

@@ -129,6 +129,11 @@ class Order(Base):
     # API's order detail shows. Deferred: nothing that tracks the order loads it.
     last_report: Mapped[str | None] = mapped_column(Text, deferred=True)
     last_report_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A replacement chain, by our ids (no foreign key: either row may be archived first).
+    # ``replaces_id`` is set when the replacing row is written; ``replaced_by_id`` once the
+    # broker reports this order replaced by it.
+    replaces_id: Mapped[str | None] = mapped_column(String(36))
+    replaced_by_id: Mapped[str | None] = mapped_column(String(36))
 
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -151,6 +156,7 @@ class Order(Base):
         Index("ix_orders_account_symbol", "account_id", "symbol"),
         Index("ix_orders_account_created", "account_id", "created_at"),  # the API's pages
         Index("ix_orders_closed_at", "closed_at"),
+        Index("ix_orders_replaces_id", "replaces_id"),
     )
 
     @property

@@ -144,7 +144,8 @@ def order_data(order: Order) -> dict[str, Any]:
         "average_fill_price": order.average_fill_price, "fees": order.fees,
         "intent": order.intent, "decision_id": order.decision_id, "trade_id": order.trade_id,
         "created_at": order.created_at, "updated_at": order.updated_at,
-        "last_error": order.last_error,
+        "last_error": order.last_error, "replaces_id": order.replaces_id,
+        "replaced_by_id": order.replaced_by_id,
     }  # fmt: skip
 
 

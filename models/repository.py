@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brokers.base import FillReport, OrderReport
-from models.enums import ReportSource
+from models.enums import OrderStatus, ReportSource
 from models.ledger import record_fills
 from models.orders import Fill, Order, OrderEvent
 from models.outbox import add_order_event, fully_filled, order_event_kinds
@@ -171,7 +171,29 @@ def apply_to_order(
         applied = apply_report(state, report, now=now)
         if applied.verdict is not Verdict.STALE:
             order.last_report, order.last_report_at = report_json(report), now
+        link_replacement(session, order, report, applied.state.status)
     else:
         applied = apply_fill(state, report, now=now)
     record_applied(session, order, applied, now=now, source=source)
     return applied
+
+
+def link_replacement(
+    session: Session, order: Order, report: OrderReport, status: OrderStatus
+) -> Order | None:
+    """Once the broker names the order that replaced this one (``status``: the order's,
+    with the report applied), link both rows, before the report's events are staged, so
+    they carry the link; the replacing row, if we know it, is returned."""
+    if (not report.replaced_by or status is not OrderStatus.REPLACED
+            or order.replaced_by_id is not None):  # fmt: skip
+        return None
+    successor = session.scalar(
+        select(Order).where(Order.account_id == order.account_id,
+                            Order.broker_order_id == report.replaced_by)
+    )  # fmt: skip
+    if successor is None:
+        return None
+    order.replaced_by_id = successor.id
+    if successor.replaces_id is None:
+        successor.replaces_id = order.id
+    return successor

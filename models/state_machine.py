@@ -338,9 +338,12 @@ def _gives_way(state: OrderState, report: OrderReport) -> bool:
     )
 
 
-def _ending_detail(current: S, target: S, state: OrderState) -> str | None:
+def _ending_detail(current: S, target: S, state: OrderState, report: OrderReport) -> str | None:
     """What the broker's truth means where an open order ends unusually."""
     notes = []
+    if target is S.REPLACED:
+        by = f"broker order {report.replaced_by}" if report.replaced_by else None
+        notes.append(f"replaced by {by or 'an order the broker did not name'}")
     if current is S.PENDING_CANCEL and target in (S.EXPIRED, S.REJECTED, S.REPLACED):
         notes.append(f"the broker ended the order as {target} before acting on the cancel")
     if target is S.REJECTED and state.broker_filled_quantity > ZERO:
@@ -406,7 +409,7 @@ def apply_report(state: OrderState, report: OrderReport, *, now: datetime) -> Ap
                 target,
                 updated.broker_filled_quantity,
                 report.raw_status,
-                detail=_ending_detail(current.status, target, updated),
+                detail=_ending_detail(current.status, target, updated, report),
             )
         )
     changed = updated != state

@@ -92,6 +92,8 @@ class OrderView:
     updated_at: datetime
     last_checked_at: datetime | None
     lost_at: datetime | None  # set while reconciliation holds the order lost at the broker
+    replaces_id: str | None = None  # the order this one replaced (ordersync's id)
+    replaced_by_id: str | None = None  # the order that replaced this one
 
     @property
     def is_active(self) -> bool:
@@ -124,7 +126,7 @@ _COLUMNS: tuple[Any, ...] = (  # in OrderView's order, the account's name left o
     Order.average_fill_price, Order.fees, Order.intent, Order.decision_id, Order.trade_id,
     Order.anomaly_count, Order.last_error, Order.created_at, Order.submitted_at,
     Order.accepted_at, Order.filled_at, Order.closed_at, Order.updated_at,
-    Order.last_checked_at, Order.lost_at,
+    Order.last_checked_at, Order.lost_at, Order.replaces_id, Order.replaced_by_id,
 )  # fmt: skip
 
 

@@ -194,7 +194,9 @@ class TrackOrderArgs(_Args):
         return self
 
 
-class CancelOrderArgs(_Args):
+class _OrderRef(_Args):
+    """An order of an account, by ordersync's id or its client order id."""
+
     account: Name
     order_id: Ref | None = None
     client_order_id: ClientOrderId | None = None
@@ -204,6 +206,38 @@ class CancelOrderArgs(_Args):
         if not (self.order_id or self.client_order_id):
             raise ValueError("give order_id or client_order_id")
         return self
+
+
+class CancelOrderArgs(_OrderRef):
+    pass
+
+
+class ReplaceOrderTerms(_Args):
+    """What changes in a working order; everything else stays as the order has it. The
+    replacing order is a new order: ``quantity`` is its own (unset: what the working order
+    has left to fill), the replaced order's fills stay with it."""
+
+    quantity: Positive | None = None
+    limit_price: Positive | None = None
+    stop_price: Positive | None = None
+    time_in_force: TimeInForce | None = None
+    requested_price: Positive | None = None
+    new_client_order_id: ClientOrderId | None = None
+    valid_for_s: Annotated[float, Field(gt=0, le=MAX_VALID_FOR_S)] | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        changes = (self.quantity, self.limit_price, self.stop_price, self.time_in_force)
+        if all(change is None for change in changes):
+            raise ValueError("give at least one of quantity, limit_price, stop_price, "
+                             "time_in_force")  # fmt: skip
+        if self.time_in_force is not None and self.time_in_force not in PLACEABLE_TIFS:
+            raise ValueError(f"time_in_force {self.time_in_force.value} cannot be placed")
+        return self
+
+
+class ReplaceOrderArgs(ReplaceOrderTerms, _OrderRef):
+    """The order to replace (``order_id`` or ``client_order_id``) and its new terms."""
 
 
 def _describe(error: ValidationError) -> str:

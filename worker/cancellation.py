@@ -25,7 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from brokers.base import BrokerAdapter
 from brokers.errors import BrokerError, OrderNotCancelable, OrderNotFound
 from models.accounts import UnknownAccount, get_account
-from models.enums import OrderStatus, ReportSource
+from models.enums import OPEN_STATUSES, OrderStatus, ReportSource
 from models.orders import Order, OrderEvent
 from models.repository import load_state, record_applied
 from models.state_machine import can_transition, local_transition
@@ -159,10 +159,13 @@ def _prepare_in(
     if order is None:
         ids = args.order_id or args.client_order_id
         raise InvalidTaskArguments(TASK, f"no order {ids!r} in account {account.name!r}")
+    order = _live_end(session, order)
+    if replacing := _replacement_under_way(session, order):
+        return _wait(ctx, session, order, attempt, replacing)
     if order.status.is_terminal:
         return CancelResult(order.id, monitor=False)
     if order.broker_order_id is None:
-        return _wait_for_broker_id(ctx, session, order, attempt)
+        return _wait(ctx, session, order, attempt, BROKER_ID_WAIT)
     if can_transition(order.status, OrderStatus.PENDING_CANCEL):
         now = ctx.now()
         applied = local_transition(load_state(session, order), OrderStatus.PENDING_CANCEL,
@@ -171,27 +174,60 @@ def _prepare_in(
     return _Send(order.id, order.client_order_id, order.broker_order_id, ctx.adapter(account))
 
 
-def _wait_for_broker_id(
-    ctx: WorkerContext, session: Session, order: Order, attempt: int
+def _live_end(session: Session, order: Order) -> Order:
+    """The order working in its place now: a cancel goes to the end of its replacement
+    chain (each link locked, as the order itself is)."""
+    seen = {order.id}
+    while order.replaced_by_id is not None and order.replaced_by_id not in seen:
+        successor = session.get(Order, order.replaced_by_id, with_for_update=True)
+        if successor is None:
+            break
+        seen.add(successor.id)
+        order = successor
+    return order
+
+
+def _replacement_under_way(session: Session, order: Order) -> str | None:
+    """Why the cancel must wait for a replacement to settle (which order will be working
+    then is not known yet), if it must."""
+    if order.status is OrderStatus.REPLACED:  # by an order not linked yet: followed soon
+        return "waiting for the order that replaced it to be known"
+    in_flight = session.scalar(
+        select(Order.id).where(Order.replaces_id == order.id, Order.status.in_(OPEN_STATUSES))
+    )
+    if in_flight is not None and order.status.is_open:
+        return f"waiting for its replacement by order {in_flight} to settle"
+    return None
+
+
+BROKER_ID_WAIT = "waiting for the broker order id"
+
+
+def _wait(
+    ctx: WorkerContext, session: Session, order: Order, attempt: int, why: str
 ) -> CancelResult | _GiveUp:
     """Record the wait once (an operator sees it in the order's history) and try again."""
     waited = waited_s(ctx.settings, attempt)
     if waited >= give_up_after_s(ctx.settings):
-        reason = f"the broker never acknowledged the order within {waited:.0f} s"
+        reason = f"{why}: still so after {waited:.0f} s"
+        if why == BROKER_ID_WAIT:
+            reason = f"the broker never acknowledged the order within {waited:.0f} s"
         return _GiveUp(order.id, order.client_order_id, reason)
     noted = session.scalar(
         select(OrderEvent.id).where(OrderEvent.order_id == order.id, OrderEvent.kind == WAITING)
     )
     if noted is None:
-        logger.warning("cancel of order %s (%s) waits for its broker order id",
-                       order.id, order.client_order_id)  # fmt: skip
+        logger.warning("cancel of order %s (%s): %s", order.id, order.client_order_id, why)
+        detail = ("cancel requested before the broker acknowledged the order: it is sent as "
+                  "soon as the broker order id is known") if why == BROKER_ID_WAIT else (
+                  f"cancel requested while the order is being replaced ({why}): it goes to "
+                  "the order working once the replacement settles")  # fmt: skip
         session.add(OrderEvent(
             order_id=order.id, kind=WAITING, from_status=order.status, to_status=order.status,
             filled_quantity=order.filled_quantity, source=ReportSource.MANUAL, at=ctx.now(),
-            detail="cancel requested before the broker acknowledged the order: it is sent "
-                   "as soon as the broker order id is known",
+            detail=detail,
         ))  # fmt: skip
-    return CancelResult(order.id, monitor=True, retry_reason="waiting for the broker order id",
+    return CancelResult(order.id, monitor=True, retry_reason=why,
                         retry_after_s=retry_delay_s(ctx.settings, attempt),
                         waiting=True)  # fmt: skip
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 from brokers.errors import BrokerError, OrderNotFound
 from models.enums import OrderStatus, ReportSource
 from models.orders import Order
-from worker import placement
+from worker import placement, replacements
 from worker.budget import send_by
 from worker.context import WorkerContext
 from worker.fills import sync_now
@@ -100,6 +100,9 @@ def _sync(ctx: WorkerContext, order_id: str, lock: HeldLock) -> SyncResult:
                     sync_now(ctx, account.id, keep_alive=lambda: _renew(lock, order_id))
                 else:
                     record_derived_fill(ctx, order_id, report, ReportSource.MANUAL)
+            replaced = applied is not None and applied.state.status is OrderStatus.REPLACED
+            if replaced and report.replaced_by:
+                replacements.follow(ctx, order_id, report.replaced_by, ReportSource.MANUAL)
     except OrderNotFound as error:
         logger.info("sync: order %s not found at the broker: %s", order_id, error)
         return _result(ctx, order_id, before, "not found at the broker")

@@ -11,6 +11,7 @@ never outlast it. A write-ahead row whose placement task died is taken over here
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +20,9 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from brokers.errors import BrokerError, OrderNotFound
-from models.enums import OrderType, ReportSource
+from models.enums import OrderStatus, OrderType, ReportSource
 from models.orders import Order
-from worker import chains, placement
+from worker import chains, placement, replacements
 from worker.budget import send_by
 from worker.context import WorkerContext
 from worker.fills import gap_state, sync_now
@@ -55,6 +56,7 @@ class Next:
     delay_s: float | None
     reason: str
     same_step: bool = False  # retry this step (it may not have run), not the next one
+    watch: tuple[str, ...] = ()  # other orders to watch now (the one that replaced this)
 
 
 def delay_for(ctx: WorkerContext, check: int) -> float:
@@ -176,12 +178,20 @@ def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
     if applied is None:
         return Next(None, "no such order")
     state = applied.state
+    watch: tuple[str, ...] = ()
+    if state.status is OrderStatus.REPLACED and report.replaced_by:
+        # The order lives on as its replacement: that one is watched from now on.
+        successor = replacements.follow(ctx, order_id, report.replaced_by, ReportSource.MONITOR)
+        if successor is None:
+            return Next(delay_for(ctx, check), "replacement not readable yet")
+        watch = (successor,)
     if state.broker_filled_quantity > state.filled_quantity:
         if adapter.lists_fills:
-            return _after_fill_sync(ctx, order_id, snapshot.account_id, check, renew)
+            synced = _after_fill_sync(ctx, order_id, snapshot.account_id, check, renew)
+            return dataclasses.replace(synced, watch=watch)
         record_derived_fill(ctx, order_id, report, ReportSource.MONITOR)
     if state.status.is_terminal:
-        return Next(None, "terminal")
+        return Next(None, "terminal", watch=watch)
     return Next(delay_for(ctx, check), "polled")
 
 

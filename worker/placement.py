@@ -150,20 +150,27 @@ def _same_order(order: Order, args: PlaceOrderArgs) -> bool:
                                   args.limit_price, args.stop_price)  # fmt: skip
 
 
+def trading_account(ctx: WorkerContext, session: Session, name: str, task: str) -> AccountInfo:
+    """The account a call places for: known, active, its credentials in the environment
+    (all checked before anything is written)."""
+    try:
+        account = ctx.account(session, name=name)
+    except UnknownAccount as error:
+        raise InvalidTaskArguments(task, str(error)) from None
+    if not account.is_active:
+        raise InvalidTaskArguments(task, f"account {account.name!r} is not active")
+    try:
+        ctx.adapter(account)
+    except CredentialsMissing as error:
+        raise InvalidTaskArguments(task, str(error)) from None
+    return account
+
+
 def _write_ahead(
     ctx: WorkerContext, session: Session, args: PlaceOrderArgs, task_id: str, now: datetime
 ) -> tuple[Order, AccountInfo, bool]:
     """The committed PENDING_NEW row, or the existing one for this client order id."""
-    try:
-        account = ctx.account(session, name=args.account)
-    except UnknownAccount as error:
-        raise InvalidTaskArguments(TASK, str(error)) from None
-    if not account.is_active:
-        raise InvalidTaskArguments(TASK, f"account {account.name!r} is not active")
-    try:
-        ctx.adapter(account)  # credentials are checked before anything is written
-    except CredentialsMissing as error:
-        raise InvalidTaskArguments(TASK, str(error)) from None
+    account = trading_account(ctx, session, args.account, TASK)
     client_order_id = client_order_id_for(account.name, args, task_id)
     _refuse_an_oversized_exit(session, account, args, client_order_id)
     order = _new_order(account, args, client_order_id, now, _deadline(ctx, args, now))
@@ -228,10 +235,11 @@ def place_order(ctx: WorkerContext, args: PlaceOrderArgs, *, task_id: str) -> Pl
     chain = start_chain(ctx, order_id) if fresh or not (done or is_live(ctx, order_id)) else None
     if not waiting:
         return PlaceResult(order_id, chain=chain)  # settled already
-    return _result(ctx, order_id, attempt(ctx, order_id, first=fresh), chain)
+    return result_of(ctx, order_id, attempt(ctx, order_id, first=fresh), chain)
 
 
-def _result(ctx: WorkerContext, order_id: str, done: Attempt, chain: str | None) -> PlaceResult:
+def result_of(ctx: WorkerContext, order_id: str, done: Attempt, chain: str | None) -> PlaceResult:
+    """What the task does next after an attempt (and the lease that keeps others off)."""
     if done.step in (Step.RETRY, Step.BUSY):
         lease_s = done.retry_after_s + ctx.settings.place_lease_s
         ctx.redis.set(placing_key(order_id), 1, px=max(1, int(lease_s * 1000)))
@@ -255,6 +263,8 @@ class _Row:
     sent_at: datetime | None
     last_error: str | None
     created_at: datetime
+    replacing: bool = False  # a replacement: sent as one, never as an order of its own
+    replaces: str | None = None  # the broker id of the order it replaces
 
 
 def _load(ctx: WorkerContext, order_id: str) -> _Row | None:
@@ -269,8 +279,13 @@ def _load(ctx: WorkerContext, order_id: str) -> _Row | None:
             time_in_force=order.time_in_force, limit_price=order.limit_price,
             stop_price=order.stop_price,
         )  # fmt: skip
+        replaces = None
+        if order.replaces_id is not None:
+            replaced = session.get(Order, order.replaces_id)
+            replaces = None if replaced is None else replaced.broker_order_id
         return _Row(account, request, deadline_of(order, ctx.settings), order.sent_at,
-                    order.last_error, order.created_at)  # fmt: skip
+                    order.last_error, order.created_at, order.replaces_id is not None,
+                    replaces)  # fmt: skip
 
 
 def attempt(
@@ -302,12 +317,16 @@ def _attempt(ctx: WorkerContext, order_id: str, lock: HeldLock, first: bool) -> 
     lock_bound = now + timedelta(seconds=lock.ttl_s / 2)
     if now >= row.deadline:
         return _past_deadline(ctx, order_id, row, lock_bound)
+    if row.replacing and row.replaces is None:
+        reason = "the order it replaces is no longer known here: nothing was sent"
+        _reject(ctx, order_id, reason)
+        return Attempt(Step.REJECTED, reason)
     marked_here = first or row.sent_at is None  # no earlier send may have reached the broker
     if row.sent_at is None:
         _set_sent(ctx, order_id, now)
     adapter = ctx.adapter(row.account)
     with priority(Priority.PLACEMENT), send_by(min(row.deadline, lock_bound)):
-        outcome = submit(adapter, row.request)
+        outcome = submit(adapter, row.request, row.replaces)
     if isinstance(outcome, Reported):  # the broker's truth: applied whoever holds the lock
         _placed(ctx, order_id, row, outcome)
         return Attempt(Step.PLACED)

@@ -31,9 +31,9 @@ from models.ledger import Position
 from models.orders import Fill, Order, OrderEvent
 from models.outbox import EventKind, add_order_event
 from models.reconciliation import LocalRef, MissAction, judge_miss, match
-from models.repository import apply_to_order, record_applied, state_of
+from models.repository import apply_to_order, link_replacement, record_applied, state_of
 from models.state_machine import OrderState, Verdict, apply_report, local_transition
-from worker import placement
+from worker import placement, replacements
 from worker.alerts import Alert, AlertKind, send_alert
 from worker.budget import Priority, priority
 from worker.chains import is_live
@@ -68,6 +68,7 @@ class SweepStats:
     takeovers: int = 0  # write-ahead rows whose placement was attempted here
     gaps_given_up: int = 0  # fill gaps re-read to the limit (alerted once, not watched)
     adopted: int = 0
+    replacements: int = 0  # orders found replacing ours, linked or registered
     malformed: int = 0
     queries: int = 0
     wall_s: float = 0.0
@@ -77,6 +78,9 @@ class SweepStats:
     # report is applied, so deciding on a fill sync costs no query per order.
     fill_gaps: set[str] = field(default_factory=set)
     position_mismatches: list[str] = field(default_factory=list)
+    # Orders the broker reports replaced whose replacement we have not linked yet:
+    # (our id, the replacing order's broker id).
+    unfollowed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def requests(self) -> int:
@@ -87,6 +91,7 @@ class SweepStats:
         data["requests"] = self.requests
         data["watch"] = len(self.watch)
         data["fill_gaps"] = len(self.fill_gaps)
+        data["unfollowed"] = len(self.unfollowed)
         return data
 
 
@@ -245,12 +250,19 @@ def _reconcile(
         if ref.broker_order_id is None:
             adopt_parked(ctx, account.id, report.broker_order_id)
     latest = {ref.id: report for ref, report in matched.pairs}
-    if source is ReportSource.DEEP:
-        for report in matched.unknown:
+    ours = {ref.broker_order_id: ref.id for ref in refs if ref.broker_order_id}
+    for report in matched.unknown:
+        replaced = ours.get(report.replaces) if report.replaces else None
+        if replaced is not None:  # the order that took one of ours' place: followed
+            _register_replacement(ctx, account, replaced, report, source, stats, latest)
+        elif source is ReportSource.DEEP:
             _adopt(ctx, account, report, stats, latest)
-            _keep_alive()
+        else:
+            continue
+        _keep_alive()
     unlisted = [r for r in matched.unlisted if r.status in OPEN_STATUSES]
     _look_up(ctx, adapter, account, unlisted, source, stats, latest)
+    _follow_replacements(ctx, source, stats)
     _drop_given_up(ctx, stats)
     if not stats.fill_gaps:
         return
@@ -321,12 +333,16 @@ def _apply_batch(
                     ):
                         fill_ids[order_id].add(fill_id)
                 applied_n, unchanged, watch, gaps = 0, [], [], []
+                unfollowed: list[tuple[str, str]] = []
                 for ref, report in pairs:
                     order = orders.get(ref.id)
                     if order is None:
                         continue
                     applied = apply_report(state_of(order, frozenset(fill_ids[order.id])),
                                            report, now=now)  # fmt: skip
+                    link_replacement(session, order, report, applied.state.status)
+                    if unfollowed_id := replacements.unfollowed(order, report):
+                        unfollowed.append((order.id, unfollowed_id))
                     quiet = applied.verdict in (Verdict.DUPLICATE, Verdict.STALE)
                     if quiet and not applied.new_fills and not applied.history:
                         if order.miss_count or order.lost_at is not None:
@@ -351,6 +367,7 @@ def _apply_batch(
             stats.unchanged += len(unchanged)
             stats.watch.extend(watch)
             stats.fill_gaps.update(gaps)
+            stats.unfollowed.extend(unfollowed)
             return
         except (StaleDataError, IntegrityError, OperationalError) as error:
             if not raced(error):
@@ -391,6 +408,8 @@ def _look_up(
             continue
         latest[ref.id] = report
         stats.applied += 1
+        if applied.state.status is OrderStatus.REPLACED and report.replaced_by:
+            stats.unfollowed.append((ref.id, report.replaced_by))
         if ref.broker_order_id is None:
             adopt_parked(ctx, account.id, report.broker_order_id)
         _note_watch(stats, ref.id, applied.state)
@@ -462,6 +481,36 @@ def _record_miss(ctx: WorkerContext, ref: LocalRef, stats: SweepStats) -> None:
         ctx.redis.incr(LOST_KEY)
         logger.error("order %s (%s) declared lost: %s", ref.id, ref.client_order_id,
                      verdict.reason)  # fmt: skip
+
+
+def _register_replacement(
+    ctx: WorkerContext, account: AccountInfo, replaced_id: str, report: OrderReport,
+    source: ReportSource, stats: SweepStats, latest: dict[str, OrderReport],
+) -> None:  # fmt: skip
+    """A listed order that replaced one of ours (its ``replaces``), unknown here: followed."""
+    registered = replacements.register(ctx, account, replaced_id, report, source)
+    if registered is None:
+        return
+    latest[registered] = report
+    stats.replacements += 1
+    stats.watch.append(registered)
+    stats.unfollowed = [(o, b) for o, b in stats.unfollowed if o != replaced_id]
+
+
+def _follow_replacements(ctx: WorkerContext, source: ReportSource, stats: SweepStats) -> None:
+    """Orders reported replaced whose replacement the listing did not show: looked up (a
+    bounded number a run; the rest next time)."""
+    pending, stats.unfollowed = stats.unfollowed, []
+    for order_id, replaced_by in pending[: ctx.settings.sweep_max_single_lookups]:
+        if stats.yielded is not None:
+            return
+        successor = replacements.follow(ctx, order_id, replaced_by, source)
+        _keep_alive()
+        if successor is None:
+            stats.unfollowed.append((order_id, replaced_by))
+            continue
+        stats.replacements += 1
+        stats.watch.append(successor)
 
 
 def _adopt(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from brokers.base import BrokerAdapter, OrderReport, PlaceOrderRequest
+from brokers.base import BrokerAdapter, OrderReport, PlaceOrderRequest, ReplaceOrderRequest
 from brokers.errors import (
     AnswerLost,
     AuthenticationFailed,
@@ -56,6 +56,15 @@ class Unclear:
 Outcome = Reported | Refused | NotSent | Unclear
 
 
+def replacement_of(request: PlaceOrderRequest) -> ReplaceOrderRequest:
+    """The replacing order's terms, as a replace request carries them."""
+    return ReplaceOrderRequest(
+        client_order_id=request.client_order_id, quantity=request.quantity,
+        time_in_force=request.time_in_force, limit_price=request.limit_price,
+        stop_price=request.stop_price,
+    )  # fmt: skip
+
+
 def look_up(adapter: BrokerAdapter, client_order_id: str) -> Reported | Unclear | None:
     """The broker's report for a client order id, None if it answered that it has none,
     Unclear if it could not say (a 429, an empty budget or a timeout proves nothing)."""
@@ -67,9 +76,15 @@ def look_up(adapter: BrokerAdapter, client_order_id: str) -> Reported | Unclear 
         return Unclear(f"lookup by client order id failed: {error}")
 
 
-def submit(adapter: BrokerAdapter, request: PlaceOrderRequest) -> Outcome:
-    """Send once; a duplicate or an unclear answer is settled by a lookup, never by a guess."""
+def submit(adapter: BrokerAdapter, request: PlaceOrderRequest,
+           replaces: str | None = None) -> Outcome:  # fmt: skip
+    """Send once; a duplicate or an unclear answer is settled by a lookup, never by a guess.
+
+    ``replaces``: the broker id of a working order the request replaces (a replacement is
+    a new order with its own client order id, settled exactly as a placement is)."""
     try:
+        if replaces is not None:
+            return Reported(adapter.replace(replaces, replacement_of(request)))
         return Reported(adapter.place(request))
     except DuplicateClientOrderId:  # an earlier send got there: the order exists
         found = look_up(adapter, request.client_order_id)

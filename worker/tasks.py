@@ -24,6 +24,7 @@ from worker import (
     placement,
     purge,
     reconcile,
+    replacing,
     stale_report,
     sweeps,
     tracking,
@@ -33,6 +34,7 @@ from worker.args import (
     CancelOrderArgs,
     InvalidTaskArguments,
     PlaceOrderArgs,
+    ReplaceOrderArgs,
     TrackOrderArgs,
     parse_args,
 )
@@ -81,6 +83,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "ordersync.place_order": PlaceOrderArgs,
     "ordersync.track_order": TrackOrderArgs,
     "ordersync.cancel_order": CancelOrderArgs,
+    "ordersync.replace_order": ReplaceOrderArgs,
 }
 
 
@@ -129,6 +132,38 @@ def place_order(self: Task, *args: Any, **kwargs: Any) -> str:
     if result.retry_after_s is not None:
         raise self.retry(countdown=result.retry_after_s, max_retries=None)
     return result.order_id
+
+
+@app.task(
+    name="ordersync.replace_order",
+    bind=True,
+    requeue_on_failure=True,
+    ignore_result=False,
+    throws=(InvalidTaskArguments,),
+    max_retries=None,
+)  # type: ignore[untyped-decorator]
+def replace_order(self: Task, *args: Any, **kwargs: Any) -> str:
+    """Write the replacing order, then attempt as place_order does; the replaced order is
+    watched closely meanwhile (it turns REPLACED, or fills first)."""
+    try:
+        parsed = parse_args(ReplaceOrderArgs, self.name, args, kwargs)
+        result = replacing.replace_order(context(), parsed, task_id=self.request.id)
+    except InvalidTaskArguments as error:
+        _refuse(self, error, args, kwargs)
+        raise
+    except Exception as error:  # the database or Redis blinked: the call is not lost
+        logger.warning("replace_order %s failed, trying again: %s", self.request.id, error)
+        raise self.retry(exc=error, countdown=PLACE_ERROR_RETRY_S,
+                         max_retries=PLACE_ERROR_RETRIES) from error  # fmt: skip
+    placed = result.placed
+    if placed.chain is not None:  # a new replacement: the replaced order gets a fresh chain
+        start_monitor(placed.order_id, placed.chain)
+        start_monitor(result.replaced_id)
+    else:
+        _watch(result.replaced_id)
+    if placed.retry_after_s is not None:
+        raise self.retry(countdown=placed.retry_after_s, max_retries=None)
+    return placed.order_id
 
 
 @app.task(
@@ -201,6 +236,8 @@ def monitor_order(self: Task, order_id: Any, chain: Any = None, check: Any = 0) 
     record.monitor_check(outcome.reason)
     if outcome.reason == "locked":
         record.lock_skip("monitor_order")
+    for other in outcome.watch:
+        _watch(other)
     if outcome.delay_s is not None:
         step = check if outcome.same_step else check + 1
         monitor_order.apply_async((order_id, token, step), countdown=outcome.delay_s)

@@ -1,4 +1,5 @@
-"""One account's orders: list, look up by any of the three ids, place, cancel, sync now."""
+"""One account's orders: list, look up by any of the three ids, place, cancel, replace,
+sync now."""
 
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from api.schemas import (
     OrderPage,
     OutcomeOut,
     PlaceAccepted,
+    ReplaceAccepted,
     SyncOut,
     TradeOut,
     UtcTime,
 )
 from models.enums import OPEN_STATUSES, TERMINAL_STATUSES, Intent, OrderStatus
-from models.orders import Account
+from models.orders import Account, Order
 from ordersync.positions import order_lifecycles
 from ordersync.queries import OrderFilter, OrderView, get_order, list_orders
 from worker import manual_sync
@@ -37,10 +39,19 @@ from worker.args import (
     PlaceOrderArgs,
     PlaceOrderTerms,
     Ref,
+    ReplaceOrderArgs,
+    ReplaceOrderTerms,
     Symbol,
     parse_args,
 )
 from worker.placement import client_order_id_for
+from worker.replacing import (
+    NotReplaceable,
+    in_flight,
+    new_client_order_id_for,
+    replace_problem,
+    replace_terms,
+)
 
 router = APIRouter(prefix="/api/v1/accounts/{account}/orders", tags=["orders"])
 
@@ -120,7 +131,7 @@ def _detail(session: Session, order_id: str | None, ref: str) -> OrderDetail:
         fills=[FillOut.model_validate(f) for f in details.fills],
         trade=None if details.trade is None else TradeOut.model_validate(details.trade),
         outcome=None if details.outcome is None else OutcomeOut.model_validate(details.outcome),
-        links=OrderLinks(),
+        links=OrderLinks(replaced_by=view.replaced_by_id, replaces=view.replaces_id),
         last_broker_report=details.last_report,
     )
 
@@ -191,6 +202,43 @@ def cancel(account: ScopedAccount, session: DbSession, state: State,
     return CancelAccepted(order_id=order_id, status=view.status,
                           detail="cancel requested; the order shows PENDING_CANCEL until the "
                           "broker confirms (watch the order or its events)")  # fmt: skip
+
+
+@router.post("/{order_id}/replace", status_code=202, response_model=ReplaceAccepted,
+             summary="Replace a working order: a new order takes its place")  # fmt: skip
+def replace(account: ScopedAccount, session: DbSession, state: State, order_id: OrderId,
+            terms: ReplaceOrderTerms, response: Response) -> ReplaceAccepted:  # fmt: skip
+    """Checked here against the order as it is, then sent as ``ordersync.replace_order``.
+    Unset terms stay as the order has them; the quantity defaults to what it has left to
+    fill. The replacing order inherits the order's intent, decision and trade; the order
+    ends REPLACED once the broker confirms (or fills first, and the replacement is
+    rejected). Give ``new_client_order_id`` to make a retried request the same
+    replacement."""
+    if not account.is_active:
+        raise HTTPException(409, f"account {account.name!r} is disabled")
+    _open_order(session, account, order_id)
+    row = session.get(Order, order_id)
+    assert row is not None  # found just above, in this session
+    if problem := replace_problem(row, in_flight(session, order_id)):
+        raise HTTPException(409, problem)
+    kwargs = {"account": account.name, "order_id": order_id,
+              **terms.model_dump(mode="json", exclude_unset=True)}  # fmt: skip
+    try:  # the task's own parse and terms, so nothing the worker would refuse is sent
+        args = parse_args(ReplaceOrderArgs, "ordersync.replace_order", (), kwargs)
+        replace_terms(row, args)
+    except InvalidTaskArguments as error:
+        raise HTTPException(422, error.problem) from None
+    except NotReplaceable as error:
+        raise HTTPException(422, str(error)) from None
+    task_id = str(uuid.uuid4())
+    client_order_id = new_client_order_id_for(account.name, args, task_id)
+    kwargs = args.model_dump(mode="json", exclude_none=True)
+    kwargs["new_client_order_id"] = client_order_id
+    state.send_task("ordersync.replace_order", kwargs=kwargs, task_id=task_id)
+    url = f"/api/v1/accounts/{account.name}/orders/by-client-id/{client_order_id}"
+    response.headers["Location"] = url
+    return ReplaceAccepted(replaces=order_id, client_order_id=client_order_id,
+                           task_id=task_id, status_url=url)  # fmt: skip
 
 
 @router.post("/{order_id}/sync", response_model=SyncOut,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from brokers import alpaca_parse
 from brokers.alpaca import AlpacaBroker, RateLimitInfo
-from brokers.base import PlaceOrderRequest
+from brokers.base import PlaceOrderRequest, ReplaceOrderRequest
 from brokers.errors import (
     AnswerLost,
     AuthenticationFailed,
@@ -1307,3 +1307,114 @@ def test_a_failing_request_observer_does_not_fail_the_request(
 
     router.get(f"/v2/orders/{ORDER_ID}").respond(200, text=DOC_ORDER)
     assert make_broker(on_request=broken).get_order(ORDER_ID).broker_order_id == ORDER_ID
+
+
+# -- replacing an order --------------------------------------------------------------------
+
+
+def replace_request(**fields: Any) -> ReplaceOrderRequest:
+    terms: dict[str, Any] = {
+        "client_order_id": "new-1",
+        "quantity": Decimal("5"),
+        "time_in_force": TimeInForce.GTC,
+        "limit_price": Decimal("186.25"),
+    }
+    return ReplaceOrderRequest(**(terms | fields))
+
+
+def test_replace_patches_the_order_and_reads_the_new_one(
+    router: respx.Router, broker: AlpacaBroker
+) -> None:
+    new = alpaca_order(
+        "o-2",
+        client_order_id="new-1",
+        qty="5",
+        limit_price="186.25",
+        status="accepted",
+        replaces="o-1",
+    )
+    route = router.patch("/v2/orders/o-1").respond(200, json=new)
+
+    report = broker.replace("o-1", replace_request())
+
+    assert request_json(route) == {
+        "client_order_id": "new-1",
+        "qty": "5",
+        "time_in_force": "gtc",
+        "limit_price": "186.25",
+    }
+    assert (report.broker_order_id, report.replaces, report.status) == (
+        "o-2",
+        "o-1",
+        OrderStatus.NEW,
+    )
+
+
+def test_replace_sends_a_stop_price_and_no_limit_for_a_stop_order(
+    router: respx.Router, broker: AlpacaBroker
+) -> None:
+    route = router.patch("/v2/orders/o-1").respond(
+        200, json=alpaca_order("o-2", type="stop", limit_price=None, stop_price="90")
+    )
+
+    broker.replace("o-1", replace_request(limit_price=None, stop_price=Decimal("90.00")))
+
+    assert request_json(route) == {
+        "client_order_id": "new-1",
+        "qty": "5",
+        "time_in_force": "gtc",
+        "stop_price": "90.00",
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error"),
+    [
+        (422, "order is not replaceable (status pending_cancel)", OrderRejected),
+        (422, "client_order_id must be unique", DuplicateClientOrderId),
+        (403, "insufficient buying power", OrderRejected),
+        (404, "order not found", OrderRejected),
+        (401, "request is not authorized", AuthenticationFailed),
+    ],
+)
+def test_a_refused_replace_names_both_orders(
+    router: respx.Router,
+    broker: AlpacaBroker,
+    status: int,
+    message: str,
+    error: type[BrokerError],
+) -> None:
+    router.patch("/v2/orders/o-1").respond(status, json={"code": 1, "message": message})
+
+    with pytest.raises(error) as caught:
+        broker.replace("o-1", replace_request())
+
+    assert type(caught.value) is error
+    assert (caught.value.broker_order_id, caught.value.client_order_id) == ("o-1", "new-1")
+    assert message in str(caught.value)
+
+
+def test_a_replace_whose_answer_is_lost_is_never_sent_again(
+    router: respx.Router, broker: AlpacaBroker, sleeps: list[float]
+) -> None:
+    route = router.patch("/v2/orders/o-1").mock(
+        side_effect=[httpx.Response(504), httpx.Response(200, json=alpaca_order("o-2"))]
+    )
+
+    with pytest.raises(AnswerLost):
+        broker.replace("o-1", replace_request())
+
+    assert route.call_count == 1
+    assert sleeps == []
+
+
+def test_replace_counts_under_a_bounded_endpoint_label(
+    router: respx.Router, make_broker: Callable[..., AlpacaBroker]
+) -> None:
+    seen: list[str] = []
+    broker = make_broker(on_request=lambda endpoint, status, seconds: seen.append(endpoint))
+    router.patch("/v2/orders/o-1").respond(200, json=alpaca_order("o-2", replaces="o-1"))
+
+    broker.replace("o-1", replace_request())
+
+    assert seen == ["PATCH /v2/orders/{id}"]

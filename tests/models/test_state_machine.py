@@ -124,6 +124,17 @@ def test_a_cancel_raced_by_expiry_ends_expired_and_says_so() -> None:
     assert "before acting on the cancel" in (result.history[-1].detail or "")
 
 
+@pytest.mark.parametrize(
+    ("by", "named"), [("b-2", "broker order b-2"), (None, "an order the broker did not name")]
+)
+def test_a_replaced_order_names_its_replacement_in_its_history(by: str | None,
+                                                               named: str) -> None:  # fmt: skip
+    replaced = dataclasses.replace(report(S.REPLACED, updated=2), replaced_by=by)
+    result = apply_report(_state(S.NEW), replaced, now=at(3))
+    assert result.state.status is S.REPLACED
+    assert result.history[-1].detail == f"replaced by {named}"
+
+
 def test_a_rejection_after_fills_keeps_the_fills_and_takes_the_rest_late() -> None:
     """The broker's REJECTED after fills: the executions are facts (a position), the
     unfilled rest will never fill; fills the broker reported are still recorded later."""

@@ -11,7 +11,7 @@ from celery import Celery
 from celery.backends.base import BaseBackend
 from celery.utils.serialization import get_pickleable_exception
 
-from worker.args import InvalidTaskArguments, PlaceOrderArgs, parse_args
+from worker.args import InvalidTaskArguments, PlaceOrderArgs, ReplaceOrderArgs, parse_args
 
 BASE = {"account": "a", "symbol": "aapl", "side": "buy", "quantity": "1"}
 
@@ -64,3 +64,28 @@ def test_a_refusal_reaches_a_celery_caller_as_itself_with_the_problem_as_its_mes
         assert type(raised).__name__ == "InvalidTaskArguments"
         assert str(raised) == "quantity: must be positive, got 0"
     assert isinstance(here, InvalidTaskArguments)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"quantity": "1"}, "give order_id or client_order_id"),
+        ({"order_id": "o-1"}, "give at least one of quantity, limit_price, stop_price"),
+        ({"order_id": "o-1", "limit_price": 10.5}, "send decimals as strings"),
+        ({"order_id": "o-1", "quantity": "0"}, "must be positive"),
+        ({"order_id": "o-1", "time_in_force": "cls"}, "time_in_force cls cannot be placed"),
+        ({"order_id": "o-1", "quantity": "1", "symbol": "MSFT"}, "unknown argument 'symbol'"),
+        ({"order_id": "o-1", "quantity": "1", "new_client_order_id": "a b"}, "new_client_order_id"),
+    ],
+)
+def test_bad_replace_calls_say_what_is_wrong(kwargs: dict[str, Any], reason: str) -> None:
+    with pytest.raises(InvalidTaskArguments, match=reason):
+        parse_args(ReplaceOrderArgs, "ordersync.replace_order", (), {"account": "a", **kwargs})
+
+
+def test_a_replace_call_takes_the_order_by_either_id_and_only_what_changes() -> None:
+    call = {"account": "a", "client_order_id": "c-1", "limit_price": "10.25"}
+    args = parse_args(ReplaceOrderArgs, "ordersync.replace_order", (), call)
+    assert (args.order_id, args.client_order_id) == (None, "c-1")
+    assert args.limit_price == Decimal("10.25")
+    assert (args.quantity, args.stop_price, args.time_in_force) == (None, None, None)

@@ -73,7 +73,7 @@ def test_a_cancel_before_the_broker_id_waits_visibly_then_goes_out(
     assert broker.cancels == []
     [waiting] = events(unit, order_id, WAITING)  # recorded once, where an operator looks
     assert "sent as soon as the broker order id is known" in str(waiting.detail)
-    assert len([r for r in caplog.records if "waits for its broker order id" in r.message]) == 1
+    assert len([r for r in caplog.records if "waiting for the broker order id" in r.message]) == 1
 
     acknowledge(unit, order_id, "b-early")
     done = cancel_order(unit.ctx, args(order_id), attempt=2)
