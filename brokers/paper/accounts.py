@@ -7,12 +7,12 @@ of its own is here, indexed so listings stay two bisections and a short scan.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from brokers.paper.ledger import Ledger
-from brokers.paper.model import Fill, Order
+from brokers.paper.model import Fill, Order, OrderRequest
 from models.enums import Side
 
 OrderKey = tuple[int, int, Order]  # (submitted_us, seq, order): seq is unique, so never ties
@@ -50,15 +50,25 @@ class Exposure:
         """How much more would be held with one more order (not added)."""
         if side is Side.BUY:
             return qty * (price if limit is None else limit)
-        trial = Exposure(
+        trial = self.copy()
+        trial.add(side, limit, qty)
+        return trial.reserved(long_qty, price) - self.reserved(long_qty, price)
+
+    def copy(self) -> Exposure:
+        return Exposure(
             self.buy_notional,
             self.buy_at_market,
             self.sell_qty,
             self.sell_notional,
             self.sell_at_market,
         )
-        trial.add(side, limit, qty)
-        return trial.reserved(long_qty, price) - self.reserved(long_qty, price)
+
+    def without(self, orders: Iterable[Order]) -> Exposure:
+        """A copy with these open orders' remainders taken out."""
+        trial = self.copy()
+        for order in orders:
+            trial.add(order.side, order.limit_price, -order.leaves_qty)
+        return trial
 
     def reserved(self, long_qty: Decimal, price: Decimal) -> Decimal:
         """Buys in full; sells only beyond the long position, valued pro rata over the
@@ -82,6 +92,9 @@ class Account:
     activities: list[Fill] = field(default_factory=list)  # parallel to activity_ids
     exposure: dict[str, Exposure] = field(default_factory=dict)
     last_order: Order | None = None
+    # Orders being replaced, by their replacement's id: (old, new), both open. The pair
+    # holds only the larger of the two (Alpaca: "buying power is reduced by the larger").
+    replacing: dict[str, tuple[Order, Order]] = field(default_factory=dict)
 
     def add_order(self, order: Order) -> None:
         insort(self.index, (order.submitted_us, order.seq, order))
@@ -105,9 +118,14 @@ class Account:
         self.activities.insert(at, fill)
 
     def release(self, order: Order) -> None:
-        """The order is no longer open: its remainder no longer holds buying power."""
+        """The order is no longer open: its remainder no longer holds buying power, and a
+        replacement pair it was part of holds only what the other order holds."""
         if self.open.pop(order.id, None) is not None:
             self.reserve(order, -order.leaves_qty)
+        if self.replacing:
+            for key, pair in list(self.replacing.items()):
+                if order in pair:
+                    del self.replacing[key]
 
     def reserve(self, order: Order, qty: Decimal) -> None:
         self.exposure_of(order.symbol).add(order.side, order.limit_price, qty)
@@ -125,11 +143,31 @@ class Account:
     def reserved(self, price_of: PriceOf) -> Decimal:
         return sum(
             (
-                exposure.reserved(self.long_qty(symbol), price_of(symbol))
+                self._held(symbol, exposure, price_of(symbol))
                 for symbol, exposure in self.exposure.items()
             ),
             _ZERO,
         )
+
+    def _held(self, symbol: str, exposure: Exposure, price: Decimal) -> Decimal:
+        """What one symbol's open orders hold; each order being replaced and its
+        replacement count as whichever of the two holds more."""
+        long_qty = self.long_qty(symbol)
+        pairs = [pair for pair in self.replacing.values() if pair[0].symbol == symbol]
+        if not pairs:
+            return exposure.reserved(long_qty, price)
+        olds = exposure.without(new for _, new in pairs).reserved(long_qty, price)
+        news = exposure.without(old for old, _ in pairs).reserved(long_qty, price)
+        return max(olds, news)
+
+    def swap_increase(self, old: Order, new: OrderRequest, price: Decimal) -> Decimal:
+        """How much more ``old``'s symbol would hold with ``new`` in place of ``old``'s
+        remainder (negative: less)."""
+        exposure = self.exposure_of(old.symbol)
+        long_qty = self.long_qty(old.symbol)
+        trial = exposure.without((old,))
+        trial.add(new.side, new.limit_price, new.qty)
+        return trial.reserved(long_qty, price) - exposure.reserved(long_qty, price)
 
     def market_values(self, price_of: PriceOf) -> tuple[Decimal, Decimal]:
         """(long, short) market value; short is zero or negative, as Alpaca reports it."""

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from brokers.paper.asgi import json_response
 from brokers.paper.engine import OrderClosedError, UnknownOrderError
 from brokers.paper.model import Order
+from brokers.paper.replace import NotCancelableError
 from brokers.paper.schemas import (
     ApiError,
     ForcedFill,
@@ -160,11 +161,11 @@ def build_control_router(sim: Sim) -> APIRouter:
 
     @router.post("/orders/bulk/cancel")
     async def cancel_orders(ids: Annotated[list[str], Body(embed=True)]) -> Response:
-        """Cancel many orders at once (what a benchmark seeded); unknown or closed ids are
-        skipped and not reported as canceled."""
+        """Cancel many orders at once (what a benchmark seeded); unknown, closed or
+        pending_replace ids are skipped and not reported as canceled."""
         canceled = []
         for order_id in ids:
-            with contextlib.suppress(UnknownOrderError, OrderClosedError):
+            with contextlib.suppress(UnknownOrderError, OrderClosedError, NotCancelableError):
                 canceled.append(engine.cancel(order_id).id)
         return json_response({"canceled": canceled})
 

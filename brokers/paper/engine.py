@@ -1,5 +1,5 @@
-"""The matching engine: order lifecycle, scheduled fills, cancels that race fills and
-expiries, trading sessions, and accounts sharing one market.
+"""The matching engine: order lifecycle, scheduled fills, cancels and replaces that race
+fills and expiries, trading sessions, and accounts sharing one market.
 
 No I/O and no hidden clock or randomness: the clock and ``random.Random`` are injected,
 every public call first advances to the clock, and ``advance`` applies due events, session
@@ -26,12 +26,19 @@ from brokers.paper.model import (
     QTY_QUANTUM,
     Fill,
     Order,
+    OrderChanges,
     OrderRequest,
     PaperStatus,
     eastern_wall,
     from_us,
     to_us,
     wall_stamp,
+)
+from brokers.paper.replace import (
+    NotCancelableError,
+    check_changes,
+    check_replaceable,
+    replacement_request,
 )
 from brokers.paper.session import Session, seconds_to_us
 from models.enums import OrderType, Side, TimeInForce
@@ -77,18 +84,28 @@ class DayClose:
     done_for_day: int
 
 
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    """What ``cancel_all`` did: orders now pending_cancel, and those it could not cancel."""
+
+    canceled: list[Order]
+    refused: list[Order]
+
+
 class _Event(IntEnum):
     ACK = 0
     REJECT = 1
     FILL = 2
     CANCEL = 3
     PUBLISH = 4  # a late FILL activity becomes visible
+    REPLACE = 5  # a replacement reaches the venue: it takes its predecessor's place or fails
 
 
 # (due, seq, event, order, qty, the order's work generation, the fill to publish)
 _EventEntry = tuple[int, int, _Event, Order, Decimal, int, Fill | None]
 _NO_QTY = Decimal(0)
 _EVENT, _SESSION, _TICK = 0, 1, 2  # what goes first when due at the same microsecond
+_PENDING = frozenset({PaperStatus.PENDING_CANCEL, PaperStatus.PENDING_REPLACE})
 
 
 def no_delay() -> int:
@@ -231,12 +248,14 @@ class Engine:
         expired = done = 0
         for account in list(self.accounts.values()):
             for order in list(account.open.values()):
+                if order.awaiting_replace:
+                    continue  # not at the venue yet: its REPLACE event decides its fate
                 if order.time_in_force is TimeInForce.DAY:
                     self._finish(order, PaperStatus.EXPIRED, at)
                     expired += 1
                 elif order.status is PaperStatus.ACCEPTED or order.parked:
                     continue  # its acknowledgement parks it
-                elif order.filled_qty > 0 and order.status is not PaperStatus.PENDING_CANCEL:
+                elif order.filled_qty > 0 and order.status not in _PENDING:
                     order.set_status(PaperStatus.DONE_FOR_DAY, at)
                     done += 1
                     self._park(order)
@@ -288,28 +307,7 @@ class Engine:
             self._check_buying_power(owner, request)
         partner = owner.last_order if same_timestamp else None
         created = self.now_us if partner is None else partner.created_us
-        order = Order(
-            id=self._uuid(),
-            client_order_id=cid or self._uuid(),
-            account=owner.key,
-            seq=next(self._order_seq),
-            symbol=request.symbol,
-            side=request.side,
-            type=request.type,
-            time_in_force=request.time_in_force,
-            qty=request.qty,
-            limit_price=request.limit_price,
-            stop_price=request.stop_price,
-            created_us=created,
-            submitted_us=created,
-            updated_us=created,
-            timeline=[(PaperStatus.ACCEPTED, created)],
-        )
-        self.book(order.symbol)
-        self.orders.append(order)
-        self._by_id[order.id] = order
-        self.truth_by_id[order.id] = order
-        owner.add_order(order)
+        order = self._register(request, owner, created)
         at = self.now_us
         if reject:
             self._push(at + self._delay_us(self.config.ack_delay_ms), _Event.REJECT, order)
@@ -325,6 +323,58 @@ class Engine:
             order.ack_due_us = due
             self._push(due, _Event.ACK, order)
         return order
+
+    def _register(
+        self, request: OrderRequest, owner: Account, created: int, replaces: str | None = None
+    ) -> Order:
+        """A new accepted order, known to the venue and its account, holding buying power."""
+        order = Order(
+            id=self._uuid(),
+            client_order_id=request.client_order_id or self._uuid(),
+            account=owner.key,
+            seq=next(self._order_seq),
+            symbol=request.symbol,
+            side=request.side,
+            type=request.type,
+            time_in_force=request.time_in_force,
+            qty=request.qty,
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+            created_us=created,
+            submitted_us=created,
+            updated_us=created,
+            timeline=[(PaperStatus.ACCEPTED, created)],
+            replaces=replaces,
+        )
+        self.book(order.symbol)
+        self.orders.append(order)
+        self._by_id[order.id] = order
+        self.truth_by_id[order.id] = order
+        owner.add_order(order)
+        return order
+
+    def replace(self, order_id: str, account: str, changes: OrderChanges) -> Order:
+        """Alpaca's replace: a new accepted order now; the old one is pending_replace (it may
+        still fill) until the ack delay later, when the new one takes its place, or is
+        rejected if the old one ended first."""
+        self.advance()
+        old = self._known(order_id, account)
+        check_replaceable(old)
+        check_changes(old, changes)
+        owner = self.accounts[old.account]
+        request = replacement_request(old, changes)
+        cid = request.client_order_id
+        if cid is not None and cid in owner.by_client_id:
+            raise DuplicateClientOrderIdError(cid)
+        increase = owner.swap_increase(old, request, self.price_of(old.symbol))
+        if increase > 0 and increase > owner.buying_power(self.price_of):
+            raise InsufficientBuyingPowerError(old.symbol)
+        new = self._register(request, owner, self.now_us, replaces=old.id)
+        owner.replacing[new.id] = (old, new)
+        old.set_status(PaperStatus.PENDING_REPLACE, self.now_us)
+        new.ack_due_us = self.now_us + self._delay_us(self.config.ack_delay_ms)
+        self._push(new.ack_due_us, _Event.REPLACE, new)
+        return new
 
     def _check_buying_power(self, owner: Account, request: OrderRequest) -> None:
         """Refuse an order whose reservation would take more than the buying power left."""
@@ -363,15 +413,27 @@ class Engine:
         order = self._known(order_id, account)
         if not order.is_open:
             raise OrderClosedError(order_id)
+        if order.status is PaperStatus.PENDING_REPLACE:
+            raise NotCancelableError(order_id, order.status)
         if order.status is not PaperStatus.PENDING_CANCEL:
             order.set_status(PaperStatus.PENDING_CANCEL, self.now_us)
             due = self.now_us + self._delay_us(self.config.cancel_delay_ms)
+            if order.awaiting_replace:  # a cancel cannot overtake the order it cancels
+                due = max(due, order.ack_due_us or due)
             self._push(due, _Event.CANCEL, order)
         return order
 
-    def cancel_all(self, account: str = DEFAULT_ACCOUNT) -> list[Order]:
+    def cancel_all(self, account: str = DEFAULT_ACCOUNT) -> CancelAll:
+        """Cancel every open order; those being replaced are refused, not canceled."""
         self.advance()
-        return [self.cancel(order_id) for order_id in list(self.account(account).open)]
+        canceled: list[Order] = []
+        refused: list[Order] = []
+        for order in list(self.account(account).open.values()):
+            try:
+                canceled.append(self.cancel(order.id))
+            except NotCancelableError:
+                refused.append(order)
+        return CancelAll(canceled, refused)
 
     def force_fill(
         self, order_id: str, qty: Decimal | None = None, price: Decimal | None = None
@@ -383,6 +445,8 @@ class Engine:
             raise OrderClosedError(order_id)
         if order.status is PaperStatus.DONE_FOR_DAY:
             raise ValueError("order is done_for_day: it trades again at the next open")
+        if order.awaiting_replace:
+            raise ValueError("order is a replacement not at the venue yet: it cannot trade")
         qty = order.leaves_qty if qty is None else qty
         if not 0 < qty <= order.leaves_qty:
             raise ValueError(f"qty must be > 0 and <= leaves_qty {order.leaves_qty}")
@@ -432,6 +496,9 @@ class Engine:
             assert fill is not None
             self.account(order.account).publish(fill)
             return
+        if event is _Event.REPLACE:
+            self._on_replace(order, at)
+            return
         if order.forgotten or not order.is_open:
             return  # lazy deletion: events of finished orders are dropped here
         if event is _Event.ACK:
@@ -446,6 +513,22 @@ class Engine:
                 self._apply_fill(order, qty, self._fill_price(order), at)
         else:
             self._finish(order, PaperStatus.CANCELED, at)
+
+    def _on_replace(self, new: Order, at: int) -> None:
+        """The replacement reaches the venue: it takes the old order's place if that is still
+        open (whatever it filled meanwhile stays its own), else it is rejected."""
+        new.ack_due_us = None
+        assert new.replaces is not None
+        old = self.truth_by_id[new.replaces]
+        self.accounts[new.account].replacing.pop(new.id, None)
+        if old.forgotten or not old.is_open:  # filled, or expired at the close, first
+            if not new.forgotten and new.is_open:
+                self._finish(new, PaperStatus.REJECTED, at)
+            return
+        old.replaced_by = new.id
+        self._finish(old, PaperStatus.REPLACED, at)
+        if not new.forgotten and new.is_open:
+            self._on_ack(new, at)
 
     def _on_ack(self, order: Order, at: int) -> None:
         order.ack_due_us = None
@@ -587,6 +670,8 @@ class Engine:
             order.expired_us = at
         elif status is PaperStatus.REJECTED:
             order.failed_us = at
+        elif status is PaperStatus.REPLACED:
+            order.replaced_us = at
         order.set_status(status, at)
 
     def _close(self, order: Order) -> None:

@@ -46,6 +46,9 @@ class FaultSettings(BaseModel):
     routes: list[str] | None = None
     rate_limit_per_min: Annotated[int, Field(ge=0)] = DEFAULT_RATE_LIMIT_PER_MIN
     fill_delay_ms: RangeMs = (0, 300)
+    # How long the venue takes to acknowledge an order, or to put a replacement in its
+    # predecessor's place (a fill may beat it).
+    ack_delay_ms: RangeMs = (1, 5)
     partial_fill_probability: Probability = 0.3
     # A fill whose FILL activity is listed only late_activity_ms after it happened.
     p_late_activity: Probability = 0.0
@@ -58,7 +61,7 @@ class FaultSettings(BaseModel):
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> Self:
-        for name in ("latency_ms", "fill_delay_ms", "late_activity_ms"):
+        for name in ("latency_ms", "fill_delay_ms", "ack_delay_ms", "late_activity_ms"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name}: min {low} is above max {high}")
@@ -117,7 +120,8 @@ class Faults:
         return 0.0 if high == 0 else self._rng.uniform(low, high) / 1000
 
     def draw(self, *, creates_order: bool) -> Fault | None:
-        """The fault for this request, if any: counters first, then probabilities."""
+        """The fault for this request, if any: counters first, then probabilities. A lost
+        response only where a request creates an order (a placement or a replace)."""
         for fault, (counter, probability) in _FAULT_FIELDS.items():
             if fault is Fault.LOSE_RESPONSE and not creates_order:
                 continue

@@ -20,6 +20,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 CENT = Decimal("0.01")
 QTY_QUANTUM = Decimal("1e-9")
+# No account trades this much: refusing it keeps Decimal arithmetic from overflowing.
+TOO_LARGE = Decimal("1e18")
 # Alpaca stamps activity ids and reports its clock in New York time (system tz database).
 EASTERN = ZoneInfo("America/New_York")
 
@@ -32,10 +34,12 @@ class PaperStatus(StrEnum):
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     PENDING_CANCEL = "pending_cancel"
+    PENDING_REPLACE = "pending_replace"
     DONE_FOR_DAY = "done_for_day"
     CANCELED = "canceled"
     EXPIRED = "expired"
     REJECTED = "rejected"
+    REPLACED = "replaced"
 
     @property
     def is_terminal(self) -> bool:
@@ -43,7 +47,13 @@ class PaperStatus(StrEnum):
 
 
 _TERMINAL = frozenset(
-    {PaperStatus.FILLED, PaperStatus.CANCELED, PaperStatus.EXPIRED, PaperStatus.REJECTED}
+    {
+        PaperStatus.FILLED,
+        PaperStatus.CANCELED,
+        PaperStatus.EXPIRED,
+        PaperStatus.REJECTED,
+        PaperStatus.REPLACED,
+    }
 )
 
 
@@ -132,6 +142,36 @@ class OrderRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderChanges:
+    """A ``PATCH /v2/orders/{id}``: each field given overrides the old order's; it refuses
+    what no order could take, so the engine only checks what depends on the order."""
+
+    qty: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    client_order_id: str | None = None
+
+    def __post_init__(self) -> None:
+        prices = (("limit_price", self.limit_price), ("stop_price", self.stop_price))
+        given = (self.qty, self.time_in_force, self.client_order_id, *(p for _, p in prices))
+        if all(value is None for value in given):
+            raise ValueError(
+                "nothing to replace: give qty, time_in_force, limit_price, stop_price "
+                "or client_order_id"
+            )
+        qty = self.qty
+        if qty is not None and not (qty.is_finite() and qty > 0 and qty == qty.to_integral_value()):
+            raise ValueError("qty must be a positive whole number of shares")
+        for name, price in prices:
+            if price is not None and not (price.is_finite() and price > 0):
+                raise ValueError(f"{name} must be a positive decimal")
+        for name, value in (("qty", qty), *prices):
+            if value is not None and value >= TOO_LARGE:
+                raise ValueError(f"{name} must be below {TOO_LARGE:E}")
+
+
+@dataclass(frozen=True, slots=True)
 class Fill:
     """One execution; ``id`` is also the FILL activity id and the activities page token.
 
@@ -177,6 +217,9 @@ class Order:
     expired_us: int | None = None
     canceled_us: int | None = None
     failed_us: int | None = None
+    replaced_us: int | None = None
+    replaces: str | None = None  # the order this one replaces (PATCH /v2/orders/{id})
+    replaced_by: str | None = None  # set only once the replacement took this order's place
     filled_qty: Decimal = Decimal(0)
     filled_notional: Decimal = Decimal(0)
     fills: list[Fill] = field(default_factory=list)
@@ -198,6 +241,11 @@ class Order:
     @property
     def is_open(self) -> bool:
         return not self.status.is_terminal
+
+    @property
+    def awaiting_replace(self) -> bool:
+        """A replacement that has not reached the venue yet: its REPLACE event decides."""
+        return self.replaces is not None and self.ack_due_us is not None
 
     @property
     def avg_price(self) -> Decimal | None:

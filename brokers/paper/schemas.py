@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from brokers.paper.model import OrderRequest
+from brokers.paper.model import TOO_LARGE, OrderChanges, OrderRequest
 from models.enums import OrderType, Side, TimeInForce
 
 # The exchange's own vocabulary: the domain enums also hold kinds it does not trade.
@@ -53,8 +53,11 @@ def describe_errors(errors: Iterable[Any]) -> str:
 
 
 def _positive(name: str, value: Decimal | None) -> None:
+    """Positive and below ``TOO_LARGE``: what no account trades would overflow arithmetic."""
     if value is not None and not (value.is_finite() and value > 0):
         raise ValueError(f"{name} must be a positive decimal")
+    if value is not None and value >= TOO_LARGE:
+        raise ValueError(f"{name} must be below {TOO_LARGE:E}")
 
 
 class OrderBody(BaseModel):
@@ -101,6 +104,37 @@ class OrderBody(BaseModel):
         )
 
 
+class ReplaceBody(BaseModel):
+    """``PATCH /v2/orders/{id}``: fields Alpaca accepts but this exchange ignores pass through;
+    ``trail`` is refused, as there are no trailing stop orders here."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    qty: Decimal | None = None
+    time_in_force: PlacedTimeInForce | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail: Any = None
+    client_order_id: ClientOrderId | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.trail is not None:
+            raise ValueError("trail applies only to trailing stop orders")
+        self.to_changes()  # OrderChanges refuses what no order could take
+        return self
+
+    def to_changes(self) -> OrderChanges:
+        tif = self.time_in_force
+        return OrderChanges(
+            qty=self.qty,
+            time_in_force=None if tif is None else TimeInForce(tif),
+            limit_price=self.limit_price,
+            stop_price=self.stop_price,
+            client_order_id=self.client_order_id,
+        )
+
+
 def _json_object(raw: bytes) -> dict[str, Any]:
     """A request body as a JSON object whose numbers are Decimals, not floats."""
     try:
@@ -116,6 +150,14 @@ def parse_order(raw: bytes) -> OrderRequest:
     """Read a POST /v2/orders body exactly: JSON numbers become Decimals, not floats."""
     try:
         return OrderBody.model_validate(_json_object(raw)).to_request()
+    except ValidationError as exc:
+        raise invalid(describe_errors(exc.errors())) from exc
+
+
+def parse_replace(raw: bytes) -> OrderChanges:
+    """Read a PATCH /v2/orders/{id} body as exactly as an order: Decimals, never floats."""
+    try:
+        return ReplaceBody.model_validate(_json_object(raw)).to_changes()
     except ValidationError as exc:
         raise invalid(describe_errors(exc.errors())) from exc
 

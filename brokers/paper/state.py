@@ -86,6 +86,7 @@ class Sim:
         return replace(
             self.config.engine,
             fill_delay_ms=settings.fill_delay_ms,
+            ack_delay_ms=settings.ack_delay_ms,
             partial_fill_probability=settings.partial_fill_probability,
             session_s=settings.session_s,
             overnight_s=settings.overnight_s,

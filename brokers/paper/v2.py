@@ -16,7 +16,8 @@ from brokers.paper.engine import (
 from brokers.paper.faults import Fault
 from brokers.paper.model import Order, parse_time
 from brokers.paper.queries import list_fills, list_orders, to_us_date
-from brokers.paper.schemas import ApiError, invalid, parse_order
+from brokers.paper.replace import InvalidChangeError, NotCancelableError, NotReplaceableError
+from brokers.paper.schemas import ApiError, invalid, parse_order, parse_replace
 from brokers.paper.state import Sim
 from brokers.paper.wire import (
     account_json,
@@ -30,6 +31,9 @@ from brokers.paper.wire import (
 ORDER_NOT_FOUND = ApiError(404, 40410000, "order not found")
 POSITION_NOT_FOUND = ApiError(404, 40410000, "position does not exist")
 NO_BUYING_POWER = ApiError(403, 40310000, "insufficient buying power")
+NOT_CANCELABLE = ApiError(422, 42210000, "order is not cancelable")
+# Requests that create an order: a lost response leaves the order in place.
+CREATES_ORDER = frozenset({("POST", "/v2/orders"), ("PATCH", "/v2/orders/{id}")})
 
 
 def _time_param(name: str, value: str | None) -> int | None:
@@ -75,7 +79,7 @@ def build_v2_router(sim: Sim) -> APIRouter:
         request.state.account = account
         stats.by_account[account] += 1
 
-        creates = method == "POST" and template == "/v2/orders"
+        creates = (method, template) in CREATES_ORDER
         fault = faults.draw(creates_order=creates) if applies else None
         if fault is not None:
             stats.faulted += 1
@@ -108,6 +112,16 @@ def build_v2_router(sim: Sim) -> APIRouter:
             raise ORDER_NOT_FOUND
         return order
 
+    async def created(request: Request, order: Order) -> Response:
+        """Answer with a new order, unless the gate drew a lost response for this request."""
+        sim.stats.by_order[order.id] += 1
+        payload = order_json(order)
+        if getattr(request.state, "lose_response", False):
+            # The order exists; only the answer goes missing, as behind a dying proxy.
+            await sim.sleep(sim.faults.settings.timeout_s)
+            raise ApiError(504, 50400000, "gateway timeout")
+        return json_response(payload)
+
     @router.post("/orders")
     async def place_order(request: Request) -> Response:
         order_request = parse_order(await request.body())
@@ -122,13 +136,27 @@ def build_v2_router(sim: Sim) -> APIRouter:
             raise invalid("client_order_id must be unique") from exc
         except InsufficientBuyingPowerError as exc:
             raise NO_BUYING_POWER from exc
-        sim.stats.by_order[order.id] += 1
-        payload = order_json(order)
-        if getattr(request.state, "lose_response", False):
-            # The order exists; only the answer goes missing, as behind a dying proxy.
-            await sim.sleep(sim.faults.settings.timeout_s)
-            raise ApiError(504, 50400000, "gateway timeout")
-        return json_response(payload)
+        return await created(request, order)
+
+    @router.patch("/orders/{id}")
+    async def replace_order(request: Request, id: str) -> Response:
+        """Alpaca's replace: 200 with the new order; the old one is replaced a moment later,
+        unless it fills or expires first (then the new one is rejected)."""
+        changes = parse_replace(await request.body())
+        try:
+            order = engine.replace(id, account_of(request), changes)
+        except UnknownOrderError as exc:
+            raise ORDER_NOT_FOUND from exc
+        except NotReplaceableError as exc:
+            message = f"order is not replaceable: status is {exc.status.value}"
+            raise ApiError(422, 42210000, message) from exc
+        except InvalidChangeError as exc:
+            raise invalid(exc.reason) from exc
+        except DuplicateClientOrderIdError as exc:
+            raise invalid("client_order_id must be unique") from exc
+        except InsufficientBuyingPowerError as exc:
+            raise NO_BUYING_POWER from exc
+        return await created(request, order)
 
     @router.get("/orders")
     async def get_orders(
@@ -173,14 +201,18 @@ def build_v2_router(sim: Sim) -> APIRouter:
             engine.cancel(id, account_of(request))
         except UnknownOrderError as exc:
             raise ORDER_NOT_FOUND from exc
-        except OrderClosedError as exc:
-            raise ApiError(422, 42210000, "order is not cancelable") from exc
+        except (OrderClosedError, NotCancelableError) as exc:
+            raise NOT_CANCELABLE from exc
         return Response(status_code=204)
 
     @router.delete("/orders")
     async def cancel_all_orders(request: Request) -> Response:
-        canceled = engine.cancel_all(account_of(request))
-        return json_response([{"id": order.id, "status": 200} for order in canceled], 207)
+        """207, one entry per open order: 200 if now pending_cancel, 422 if being replaced."""
+        result = engine.cancel_all(account_of(request))
+        refusal = {"code": NOT_CANCELABLE.code, "message": NOT_CANCELABLE.message}
+        answers: list[dict[str, object]] = [{"id": o.id, "status": 200} for o in result.canceled]
+        answers += [{"id": o.id, "status": 422, "body": refusal} for o in result.refused]
+        return json_response(answers, 207)
 
     @router.get("/account/activities/FILL")
     async def get_fill_activities(

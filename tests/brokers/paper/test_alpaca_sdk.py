@@ -8,7 +8,13 @@ import pytest
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
-from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.models import Order
+from alpaca.trading.requests import (
+    GetOrdersRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+    ReplaceOrderRequest,
+)
 
 from tests.paper_exchange import PaperExchange
 
@@ -47,9 +53,8 @@ def test_sdk_places_a_market_order_and_sees_it_filled(
     assert missing.value.status_code == 404
 
 
-def test_sdk_lists_and_cancels_a_resting_limit_order(
-    client: TradingClient, paper_exchange: PaperExchange
-) -> None:
+def resting_msft(client: TradingClient, paper_exchange: PaperExchange) -> Order:
+    """A limit buy of MSFT far below the (frozen) market."""
     paper_exchange.freeze_market()
     paper_exchange.set_price("MSFT", "400.00")
     order = client.submit_order(
@@ -58,12 +63,47 @@ def test_sdk_lists_and_cancels_a_resting_limit_order(
             limit_price=100,
         )
     )  # fmt: skip
+    assert isinstance(order, Order)
+    return order
+
+
+def test_sdk_lists_and_cancels_a_resting_limit_order(
+    client: TradingClient, paper_exchange: PaperExchange
+) -> None:
+    order = resting_msft(client, paper_exchange)
     open_orders = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
     assert [o.id for o in open_orders] == [order.id]
 
     client.cancel_order_by_id(order.id)
     paper_exchange.wait_for(lambda: client.get_order_by_id(order.id).status == OrderStatus.CANCELED)
     assert client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)) == []
+
+
+def test_sdk_replaces_an_order_and_the_old_one_ends_replaced(
+    client: TradingClient, paper_exchange: PaperExchange
+) -> None:
+    order = resting_msft(client, paper_exchange)
+    # An accepted order cannot be replaced: wait for the acknowledgement.
+    paper_exchange.wait_for(lambda: client.get_order_by_id(order.id).status == OrderStatus.NEW)
+
+    new = client.replace_order_by_id(order.id, ReplaceOrderRequest(limit_price=101.5, qty=2))
+
+    assert new.id != order.id
+    assert new.replaces == order.id
+    assert new.status == OrderStatus.ACCEPTED
+    assert Decimal(str(new.limit_price)) == Decimal("101.5")
+    assert Decimal(str(new.qty)) == 2
+    assert (new.symbol, new.side, new.time_in_force) == ("MSFT", OrderSide.BUY, TimeInForce.GTC)
+    paper_exchange.wait_for(lambda: client.get_order_by_id(order.id).status == OrderStatus.REPLACED)
+    old = client.get_order_by_id(order.id)
+    assert old.replaced_by == new.id
+    assert old.replaced_at is not None
+    assert client.get_order_by_id(new.id).status == OrderStatus.NEW
+    open_orders = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
+    assert [o.id for o in open_orders] == [new.id]
+    with pytest.raises(APIError) as again:
+        client.replace_order_by_id(order.id, ReplaceOrderRequest(qty=3))
+    assert again.value.status_code == 422
 
 
 def test_sdk_sees_alpaca_errors(client: TradingClient, paper_exchange: PaperExchange) -> None:

@@ -76,6 +76,8 @@ async def test_qty_may_be_a_json_number_and_is_kept_exact(sim: Sim) -> None:
         ({"qty": "-1"}, "qty"),
         ({"qty": "ten"}, "qty"),
         ({"qty": "0.0000000001"}, "qty"),
+        ({"qty": "1e1000000"}, "qty must be below"),
+        ({"type": "limit", "limit_price": "1e30"}, "limit_price must be below"),
         ({"symbol": None}, "symbol"),
         ({"symbol": ""}, "symbol"),
         ({"side": "short"}, "side"),

@@ -165,7 +165,7 @@ def test_cancel_all_cancels_every_open_order(clock: FakeClock) -> None:
     engine.advance()
     assert done.status is PaperStatus.FILLED
 
-    canceled = engine.cancel_all()
+    canceled = engine.cancel_all().canceled
     clock.tick(100)
     engine.advance()
 
