@@ -201,3 +201,54 @@ def test_sync_now_and_the_debug_view_against_the_paper_exchange(
         "FILLED", "FILLED", "applied")  # fmt: skip
     assert mismatches(debug_view(api)) == {i: [] for i in ids.values()}
     client.close()
+
+
+def detail(api: TestClient, order_id: str) -> dict[str, Any]:
+    answer = api.get(f"/api/v1/accounts/{ACCOUNT}/orders/{order_id}", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_replace_through_the_api_and_sync_now_following_a_replacement_made_outside(
+    system: TrackingSystem, api: TestClient
+) -> None:
+    system.exchange.set_session(0)
+    system.exchange.freeze_market()
+    system.exchange.set_price("AAPL", "200.00")
+    system.start_worker("w1")
+    run = uuid.uuid4().hex[:8]
+    old_id = str(system.place(client_order_id=f"rest-{run}", symbol="AAPL", side="buy",
+                              quantity="3", order_type="limit", limit_price="1.00",
+                              time_in_force="gtc", intent="ENTRY").get(timeout=60))  # fmt: skip
+    wait_for(lambda: local(system, old_id).status is OrderStatus.NEW, 30, "resting")
+
+    answer = api.post(f"/api/v1/accounts/{ACCOUNT}/orders/{old_id}/replace",
+                      json={"limit_price": "2.00"}, headers=ADMIN)  # fmt: skip
+    assert answer.status_code == 202, answer.text
+    ours = answer.json()["client_order_id"]
+
+    def linked() -> str | None:
+        return detail(api, old_id)["links"]["replaced_by"]  # type: ignore[no-any-return]
+
+    new_id = wait_for(linked, 30, "the replacement linked")
+    new = detail(api, new_id)
+    assert (new["order"]["client_order_id"], new["links"]["replaces"]) == (ours, old_id)
+    assert (new["order"]["limit_price"], new["order"]["intent"]) == ("2", "ENTRY")
+    wait_for(lambda: local(system, new_id).status is OrderStatus.NEW, 30, "the new one resting")
+
+    # Someone else replaces ours at the exchange; "sync now" of it follows at once.
+    theirs = httpx.patch(f"{system.exchange.base_url}/v2/orders/"
+                         f"{local(system, new_id).broker_order_id}",
+                         json={"limit_price": "3.00"}, headers=system.exchange.headers,
+                         timeout=10)  # fmt: skip
+    assert theirs.status_code == 200, theirs.text
+    wait_for(lambda: system.exchange.truth_order(theirs.json()["replaces"])["status"]
+             == "replaced", 10, "replaced at the exchange")  # fmt: skip
+    # A monitor step may hold the order for a moment: 409, then again.
+    synced = wait_for(lambda: (r := sync(api, new_id)).status_code == 200 and r, 30, "synced")
+    assert synced.json()["new_status"] == "REPLACED"
+    third = detail(api, new_id)["links"]["replaced_by"]
+    assert third is not None
+    assert detail(api, third)["order"]["broker_order_id"] == theirs.json()["id"]
+    assert detail(api, third)["links"]["replaces"] == new_id
