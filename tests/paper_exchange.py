@@ -130,7 +130,40 @@ class PaperExchange:
         self._json(self.control.post(f"/orders/{order_id}/forget"))
 
     def reset(self) -> None:
+        """Empty every account; live trade_updates connections are closed (1012)."""
         self._json(self.control.post("/reset"))
+
+    @property
+    def stream_url(self) -> str:
+        """The trade_updates WebSocket, as Alpaca's: the REST host, path ``/stream``."""
+        return "ws://" + self.base_url.removeprefix("http://") + "/stream"
+
+    def stream_stats(self) -> dict[str, Any]:
+        """``GET /_sim/stream``: ``connections`` (``id``, ``account``, ``streams``,
+        ``codec``, ``queued``, ``sent``), ``opened``, ``messages`` (``events``, ``sent``,
+        ``dropped``, ``duplicated``, ``reordered``, ``stalled``), ``auth`` and
+        ``disconnects`` (by cause)."""
+        stats: dict[str, Any] = self._json(self.control.get("/stream"))
+        return stats
+
+    def disconnect_streams(self, code: int | None = None) -> int:
+        """Close every live stream connection: abruptly, or with a close frame of ``code``."""
+        params = {} if code is None else {"code": code}
+        answer = self._json(self.control.post("/stream/disconnect", params=params))
+        closed: int = answer["disconnected"]
+        return closed
+
+    def wait_listening(self, account: str | None = None, timeout_s: float = 10) -> None:
+        """Until a stream connection of ``account`` (default: ``key_id``) listens."""
+        key = account or self.key_id
+
+        def listening() -> bool:
+            return any(
+                c["account"] == key and c["streams"] == ["trade_updates"]
+                for c in self.stream_stats()["connections"]
+            )
+
+        self.wait_for(listening, timeout_s)
 
     def wait_for(
         self, predicate: Callable[[], T], timeout_s: float = 10, interval_s: float = 0.02

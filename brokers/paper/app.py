@@ -1,4 +1,5 @@
-"""The paper exchange as an ASGI app: Alpaca's /v2 surface plus the /_sim control API."""
+"""The paper exchange as an ASGI app: Alpaca's /v2 surface, its trade_updates stream at
+/stream, and the /_sim control API."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from brokers.paper.asgi import (
 from brokers.paper.control import build_control_router
 from brokers.paper.schemas import ApiError
 from brokers.paper.state import Sim
+from brokers.paper.stream import build_stream_router
 from brokers.paper.v2 import build_v2_router
 
 logger = logging.getLogger(__name__)
@@ -30,9 +32,11 @@ MIN_IDLE = timedelta(milliseconds=1)
 
 
 async def drive(sim: Sim) -> None:
-    """Keep the engine current between requests so no request pays for a long idle gap.
+    """Keep the engine current between requests so no request pays for a long idle gap, and
+    so stream clients hear of fills without anyone making a request.
 
-    Correctness never depends on this loop: every request advances the engine first.
+    Correctness of the REST answers never depends on this loop: every request advances the
+    engine first.
     """
     while True:
         try:
@@ -70,4 +74,5 @@ def create_app(sim: Sim) -> FastAPI:
     app.add_middleware(ExtraHeaders)
     app.include_router(build_v2_router(sim))
     app.include_router(build_control_router(sim))
+    app.include_router(build_stream_router(sim))
     return app

@@ -1,4 +1,5 @@
-"""The ``/_sim`` control API: ground truth, request stats, faults, prices, forced events.
+"""The ``/_sim`` control API: ground truth, request stats, faults, prices, forced events,
+the trade_updates stream's figures and connections.
 
 No auth and no faults here: tests and operators must always be able to see and steer.
 """
@@ -10,11 +11,12 @@ from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import ValidationError
 
 from brokers.paper.asgi import json_response
 from brokers.paper.engine import OrderClosedError, UnknownOrderError
+from brokers.paper.hub import CloseCause, Closing
 from brokers.paper.model import Order
 from brokers.paper.replace import NotCancelableError
 from brokers.paper.schemas import (
@@ -94,6 +96,20 @@ def build_control_router(sim: Sim) -> APIRouter:
     @router.get("/requests")
     async def requests() -> Response:
         return json_response(sim.stats.as_json())
+
+    @router.get("/stream")
+    async def stream_stats() -> Response:
+        """Live connections and the stream's counters since start-up or the last reset."""
+        return json_response(sim.stream.as_json())
+
+    @router.post("/stream/disconnect")
+    async def disconnect_streams(
+        code: Annotated[int | None, Query(ge=1000, le=4999)] = None,
+    ) -> Response:
+        """Close every live stream connection now: abruptly (no close frame: the client
+        sees 1006), or with a close frame carrying ``?code=``."""
+        closing = Closing(CloseCause.CONTROL, code, "disconnected by /_sim/stream/disconnect")
+        return json_response({"disconnected": sim.stream.disconnect_all(closing)})
 
     @router.get("/faults")
     async def get_faults() -> Response:

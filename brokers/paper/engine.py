@@ -3,7 +3,8 @@ fills and expiries, trading sessions, and accounts sharing one market.
 
 No I/O and no hidden clock or randomness: the clock and ``random.Random`` are injected,
 every public call first advances to the clock, and ``advance`` applies due events, session
-changes and price ticks strictly in time order, each at its own scheduled time.
+changes and price ticks strictly in time order, each at its own scheduled time. Every
+lifecycle change is reported to ``listeners`` as it happens (the trade_updates stream).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from itertools import count, pairwise
 
 from brokers.paper.accounts import Account
 from brokers.paper.book import SymbolBook
+from brokers.paper.events import Listener, OrderEvent, TradeEvent
 from brokers.paper.ledger import Ledger
 from brokers.paper.model import (
     CENT,
@@ -106,6 +108,12 @@ _EventEntry = tuple[int, int, _Event, Order, Decimal, int, Fill | None]
 _NO_QTY = Decimal(0)
 _EVENT, _SESSION, _TICK = 0, 1, 2  # what goes first when due at the same microsecond
 _PENDING = frozenset({PaperStatus.PENDING_CANCEL, PaperStatus.PENDING_REPLACE})
+_FINISH_EVENTS = {
+    PaperStatus.CANCELED: TradeEvent.CANCELED,
+    PaperStatus.EXPIRED: TradeEvent.EXPIRED,
+    PaperStatus.REJECTED: TradeEvent.REJECTED,
+    PaperStatus.REPLACED: TradeEvent.REPLACED,
+}
 
 
 def no_delay() -> int:
@@ -126,6 +134,8 @@ class Engine:
         self.account_keys = tuple(accounts)  # known from the start and kept across resets
         # How long a new fill's activity stays out of the listing, in µs (a fault's hook).
         self.activity_delay_us: Callable[[], int] = no_delay
+        # Called with every lifecycle change, in order, at its engine time; kept across resets.
+        self.listeners: list[Listener] = []
         self._order_seq = count()
         self.reset(config)
 
@@ -257,6 +267,7 @@ class Engine:
                     continue  # its acknowledgement parks it
                 elif order.filled_qty > 0 and order.status not in _PENDING:
                     order.set_status(PaperStatus.DONE_FOR_DAY, at)
+                    self._emit(TradeEvent.DONE_FOR_DAY, order, at)
                     done += 1
                     self._park(order)
                 elif order.resting is None:  # being worked: its pending fills must wait
@@ -271,7 +282,7 @@ class Engine:
             order.parked = False
             if order.forgotten or not order.is_open:
                 continue
-            if order.status is PaperStatus.DONE_FOR_DAY:
+            if order.status is PaperStatus.DONE_FOR_DAY:  # Alpaca has no event for this
                 order.set_status(PaperStatus.PARTIALLY_FILLED, at)
             if not order.routed:
                 self._resubmit(order, at if order.tie_us is None else order.tie_us)
@@ -372,6 +383,7 @@ class Engine:
         new = self._register(request, owner, self.now_us, replaces=old.id)
         owner.replacing[new.id] = (old, new)
         old.set_status(PaperStatus.PENDING_REPLACE, self.now_us)
+        self._emit(TradeEvent.PENDING_REPLACE, old, self.now_us)
         new.ack_due_us = self.now_us + self._delay_us(self.config.ack_delay_ms)
         self._push(new.ack_due_us, _Event.REPLACE, new)
         return new
@@ -414,9 +426,11 @@ class Engine:
         if not order.is_open:
             raise OrderClosedError(order_id)
         if order.status is PaperStatus.PENDING_REPLACE:
+            self._emit(TradeEvent.ORDER_CANCEL_REJECTED, order, self.now_us)
             raise NotCancelableError(order_id, order.status)
         if order.status is not PaperStatus.PENDING_CANCEL:
             order.set_status(PaperStatus.PENDING_CANCEL, self.now_us)
+            self._emit(TradeEvent.PENDING_CANCEL, order, self.now_us)
             due = self.now_us + self._delay_us(self.config.cancel_delay_ms)
             if order.awaiting_replace:  # a cancel cannot overtake the order it cancels
                 due = max(due, order.ack_due_us or due)
@@ -522,6 +536,7 @@ class Engine:
         old = self.truth_by_id[new.replaces]
         self.accounts[new.account].replacing.pop(new.id, None)
         if old.forgotten or not old.is_open:  # filled, or expired at the close, first
+            self._emit(TradeEvent.ORDER_REPLACE_REJECTED, old, at)
             if not new.forgotten and new.is_open:
                 self._finish(new, PaperStatus.REJECTED, at)
             return
@@ -532,10 +547,13 @@ class Engine:
 
     def _on_ack(self, order: Order, at: int) -> None:
         order.ack_due_us = None
-        if order.status is PaperStatus.ACCEPTED:
+        acknowledged = order.status is PaperStatus.ACCEPTED
+        if acknowledged:
             order.set_status(PaperStatus.NEW, at)
         if not order.routed and (self.session.is_open or order.tie_us is not None):
             self._resubmit(order, at if order.tie_us is None else order.tie_us)
+        if acknowledged:  # routed first: the event shows the final submitted_at
+            self._emit(TradeEvent.NEW, order, at)
         if self.session.is_open:
             self._work_or_rest(order, at)
         else:
@@ -630,6 +648,7 @@ class Engine:
     def _apply_fill(self, order: Order, qty: Decimal, price: Decimal, at: int) -> Fill:
         """The order changes at once; its FILL activity may be listed only later."""
         owner = self.accounts[order.account]
+        canceling = order.status is PaperStatus.PENDING_CANCEL
         order.filled_qty += qty
         order.filled_notional += qty * price
         owner.reserve(order, -qty)
@@ -660,6 +679,12 @@ class Engine:
             self._push(fill.visible_us, _Event.PUBLISH, order, fill=fill)
         else:
             owner.publish(fill)
+        if self.listeners:
+            event = TradeEvent.FILL if fill.is_final else TradeEvent.PARTIAL_FILL
+            position = owner.long_qty(order.symbol)
+            self._emit(event, order, at, fill=fill, position_qty=position)
+            if canceling and fill.is_final:  # the fill beat the cancel: it is refused
+                self._emit(TradeEvent.ORDER_CANCEL_REJECTED, order, at)
         return fill
 
     def _finish(self, order: Order, status: PaperStatus, at: int) -> None:
@@ -673,12 +698,29 @@ class Engine:
         elif status is PaperStatus.REPLACED:
             order.replaced_us = at
         order.set_status(status, at)
+        self._emit(_FINISH_EVENTS[status], order, at)
 
     def _close(self, order: Order) -> None:
         self.book(order.symbol).remove(order)
         self.accounts[order.account].release(order)
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _emit(
+        self,
+        event: TradeEvent,
+        order: Order,
+        at: int,
+        *,
+        fill: Fill | None = None,
+        position_qty: Decimal | None = None,
+    ) -> None:
+        """Tell the listeners; an order the venue forgot has no events (GET cannot find it)."""
+        if not self.listeners or order.forgotten:
+            return
+        record = OrderEvent(event, order, at, fill, position_qty)
+        for listener in self.listeners:
+            listener(record)
 
     def _push(
         self,

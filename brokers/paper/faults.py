@@ -1,7 +1,8 @@
-"""Fault injection, the rate limiter and request statistics for the /v2 routes.
+"""Fault injection, the rate limiter and request statistics for the /v2 routes, and the
+faults of the trade_updates stream.
 
 Faults come in two forms: probabilities (``p_*``) for soak runs and counters (``next_*``:
-the next N matching requests) so tests are deterministic.
+the next N matching requests or stream messages) so tests are deterministic.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ UNLIMITED_FIGURE = 1_000_000  # reported as the limit when rate limiting is off
 WINDOW_S = 60
 DEFAULT_RATE_LIMIT_PER_MIN = 200  # Alpaca's, per account
 DEFAULT_SESSION_S = 23_400.0  # 09:30-16:00
+DEFAULT_STREAM_MAX_QUEUE = 1000  # unsent messages a stream connection may hold
 MIN_SESSION_S = 0.1  # shorter sessions would have the engine do little but open and close
 
 
@@ -58,10 +60,32 @@ class FaultSettings(BaseModel):
     p_same_timestamp: Probability = 0.0
     session_s: Seconds = DEFAULT_SESSION_S  # 0: the market never closes
     overnight_s: Seconds = 0.0
+    # The trade_updates stream, per event as it is queued for a listening connection (one
+    # decision per event and connection, in the engine's order): lost, sent twice, held back
+    # and sent after the next event, held stream_stall_ms before it goes (the connection
+    # open but silent), or the socket closed abruptly where it would go (so a counter of N
+    # closes N connections). Answers to authenticate and listen are never faulted.
+    stream_p_drop: Probability = 0.0
+    stream_next_drop: Count = 0
+    stream_p_duplicate: Probability = 0.0
+    stream_next_duplicate: Count = 0
+    stream_p_reorder: Probability = 0.0
+    stream_next_reorder: Count = 0
+    stream_p_disconnect: Probability = 0.0
+    stream_next_disconnect: Count = 0
+    stream_p_stall: Probability = 0.0
+    stream_next_stall: Count = 0
+    stream_stall_ms: RangeMs = (1000, 5000)
+    # Valid credentials answered "unauthorized" (and the socket closed).
+    stream_p_refuse_auth: Probability = 0.0
+    stream_next_refuse_auth: Count = 0
+    # A connection holding more unsent messages than this is closed (1008): a slow consumer.
+    stream_max_queue: Annotated[int, Field(ge=1)] = DEFAULT_STREAM_MAX_QUEUE
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> Self:
-        for name in ("latency_ms", "fill_delay_ms", "ack_delay_ms", "late_activity_ms"):
+        ranges = ("latency_ms", "fill_delay_ms", "ack_delay_ms", "late_activity_ms")
+        for name in (*ranges, "stream_stall_ms"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name}: min {low} is above max {high}")
@@ -86,6 +110,20 @@ _FAULT_FIELDS = {
     Fault.TIMEOUT: ("next_timeout", "p_timeout"),
     Fault.LOSE_RESPONSE: ("next_lose_response", "p_lose_response"),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFate:
+    """What the stream faults do to one trade_updates event on one connection."""
+
+    disconnect: bool = False  # the socket closes abruptly instead; the event is lost
+    drop: bool = False
+    stall_s: float = 0.0  # held this long before it goes, the connection silent but open
+    reorder: bool = False  # held back and sent right after the next event sent
+    duplicate: bool = False
+
+
+DELIVER = MessageFate()
 
 
 class Faults:
@@ -142,6 +180,27 @@ class Faults:
     def take_same_timestamp(self) -> bool:
         chance = self.settings.p_same_timestamp
         return chance > 0 and self._rng.random() < chance
+
+    def draw_stream_message(self, *, holding: bool) -> MessageFate:
+        """The fate of an event queued for a connection: a disconnect, else a drop, else any
+        of stall, reorder (only when the connection holds none back already) and duplicate.
+        No draw is made for a fault that is off, so the rng is untouched while all are."""
+        if self._take("stream_next_disconnect", "stream_p_disconnect"):
+            return MessageFate(disconnect=True)
+        if self._take("stream_next_drop", "stream_p_drop"):
+            return MessageFate(drop=True)
+        stall_s = 0.0
+        if self._take("stream_next_stall", "stream_p_stall"):
+            low, high = self.settings.stream_stall_ms
+            stall_s = self._rng.randint(low, high) / 1000
+        reorder = not holding and self._take("stream_next_reorder", "stream_p_reorder")
+        duplicate = self._take("stream_next_duplicate", "stream_p_duplicate")
+        if not (stall_s or reorder or duplicate):
+            return DELIVER
+        return MessageFate(stall_s=stall_s, reorder=reorder, duplicate=duplicate)
+
+    def take_refuse_auth(self) -> bool:
+        return self._take("stream_next_refuse_auth", "stream_p_refuse_auth")
 
     def _take(self, counter: str, probability: str) -> bool:
         remaining: int = getattr(self.settings, counter)

@@ -1,4 +1,5 @@
-"""Serve the paper exchange with uvicorn: one process, uvloop and httptools, no access log."""
+"""Serve the paper exchange with uvicorn: one process, uvloop and httptools, no access log;
+the trade_updates WebSocket on the ``websockets`` package (its sans-I/O protocol)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def serve(
         port=port,
         loop="uvloop",
         http="httptools",
+        ws="websockets-sansio",  # named, not "auto": no silent fallback to another library
         access_log=False,
         log_level=log_level,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,

@@ -1,4 +1,5 @@
-"""Everything one paper exchange holds: engine, faults, limiter, stats, credentials."""
+"""Everything one paper exchange holds: engine, faults, limiter, stats, credentials, the
+trade_updates stream's connections."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 
 from brokers.paper.engine import Clock, Engine, EngineConfig
 from brokers.paper.faults import Faults, FaultSettings, RateLimiter, RequestStats
+from brokers.paper.hub import StreamHub
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -73,6 +75,9 @@ class Sim:
             accounts=tuple(self._credentials),
         )
         self.engine.activity_delay_us = self.faults.take_late_activity_us
+        # Drawn after the engine's seed, so a seed gives the engine what it gave before.
+        self.stream = StreamHub(self.faults, random.Random(seeds.getrandbits(64)))
+        self.engine.listeners.append(self.stream.on_event)
         self.limiter = RateLimiter()
         self.stats = RequestStats()
 
@@ -110,11 +115,12 @@ class Sim:
 
     def reset(self) -> None:
         """Empty every account (configured ones stay known) and forget the counters;
-        settings back to start-up, a new session starts now."""
+        settings back to start-up, a new session starts now, stream connections close."""
         self.faults.reset()
         self.engine.reset(self._engine_config())
         self.limiter = RateLimiter()
         self.stats = RequestStats()
+        self.stream.reset()
 
     def authenticate(self, key_id: str, secret_key: str) -> str | None:
         """The account the pair opens, or None."""

@@ -1,5 +1,5 @@
-"""The Alpaca JSON shapes: orders, FILL activities, positions, the account, the clock,
-ground truth.
+"""The Alpaca JSON shapes: orders, FILL activities, trade_updates events, positions, the
+account, the clock, ground truth.
 
 Money and quantities leave as decimal strings, times as RFC3339 UTC with microseconds
 (the clock, as Alpaca's, in New York time).
@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from brokers.paper.accounts import Account, PriceOf
 from brokers.paper.engine import Engine
+from brokers.paper.events import OrderEvent
 from brokers.paper.ledger import Position
 from brokers.paper.model import (
     CENT,
@@ -101,6 +102,23 @@ def activity_json(fill: Fill) -> Json:
         "order_id": fill.order.id,
         "order_status": fill.order_status.value,
     }
+
+
+def trade_update_json(event: OrderEvent, execution_id: str) -> Json:
+    """A ``trade_updates`` message: the order as GET /v2/orders/{id} shows it now; a fill's
+    own price and qty and the position after it only on partial_fill and fill."""
+    data: Json = {
+        "event": event.event.value,
+        "execution_id": execution_id,
+        "order": order_json(event.order),
+        "timestamp": rfc3339(event.at_us),
+    }
+    fill = event.fill
+    if fill is not None:
+        data["price"] = fmt_money(fill.price)
+        data["qty"] = fmt_decimal(fill.qty)
+        data["position_qty"] = fmt_decimal(event.position_qty or Decimal(0))
+    return {"stream": "trade_updates", "data": data}
 
 
 def truth_json(order: Order) -> Json:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 from decimal import Decimal
 
 import pytest
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
-from alpaca.trading.models import Order
+from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce, TradeEvent
+from alpaca.trading.models import Order, TradeUpdate
 from alpaca.trading.requests import (
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
     ReplaceOrderRequest,
 )
+from alpaca.trading.stream import TradingStream
 
 from tests.paper_exchange import PaperExchange
 
@@ -148,3 +152,49 @@ def test_sdk_reads_the_clock_and_each_accounts_own_figures(
     assert Decimal(str(mine.buying_power)) == Decimal(1_000_000) - 20
     assert Decimal(str(theirs.buying_power)) == Decimal(1_000_000)
     assert other.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL)) == []
+
+
+def test_sdk_trading_stream_hears_the_fill_of_an_order_placed_through_the_sdk(
+    client: TradingClient, paper_exchange: PaperExchange
+) -> None:
+    paper_exchange.set_faults(partial_fill_probability=0.0)
+    stream = TradingStream(
+        paper_exchange.key_id, paper_exchange.secret_key, url_override=paper_exchange.stream_url
+    )
+    updates: queue.Queue[TradeUpdate] = queue.Queue()
+
+    async def on_update(update: TradeUpdate) -> None:
+        updates.put(update)
+
+    stream.subscribe_trade_updates(on_update)
+    runner = threading.Thread(target=stream.run, name="trading-stream", daemon=True)
+    runner.start()
+    try:
+        paper_exchange.wait_listening()
+        order = client.submit_order(
+            MarketOrderRequest(
+                symbol="AAPL", qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
+                client_order_id="sdk-stream-1",
+            )
+        )  # fmt: skip
+        assert isinstance(order, Order)
+        seen: list[TradeUpdate] = []
+        deadline = time.monotonic() + 10
+        while not (seen and seen[-1].event == TradeEvent.FILL):
+            seen.append(updates.get(timeout=max(0.0, deadline - time.monotonic())))
+    finally:
+        stream.stop()  # takes effect at the SDK's next receive: a close wakes it at once
+        paper_exchange.disconnect_streams(code=1000)
+        runner.join(timeout=10)
+    assert not runner.is_alive()
+
+    assert [u.event for u in seen] == [TradeEvent.NEW, TradeEvent.FILL]
+    fill = seen[-1]
+    fetched = client.get_order_by_id(order.id)
+    assert fill.order.id == order.id == fetched.id
+    assert fill.order.status == OrderStatus.FILLED
+    assert Decimal(str(fill.qty)) == Decimal(3)
+    assert Decimal(str(fill.price)) == Decimal(str(fetched.filled_avg_price))
+    assert Decimal(str(fill.position_qty)) == Decimal(3)
+    assert fill.execution_id is not None
+    assert fill.order.filled_at == fetched.filled_at
