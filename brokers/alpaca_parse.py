@@ -242,6 +242,7 @@ def parse_fill(value: object) -> FillReport:
         price=_dec(data, "price"),
         filled_at=_time(data, "transaction_time"),
         fee=Decimal(0),
+        cum_quantity=_opt_dec(data, "cum_qty"),
     )
 
 

@@ -62,6 +62,9 @@ class FillReport:
     filled_at: datetime
     fee: Decimal = Decimal(0)
     client_order_id: str | None = None
+    # The order's filled quantity with this execution: what a broker's listing and its
+    # stream both carry, so one execution seen by both is recorded once.
+    cum_quantity: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,18 @@ class OrderReport:
     reject_reason: str | None = None
     fills: tuple[FillReport, ...] = ()
     raw: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One order update from a broker's stream: the order as it stands after it, and the
+    execution when the update is one. ``kind`` is the broker's own event name."""
+
+    kind: str
+    report: OrderReport
+    at: datetime
+    event_id: str | None = None
+    fill: FillReport | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -179,11 +180,22 @@ class Fill(Base):
     filled_at: Mapped[datetime] = mapped_column(UTCDateTime())
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
     source: Mapped[ReportSource] = mapped_column(_enum(ReportSource, "report_source"))
+    # The order's filled quantity with this execution, where the broker reports it: one
+    # execution seen under two ids (a listing's and a stream's) is recorded once.
+    cum_quantity: Mapped[Decimal | None] = mapped_column(Money())
 
     order: Mapped[Order] = relationship(back_populates="fills")
 
     __table_args__ = (
         UniqueConstraint("order_id", "broker_fill_id"),
+        Index(
+            "ux_fills_order_cum_quantity",
+            "order_id",
+            "cum_quantity",
+            unique=True,
+            postgresql_where=text("cum_quantity IS NOT NULL"),
+            sqlite_where=text("cum_quantity IS NOT NULL"),
+        ),
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("price > 0", name="price_positive"),
     )

@@ -7,6 +7,7 @@ writers are caught by the order's version counter (``StaleDataError``) and by th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
@@ -25,18 +26,29 @@ from models.state_machine import (
     Verdict,
     apply_fill,
     apply_report,
+    fill_keys,
     report_json,
 )
 
 
 def load_state(session: Session, order: Order) -> OrderState:
     # filled_quantity is the sum of the recorded fills: none recorded, nothing to load.
-    fill_ids = (
-        session.scalars(select(Fill.broker_fill_id).where(Fill.order_id == order.id))
-        if order.filled_quantity
-        else ()
-    )
-    return state_of(order, frozenset(fill_ids))
+    keys = recorded_fill_keys(session, [order.id]) if order.filled_quantity else {}
+    return state_of(order, frozenset(keys.get(order.id, ())))
+
+
+def recorded_fill_keys(session: Session, order_ids: Sequence[str]) -> dict[str, set[str]]:
+    """Per order, the keys of its recorded fills (``models.state_machine.fill_keys``)."""
+    found: dict[str, set[str]] = {}
+    if not order_ids:
+        return found
+    rows = session.execute(
+        select(Fill.order_id, Fill.broker_fill_id, Fill.cum_quantity)
+        .where(Fill.order_id.in_(order_ids))
+    )  # fmt: skip
+    for order_id, fill_id, cum in rows:
+        found.setdefault(order_id, set()).update(fill_keys(fill_id, cum))
+    return found
 
 
 # session.info key: (account id, broker, source, broker fill time) of each fill added.
@@ -84,6 +96,7 @@ def record_applied(
                 filled_at=fill.filled_at,
                 recorded_at=now,
                 source=source,
+                cum_quantity=fill.cum_quantity,
             )
         )
     if applied.new_fills:  # counted once the transaction commits (worker/context.py)

@@ -60,6 +60,15 @@ TRANSITIONS: Final[Mapping[S, frozenset[S]]] = {
 }  # fmt: skip
 
 
+def fill_keys(broker_fill_id: str, cum_quantity: Decimal | None) -> frozenset[str]:
+    """What identifies an execution of an order: its id, and, where the broker gives it, the
+    order's filled quantity with it (one execution reported under two ids, as a listing and
+    a stream may, has one cumulative quantity)."""
+    if cum_quantity is None:
+        return frozenset({broker_fill_id})
+    return frozenset({broker_fill_id, f"cum:{format(cum_quantity.normalize(), 'f')}"})
+
+
 def can_transition(current: S, target: S) -> bool:
     return target in TRANSITIONS[current]
 
@@ -88,7 +97,7 @@ class OrderState:
     broker_filled_quantity: Decimal = ZERO
     fill_notional: Decimal = ZERO
     fees: Decimal = ZERO
-    fill_ids: frozenset[str] = frozenset()
+    fill_ids: frozenset[str] = frozenset()  # ids and cumulative keys (``fill_keys``)
     broker_order_id: str | None = None
     raw_status: str | None = None
     broker_updated_at: datetime | None = None
@@ -210,7 +219,8 @@ def apply_fill(state: OrderState, fill: FillReport, *, now: datetime) -> Applied
 def _apply_fill(state: OrderState, fill: FillReport, now: datetime, vouched: Decimal) -> Applied:
     """``apply_fill``, the fill judged against ``vouched`` (a report judges its own fills by
     its own figures, so applying it once or twice comes to the same)."""
-    if fill.broker_fill_id in state.fill_ids:
+    keys = fill_keys(fill.broker_fill_id, fill.cum_quantity)
+    if not keys.isdisjoint(state.fill_ids):
         return Applied(state, Verdict.DUPLICATE)
     problem = _fill_problem(state, fill, vouched)
     if problem:
@@ -234,7 +244,7 @@ def _apply_fill(state: OrderState, fill: FillReport, now: datetime, vouched: Dec
         broker_filled_quantity=max(state.broker_filled_quantity, filled),
         fill_notional=notional,
         fees=state.fees + fill.fee,
-        fill_ids=state.fill_ids | {fill.broker_fill_id},
+        fill_ids=state.fill_ids | keys,
     )
     target = state.status
     if filled == state.quantity and can_transition(state.status, S.FILLED):

@@ -5,6 +5,7 @@ with the paper exchange's ground truth and write the figures as JSON (design.md,
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -75,6 +76,7 @@ class LocalFill:
     price: Decimal
     filled_at: datetime
     recorded_at: datetime
+    cum_quantity: Decimal | None = None  # the order's filled quantity with it
 
 
 def load_orders(engine: Engine, prefix: str) -> dict[str, LocalOrder]:
@@ -106,6 +108,7 @@ def load_fills(engine: Engine, prefix: str) -> list[LocalFill]:
             Fill.price,
             Fill.filled_at,
             Fill.recorded_at,
+            Fill.cum_quantity,
         )
         .join(Fill.order)
         .where(Order.client_order_id.startswith(prefix, autoescape=True))
@@ -259,7 +262,9 @@ def order_differences(truth: dict[str, Any], local: LocalOrder) -> list[str]:
 def compare(
     truth: list[dict[str, Any]], orders: dict[str, LocalOrder], fills: list[LocalFill]
 ) -> dict[str, Any]:
-    """Fills matched by broker fill id (the exchange's activity id), orders by client id."""
+    """Fills matched by broker fill id (the exchange's activity id) or, for one recorded
+    from the stream under its execution id, by the order's filled quantity with it; orders
+    by client id."""
     local_fills: dict[str, list[LocalFill]] = defaultdict(list)
     for fill in fills:
         local_fills[fill.client_order_id].append(fill)
@@ -270,11 +275,15 @@ def compare(
         client_order_id = order["client_order_id"]
         truth_ids.add(client_order_id)
         truth_fills = {fill["id"]: fill for fill in order["fills"]}
+        by_cum = dict(zip(itertools.accumulate(Decimal(f["qty"]) for f in order["fills"]),
+                          truth_fills, strict=True))  # fmt: skip
         local = orders.get(client_order_id)
-        seen = Counter(fill.broker_fill_id for fill in local_fills[client_order_id])
+        ids = {id(fill): _truth_id(fill, truth_fills, by_cum)
+               for fill in local_fills[client_order_id]}  # fmt: skip
+        seen = Counter(ids.values())
         missed += sum(1 for fill_id in truth_fills if fill_id not in seen)
         for fill in local_fills[client_order_id]:
-            expected = truth_fills.get(fill.broker_fill_id)
+            expected = truth_fills.get(ids[id(fill)])
             if expected is None:
                 duplicate += 1
             elif fill.quantity != Decimal(expected["qty"]) or fill.price != Decimal(
@@ -302,6 +311,13 @@ def compare(
         "exchange_fills": sum(len(order["fills"]) for order in truth),
         "local_fills": len(fills),
     }
+
+
+def _truth_id(fill: LocalFill, truth_fills: dict[str, Any], by_cum: dict[Decimal, str]) -> str:
+    """The exchange's id of a local fill: its own, or the one of its cumulative quantity."""
+    if fill.broker_fill_id in truth_fills or fill.cum_quantity is None:
+        return fill.broker_fill_id
+    return by_cum.get(fill.cum_quantity, fill.broker_fill_id)
 
 
 def described(order: LocalOrder | None) -> dict[str, str]:
@@ -371,8 +387,10 @@ def versions(stack: Stack, engine: Engine) -> dict[str, str | None]:
     return found
 
 
-def print_table(result: dict[str, Any]) -> None:
-    table = Table(title=f"ordersync bench: {result['orders']} orders ({result['settings']['mix']})")
+def print_table(result: dict[str, Any], phase: str | None = None) -> None:
+    mode = f", {phase}" if phase else ""
+    title = f"ordersync bench: {result['orders']} orders ({result['settings']['mix']}{mode})"
+    table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key in (
@@ -445,6 +463,15 @@ class BenchOptions:
     secret_key: str | None
     sim_args: tuple[str, ...]
     sweep: bench_sweep.SweepOptions
+    # The orders twice, polling first, then with ``ordersync stream`` (``stream_faults``:
+    # its messages dropped, duplicated, reordered and its connections cut meanwhile).
+    stream: bool = False
+    stream_faults: bool = False
+
+
+# What --stream-faults does to the stream phase's messages and connections.
+STREAM_FAULTS = {"stream_p_drop": 0.05, "stream_p_duplicate": 0.05, "stream_p_reorder": 0.05,
+                 "stream_p_disconnect": 0.002}  # fmt: skip
 
 
 def fresh_sqlite(var_dir: Path) -> str:
@@ -528,6 +555,22 @@ def send_and_compare(
     }
 
 
+def polling_and_stream(stack: Stack, sim: httpx.Client, engine: Engine, options: BenchOptions,
+                       prefix: str) -> dict[str, Any]:  # fmt: skip
+    """The same orders twice on one system: polled, then with the broker stream."""
+    polling = send_and_compare(stack, sim, engine, options, f"{prefix}poll-")
+    stack.start_stream()()
+    if options.stream_faults:
+        sim.put("/faults", json=STREAM_FAULTS).raise_for_status()
+    try:
+        streamed = send_and_compare(stack, sim, engine, options, f"{prefix}stream-")
+    finally:
+        if options.stream_faults:
+            sim.put("/faults", json={k: 0 for k in STREAM_FAULTS}).raise_for_status()
+    streamed["stream"] = sim.get("/stream").json()["messages"]
+    return {"polling": polling, "stream": streamed}
+
+
 def run(options: BenchOptions) -> dict[str, Any]:
     """Start (or reach) the system, send, wait, compare, then the sweep benchmark when asked;
     the figures as a dict."""
@@ -570,7 +613,9 @@ def run(options: BenchOptions) -> dict[str, Any]:
                     "another exchange; their monitors load this run (use a fresh database)[/yellow]"
                 )
             startup_s = time.monotonic() - began
-            if n:
+            if n and options.stream:
+                result.update(polling_and_stream(stack, sim, engine, options, prefix))
+            elif n:
                 result.update(send_and_compare(stack, sim, engine, options, prefix))
             if options.sweep.orders:
                 sweep_prefix = f"bench-sweep-{secrets.token_hex(4)}-"
@@ -593,6 +638,8 @@ def run(options: BenchOptions) -> dict[str, Any]:
             "accounts": options.accounts,
             "rate_limit_per_min": options.rate_limit_per_min,
             "exchange_faults": bool(options.faults),
+            "stream": options.stream,
+            "stream_faults": STREAM_FAULTS if options.stream_faults else None,
             "monitor_shared_checks": get_settings().monitor_shared_checks,
             "worker_concurrency": (options.workers or None) if n else None,
             "worker_processes": 2 if options.faults else 1,
@@ -621,6 +668,8 @@ def failed(result: dict[str, Any]) -> bool:
     counts = ("missed_fills", "duplicate_fills", "mismatched_orders", "mismatched_fills", "late")
     if "sweep" in result and bench_sweep.failed(result["sweep"]):
         return True
+    if "polling" in result:
+        return failed(result["polling"]) or failed(result["stream"])
     return bool(result.get("deadline_passed")) or any(result.get(key) for key in counts)
 
 
@@ -701,6 +750,17 @@ def bench_command(
         int | None,
         typer.Option(min=1, max=500, help="Listing page size (default ORDERSYNC_SWEEP_PAGE_SIZE)."),
     ] = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="The orders twice: polled, then with the stream.")
+    ] = False,
+    stream_faults: Annotated[
+        bool,
+        typer.Option(
+            "--stream-faults",
+            help="--stream: drop, duplicate and reorder 5 % "
+            "of the stream's messages and cut its connections meanwhile.",
+        ),
+    ] = False,
 ) -> None:
     """Send N orders by task name, wait until all are complete, compare with the exchange;
     then, with --sweep-orders, measure the reconciliation sweep over resting orders."""
@@ -721,14 +781,22 @@ def bench_command(
                   "--partial-fill-probability", str(partial_fill_probability)),
         sweep=bench_sweep.SweepOptions(orders=sweep_orders, runs=sweep_runs,
                                        page_size=sweep_page_size, account=account),
+        stream=stream, stream_faults=stream_faults,
     )  # fmt: skip
+    if stream_faults and not stream:
+        raise typer.BadParameter("--stream-faults needs --stream")
     try:
         result = run(options)
     except (BenchError, StackError, httpx.HTTPError) as exc:
         Console(stderr=True).print(f"ordersync bench: {exc}", style="red", markup=False)
         raise typer.Exit(2) from exc
     json_path.write_text(json.dumps(result, indent=2) + "\n")
-    if orders:
+    if orders and stream:
+        print_table({**result["polling"], "orders": orders, "settings": result["settings"]},
+                    "polling")  # fmt: skip
+        print_table({**result["stream"], "orders": orders, "settings": result["settings"]},
+                    "stream")  # fmt: skip
+    elif orders:
         print_table(result)
     if "sweep" in result:
         bench_sweep.print_table(result["sweep"])

@@ -20,6 +20,7 @@ from ordersync.metrics.exporter import exporter_command
 from ordersync.positions import positions_command
 from ordersync.settings import get_settings
 from ordersync.status import status_command
+from ordersync.stream_cli import stream_command
 from ordersync.tasks_cli import tasks_app
 from ordersync.up import up_command
 
@@ -80,6 +81,7 @@ app.command("status")(status_command)
 app.command("positions")(positions_command)
 app.command("exporter")(exporter_command)
 app.command("api")(api_command)
+app.command("stream")(stream_command)
 
 if __name__ == "__main__":
     app()

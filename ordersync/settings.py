@@ -133,6 +133,20 @@ class Settings(BaseSettings):
     fill_gap_max_rereads: int = Field(default=6, ge=1)
     fill_gap_reread_delay_s: float = Field(default=2.0, gt=0)
 
+    # Broker streams (``ordersync stream``): one connection per account, held by one
+    # process through a Redis lease of ``stream_lease_s`` (a standby takes over when it
+    # lapses, at once when the holder's process is gone). While an account's stream is
+    # healthy its monitors ask the broker only after ``stream_stall_s`` (market, IOC, FOK
+    # orders) or ``stream_safety_check_s`` (resting ones) without news of the order; a
+    # connection silent for ``stream_stall_s`` while such an order waits is stalled.
+    stream_lease_s: float = Field(default=5.0, gt=0)
+    stream_idle_s: float = Field(default=0.5, gt=0)
+    stream_stall_s: float = Field(default=2.0, gt=0)
+    stream_safety_check_s: float = Field(default=15.0, gt=0)
+    stream_health_ttl_s: float = Field(default=3.0, gt=0)
+    stream_backoff_max_s: float = Field(default=30.0, gt=0)
+    stream_accounts_refresh_s: float = Field(default=10.0, gt=0)
+
     # Reconciliation on beat (issue 4). Every interval is a setting.
     sweep_interval_s: float = Field(default=30.0, gt=0)
     deep_reconcile_interval_s: float = Field(default=300.0, gt=0)
@@ -218,6 +232,8 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = None
     exporter_host: str = "0.0.0.0"
     exporter_port: int = Field(default=9809, ge=1, le=65535)
+    # ``ordersync stream`` serves its stream counts here (0: none).
+    stream_metrics_port: int = Field(default=9810, ge=0, le=65535)
     # Fills recorded within this window make `ordersync status`'s detection percentiles.
     status_latency_window_s: float = Field(default=300.0, gt=0)
 

@@ -28,6 +28,7 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 import httpx
+import redis
 from celery import Celery
 from celery.signals import before_task_publish
 from kombu.connection import Connection
@@ -42,6 +43,7 @@ from ordersync.embedded_redis import STATE_FILE, EmbeddedRedis, free_port, ping
 from ordersync.metrics.record import stamp_sent_at
 from ordersync.settings import AMQP_SCHEMES, get_settings
 from worker import topology
+from worker.stream_health import is_healthy
 from worker.topology import DEFAULT_QUEUE
 
 FLOWER_PORT = 5555
@@ -103,6 +105,8 @@ class StackConfig:
     # picks one), with ORDERSYNC_API_ADMIN_KEY's admin key, else one generated for this run.
     api: bool = True
     api_port: int = 0
+    # ``ordersync stream``: every account's order updates over the exchange's stream.
+    stream: bool = False
     start_deadline_s: float = 90.0
     stop_deadline_s: float = 20.0
 
@@ -201,6 +205,8 @@ class Stack:
             waits.append(self._start_exporter())
         if self.config.api:
             waits.append(self._start_api())
+        if self.config.stream:
+            waits.append(self.start_stream())
         for wait in waits:  # started together, awaited in turn: their imports overlap
             wait()
 
@@ -413,6 +419,29 @@ class Stack:
         url = self.exporter_url = f"http://127.0.0.1:{port}/metrics"
         return lambda: wait_until("the metrics exporter", lambda: http_ok(url),
                                   self.config.start_deadline_s, child)  # fmt: skip
+
+    def start_stream(self) -> Callable[[], None]:
+        """``ordersync stream``, ready once every account's stream is healthy (connected,
+        listening and caught up). Key pairs reach it in its environment."""
+        child = self.spawn("stream", [sys.executable, "-m", "ordersync.cli", "stream",
+                                      "--metrics-port", "0"],
+                           self.child_env(self.credentials()))  # fmt: skip
+
+        def healthy() -> bool:
+            engine = make_engine(self.config.database_url)
+            try:
+                with make_sessionmaker(engine)() as session:
+                    ids = [get_account(session, name).id for name in self.accounts]
+            finally:
+                engine.dispose()
+            client = redis.Redis.from_url(self.redis_url)
+            try:
+                return all(is_healthy(client, account_id) for account_id in ids)
+            finally:
+                client.close()
+
+        return lambda: wait_until("the broker streams", healthy, self.config.start_deadline_s,
+                                  child)  # fmt: skip
 
     def _start_api(self) -> Callable[[], None]:
         """``ordersync api`` on 127.0.0.1, ready once its /readyz answers (the database,

@@ -38,7 +38,7 @@ DEMO_TRADER = Path(__file__).with_name("demo_trader.py")
 REFRESH_S = 1.0
 # Started again when they exit, as a process supervisor would (the exchange is not: it would
 # come back empty, and the demo trader's end is the demo's end).
-SUPERVISED = frozenset({"worker", "beat", "flower", "exporter", "api"})
+SUPERVISED = frozenset({"worker", "beat", "flower", "exporter", "api", "stream"})
 DEMO_KEY_LABEL = "demo"
 errors = Console(stderr=True)
 
@@ -244,6 +244,7 @@ def up_command(
         exporter=True,
         exporter_port=settings.exporter_port,
         api_port=port,
+        stream=True,
     )
     try:
         with stop_signals_interrupt(), Stack(config) as stack:

@@ -134,6 +134,7 @@ def fill_to_json(fill: FillReport) -> dict[str, str | None]:
         "symbol": fill.symbol, "side": fill.side.value, "quantity": str(fill.quantity),
         "price": str(fill.price), "fee": str(fill.fee), "filled_at": fill.filled_at.isoformat(),
         "client_order_id": fill.client_order_id,
+        "cum_quantity": None if fill.cum_quantity is None else str(fill.cum_quantity),
     }  # fmt: skip
 
 
@@ -149,6 +150,7 @@ def fill_from_json(data: dict[str, str | None]) -> FillReport:
         price=Decimal(text("price")), fee=Decimal(text("fee")),
         filled_at=datetime.fromisoformat(text("filled_at")),
         client_order_id=data.get("client_order_id"),
+        cum_quantity=None if data.get("cum_quantity") is None else Decimal(text("cum_quantity")),
     )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from worker.gaps import Gap, close_gap
 from worker.locks import HeldLock, break_if_holder_dead, order_lock_name, write_order
 from worker.placement import Step
 from worker.reports import apply_in_new_session, record_derived_fill
+from worker.stream_health import is_healthy, suspect
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class Snapshot:
     terminal: bool
     awaiting: bool = False  # a write-ahead row: the placement is not settled
     immediate: bool = False  # a market, IOC or FOK order: it settles within moments
+    news_at: datetime | None = None  # the broker's last report of it was applied then
 
 
 def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
@@ -87,7 +89,7 @@ def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
         return Snapshot(order.account_id, order.broker_order_id, order.client_order_id,
                         order.status.is_terminal and not order.fill_gap,
                         order.status.is_terminal, placement.awaiting_broker(order),
-                        immediate)  # fmt: skip
+                        immediate, order.last_report_at or order.created_at)  # fmt: skip
 
 
 def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
@@ -145,19 +147,22 @@ def check_order(
         return Next(None, "window over; the sweeps own it")
     if snapshot.awaiting:
         return _placing(ctx, order_id, check, lock)
+    streaming = not snapshot.terminal and is_healthy(ctx.redis, snapshot.account_id)
+    if streaming and (quiet := _stream_quiet_s(ctx, snapshot)) is not None:
+        return Next(quiet, "stream healthy")
     bound = ctx.now() + timedelta(seconds=ctx.settings.order_lock_ttl_s / 2)
     with send_by(bound):
-        return _check(ctx, order_id, snapshot, check, renew)
+        return _check(ctx, order_id, snapshot, check, renew, streaming)
 
 
 def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
-           renew: Callable[[], None]) -> Next:  # fmt: skip
+           renew: Callable[[], None], streaming: bool = False) -> Next:  # fmt: skip
     with ctx.sessions() as session:
         adapter = ctx.adapter(ctx.account(session, id=snapshot.account_id))
     if snapshot.terminal and adapter.lists_fills:  # only fills missing: no order lookup
         return _after_fill_sync(ctx, order_id, snapshot.account_id, check, renew)
     if adapter.lists_fills and _fills_first(ctx, snapshot, check):
-        return _shared_check(ctx, order_id, snapshot.account_id, check, renew)
+        return _shared_check(ctx, order_id, snapshot.account_id, check, renew, streaming)
     try:
         report = (
             adapter.get_order(snapshot.broker_order_id)
@@ -177,6 +182,10 @@ def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
     applied = apply_in_new_session(ctx, order_id, report, ReportSource.MONITOR, checked=True)
     if applied is None:
         return Next(None, "no such order")
+    if streaming and (applied.history or applied.new_fills):
+        suspect(ctx.redis, snapshot.account_id,
+                f"order {order_id} was {report.raw_status!r} at the broker before the stream "
+                "said so")  # fmt: skip
     state = applied.state
     watch: tuple[str, ...] = ()
     if state.status is OrderStatus.REPLACED and report.replaced_by:
@@ -195,6 +204,17 @@ def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
     return Next(delay_for(ctx, check), "polled")
 
 
+def _stream_quiet_s(ctx: WorkerContext, snapshot: Snapshot) -> float | None:
+    """While the account's stream is healthy its updates are the order's news: ask the
+    broker only once the order has had none for a while (a safety check), so a stream-fed
+    order costs no request. How long to wait still; None when the check should ask now."""
+    s = ctx.settings
+    patience_s = s.stream_stall_s if snapshot.immediate else s.stream_safety_check_s
+    quiet_s = 0.0 if snapshot.news_at is None else (ctx.now() - snapshot.news_at).total_seconds()
+    wait_s = patience_s - quiet_s
+    return wait_s if wait_s > 0 else None
+
+
 def _fills_first(ctx: WorkerContext, snapshot: Snapshot, check: int) -> bool:
     """A market or immediate order settles through its fills: read the account's fill
     listing (one request for all its orders) before looking the order up on its own."""
@@ -203,11 +223,14 @@ def _fills_first(ctx: WorkerContext, snapshot: Snapshot, check: int) -> bool:
 
 
 def _shared_check(ctx: WorkerContext, order_id: str, account_id: str, check: int,
-                  renew: Callable[[], None]) -> Next:  # fmt: skip
+                  renew: Callable[[], None], streaming: bool = False) -> Next:  # fmt: skip
     """The account's new fills (a sync another worker runs right now counts: it applies
     them for every order); the order is done once its recorded fills complete it."""
     try:
-        sync_now(ctx, account_id, keep_alive=renew)
+        synced = sync_now(ctx, account_id, keep_alive=renew)
+        if streaming and synced.recorded:
+            suspect(ctx.redis, account_id, f"{synced.recorded} fills were listed at the broker "
+                    "before the stream delivered them")  # fmt: skip
     except BrokerError as error:
         logger.warning("monitor: order %s: fill sync stopped: %s", order_id, error)
         return Next(delay_for(ctx, check), "fill sync stopped")

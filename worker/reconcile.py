@@ -28,10 +28,16 @@ from brokers.errors import BrokerError, OrderNotFound
 from models.base import new_id
 from models.enums import OPEN_STATUSES, OrderOrigin, OrderStatus, OrderType, ReportSource
 from models.ledger import Position
-from models.orders import Fill, Order, OrderEvent
+from models.orders import Order, OrderEvent
 from models.outbox import EventKind, add_order_event
 from models.reconciliation import LocalRef, MissAction, judge_miss, match
-from models.repository import apply_to_order, link_replacement, record_applied, state_of
+from models.repository import (
+    apply_to_order,
+    link_replacement,
+    record_applied,
+    recorded_fill_keys,
+    state_of,
+)
 from models.state_machine import OrderState, Verdict, apply_report, local_transition
 from worker import placement, replacements
 from worker.alerts import Alert, AlertKind, send_alert
@@ -325,13 +331,8 @@ def _apply_batch(
                 now = ctx.now()
                 ids = [ref.id for ref, _ in pairs]
                 orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(ids)))}
-                fill_ids: dict[str, set[str]] = defaultdict(set)
                 filled = [o.id for o in orders.values() if o.filled_quantity]
-                if filled:
-                    for order_id, fill_id in session.execute(
-                        select(Fill.order_id, Fill.broker_fill_id).where(Fill.order_id.in_(filled))
-                    ):
-                        fill_ids[order_id].add(fill_id)
+                fill_ids = defaultdict(set, recorded_fill_keys(session, filled))
                 applied_n, unchanged, watch, gaps = 0, [], [], []
                 unfollowed: list[tuple[str, str]] = []
                 for ref, report in pairs:
@@ -649,3 +650,25 @@ def _compare_positions(ctx: WorkerContext, account: AccountInfo, stats: SweepSta
             AlertKind.POSITION_MISMATCH, f"positions:{account.name}", len(symbols), symbols,
             ctx.now(), detail="; ".join(stats.position_mismatches)[:1000],
         ))  # fmt: skip
+
+
+def catch_up(ctx: WorkerContext, account_id: str, source: ReportSource) -> SweepStats:
+    """After a stream's gap (a (re)connect, a stall): the account's new fills, then every
+    open order of ours against the broker's open orders, the unlisted ones looked up."""
+    stats = SweepStats(account_id)
+    began = time.monotonic()
+    with counting_queries(ctx.engine) as queries:
+        with ctx.sessions() as session:
+            account = ctx.account(session, id=account_id)
+            rows = session.execute(
+                select(*_REF_COLUMNS).where(Order.account_id == account_id,
+                                            Order.status.in_(OPEN_STATUSES))
+            ).all()  # fmt: skip
+        if ctx.adapter(account).lists_fills:
+            _sync_fills(ctx, account, stats)
+        refs = _refs(rows)
+        stats.local_orders = len(refs)
+        if refs and stats.yielded is None:
+            _reconcile(ctx, account, refs, "open", None, source, stats)
+    stats.queries, stats.wall_s = queries[0], round(time.monotonic() - began, 3)
+    return stats

@@ -15,10 +15,16 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from brokers.base import FillReport, OrderReport
 from models.enums import ReportSource
-from models.orders import Fill, Order
+from models.orders import Order
 from models.reconciliation import derived_fill
-from models.repository import apply_to_order, load_state, record_applied, state_of
-from models.state_machine import Applied, Verdict, apply_fill
+from models.repository import (
+    apply_to_order,
+    load_state,
+    record_applied,
+    recorded_fill_keys,
+    state_of,
+)
+from models.state_machine import Applied, Verdict, apply_fill, fill_keys
 from worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -132,27 +138,21 @@ def _apply_fill_page(
             .with_for_update()
         )
     }
-    known: dict[str, set[str]] = {o.id: set() for o in orders.values()}
-    if orders:
-        rows = session.execute(
-            select(Fill.order_id, Fill.broker_fill_id).where(
-                Fill.order_id.in_([o.id for o in orders.values() if o.filled_quantity])
-            )
-        )
-        for order_id, fill_id in rows:
-            known[order_id].add(fill_id)
+    filled = [o.id for o in orders.values() if o.filled_quantity]
+    known = recorded_fill_keys(session, filled)
     recorded, unknown = 0, []
     for fill in fills:
         order = orders.get(fill.broker_order_id)
         if order is None:
             unknown.append(fill)
             continue
-        if fill.broker_fill_id in known[order.id]:
+        keys = known.setdefault(order.id, set())
+        if not keys.isdisjoint(fill_keys(fill.broker_fill_id, fill.cum_quantity)):
             continue
-        state = state_of(order, frozenset(known[order.id]))
+        state = state_of(order, frozenset(keys))
         applied = apply_fill(state, fill, now=now)
         record_applied(session, order, applied, now=now, source=source)
-        known[order.id] |= {f.broker_fill_id for f in applied.new_fills}
+        keys |= applied.state.fill_ids
         recorded += len(applied.new_fills)
         log_anomalies(order, applied)
     return recorded, unknown

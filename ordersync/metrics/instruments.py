@@ -111,3 +111,24 @@ WEBHOOK_DELIVERIES = Counter(
     "ordersync_webhook_deliveries_total", "Event webhook deliveries by outcome.",
     ["endpoint", "outcome"], registry=REGISTRY,
 )  # fmt: skip
+STREAM_EVENTS = Counter(
+    "ordersync_stream_events_total",
+    "Order updates received from a broker stream, by the broker's event name "
+    "(unreadable: a message that could not be read).",
+    ["account", "kind"], registry=REGISTRY,
+)  # fmt: skip
+STREAM_LAG = Histogram(
+    "ordersync_stream_lag_seconds",
+    "From a stream event's broker timestamp to its commit in ordersync's database.",
+    ["account"], buckets=LATENCY_BUCKETS_S, registry=REGISTRY,
+)  # fmt: skip
+STREAM_CONNECTS = Counter(
+    "ordersync_stream_connects_total",
+    "Stream connections made (authenticated, listening and caught up).",
+    ["account"], registry=REGISTRY,
+)  # fmt: skip
+STREAM_RECONNECTS = Counter(
+    "ordersync_stream_disconnects_total",
+    "Stream connections lost or given up, by the error that ended them.",
+    ["account", "reason"], registry=REGISTRY,
+)  # fmt: skip

@@ -166,3 +166,21 @@ def webhook_deliveries(endpoint: str, *, attempts: int, failed: int, dead: int) 
     for outcome, count in (("delivered", attempts - failed), ("failed", failed), ("dead", dead)):
         if count:
             m.WEBHOOK_DELIVERIES.labels(endpoint, outcome).inc(count)
+
+
+@_safe
+def stream_event(account: str, kind: str, at: datetime | None) -> None:
+    m.STREAM_EVENTS.labels(account, slug(kind)).inc()
+    if at is not None:
+        m.STREAM_LAG.labels(account).observe(_seconds(datetime.now(UTC), at))
+
+
+@_safe
+def stream_connected(account: str, up: bool) -> None:
+    if up:
+        m.STREAM_CONNECTS.labels(account).inc()
+
+
+@_safe
+def stream_reconnect(account: str, reason: str) -> None:
+    m.STREAM_RECONNECTS.labels(account, slug(reason)).inc()

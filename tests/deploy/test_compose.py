@@ -292,8 +292,19 @@ def test_workers_scale_without_colliding() -> None:
     assert ping[ping.index("--destination") + 1] == "celery@$HOSTNAME"  # this worker's node
     assert "env_file" in worker  # the brokers' key pairs, to the roles that ask brokers
     for name, service in services().items():
-        if name not in ("worker", "api"):
+        if name not in ("worker", "api", "stream"):
             assert "env_file" not in service, name
+
+
+def test_streams_run_a_holder_and_a_standby_with_the_key_pairs() -> None:
+    stream = services()["stream"]
+    assert argv(stream["command"]) == ["ordersync", "stream"]
+    assert stream["deploy"]["replicas"] >= 2  # one holds each account's lease, one stands by
+    for fixed in ("container_name", "ports", "hostname"):
+        assert fixed not in stream, f"a replicated stream cannot have a fixed {fixed}"
+    assert "env_file" in stream
+    assert stream["environment"]["ORDERSYNC_STREAM_METRICS_PORT"] == "9810"
+    assert "9810" in stream["expose"]
 
 
 def test_exactly_one_beat() -> None:

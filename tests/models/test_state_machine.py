@@ -401,3 +401,23 @@ def test_a_report_of_another_order_does_not_overturn_our_rejection() -> None:
     result = apply_report(ours, report(S.NEW, quantity="12"), now=at(2))
     assert result.verdict is Verdict.ANOMALY
     assert result.state == ours
+
+
+def test_one_execution_under_two_ids_is_recorded_once_by_its_cumulative_quantity() -> None:
+    """A listing's activity id and a stream's execution id for one fill: the order's filled
+    quantity with it is what both carry."""
+    listed = dataclasses.replace(fill("activity-1", "3"), cum_quantity=Decimal("3"))
+    streamed = dataclasses.replace(fill("execution-9", "3"), cum_quantity=Decimal("3.000"))
+    first = apply_fill(_state(S.NEW), listed, now=at(2))
+    again = apply_fill(first.state, streamed, now=at(3))
+    assert again.verdict is Verdict.DUPLICATE
+    assert again.state.filled_quantity == Decimal(3)
+    nxt = dataclasses.replace(fill("execution-10", "2"), cum_quantity=Decimal("5"))
+    assert apply_fill(again.state, nxt, now=at(4)).state.filled_quantity == Decimal(5)
+
+
+def test_fills_without_a_cumulative_quantity_are_told_apart_by_id_alone() -> None:
+    first = apply_fill(_state(S.NEW), fill("f-1", "3"), now=at(2))
+    second = apply_fill(first.state, fill("f-2", "3"), now=at(3))
+    assert second.verdict is Verdict.APPLIED
+    assert second.state.filled_quantity == Decimal(6)

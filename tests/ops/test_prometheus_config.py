@@ -105,6 +105,14 @@ def test_every_worker_replica_is_scraped() -> None:
     ]
 
 
+def test_every_stream_replica_is_scraped() -> None:
+    job = _job("ordersync-stream")
+    assert "static_configs" not in job
+    assert job["dns_sd_configs"] == [
+        {"names": ["stream"], "type": "A", "port": 9810, "refresh_interval": "15s"}
+    ]
+
+
 def test_the_exporter_is_scraped() -> None:
     job = _job("ordersync-exporter")
     assert job.get("metrics_path", "/metrics") == "/metrics"
@@ -124,7 +132,7 @@ def test_the_api_job_waits_commented_out() -> None:
     """Until the API serves the exporter's metrics, a job for it would scrape nothing, and
     beside the exporter's it would double every sum."""
     jobs = {job["job_name"] for job in _config()["scrape_configs"]}
-    assert jobs == {"ordersync-workers", "ordersync-exporter", "flower"}
+    assert jobs == {"ordersync-workers", "ordersync-stream", "ordersync-exporter", "flower"}
     assert "# - job_name: ordersync-api" in PROMETHEUS_CONFIG.read_text()
 
 

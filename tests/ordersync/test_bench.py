@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -116,6 +117,24 @@ def test_missed_duplicate_and_mismatched_are_counted() -> None:
     assert mismatched["b-3"] == ["missing locally"]
 
 
+def test_a_streamed_fill_matches_the_exchanges_by_its_cumulative_quantity() -> None:
+    """Recorded from the stream under its execution id: the exchange's fill is the one of
+    the order's filled quantity with it; a second record of it is a duplicate."""
+    truth = [truth_order("b-1", [("f1", "1", "10.00"), ("f2", "2", "10.01")])]
+    orders = {"b-1": local_order("b-1", "3", "10.00666666666666666666666667")}
+    streamed = dataclasses.replace(local_fill("b-1", "exec-9", "2", "10.01"),
+                                   cum_quantity=Decimal("3"))  # fmt: skip
+    clean = compare(truth, orders, [local_fill("b-1", "f1", "1", "10.00"), streamed])
+    assert (clean["missed_fills"], clean["duplicate_fills"], clean["mismatched_fills"]) == (
+        0, 0, 0)  # fmt: skip
+    doubled = compare(truth, orders, [local_fill("b-1", "f1", "1", "10.00"), streamed,
+                                      local_fill("b-1", "f2", "2", "10.01")])  # fmt: skip
+    assert (doubled["missed_fills"], doubled["duplicate_fills"]) == (0, 1)
+    unmatched = dataclasses.replace(streamed, cum_quantity=Decimal("2.5"))
+    lost = compare(truth, orders, [local_fill("b-1", "f1", "1", "10.00"), unmatched])
+    assert (lost["missed_fills"], lost["duplicate_fills"]) == (1, 1)
+
+
 def test_a_status_or_average_price_difference_is_a_mismatch() -> None:
     truth = [truth_order("b-1", [("f1", "2", "10.00")])]
     orders = {"b-1": LocalOrder("b-1", "broker-b-1", OrderStatus.NEW, Decimal(2), Decimal(2),
@@ -173,6 +192,28 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert (figures["missed_fills"], figures["duplicate_fills"]) == (0, 0), figures
     assert figures["mismatched_orders"] == 0, figures["mismatches"]
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not TASKS_EXIST, reason="the worker's tasks are not built yet")
+def test_bench_stream_measures_polling_and_the_stream_on_the_same_orders(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "ORDERSYNC_VAR_DIR": str(tmp_path / "var")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ordersync", "bench", "--orders", "12", "--json", str(out),
+         "--workers", "1", "--stream", "--stream-faults", "--deadline-s", "90"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    assert out.exists(), result.stderr
+    figures = json.loads(out.read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+    for phase in ("polling", "stream"):
+        assert set(figures[phase]) >= REQUIRED_KEYS - {"orders", "wall_s", "settings"}
+        assert (figures[phase]["missed_fills"], figures[phase]["duplicate_fills"]) == (0, 0)
+        assert figures[phase]["mismatched_orders"] == 0, figures[phase]["mismatches"]
+    assert figures["stream"]["stream"]["events"] > 0  # the exchange's stream figures
+    assert figures["settings"]["stream"] is True
+    assert "polling)" in result.stdout
+    assert "stream)" in result.stdout
 
 
 def placed_at(client_order_id: str, created: datetime) -> dict[str, Any]:

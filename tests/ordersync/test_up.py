@@ -232,7 +232,7 @@ def test_up_prints_where_things_are_stops_on_signals_and_starts_again(tmp_path: 
             for url in metrics:  # the worker's counters and the exporter's gauges answer
                 assert "ordersync_" in httpx.get(url, timeout=5).text
             pids = up.pids()
-            assert len(pids) == 7  # redis, exchange, worker, beat, flower, exporter, api
+            assert len(pids) == 8  # redis, exchange, worker, beat, flower, exporter, api, stream
             assert up.stop(sig) == 0
             assert not any(group_members(pid) for pid in pids)
             assert not (up.var_dir / STACK_FILE).exists()

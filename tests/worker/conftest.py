@@ -86,10 +86,16 @@ class TrackingSystem:
     def start_beat(self) -> subprocess.Popen[bytes]:
         return self._start("beat", ["beat", "-s", str(self.var_dir / "celerybeat-schedule")])
 
-    def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def start_stream(self, name: str = "stream") -> subprocess.Popen[bytes]:
+        """``ordersync stream``: a holder of each account's stream, or a standby."""
+        return self._start(name, [], ["-m", "ordersync.cli", "stream", "--metrics-port", "0"])
+
+    def _start(self, name: str, args: list[str],
+               argv: list[str] | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
         log = (self.var_dir / f"{name}.log").open("ab")
+        command = argv or ["-m", "celery", "-A", "worker", *args, "--loglevel", "INFO"]
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", *args, "--loglevel", "INFO"],
+            [sys.executable, *command],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         log.close()

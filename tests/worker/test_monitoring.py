@@ -19,6 +19,7 @@ from worker import chains
 from worker.budget import _SEND_BY
 from worker.locks import order_lock_name
 from worker.monitoring import LOCK_LOST_KEY, LOCKED_RETRY_S, delay_for, run_step, start_chain
+from worker.stream_health import mark_healthy, mark_unhealthy
 
 NEARLY_EXPIRED_MS = 2000  # as if most of the lock's TTL had gone by during the call
 
@@ -206,3 +207,38 @@ def test_a_step_keeps_its_chain_alive_however_slow_it_is(unit: UnitWorker) -> No
     unit.ctx.redis.expire(chains.chain_key(order_id), 5)  # nearly gone after slow steps
     chains.step_done(unit.ctx, order_id, token, 0, 30.0)
     assert unit.ctx.redis.ttl(chains.chain_key(order_id)) > chains.chain_ttl_s(unit.ctx)
+
+
+@pytest.mark.parametrize(
+    ("order_type", "quiet_s", "wait_s"),
+    [(OrderType.MARKET, 0.5, 1.5), (OrderType.LIMIT, 5.0, 10.0)],
+)
+def test_while_the_stream_is_healthy_a_step_waits_for_news_instead_of_asking(
+    unit: UnitWorker, order_type: OrderType, quiet_s: float, wait_s: float
+) -> None:
+    """Market orders are given ``stream_stall_s`` (2 s) of quiet, resting ones
+    ``stream_safety_check_s`` (15 s); then a step asks the broker as ever."""
+    order_id = unit.add_order("c-slow", broker_order_id="b-slow", status=OrderStatus.NEW,
+                              order_type=order_type, quantity="3")  # fmt: skip
+    unit.adapter = broker = SlowBroker(unit, order_id)
+    mark_healthy(unit.ctx.redis, unit.account_id, 60)
+    unit.clock[0] += timedelta(seconds=quiet_s)  # since the order was written
+
+    quiet = run_step(unit.ctx, order_id, start_chain(unit.ctx, order_id), 0)
+    assert (quiet.delay_s, quiet.reason) == (pytest.approx(wait_s), "stream healthy")
+    assert broker.ttl_at_call == []
+
+    unit.clock[0] += timedelta(seconds=wait_s)
+    asked = run_step(unit.ctx, order_id, start_chain(unit.ctx, order_id), 0)
+    assert asked.reason != "stream healthy"
+    assert broker.ttl_at_call
+
+
+def test_without_a_healthy_stream_a_step_asks_at_once(unit: UnitWorker) -> None:
+    order_id = unit.add_order("c-slow", broker_order_id="b-slow", status=OrderStatus.NEW,
+                              order_type=OrderType.LIMIT, quantity="3")  # fmt: skip
+    unit.adapter = broker = SlowBroker(unit, order_id)
+    mark_healthy(unit.ctx.redis, unit.account_id, 60)
+    mark_unhealthy(unit.ctx.redis, unit.account_id)
+    run_step(unit.ctx, order_id, start_chain(unit.ctx, order_id), 0)
+    assert [name for name, _ in broker.ttl_at_call][:1] == ["get_order"]

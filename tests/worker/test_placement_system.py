@@ -24,7 +24,7 @@ from models.outbox import OutboxEvent
 from ordersync.embedded_redis import EmbeddedRedis
 from tests.paper_exchange import PaperExchange
 from tests.worker.conftest import ACCOUNT, TrackingSystem, tracking_system, wait_for
-from tests.worker.truth import mismatches
+from tests.worker.truth import settled
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +40,6 @@ def at_exchange(system: TrackingSystem, client_order_id: str) -> list[dict[str, 
 def local(system: TrackingSystem, client_order_id: str) -> Order | None:
     with Session(system.engine) as session:
         return session.scalar(select(Order).where(Order.client_order_id == client_order_id))
-
-
-def settled(system: TrackingSystem, cids: list[str], timeout_s: float) -> None:
-    try:
-        wait_for(lambda: not mismatches(system, cids), timeout_s, "orders equal to the truth")
-    except AssertionError:
-        problems = mismatches(system, cids)
-        raise AssertionError(f"{len(problems)} mismatches, e.g. {problems[:5]}") from None
 
 
 def test_a_placement_answered_503_is_sent_again_and_placed_once(system: TrackingSystem) -> None:

@@ -25,7 +25,7 @@ from tests.conftest import REQUIRE_SERVICES, migrated_database
 from tests.paper_exchange import PaperExchange
 from tests.rabbitmq import PrivateRabbitMQ, RabbitMQUnavailable
 from tests.worker.conftest import TrackingSystem, tracking_system, wait_for
-from tests.worker.truth import mismatches
+from tests.worker.truth import settled
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +42,6 @@ def recorded(system: TrackingSystem, client_order_id: str) -> bool:
     with Session(system.engine) as session:
         order = session.scalar(select(Order).where(Order.client_order_id == client_order_id))
         return order is not None and order.broker_order_id is not None
-
-
-def settled(system: TrackingSystem, cids: list[str], timeout_s: float) -> None:
-    try:
-        wait_for(lambda: not mismatches(system, cids), timeout_s, "orders equal to the truth")
-    except AssertionError:
-        problems = mismatches(system, cids)
-        raise AssertionError(f"{len(problems)} mismatches, e.g. {problems[:5]}") from None
 
 
 @pytest.fixture

@@ -1,0 +1,159 @@
+"""The broker stream as the fast path, on real parts: ``ordersync stream`` processes, Celery
+workers, the paper exchange's trade_updates over a real WebSocket, SQLite and PostgreSQL.
+Stream-fed market orders cost one request (their placement); dropped, duplicated and
+reordered messages and disconnects lose nothing; a killed holder hands over to its
+standby; a stall is caught up; an order whose stream died mid-fill still ends right."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from decimal import Decimal
+
+import pytest
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.enums import OrderStatus, ReportSource
+from models.orders import Account, Fill, Order
+from tests.worker.conftest import ACCOUNT, TrackingSystem, wait_for
+from tests.worker.truth import settled
+from worker.locks import ALIVE_PREFIX
+from worker.stream import lease_name
+from worker.stream_health import is_healthy
+
+pytestmark = pytest.mark.integration
+QUANTITIES = ("1", "2", "3", "5", "0.5", "7")
+
+
+def account_id(system: TrackingSystem) -> str:
+    with Session(system.engine) as session:
+        found = session.scalar(select(Account.id).where(Account.name == ACCOUNT))
+    assert found is not None
+    return found
+
+
+def client(system: TrackingSystem) -> redis.Redis:
+    return redis.Redis.from_url(system.redis_url, decode_responses=True)
+
+
+def healthy(system: TrackingSystem) -> None:
+    wait_for(lambda: is_healthy(client(system), account_id(system)), 30, "the stream healthy")
+
+
+def place_market(system: TrackingSystem, n: int, prefix: str) -> list[str]:
+    cids = [f"{prefix}-{i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
+    results = [system.place(client_order_id=cid, symbol="AAPL", side="buy" if i % 2 else "sell",
+                            quantity=QUANTITIES[i % len(QUANTITIES)])
+               for i, cid in enumerate(cids)]  # fmt: skip
+    for result in results:
+        result.get(timeout=120)
+    return cids
+
+
+def fills_by_source(system: TrackingSystem, cids: list[str]) -> dict[str, int]:
+    with Session(system.engine) as session:
+        rows = session.execute(
+            select(Fill.source).join(Order).where(Order.client_order_id.in_(cids))
+        ).scalars()  # fmt: skip
+        counts: dict[str, int] = {}
+        for source in rows:
+            counts[str(source)] = counts.get(str(source), 0) + 1
+        return counts
+
+
+def requests_per_order(system: TrackingSystem, cids: list[str]) -> list[int]:
+    by_order = system.exchange.requests()["by_order"]
+    return [by_order.get(o.broker_order_id, 0) for o in system.orders()
+            if o.client_order_id in cids]  # fmt: skip
+
+
+def test_stream_fed_market_orders_cost_their_placement_alone(system: TrackingSystem) -> None:
+    system.exchange.set_session(0)
+    system.start_worker("w1")
+    system.start_stream()
+    healthy(system)
+    cids = place_market(system, 24, "fast")
+    settled(system, cids, 60)
+    assert set(fills_by_source(system, cids)) == {"stream"}
+    assert requests_per_order(system, cids) == [1] * len(cids)  # the POST, nothing more
+
+
+def test_dropped_duplicated_and_reordered_messages_and_disconnects_lose_nothing(
+    system: TrackingSystem,
+) -> None:
+    system.exchange.set_session(0)
+    system.exchange.set_faults(stream_p_drop=0.05, stream_p_duplicate=0.05,
+                               stream_p_reorder=0.05, stream_p_disconnect=0.01)  # fmt: skip
+    system.start_worker("w1")
+    system.start_stream()
+    healthy(system)
+    cids = place_market(system, 60, "faulty")
+    settled(system, cids, 120)
+    with Session(system.engine) as session:
+        anomalies = session.scalars(select(Order.anomaly_count)).all()
+    assert sum(anomalies) == 0
+
+
+def _holder_pid(system: TrackingSystem) -> int | None:
+    """The pid of the live process holding the account's stream lease, if one does."""
+    token = client(system).get(lease_name(account_id(system)))
+    pid = None if token is None else client(system).get(ALIVE_PREFIX + token.split(".", 1)[0])
+    return None if pid is None else int(pid)
+
+
+def test_a_killed_holder_hands_the_stream_to_its_standby(system: TrackingSystem) -> None:
+    system.exchange.set_session(0)
+    system.start_worker("w1")
+    first, second = system.start_stream("stream-a"), system.start_stream("stream-b")
+    healthy(system)
+    holder = _holder_pid(system)
+    assert holder in (first.pid, second.pid)
+    os.kill(holder, signal.SIGKILL)
+    wait_for(lambda: _holder_pid(system) not in (None, holder), 20, "the standby holding it")
+    healthy(system)
+    system.exchange.wait_listening()
+    cids = place_market(system, 8, "after-kill")
+    settled(system, cids, 60)
+    assert set(fills_by_source(system, cids)) == {"stream"}
+
+
+def test_a_stall_is_noticed_and_caught_up(system: TrackingSystem) -> None:
+    system.exchange.set_session(0)
+    system.start_worker("w1")
+    system.start_stream()
+    healthy(system)
+    system.exchange.set_faults(stream_next_stall=1, stream_stall_ms=[20000, 20000])
+    cids = place_market(system, 1, "stalled")
+    settled(system, cids, 15)  # well before the stalled messages would arrive
+    wait_for(lambda: "missed news" in system.log("stream"), 15, "the stall found out")
+    healthy(system)  # reconnected and caught up
+    assert system.exchange.stream_stats()["opened"] >= 2
+
+
+def test_an_order_whose_stream_died_mid_fill_still_ends_right(system: TrackingSystem) -> None:
+    system.exchange.set_session(0)
+    system.exchange.freeze_market()
+    system.exchange.set_price("AAPL", "200.00")
+    system.start_worker("w1")
+    stream = system.start_stream()
+    healthy(system)
+    cid = f"mid-{uuid.uuid4().hex[:6]}"
+    system.place(client_order_id=cid, symbol="AAPL", side="buy", quantity="10",
+                 order_type="limit", limit_price="100",
+                 time_in_force="gtc").get(timeout=60)  # fmt: skip
+    order = wait_for(lambda: (o := next((o for o in system.orders()
+                                         if o.client_order_id == cid), None))
+                     and o.status is OrderStatus.NEW and o, 30, "resting")  # fmt: skip
+    system.exchange.force_fill(order.broker_order_id, qty="4", price="100")
+    wait_for(lambda: fills_by_source(system, [cid]).get("stream") == 1, 30, "streamed fill")
+    stream.kill()
+    stream.wait(timeout=10)
+    system.exchange.force_fill(order.broker_order_id, qty="6", price="100")
+    settled(system, [cid], 60)  # the monitors and sweeps, without the stream
+    ours = next(o for o in system.orders() if o.client_order_id == cid)
+    assert (ours.status, ours.filled_quantity) == (OrderStatus.FILLED, Decimal(10))
+    assert fills_by_source(system, [cid])["stream"] == 1
+    assert ReportSource.STREAM.value == "stream"

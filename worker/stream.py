@@ -1,0 +1,191 @@
+"""``ordersync stream``: each broker account's order updates as they happen, the fast path;
+the per-order monitors and the sweeps stay the net.
+
+One connection per account, held by exactly one process through a Redis lease
+(``HeldLock``: a standby takes over when it lapses, at once when the holder's process is
+gone). Every event goes through the state machine as a polled report does. On every
+(re)connect, once listening, the account is caught up over REST (its new fills, its open
+orders against the broker's). A stream that stalls or loses messages is found out by the
+monitors' safety checks (the broker ahead of what it delivered, ``stream_health.suspect``):
+the connection is dropped, and the reconnect catches up. Silence alone proves nothing (an
+account may have nothing going on, a market order may wait for the open). Reconnects back
+off exponentially with jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from brokers.alpaca_stream import AlpacaStream, Unreadable, stream_url
+from brokers.base import StreamEvent
+from brokers.errors import BrokerError, BrokerUnavailable
+from brokers.registry import credentials
+from models.enums import BrokerKind, ReportSource
+from models.orders import Account
+from ordersync.metrics import record
+from worker import replacements
+from worker.context import AccountInfo, WorkerContext
+from worker.fills import park, sync_now
+from worker.locks import HeldLock
+from worker.reconcile import catch_up
+from worker.stream_apply import apply_event
+from worker.stream_health import mark_healthy, mark_unhealthy, take_suspicion
+
+logger = logging.getLogger(__name__)
+STREAMING = frozenset({BrokerKind.ALPACA})
+BACKOFF_BASE_S = 0.5
+RENEW_EVERY_S = 1.0
+Connect = Callable[[AccountInfo], AlpacaStream]
+
+
+def lease_name(account_id: str) -> str:
+    return f"ordersync:stream:lease:{account_id}"
+
+
+class Stalled(BrokerUnavailable):
+    """The connection stayed silent while an order waited for news."""
+
+
+def connect_alpaca(account: AccountInfo) -> AlpacaStream:
+    key_id, secret = credentials(account.name, account.credentials_env)
+    return AlpacaStream(stream_url(account.base_url), key_id, secret)
+
+
+def backoff_s(failures: int, cap_s: float, rng: random.Random) -> float:
+    """Exponential from BACKOFF_BASE_S, capped, with full jitter over its upper half."""
+    ceiling = min(cap_s, BACKOFF_BASE_S * 2.0 ** max(0, failures - 1))
+    return float(ceiling * (0.5 + rng.random() / 2))
+
+
+class AccountStream:
+    """One account's stream in this process: standby until it holds the lease."""
+
+    def __init__(
+        self, ctx: WorkerContext, account: AccountInfo, stop: threading.Event,
+        connect: Connect = connect_alpaca, rng: random.Random | None = None,
+    ) -> None:  # fmt: skip
+        self.ctx = ctx
+        self.account = account
+        self.stop = stop
+        self.connect = connect
+        self.rng = rng or random.Random()
+        self.holding = False
+
+    def run(self) -> None:
+        failures = 0
+        s = self.ctx.settings
+        while not self.stop.is_set():
+            lease = HeldLock(self.ctx.redis, lease_name(self.account.id), s.stream_lease_s)
+            with lease as held:
+                if not held:
+                    self.stop.wait(min(1.0, s.stream_lease_s / 5))  # standby
+                    continue
+                try:
+                    self._hold(lease)
+                    failures = 0
+                except BrokerError as error:
+                    failures += 1
+                    record.stream_reconnect(self.account.name, type(error).__name__)
+                    logger.warning("stream of account %s: %s", self.account.name, error)
+                except Exception:  # a database or Redis error: not this loop's to end
+                    failures += 1
+                    logger.exception("stream of account %s failed", self.account.name)
+                finally:
+                    self.holding = False
+                    mark_unhealthy(self.ctx.redis, self.account.id)
+                    record.stream_connected(self.account.name, False)
+            if failures:
+                self.stop.wait(backoff_s(failures, s.stream_backoff_max_s, self.rng))
+
+    def _hold(self, lease: HeldLock) -> None:
+        s = self.ctx.settings
+        with self.connect(self.account) as stream:
+            self.holding = True
+            caught = catch_up(self.ctx, self.account.id, ReportSource.STREAM)
+            if caught.yielded is not None:
+                raise BrokerUnavailable(f"catch-up stopped: {caught.yielded}")
+            logger.info("stream of account %s connected; caught up (%s requests)",
+                        self.account.name, caught.requests)  # fmt: skip
+            record.stream_connected(self.account.name, True)
+            take_suspicion(self.ctx.redis, self.account.id)  # the catch-up answered it
+            renewed = time.monotonic()
+            mark_healthy(self.ctx.redis, self.account.id, s.stream_health_ttl_s)
+            for item in stream.events(s.stream_idle_s):
+                now = time.monotonic()
+                if self.stop.is_set():
+                    return
+                if now - renewed >= RENEW_EVERY_S:
+                    if not lease.renew():
+                        logger.warning("stream of account %s: lease lost", self.account.name)
+                        return
+                    mark_healthy(self.ctx.redis, self.account.id, s.stream_health_ttl_s)
+                    renewed = now
+                    if (why := take_suspicion(self.ctx.redis, self.account.id)) is not None:
+                        raise Stalled(f"stream of account {self.account.name} missed news "
+                                      f"({why}): reconnecting to catch up")  # fmt: skip
+                if item is not None:
+                    self._handle(item)
+
+    def _handle(self, item: StreamEvent | Unreadable) -> None:
+        name = self.account.name
+        if isinstance(item, Unreadable):
+            record.stream_event(name, "unreadable", None)
+            logger.error("stream of account %s: unreadable message: %s (%s)", name,
+                         item.reason, item.excerpt)  # fmt: skip
+            return
+        applied = apply_event(self.ctx, self.account.id, item)
+        record.stream_event(name, item.kind, item.at)
+        if applied.order_id is None:
+            if item.fill is not None:  # an order not known here yet: its fill waits for it
+                park(self.ctx, self.account.id, [item.fill])
+            return
+        if applied.fill_gap and not applied.fill_recorded:
+            sync_now(self.ctx, self.account.id)  # an execution the stream did not add up
+        if applied.replaced_by is not None:
+            replacements.follow(self.ctx, applied.order_id, applied.replaced_by,
+                                ReportSource.STREAM)  # fmt: skip
+
+
+def streamed_accounts(ctx: WorkerContext) -> list[AccountInfo]:
+    with ctx.sessions() as session:
+        rows = session.scalars(select(Account).where(Account.is_active.is_(True),
+                                                     Account.broker.in_(STREAMING)))  # fmt: skip
+        return [AccountInfo.of(row) for row in rows]
+
+
+def run_streams(ctx: WorkerContext, stop: threading.Event, connect: Connect = connect_alpaca,
+                on_start: Callable[[AccountStream], None] | None = None) -> None:  # fmt: skip
+    """A thread per streamed account (standby or holding), accounts looked up again every
+    ``stream_accounts_refresh_s``; a disabled account's thread ends."""
+    running: dict[str, tuple[threading.Event, threading.Thread]] = {}
+    try:
+        while not stop.is_set():
+            wanted = {a.id: a for a in streamed_accounts(ctx)}
+            for account_id, (own_stop, thread) in list(running.items()):
+                if account_id not in wanted or not thread.is_alive():
+                    own_stop.set()
+                    thread.join(timeout=10)
+                    del running[account_id]
+            for account_id, account in wanted.items():
+                if account_id in running:
+                    continue
+                own_stop = threading.Event()
+                worker = AccountStream(ctx, account, own_stop, connect)
+                thread = threading.Thread(target=worker.run, name=f"stream-{account.name}",
+                                          daemon=True)  # fmt: skip
+                running[account_id] = (own_stop, thread)
+                thread.start()
+                if on_start is not None:
+                    on_start(worker)
+            stop.wait(ctx.settings.stream_accounts_refresh_s)
+    finally:
+        for own_stop, _ in running.values():
+            own_stop.set()
+        for _, thread in running.values():
+            thread.join(timeout=10)

@@ -1,0 +1,88 @@
+"""A stream event into the record, through the same state-machine path as polling, in one
+transaction per event.
+
+An execution is recorded from the stream only when it adds up with the fills recorded
+before it (the recorded quantity plus its own is the cumulative quantity it carries): a
+dropped or reordered event, or a ``qty`` meaning something else, then leaves a fill gap
+that the broker's fill listing closes, never a wrong fill. A listed execution and a
+streamed one are the same fill when their cumulative quantities are (``fill_keys``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from brokers.base import OrderReport, StreamEvent
+from models.enums import ReportSource
+from models.orders import Order
+from models.repository import apply_to_order, load_state
+from worker.context import WorkerContext
+from worker.replacements import unfollowed
+from worker.reports import ATTEMPTS, log_anomalies, raced
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    order_id: str | None  # None: no order of ours (yet)
+    fill_recorded: bool = False
+    fill_gap: bool = False  # the broker reports more filled than recorded
+    terminal: bool = False
+    replaced_by: str | None = None  # the broker id of a replacement not linked yet
+
+
+def apply_event(ctx: WorkerContext, account_id: str, event: StreamEvent) -> Applied:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with ctx.sessions.begin() as session:
+                order = _ours(session, account_id, event.report)
+                if order is None:
+                    return Applied(None)
+                return _apply(ctx, session, order, event)
+        except (StaleDataError, IntegrityError, OperationalError) as error:
+            if not raced(error):
+                raise
+            logger.info("stream event for %s raced a writer (attempt %d): %s",
+                        event.report.broker_order_id, attempt, error)  # fmt: skip
+    raise RuntimeError(f"broker order {event.report.broker_order_id}: could not apply a "
+                       f"stream event after {ATTEMPTS} attempts")  # fmt: skip
+
+
+def _ours(session: Session, account_id: str, report: OrderReport) -> Order | None:
+    """The order by its broker id, or a write-ahead row by its client order id (an update
+    can come before the placement's own answer)."""
+    keys = [Order.broker_order_id == report.broker_order_id]
+    if report.client_order_id:
+        keys.append(Order.client_order_id == report.client_order_id)
+    found = list(session.scalars(
+        select(Order).where(Order.account_id == account_id, or_(*keys)).with_for_update()
+    ))  # fmt: skip
+    by_id = [o for o in found if o.broker_order_id == report.broker_order_id]
+    if by_id:
+        return by_id[0]
+    return next((o for o in found if o.broker_order_id is None), None)
+
+
+def _apply(ctx: WorkerContext, session: Session, order: Order, event: StreamEvent) -> Applied:
+    now = ctx.now()
+    recorded = False
+    fill = event.fill
+    if fill is not None and fill.cum_quantity is not None:
+        state = load_state(session, order)
+        if state.filled_quantity + fill.quantity == fill.cum_quantity:
+            applied = apply_to_order(session, order, fill, now=now, source=ReportSource.STREAM)
+            log_anomalies(order, applied)
+            recorded = bool(applied.new_fills)
+    applied = apply_to_order(session, order, event.report, now=now, source=ReportSource.STREAM)
+    log_anomalies(order, applied)
+    order.miss_count, order.lost_at = 0, None  # the broker showed the order
+    state = applied.state
+    return Applied(order.id, recorded, state.broker_filled_quantity > state.filled_quantity,
+                   state.status.is_terminal, unfollowed(order, event.report))  # fmt: skip
