@@ -184,7 +184,7 @@ class PlaceAccepted(BaseModel):
 class ReplaceAccepted(BaseModel):
     replaces: str = Field(description="The order being replaced (ordersync's id).")
     client_order_id: str = Field(description="The replacing order's client order id.")
-    task_id: str
+    task_id: str | None = Field(description="None when the replacement was asked for before.")
     status_url: str = Field(description="Where the replacing order can be looked up.")
 
 

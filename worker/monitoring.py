@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brokers.errors import BrokerError, OrderNotFound
 from models.enums import OrderStatus, OrderType, ReportSource
-from models.orders import Order
+from models.orders import Fill, Order
 from worker import chains, placement, replacements
 from worker.budget import send_by
 from worker.context import WorkerContext
@@ -77,6 +78,7 @@ class Snapshot:
     awaiting: bool = False  # a write-ahead row: the placement is not settled
     immediate: bool = False  # a market, IOC or FOK order: it settles within moments
     news_at: datetime | None = None  # the broker's last report of it was applied then
+    unfollowed: bool = False  # replaced by an order not linked yet: keep looking
 
 
 def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
@@ -86,10 +88,12 @@ def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
             return None
         immediate = (order.order_type is OrderType.MARKET
                      or order.time_in_force in placement.IMMEDIATE_TIFS)  # fmt: skip
+        unfollowed = order.status is OrderStatus.REPLACED and order.replaced_by_id is None
         return Snapshot(order.account_id, order.broker_order_id, order.client_order_id,
-                        order.status.is_terminal and not order.fill_gap,
+                        order.status.is_terminal and not order.fill_gap and not unfollowed,
                         order.status.is_terminal, placement.awaiting_broker(order),
-                        immediate, order.last_report_at or order.created_at)  # fmt: skip
+                        immediate, order.last_report_at or order.created_at,
+                        unfollowed)  # fmt: skip
 
 
 def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
@@ -159,7 +163,8 @@ def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
            renew: Callable[[], None], streaming: bool = False) -> Next:  # fmt: skip
     with ctx.sessions() as session:
         adapter = ctx.adapter(ctx.account(session, id=snapshot.account_id))
-    if snapshot.terminal and adapter.lists_fills:  # only fills missing: no order lookup
+    if snapshot.terminal and adapter.lists_fills and not snapshot.unfollowed:
+        # only fills missing: no order lookup
         return _after_fill_sync(ctx, order_id, snapshot.account_id, check, renew)
     if adapter.lists_fills and _fills_first(ctx, snapshot, check):
         return _shared_check(ctx, order_id, snapshot.account_id, check, renew, streaming)
@@ -182,7 +187,7 @@ def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
     applied = apply_in_new_session(ctx, order_id, report, ReportSource.MONITOR, checked=True)
     if applied is None:
         return Next(None, "no such order")
-    if streaming and (applied.history or applied.new_fills):
+    if streaming and (applied.history or applied.new_fills) and _long_ago(ctx, report.updated_at):
         suspect(ctx.redis, snapshot.account_id,
                 f"order {order_id} was {report.raw_status!r} at the broker before the stream "
                 "said so")  # fmt: skip
@@ -202,6 +207,24 @@ def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
     if state.status.is_terminal:
         return Next(None, "terminal", watch=watch)
     return Next(delay_for(ctx, check), "polled")
+
+
+def _long_ago(ctx: WorkerContext, at: datetime | None) -> bool:
+    """Longer ago than the stream may take to tell, half ``stream_stall_s`` (a poll racing
+    an event in flight is no sign of a stall)."""
+    patience_s = ctx.settings.stream_stall_s / 2
+    return at is not None and (ctx.now() - at).total_seconds() >= patience_s
+
+
+def _listed_first(ctx: WorkerContext, order_id: str) -> bool:
+    """An execution of the order recorded from the listing long after it happened."""
+    with ctx.sessions() as session:
+        found = session.execute(
+            select(Fill.filled_at, Fill.recorded_at).where(
+                Fill.order_id == order_id, Fill.source != ReportSource.STREAM)
+        ).all()  # fmt: skip
+    patience = timedelta(seconds=ctx.settings.stream_stall_s / 2)
+    return any(recorded - filled >= patience for filled, recorded in found)
 
 
 def _stream_quiet_s(ctx: WorkerContext, snapshot: Snapshot) -> float | None:
@@ -228,9 +251,9 @@ def _shared_check(ctx: WorkerContext, order_id: str, account_id: str, check: int
     them for every order); the order is done once its recorded fills complete it."""
     try:
         synced = sync_now(ctx, account_id, keep_alive=renew)
-        if streaming and synced.recorded:
-            suspect(ctx.redis, account_id, f"{synced.recorded} fills were listed at the broker "
-                    "before the stream delivered them")  # fmt: skip
+        if streaming and synced.recorded and _listed_first(ctx, order_id):
+            suspect(ctx.redis, account_id, f"fills of order {order_id} were listed at the "
+                    "broker long before the stream delivered them")  # fmt: skip
     except BrokerError as error:
         logger.warning("monitor: order %s: fill sync stopped: %s", order_id, error)
         return Next(delay_for(ctx, check), "fill sync stopped")

@@ -256,7 +256,7 @@ def _reconcile(
         if ref.broker_order_id is None:
             adopt_parked(ctx, account.id, report.broker_order_id)
     latest = {ref.id: report for ref, report in matched.pairs}
-    ours = {ref.broker_order_id: ref.id for ref in refs if ref.broker_order_id}
+    ours = _replaced_here(ctx, account.id, matched.unknown)
     for report in matched.unknown:
         replaced = ours.get(report.replaces) if report.replaces else None
         if replaced is not None:  # the order that took one of ours' place: followed
@@ -342,8 +342,9 @@ def _apply_batch(
                     applied = apply_report(state_of(order, frozenset(fill_ids[order.id])),
                                            report, now=now)  # fmt: skip
                     link_replacement(session, order, report, applied.state.status)
-                    if unfollowed_id := replacements.unfollowed(order, report):
-                        unfollowed.append((order.id, unfollowed_id))
+                    if (applied.state.status is OrderStatus.REPLACED
+                            and order.replaced_by_id is None and report.replaced_by):  # fmt: skip
+                        unfollowed.append((order.id, report.replaced_by))
                     quiet = applied.verdict in (Verdict.DUPLICATE, Verdict.STALE)
                     if quiet and not applied.new_fills and not applied.history:
                         if order.miss_count or order.lost_at is not None:
@@ -482,6 +483,18 @@ def _record_miss(ctx: WorkerContext, ref: LocalRef, stats: SweepStats) -> None:
         ctx.redis.incr(LOST_KEY)
         logger.error("order %s (%s) declared lost: %s", ref.id, ref.client_order_id,
                      verdict.reason)  # fmt: skip
+
+
+def _replaced_here(ctx: WorkerContext, account_id: str,
+                   reports: Sequence[OrderReport]) -> dict[str, str]:  # fmt: skip
+    """Broker id -> our id of the orders these listed ones replaced, however old."""
+    replaced = sorted({r.replaces for r in reports if r.replaces})
+    if not replaced:
+        return {}
+    with ctx.sessions() as session:
+        rows = session.execute(select(Order.broker_order_id, Order.id).where(
+            Order.account_id == account_id, Order.broker_order_id.in_(replaced)))  # fmt: skip
+        return {str(broker_id): order_id for broker_id, order_id in rows}
 
 
 def _register_replacement(

@@ -29,7 +29,7 @@ from models.repository import apply_to_order
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import adopt_parked
 from worker.locks import write_order
-from worker.reports import log_anomalies
+from worker.reports import apply_in_new_session, log_anomalies
 
 logger = logging.getLogger(__name__)
 LINKED = "replaced_by"  # the history row on the replaced order
@@ -77,6 +77,8 @@ def register(
     """The replacing order's row, from the broker's report, linked both ways (None when the
     replaced row is gone); a row registered meanwhile by another path is linked instead."""
     now = ctx.now()
+    if (ours := _ours_awaiting(ctx, account.id, replaced_id, report)) is not None:
+        return ours
     with ctx.sessions() as session:
         old = session.get(Order, replaced_id, with_for_update=True)
         if old is None:
@@ -111,13 +113,34 @@ def register(
             known = _by_broker_id(session, account.id, report.broker_order_id)
             if known is not None:
                 _link(ctx, replaced_id, known, source)
-            return known
+                return known
+            return _ours_awaiting(ctx, account.id, replaced_id, report)
         log_anomalies(new, applied)
         registered = new.id
     adopt_parked(ctx, account.id, report.broker_order_id)
     logger.warning("order %s was replaced outside ordersync by broker order %s: following it "
                    "as order %s", replaced_id, report.broker_order_id, registered)  # fmt: skip
     return registered
+
+
+def _ours_awaiting(ctx: WorkerContext, account_id: str, replaced_id: str,
+                   report: OrderReport) -> str | None:  # fmt: skip
+    """Our own replacement of the order, still without its broker id (its answer lost or
+    not committed yet), when the report is of it (its client order id): the report is
+    applied to it, which stores the broker id, and both rows are linked."""
+    if not report.client_order_id:
+        return None
+    with ctx.sessions() as session:
+        mine = session.scalar(select(Order.id).where(
+            Order.account_id == account_id, Order.client_order_id == report.client_order_id,
+            Order.replaces_id == replaced_id,
+        ))  # fmt: skip
+    if mine is None:
+        return None
+    apply_in_new_session(ctx, mine, report, ReportSource.SWEEP, checked=True)
+    _link(ctx, replaced_id, mine, ReportSource.SWEEP)
+    adopt_parked(ctx, account_id, report.broker_order_id)
+    return mine
 
 
 def _by_broker_id(session: Session, account_id: str, broker_order_id: str) -> str | None:

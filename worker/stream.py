@@ -26,19 +26,24 @@ from brokers.alpaca_stream import AlpacaStream, Unreadable, stream_url
 from brokers.base import StreamEvent
 from brokers.errors import BrokerError, BrokerUnavailable
 from brokers.registry import credentials
-from models.enums import BrokerKind, ReportSource
+from models.enums import ReportSource
 from models.orders import Account
 from ordersync.metrics import record
 from worker import replacements
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import park, sync_now
 from worker.locks import HeldLock
-from worker.reconcile import catch_up
+from worker.reconcile import catch_up, kept_alive
 from worker.stream_apply import apply_event
-from worker.stream_health import mark_healthy, mark_unhealthy, take_suspicion
+from worker.stream_health import (
+    STREAMING,
+    mark_healthy,
+    mark_unhealthy,
+    suspect,
+    take_suspicion,
+)
 
 logger = logging.getLogger(__name__)
-STREAMING = frozenset({BrokerKind.ALPACA})
 BACKOFF_BASE_S = 0.5
 RENEW_EVERY_S = 1.0
 Connect = Callable[[AccountInfo], AlpacaStream]
@@ -49,7 +54,11 @@ def lease_name(account_id: str) -> str:
 
 
 class Stalled(BrokerUnavailable):
-    """The connection stayed silent while an order waited for news."""
+    """The broker turned out ahead of what the stream delivered (a stall, lost messages)."""
+
+
+class LeaseLost(RuntimeError):
+    """Another process holds the account's stream now: this one lets go."""
 
 
 def connect_alpaca(account: AccountInfo) -> AlpacaStream:
@@ -58,7 +67,7 @@ def connect_alpaca(account: AccountInfo) -> AlpacaStream:
 
 
 def backoff_s(failures: int, cap_s: float, rng: random.Random) -> float:
-    """Exponential from BACKOFF_BASE_S, capped, with full jitter over its upper half."""
+    """Exponential from BACKOFF_BASE_S, capped, jittered over its upper half."""
     ceiling = min(cap_s, BACKOFF_BASE_S * 2.0 ** max(0, failures - 1))
     return float(ceiling * (0.5 + rng.random() / 2))
 
@@ -76,42 +85,66 @@ class AccountStream:
         self.connect = connect
         self.rng = rng or random.Random()
         self.holding = False
+        self.connected = False  # this hold came up and caught up
+        self.keep: Callable[[], None] = lambda: None  # renews the lease (or raises)
 
     def run(self) -> None:
         failures = 0
         s = self.ctx.settings
         while not self.stop.is_set():
-            lease = HeldLock(self.ctx.redis, lease_name(self.account.id), s.stream_lease_s)
-            with lease as held:
-                if not held:
-                    self.stop.wait(min(1.0, s.stream_lease_s / 5))  # standby
-                    continue
-                try:
-                    self._hold(lease)
-                    failures = 0
-                except BrokerError as error:
-                    failures += 1
-                    record.stream_reconnect(self.account.name, type(error).__name__)
-                    logger.warning("stream of account %s: %s", self.account.name, error)
-                except Exception:  # a database or Redis error: not this loop's to end
-                    failures += 1
-                    logger.exception("stream of account %s failed", self.account.name)
-                finally:
-                    self.holding = False
-                    mark_unhealthy(self.ctx.redis, self.account.id)
-                    record.stream_connected(self.account.name, False)
+            try:
+                failures = self._turn(failures)
+            except Exception:  # Redis away while taking the lease: not this loop's to end
+                failures += 1
+                logger.exception("stream of account %s failed", self.account.name)
             if failures:
                 self.stop.wait(backoff_s(failures, s.stream_backoff_max_s, self.rng))
 
+    def _turn(self, failures: int) -> int:
+        """Stand by, or hold the stream until it ends; the failures in a row so far."""
+        s = self.ctx.settings
+        lease = HeldLock(self.ctx.redis, lease_name(self.account.id), s.stream_lease_s)
+        with lease as held:
+            if not held:
+                self.stop.wait(min(1.0, s.stream_lease_s / 5))  # standby
+                return 0
+            self.connected = False
+            try:
+                self._hold(lease)
+                return 0
+            except LeaseLost:
+                logger.warning("stream of account %s: lease lost", self.account.name)
+                return 0
+            except BrokerError as error:
+                record.stream_reconnect(self.account.name, type(error).__name__)
+                logger.warning("stream of account %s: %s", self.account.name, error)
+            except Exception:  # a database or Redis error: not this loop's to end
+                logger.exception("stream of account %s failed", self.account.name)
+            finally:
+                self.holding = False
+                if lease.held:  # a lost lease's health is its new holder's to keep
+                    mark_unhealthy(self.ctx.redis, self.account.id)
+                record.stream_connected(self.account.name, False)
+            # A connection that came up and caught up starts the count again.
+            return 1 if self.connected else failures + 1
+
     def _hold(self, lease: HeldLock) -> None:
         s = self.ctx.settings
+
+        def keep() -> None:
+            if not lease.renew():
+                raise LeaseLost(self.account.id)
+
+        self.keep = keep
         with self.connect(self.account) as stream:
             self.holding = True
-            caught = catch_up(self.ctx, self.account.id, ReportSource.STREAM)
+            with kept_alive(keep):
+                caught = catch_up(self.ctx, self.account.id, ReportSource.STREAM)
             if caught.yielded is not None:
                 raise BrokerUnavailable(f"catch-up stopped: {caught.yielded}")
             logger.info("stream of account %s connected; caught up (%s requests)",
                         self.account.name, caught.requests)  # fmt: skip
+            self.connected = True
             record.stream_connected(self.account.name, True)
             take_suspicion(self.ctx.redis, self.account.id)  # the catch-up answered it
             renewed = time.monotonic()
@@ -121,9 +154,7 @@ class AccountStream:
                 if self.stop.is_set():
                     return
                 if now - renewed >= RENEW_EVERY_S:
-                    if not lease.renew():
-                        logger.warning("stream of account %s: lease lost", self.account.name)
-                        return
+                    keep()
                     mark_healthy(self.ctx.redis, self.account.id, s.stream_health_ttl_s)
                     renewed = now
                     if (why := take_suspicion(self.ctx.redis, self.account.id)) is not None:
@@ -134,10 +165,11 @@ class AccountStream:
 
     def _handle(self, item: StreamEvent | Unreadable) -> None:
         name = self.account.name
-        if isinstance(item, Unreadable):
+        if isinstance(item, Unreadable):  # its news is lost: the REST catch-up has it
             record.stream_event(name, "unreadable", None)
             logger.error("stream of account %s: unreadable message: %s (%s)", name,
                          item.reason, item.excerpt)  # fmt: skip
+            suspect(self.ctx.redis, self.account.id, f"an unreadable message: {item.reason}")
             return
         applied = apply_event(self.ctx, self.account.id, item)
         record.stream_event(name, item.kind, item.at)
@@ -145,8 +177,8 @@ class AccountStream:
             if item.fill is not None:  # an order not known here yet: its fill waits for it
                 park(self.ctx, self.account.id, [item.fill])
             return
-        if applied.fill_gap and not applied.fill_recorded:
-            sync_now(self.ctx, self.account.id)  # an execution the stream did not add up
+        if applied.fill_gap and not applied.fill_recorded:  # an execution that did not add up
+            sync_now(self.ctx, self.account.id, keep_alive=self.keep)
         if applied.replaced_by is not None:
             replacements.follow(self.ctx, applied.order_id, applied.replaced_by,
                                 ReportSource.STREAM)  # fmt: skip
@@ -166,7 +198,12 @@ def run_streams(ctx: WorkerContext, stop: threading.Event, connect: Connect = co
     running: dict[str, tuple[threading.Event, threading.Thread]] = {}
     try:
         while not stop.is_set():
-            wanted = {a.id: a for a in streamed_accounts(ctx)}
+            try:
+                wanted = {a.id: a for a in streamed_accounts(ctx)}
+            except Exception:  # the database away: the running streams go on meanwhile
+                logger.exception("streams: cannot read the accounts; trying again")
+                stop.wait(ctx.settings.stream_accounts_refresh_s)
+                continue
             for account_id, (own_stop, thread) in list(running.items()):
                 if account_id not in wanted or not thread.is_alive():
                     own_stop.set()

@@ -2,7 +2,8 @@
 transaction per event.
 
 An execution is recorded from the stream only when it adds up with the fills recorded
-before it (the recorded quantity plus its own is the cumulative quantity it carries): a
+before it (the recorded quantity plus its own is the cumulative quantity it carries, and
+its price with theirs makes the broker's average): a
 dropped or reordered event, or a ``qty`` meaning something else, then leaves a fill gap
 that the broker's fill listing closes, never a wrong fill. A listed execution and a
 streamed one are the same fill when their cumulative quantities are (``fill_keys``).
@@ -12,14 +13,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from brokers.base import OrderReport, StreamEvent
+from brokers.base import FillReport, OrderReport, StreamEvent
 from models.enums import ReportSource
+from models.money import in_money_context
 from models.orders import Order
 from models.repository import apply_to_order, load_state
 from worker.context import WorkerContext
@@ -76,7 +79,7 @@ def _apply(ctx: WorkerContext, session: Session, order: Order, event: StreamEven
     fill = event.fill
     if fill is not None and fill.cum_quantity is not None:
         state = load_state(session, order)
-        if state.filled_quantity + fill.quantity == fill.cum_quantity:
+        if _adds_up(state.filled_quantity, state.fill_notional, fill, event.report):
             applied = apply_to_order(session, order, fill, now=now, source=ReportSource.STREAM)
             log_anomalies(order, applied)
             recorded = bool(applied.new_fills)
@@ -86,3 +89,20 @@ def _apply(ctx: WorkerContext, session: Session, order: Order, event: StreamEven
     state = applied.state
     return Applied(order.id, recorded, state.broker_filled_quantity > state.filled_quantity,
                    state.status.is_terminal, unfollowed(order, event.report))  # fmt: skip
+
+
+PRICE_TOLERANCE = Decimal("1e-6")  # relative: the broker's average is rounded
+
+
+@in_money_context
+def _adds_up(filled: Decimal, notional: Decimal, fill: FillReport, report: OrderReport) -> bool:
+    """The execution is the next one after those recorded: its quantity makes the order's
+    cumulative quantity, and its price, with the recorded fills, the broker's average (an
+    event whose ``price`` were the average, not the execution's, is left to the listing)."""
+    if fill.cum_quantity is None or filled + fill.quantity != fill.cum_quantity:
+        return False
+    average = report.average_fill_price
+    if average is None or average <= 0:
+        return True  # nothing to check it against
+    ours = (notional + fill.quantity * fill.price) / fill.cum_quantity
+    return abs(ours - average) <= average * PRICE_TOLERANCE

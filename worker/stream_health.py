@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import redis
 
+from models.enums import BrokerKind
+
 PREFIX = "ordersync:stream:healthy:"
+STREAMING = frozenset({BrokerKind.ALPACA})  # the brokers whose accounts get a stream
 
 
 def mark_healthy(client: redis.Redis, account_id: str, ttl_s: float) -> None:

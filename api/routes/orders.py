@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import StringConstraints
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth import account_scope
@@ -190,13 +191,31 @@ def _open_order(session: Session, account: Account, order_id: str) -> OrderView:
     return view
 
 
+def _live_end(session: Session, order_id: str) -> Order:
+    """The order working in this one's place: along its replacement links to their end
+    (a cancel goes there)."""
+    order = session.get(Order, order_id)
+    assert order is not None
+    seen = {order.id}
+    while order.replaced_by_id is not None and order.replaced_by_id not in seen:
+        successor = session.get(Order, order.replaced_by_id)
+        if successor is None:
+            break
+        seen.add(successor.id)
+        order = successor
+    return order
+
+
 @router.post("/{order_id}/cancel", status_code=202, response_model=CancelAccepted,
              summary="Ask for a cancel (PENDING_CANCEL until the broker confirms)")  # fmt: skip
 def cancel(account: ScopedAccount, session: DbSession, state: State,
            order_id: OrderId) -> CancelAccepted:  # fmt: skip
     view = _open_order(session, account, order_id)
-    if view.status.is_terminal:
-        raise HTTPException(409, f"order {order_id} is {view.status.value}: nothing to cancel")
+    live = _live_end(session, order_id)
+    if live.status.is_terminal and live.status is not OrderStatus.REPLACED:
+        via = "" if live.id == order_id else f" (it was replaced by order {live.id})"
+        raise HTTPException(409, f"order {live.id} is {live.status.value}: nothing to "
+                            f"cancel{via}")  # fmt: skip
     state.send_task("ordersync.cancel_order", kwargs={"account": account.name,
                     "order_id": order_id})  # fmt: skip
     return CancelAccepted(order_id=order_id, status=view.status,
@@ -219,6 +238,13 @@ def replace(account: ScopedAccount, session: DbSession, state: State, order_id: 
     _open_order(session, account, order_id)
     row = session.get(Order, order_id)
     assert row is not None  # found just above, in this session
+    if terms.new_client_order_id and (again := session.scalar(select(Order).where(
+            Order.account_id == account.id,
+            Order.client_order_id == terms.new_client_order_id))) is not None:  # fmt: skip
+        if again.replaces_id != order_id:
+            raise HTTPException(409, f"client order id {terms.new_client_order_id!r} is "
+                                "already used by a different order")  # fmt: skip
+        return _replace_accepted(account, order_id, again.client_order_id, None, response)
     if problem := replace_problem(row, in_flight(session, order_id)):
         raise HTTPException(409, problem)
     kwargs = {"account": account.name, "order_id": order_id,
@@ -235,6 +261,11 @@ def replace(account: ScopedAccount, session: DbSession, state: State, order_id: 
     kwargs = args.model_dump(mode="json", exclude_none=True)
     kwargs["new_client_order_id"] = client_order_id
     state.send_task("ordersync.replace_order", kwargs=kwargs, task_id=task_id)
+    return _replace_accepted(account, order_id, client_order_id, task_id, response)
+
+
+def _replace_accepted(account: Account, order_id: str, client_order_id: str,
+                      task_id: str | None, response: Response) -> ReplaceAccepted:  # fmt: skip
     url = f"/api/v1/accounts/{account.name}/orders/by-client-id/{client_order_id}"
     response.headers["Location"] = url
     return ReplaceAccepted(replaces=order_id, client_order_id=client_order_id,

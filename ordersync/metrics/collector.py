@@ -51,6 +51,7 @@ COLLECTED_METRICS: Final = {
     "ordersync_webhook_dead_letters": "gauge",
     "ordersync_queue_depth_messages": "gauge",
     "ordersync_workers_online": "gauge",
+    "ordersync_stream_healthy": "gauge",
     "ordersync_collector_source_up": "gauge",
 }
 
@@ -120,10 +121,15 @@ class StateCollector(Collector):
                      {(): oldest_s or 0.0})  # fmt: skip
 
     def _budget(self, now: datetime) -> Iterator[Metric]:
-        """Needs both: the accounts from the database, their buckets from Redis."""
+        """Needs both: the accounts from the database, their buckets and streams from Redis."""
         with self.sources.sessions() as session:
             budgets = readings.budgets(session, self.sources.redis, self.sources.settings, now)
+            streams = readings.stream_health(session, self.sources.redis)
         yield from _budget_metrics(budgets)
+        yield _gauge("ordersync_stream_healthy",
+                     "1 while the account's broker stream is connected, listening and caught "
+                     "up (its monitors then poll rarely), else 0.", ["account"],
+                     {(name,): int(up) for name, up in streams.items()})  # fmt: skip
 
     def _redis(self, now: datetime) -> Iterator[Metric]:
         client, settings = self.sources.redis, self.sources.settings

@@ -34,6 +34,8 @@ from worker.heartbeat import (
     sweep_intervals,
 )
 from worker.metrics import WORKER_ONLINE_S, WORKERS_KEY  # each worker writes it every 10 s
+from worker.stream_health import PREFIX as HEALTHY_PREFIX
+from worker.stream_health import STREAMING
 from worker.topology import DEAD_QUEUE, DEFAULT_QUEUE, MONITOR_QUEUE
 from worker.webhooks import COUNTS_KEY as WEBHOOK_COUNTS_KEY
 
@@ -273,3 +275,18 @@ def webhook_counts(redis: Redis) -> dict[str, dict[str, Any]]:
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def stream_health(session: Session, redis: Redis) -> dict[str, bool]:
+    """Per active account with a broker stream, whether its stream is healthy now (one
+    query, one pipelined Redis round trip)."""
+    names = session.execute(
+        select(Account.id, Account.name)
+        .where(Account.is_active, Account.broker.in_(STREAMING))
+        .order_by(Account.name)
+    ).all()
+    pipe = redis.pipeline(transaction=False)
+    for account_id, _ in names:
+        pipe.exists(HEALTHY_PREFIX + account_id)
+    replies = pipe.execute()
+    return {name: bool(up) for (_, name), up in zip(names, replies, strict=True)}

@@ -124,3 +124,41 @@ def test_the_detail_links_both_ends_of_a_replacement(api: ApiWorld) -> None:
     }  # fmt: skip
     assert links[old] == {"replaced_by": new, "replaces": None, "parent": None}
     assert links[new] == {"replaced_by": None, "replaces": old, "parent": None}
+
+
+def test_a_cancel_of_a_replaced_order_goes_to_the_order_in_its_place(api: ApiWorld) -> None:
+    old = limit_order(api, "old", status=S.REPLACED)
+    new = limit_order(api, "new")
+    unlinked = limit_order(api, "unlinked", status=S.REPLACED)
+    with Session(api.engine) as session:
+        session.execute(update(Order).where(Order.id == old).values(replaced_by_id=new))
+        session.commit()
+    for order_id in (old, unlinked):  # the task finds the live order (or waits to know it)
+        answer = api.client.post(f"/api/v1/accounts/alpha/orders/{order_id}/cancel",
+                                 headers=api.auth("alpha"))  # fmt: skip
+        assert answer.status_code == 202, answer.text
+    with Session(api.engine) as session:
+        session.execute(update(Order).where(Order.id == new).values(status=S.FILLED))
+        session.commit()
+    answer = api.client.post(f"/api/v1/accounts/alpha/orders/{old}/cancel",
+                             headers=api.auth("alpha"))  # fmt: skip
+    assert answer.status_code == 409
+    assert answer.json()["detail"] == (
+        f"order {new} is FILLED: nothing to cancel (it was replaced by order {new})"
+    )
+    assert len(api.sent()) == 2
+
+
+def test_a_replace_asked_again_once_its_row_exists_is_answered_the_same(api: ApiWorld) -> None:
+    old = limit_order(api, "old")
+    limit_order(api, "mine-1")
+    with Session(api.engine) as session:
+        session.execute(update(Order).where(Order.client_order_id == "mine-1")
+                        .values(replaces_id=old))  # fmt: skip
+        session.commit()
+    answer = replace(api, old, {"limit_price": "99", "new_client_order_id": "mine-1"})
+    assert answer.status_code == 202, answer.text
+    assert (answer.json()["client_order_id"], answer.json()["task_id"]) == ("mine-1", None)
+    taken = replace(api, old, {"limit_price": "99", "new_client_order_id": "old"})
+    assert taken.status_code == 409
+    assert api.sent() == []

@@ -162,3 +162,24 @@ def test_a_cancel_of_an_order_replaced_by_one_not_known_yet_waits(unit: UnitWork
     result = cancel_order(unit.ctx, CancelOrderArgs(account="a", order_id=old_id))
     assert result.retry_reason == "waiting for the order that replaced it to be known"
     assert not [c for c in broker.calls if c[0] == "cancel"]
+
+
+def test_our_replacement_whose_answer_was_lost_is_linked_when_the_broker_names_it(
+    unit: UnitWorker,
+) -> None:
+    """The replaced order's report comes before our replacement has its broker id: the
+    broker's report of it (our client order id) completes our row, no second row."""
+    unit.adapter = FollowingBroker()
+    old_id = placed(unit)
+    new_id = replace_order(unit.ctx, replace_args(old_id, limit_price="101",
+                                                  new_client_order_id="n-9"),
+                           task_id="r-9").placed.order_id  # fmt: skip
+    with unit.ctx.sessions.begin() as session:  # as if its answer never came
+        row = session.get(Order, new_id)
+        assert row is not None
+        row.broker_order_id, row.status = None, OrderStatus.PENDING_NEW
+    mark_replaced(unit, old_id, "b-n-9")
+    assert replacements.follow(unit.ctx, old_id, "b-n-9", ReportSource.STREAM) == new_id
+    assert unit.order(new_id).broker_order_id == "b-n-9"
+    assert unit.order(old_id).replaced_by_id == new_id
+    assert count(unit, Order) == 2

@@ -109,3 +109,22 @@ def test_an_order_not_known_here_is_left_to_the_caller(unit: UnitWorker) -> None
     assert result.order_id is None
     with unit.ctx.sessions() as session:
         assert session.scalar(select(Order.id)) is None
+
+
+def test_an_execution_whose_price_does_not_make_the_average_is_left_to_the_listing(
+    unit: UnitWorker,
+) -> None:
+    """Were an event's ``price`` the order's average and not its execution's, recording it
+    would be wrong: it must make the broker's average with the recorded fills."""
+    order_id = unit.add_order("c-1", broker_order_id="b-1", status=OrderStatus.NEW)
+    apply_event(unit.ctx, unit.account_id, filled("e-1", "2", "2"))  # 2 @ 10
+    second = filled("e-2", "3", "5", seconds=2)
+    assert second.fill is not None
+    averaged = dataclasses.replace(  # 3 @ 12 makes an average of 11.2: the event says 11.2
+        second, report=dataclasses.replace(second.report, average_fill_price=Decimal("11.2")),
+        fill=dataclasses.replace(second.fill, price=Decimal("11.2")),
+    )  # fmt: skip
+    result = apply_event(unit.ctx, unit.account_id, averaged)
+    assert (result.fill_recorded, result.fill_gap) == (False, True)
+    assert fills(unit) == [("e-1", Decimal(2))]
+    assert unit.order(order_id).broker_filled_quantity == Decimal(5)

@@ -12,6 +12,7 @@ import fakeredis
 import pytest
 import redis
 from prometheus_client import CollectorRegistry
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import make_engine
@@ -25,6 +26,7 @@ from worker.heartbeat import record_run
 from worker.metrics import WORKERS_KEY
 from worker.stale import UNCHECKED, StaleClass
 from worker.stale_report import store_report
+from worker.stream_health import mark_healthy
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 UNREACHABLE = "redis://127.0.0.1:1/0"
@@ -59,6 +61,11 @@ def _seed(sessions: sessionmaker[Session]) -> None:
                                     payload="{}",
                                     created_at=NOW - timedelta(seconds=age_s)))  # fmt: skip
         session.commit()
+
+
+def _account_id(sessions: sessionmaker[Session], name: str) -> str:
+    with sessions() as session:
+        return session.scalars(select(Account.id).where(Account.name == name)).one()
 
 
 def _collect(sources: Sources) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -104,6 +111,9 @@ def test_gauges_come_from_the_database_and_redis(sessions: sessionmaker[Session]
     budget = found["ordersync_budget_tokens"][(("account", "acme"),)]
     capacity = found["ordersync_budget_capacity_tokens"][(("account", "acme"),)]
     assert budget == capacity > 0  # an untouched bucket is full
+    assert found["ordersync_stream_healthy"] == {(("account", "acme"),): 0}
+    mark_healthy(client, _account_id(sessions, "acme"), 30)
+    assert _collect(sources)["ordersync_stream_healthy"] == {(("account", "acme"),): 1}
     # The transport did not answer: its gauges are absent and it is marked down; the rest
     # of the scrape stands.
     up = found["ordersync_collector_source_up"]
