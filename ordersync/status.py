@@ -45,6 +45,7 @@ from ordersync.metrics.readings import (
     orders_by_status,
     outbox_backlog,
     queue_depths,
+    stream_health,
     sweeps,
     webhook_counts,
     workers_online,
@@ -60,7 +61,7 @@ CONNECT_TIMEOUT_S = 3.0
 # Workers seen within this long and no longer online are listed as offline.
 OFFLINE_SHOWN_S: Final = 86_400.0
 # The sections read from the database or the task transport, which may be missing alone.
-DATABASE_SECTIONS: Final = ("orders", "budgets", "latency", "outbox")
+DATABASE_SECTIONS: Final = ("orders", "budgets", "latency", "outbox", "streams")
 QUEUES: Final = "queues"
 
 T = TypeVar("T")
@@ -100,6 +101,7 @@ class Status:
     budgets: list[BudgetReading] | None = None
     latency: LatencySummary | None = None
     outbox: tuple[int, float | None] | None = None
+    streams: dict[str, bool] | None = None  # account -> its broker stream healthy now
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -219,6 +221,7 @@ class StatusReader:
                 "budgets": read("budgets", lambda: budgets(session, self.client, settings, now)),
                 "latency": read("latency", lambda: detection_latency(session, now, window_s)),
                 "outbox": read("outbox", lambda: outbox_backlog(session, now)),
+                "streams": read("streams", lambda: stream_health(session, self.client)),
             }
 
     def close(self) -> None:
@@ -347,6 +350,7 @@ def to_json(status: Status) -> dict[str, Any]:
         "queues": status.queues,
         "orders": None if status.orders is None else _orders_json(status),
         "budgets": None if status.budgets is None else [asdict(b) for b in status.budgets],
+        "streams": status.streams,
         "detection_latency": None if status.latency is None else asdict(status.latency),
         "outbox": None if status.outbox is None
         else {"waiting": status.outbox[0], "oldest_age_s": status.outbox[1]},
@@ -402,6 +406,7 @@ def screen(status: Status) -> Group:
         _overview_table(status),
         _section_or_error(status, "orders", "Orders", status.orders, _orders_table),
         _section_or_error(status, "budgets", "Request budget", status.budgets, _budgets_table),
+        _section_or_error(status, "streams", "Broker streams", status.streams, _streams_line),
         _stale_table(status),
         _sweeps_table(status),
         _webhooks_table(status) if status.webhooks else None,
@@ -515,6 +520,15 @@ def _budgets_table(status: Status) -> RenderableType:
             _red_if(b.throttled_429),
         )  # fmt: skip
     return table
+
+
+def _streams_line(status: Status) -> RenderableType:
+    """One line: each account's stream, healthy or down (its monitors then poll)."""
+    if not status.streams:
+        return Text("Broker streams: no account streams")
+    states = [f"{escape(name)} {'[green]healthy[/green]' if up else '[red]down[/red]'}"
+              for name, up in sorted(status.streams.items())]  # fmt: skip
+    return Text.from_markup("Broker streams: " + " · ".join(states))
 
 
 def _red_if(count: int) -> str:

@@ -115,6 +115,8 @@ def _scoped(document: dict[str, Any], state: ApiState, who: Principal) -> dict[s
                                             .items() if k == name}}  # fmt: skip
     if document.get("budgets") is not None:
         document["budgets"] = [b for b in document["budgets"] if b["account"] == name]
+    if document.get("streams") is not None:
+        document["streams"] = {k: v for k, v in document["streams"].items() if k == name}
     if document.get("stale") is not None:  # the account's own, classified now
         now, thresholds = state.now(), Thresholds.of(state.settings)
         with state.ctx.sessions() as session:

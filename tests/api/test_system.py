@@ -161,6 +161,7 @@ def test_the_admin_sees_the_whole_status(api: ApiWorld) -> None:
                                               "beta": {"FILLED": 1, "NEW": 1}}  # fmt: skip
     assert set(status["orders"]["fill_gaps"]) == {"alpha", "beta"}
     assert [b["account"] for b in status["budgets"]] == ["alpha", "beta"]
+    assert status["streams"] == {"alpha": False, "beta": False}
     assert status["stale"]["order_ids"][UNCHECKED] == [alpha, beta]
     assert status["webhooks"] == {"hooks.example": {"pending": 3, "dead": 1,
                                                     "at": "2026-12-01T14:30:00+00:00"}}  # fmt: skip
@@ -179,6 +180,7 @@ def test_a_key_sees_the_systems_health_and_its_own_account_only(api: ApiWorld) -
     status = answer.json()
     assert status["orders"] == {"by_account": {"alpha": {"NEW": 1}}, "fill_gaps": {"alpha": 0}}
     assert [b["account"] for b in status["budgets"]] == ["alpha"]
+    assert status["streams"] == {"alpha": False}
     assert status["stale"]["order_ids"][UNCHECKED] == [alpha]
     assert status["stale"]["counts"][UNCHECKED] == 1  # its own, not the system's 2
     assert beta not in json.dumps(status)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 from kombu import Connection
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy import text as sql
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from models.db import make_engine
 from models.enums import OrderStatus
+from models.orders import Account
 from models.outbox import EventKind, add_event
 from ordersync.cli import app
 from ordersync.embedded_redis import STATE_FILE, EmbeddedRedis, free_port
@@ -44,6 +45,7 @@ from worker.heartbeat import (
 from worker.metrics import WORKERS_KEY
 from worker.stale import StaleClass
 from worker.stale_report import store_report
+from worker.stream_health import mark_healthy
 from worker.topology import DEFAULT_QUEUE
 
 TEST_REDIS_URL = "redis://127.0.0.1:6379/6"
@@ -299,6 +301,12 @@ def test_the_screen_shows_the_live_state(
     ]
     assert "Stale orders (no report yet)" in out
     assert "Sweeps" in out
+    assert line(out, "Broker streams") == "Broker streams: alpha down · beta down"
+    with Session(database) as session:
+        alpha_id = session.scalars(select(Account.id).where(Account.name == "alpha")).one()
+    mark_healthy(client, alpha_id, 60)
+    code, out, err = invoke("--redis-url", status_redis_url)
+    assert line(out, "Broker streams") == "Broker streams: alpha healthy · beta down"
 
 
 def test_json_carries_every_section(
@@ -323,6 +331,7 @@ def test_json_carries_every_section(
         {"account": "beta", "tokens": 20.0, "capacity": 20, "granted": 0, "waited": 0,
          "wait_s": 0.0, "exhausted": 0, "throttled_429": 0},
     ]  # fmt: skip
+    assert status["streams"] == {"alpha": False, "beta": False}  # no stream process here
     assert status["detection_latency"] == {"window_s": 300.0, "count": 10, "p50_s": 5.0,
                                            "p90_s": 9.0, "p99_s": 10.0, "max_s": 10.0}  # fmt: skip
     assert status["outbox"]["waiting"] == 2
@@ -381,7 +390,7 @@ def test_an_unreachable_database_blanks_only_its_sections(
 
     code, out, err = invoke("--json", "--redis-url", status_redis_url)
     status = json.loads(out)
-    assert sorted(status["errors"]) == ["budgets", "latency", "orders", "outbox"]
+    assert sorted(status["errors"]) == ["budgets", "latency", "orders", "outbox", "streams"]
     assert status["orders"] is None
     assert status["queues"] == {"celery": 1, "ordersync.monitor": 0}
     assert status["stale"]["counts"]["unchecked"] == 3
