@@ -41,6 +41,7 @@ from worker.args import (
 from worker.celery_app import app
 from worker.context import WorkerContext, context
 from worker.invalid_calls import record_invalid_call
+from worker.placement import PlaceResult
 from worker.task_base import DUE_HEADER
 from worker.topology import MONITOR_QUEUE
 
@@ -104,6 +105,20 @@ def start_monitor(order_id: str, chain: str | None = None) -> None:
         (order_id, token, 0), countdown=ctx.settings.monitor_first_delay_s))  # fmt: skip
 
 
+def _writing(task: Task, args: Any, kwargs: Any, write: Callable[[], R]) -> R:
+    """A call that writes an order: a refusal is recorded and raised; a database or Redis
+    error retries the call (every 2 s, 30 times) rather than lose it."""
+    try:
+        return write()
+    except InvalidTaskArguments as error:
+        _refuse(task, error, args, kwargs)
+        raise
+    except Exception as error:  # the database or Redis blinked: the call is not lost
+        logger.warning("%s %s failed, trying again: %s", task.name, task.request.id, error)
+        raise task.retry(exc=error, countdown=PLACE_ERROR_RETRY_S,
+                         max_retries=PLACE_ERROR_RETRIES) from error  # fmt: skip
+
+
 @app.task(
     name="ordersync.place_order",
     bind=True,
@@ -116,17 +131,13 @@ def place_order(self: Task, *args: Any, **kwargs: Any) -> str:
     """Write the order, then attempt until the broker has it or its deadline has passed
     (each retry a fresh message; the deadline, not a count, bounds them: the task's
     ``max_retries=None``, since ``retry(max_retries=None)`` means the task's own limit)."""
-    try:
+
+    def place() -> PlaceResult:
         with record.sending(sent_at_of(self.request, time.time())):
             parsed = parse_args(PlaceOrderArgs, self.name, args, kwargs)
-            result = placement.place_order(context(), parsed, task_id=self.request.id)
-    except InvalidTaskArguments as error:
-        _refuse(self, error, args, kwargs)
-        raise
-    except Exception as error:  # the database or Redis blinked: the call is not lost
-        logger.warning("place_order %s failed, trying again: %s", self.request.id, error)
-        raise self.retry(exc=error, countdown=PLACE_ERROR_RETRY_S,
-                         max_retries=PLACE_ERROR_RETRIES) from error  # fmt: skip
+            return placement.place_order(context(), parsed, task_id=self.request.id)
+
+    result = _writing(self, args, kwargs, place)
     if result.chain is not None:
         start_monitor(result.order_id, result.chain)
     if result.retry_after_s is not None:
@@ -145,16 +156,12 @@ def place_order(self: Task, *args: Any, **kwargs: Any) -> str:
 def replace_order(self: Task, *args: Any, **kwargs: Any) -> str:
     """Write the replacing order, then attempt as place_order does; the replaced order is
     watched closely meanwhile (it turns REPLACED, or fills first)."""
-    try:
+
+    def replace() -> replacing.ReplaceResult:
         parsed = parse_args(ReplaceOrderArgs, self.name, args, kwargs)
-        result = replacing.replace_order(context(), parsed, task_id=self.request.id)
-    except InvalidTaskArguments as error:
-        _refuse(self, error, args, kwargs)
-        raise
-    except Exception as error:  # the database or Redis blinked: the call is not lost
-        logger.warning("replace_order %s failed, trying again: %s", self.request.id, error)
-        raise self.retry(exc=error, countdown=PLACE_ERROR_RETRY_S,
-                         max_retries=PLACE_ERROR_RETRIES) from error  # fmt: skip
+        return replacing.replace_order(context(), parsed, task_id=self.request.id)
+
+    result = _writing(self, args, kwargs, replace)
     placed = result.placed
     if placed.chain is not None:  # a new replacement: the replaced order gets a fresh chain
         start_monitor(placed.order_id, placed.chain)
