@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from datetime import date, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from brokers.paper import market_calendar
 from brokers.paper.asgi import EXTRA_HEADERS, json_response
+from brokers.paper.assets import (
+    ASSET_CLASSES,
+    ASSET_STATUSES,
+    ATTRIBUTES,
+    EXCHANGES,
+    AssetClass,
+    asset_json,
+    find_asset,
+    list_assets,
+)
 from brokers.paper.engine import (
     DuplicateClientOrderIdError,
     InsufficientBuyingPowerError,
@@ -14,7 +28,7 @@ from brokers.paper.engine import (
     UnknownOrderError,
 )
 from brokers.paper.faults import Fault
-from brokers.paper.model import Order, parse_time
+from brokers.paper.model import EASTERN, Order, from_us, parse_time
 from brokers.paper.queries import list_fills, list_orders, to_us_date
 from brokers.paper.replace import InvalidChangeError, NotCancelableError, NotReplaceableError
 from brokers.paper.schemas import ApiError, invalid, parse_order, parse_replace
@@ -34,6 +48,9 @@ NO_BUYING_POWER = ApiError(403, 40310000, "insufficient buying power")
 NOT_CANCELABLE = ApiError(422, 42210000, "order is not cancelable")
 # Requests that create an order: a lost response leaves the order in place.
 CREATES_ORDER = frozenset({("POST", "/v2/orders"), ("PATCH", "/v2/orders/{id}")})
+CALENDAR_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(T.+)?")
+CALENDAR_DATE_TYPES = ("TRADING", "SETTLEMENT")
+ASSET_CLASS_OF: dict[str, AssetClass] = {name: name for name in ASSET_CLASSES}
 
 
 def _time_param(name: str, value: str | None) -> int | None:
@@ -43,6 +60,35 @@ def _time_param(name: str, value: str | None) -> int | None:
         return parse_time(value)
     except ValueError as exc:
         raise invalid(f"{name}: not an RFC3339 timestamp: {value!r}") from exc
+
+
+def _refused(name: str, value: str) -> ApiError:
+    """Alpaca refuses a query value outside its vocabulary with 422/42210000."""
+    return ApiError(422, 42210000, f"invalid {name}: {value!r}")
+
+
+def _one_of(name: str, value: str | None, allowed: Iterable[str]) -> str | None:
+    """The value if it is one Alpaca knows; absent or empty means no filter."""
+    if not value:
+        return None
+    if value not in allowed:
+        raise _refused(name, value)
+    return value
+
+
+def _calendar_date(name: str, value: str | None, default: date) -> date:
+    """``YYYY-MM-DD``, or an RFC3339 timestamp taken as its New York date."""
+    if not value:
+        return default
+    match = CALENDAR_DATE.fullmatch(value.strip())
+    try:
+        if match is None:
+            raise ValueError(value)
+        if match.group(2) is not None:
+            return from_us(parse_time(value)).astimezone(EASTERN).date()
+        return date.fromisoformat(match.group(1))
+    except ValueError as exc:
+        raise invalid(f"{name}: not a YYYY-MM-DD date: {value!r}") from exc
 
 
 def account_of(request: Request) -> str:
@@ -265,5 +311,56 @@ def build_v2_router(sim: Sim) -> APIRouter:
     async def get_clock() -> Response:
         engine.advance()
         return json_response(clock_json(engine))
+
+    @router.get("/assets")
+    async def get_assets(
+        status: str | None = None,
+        asset_class: str | None = None,
+        exchange: str | None = None,
+        attributes: str | None = None,
+    ) -> Response:
+        """The listed universe plus every symbol traded here; asset_class defaults to
+        us_equity, as Alpaca's does."""
+        chosen_status = _one_of("status", status, ASSET_STATUSES)
+        chosen_class = ASSET_CLASS_OF.get(asset_class or "us_equity")
+        if chosen_class is None:
+            raise _refused("asset_class", str(asset_class))
+        wanted = [a.strip() for a in (attributes or "").split(",") if a.strip()]
+        for attribute in wanted:
+            _one_of("attributes", attribute, ATTRIBUTES)
+        if chosen_status == "inactive":  # every asset here is active
+            return json_response([])
+        found = list_assets(
+            engine.books,
+            asset_class=chosen_class,
+            exchange=_one_of("exchange", exchange, EXCHANGES),
+            attributes=wanted,
+        )
+        return json_response([asset_json(asset) for asset in found])
+
+    @router.get("/assets/{symbol_or_asset_id:path}")
+    async def get_asset(symbol_or_asset_id: str) -> Response:
+        """By symbol or id; a crypto pair as ``BTC/USD`` (or ``%2F``) or ``BTCUSD``."""
+        found = find_asset(symbol_or_asset_id, engine.books)
+        if found is None:
+            raise ApiError(404, 40410000, f"asset not found for {symbol_or_asset_id}")
+        return json_response(asset_json(found))
+
+    @router.get("/calendar")
+    async def get_calendar(
+        start: str | None = None, end: str | None = None, date_type: str | None = None
+    ) -> Response:
+        """The regular exchange schedule (not the simulated session the clock follows);
+        without dates, Alpaca's whole span, 1970 to 2029."""
+        first = _calendar_date("start", start, market_calendar.FIRST_DAY)
+        last = _calendar_date("end", end, market_calendar.DEFAULT_LAST_DAY)
+        by_settlement = _one_of("date_type", date_type, CALENDAR_DATE_TYPES) == "SETTLEMENT"
+        since = max(first, market_calendar.FIRST_DAY)
+        if by_settlement:  # a trade settles within a week: look that far back
+            since = max(since - timedelta(days=7), market_calendar.FIRST_DAY)
+        days = market_calendar.market_days(since, min(last, market_calendar.LAST_DAY))
+        if by_settlement:
+            days = [d for d in days if first <= d.settlement_date <= last]
+        return json_response([market_calendar.day_json(day) for day in days])
 
     return router

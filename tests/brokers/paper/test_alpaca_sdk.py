@@ -5,14 +5,27 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import uuid
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce, TradeEvent
-from alpaca.trading.models import Order, TradeUpdate
+from alpaca.trading.enums import (
+    AssetClass,
+    AssetExchange,
+    AssetStatus,
+    OrderSide,
+    OrderStatus,
+    QueryOrderStatus,
+    TimeInForce,
+    TradeEvent,
+)
+from alpaca.trading.models import Asset, Calendar, Order, TradeUpdate
 from alpaca.trading.requests import (
+    GetAssetsRequest,
+    GetCalendarRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
@@ -20,6 +33,7 @@ from alpaca.trading.requests import (
 )
 from alpaca.trading.stream import TradingStream
 
+from brokers.paper.model import asset_id
 from tests.paper_exchange import PaperExchange
 
 pytestmark = pytest.mark.integration
@@ -198,3 +212,51 @@ def test_sdk_trading_stream_hears_the_fill_of_an_order_placed_through_the_sdk(
     assert Decimal(str(fill.position_qty)) == Decimal(3)
     assert fill.execution_id is not None
     assert fill.order.filled_at == fetched.filled_at
+
+
+def test_sdk_reads_assets_and_the_market_calendar(client: TradingClient) -> None:
+    crypto = client.get_all_assets(GetAssetsRequest(asset_class=AssetClass.CRYPTO))
+    aapl = client.get_asset("AAPL")
+    btc = client.get_asset("BTC/USD")
+    days = client.get_calendar(GetCalendarRequest(start=date(2026, 11, 25), end=date(2026, 12, 1)))
+
+    assert isinstance(crypto, list)
+    assert {a.symbol for a in crypto} >= {"BTC/USD", "ETH/USD", "BTC/USDT", "ETH/BTC"}
+    assert {(a.asset_class, a.exchange) for a in crypto} == {
+        (AssetClass.CRYPTO, AssetExchange.CRYPTO)
+    }
+    assert isinstance(aapl, Asset)
+    assert (aapl.symbol, aapl.asset_class, aapl.exchange, aapl.status) == (
+        "AAPL",
+        AssetClass.US_EQUITY,
+        AssetExchange.NASDAQ,
+        AssetStatus.ACTIVE,
+    )
+    assert aapl.id == uuid.UUID(asset_id("AAPL"))
+    assert (aapl.tradable, aapl.fractionable, aapl.shortable) == (True, True, True)
+    assert isinstance(btc, Asset)
+    assert (btc.symbol, btc.asset_class, btc.shortable, btc.marginable) == (
+        "BTC/USD",
+        AssetClass.CRYPTO,
+        False,
+        False,
+    )
+    assert btc.min_trade_increment == pytest.approx(1e-9)
+    assert btc.min_order_size is not None
+    assert btc.min_order_size > 0
+    assert client.get_asset("BTCUSD") == btc
+    with pytest.raises(APIError) as missing:
+        client.get_asset("NOT-A-TICKER")
+    assert missing.value.status_code == 404
+
+    assert isinstance(days, list)
+    assert all(isinstance(day, Calendar) for day in days)
+    assert [(day.open, day.close) for day in days] == [
+        (datetime(2026, 11, 25, 9, 30), datetime(2026, 11, 25, 16, 0)),
+        (datetime(2026, 11, 27, 9, 30), datetime(2026, 11, 27, 13, 0)),  # early close
+        (datetime(2026, 11, 30, 9, 30), datetime(2026, 11, 30, 16, 0)),
+        (datetime(2026, 12, 1, 9, 30), datetime(2026, 12, 1, 16, 0)),
+    ]
+    assert [day.date for day in days] == [
+        date(2026, 11, 25), date(2026, 11, 27), date(2026, 11, 30), date(2026, 12, 1)
+    ]  # fmt: skip
