@@ -24,6 +24,7 @@ STATUS_MAP: dict[str, OrderStatus] = {
     "new": OrderStatus.NEW,
     "accepted": OrderStatus.NEW,
     "pending_new": OrderStatus.NEW,
+    "pending_review": OrderStatus.NEW,  # alpaca-py lists it; Alpaca's docs do not
     "accepted_for_bidding": OrderStatus.NEW,
     "held": OrderStatus.NEW,
     "suspended": OrderStatus.NEW,
@@ -176,13 +177,14 @@ def _choice(data: Mapping[str, object], key: str, allowed: Collection[str]) -> s
 
 
 def order_status(raw_status: str, quantity: Decimal, filled: Decimal) -> OrderStatus:
-    """Map an Alpaca status; a working order with some fills is PARTIALLY_FILLED."""
+    """Map an Alpaca status; a working status with some fills is PARTIALLY_FILLED, and with
+    every share filled it is FILLED (``calculated`` follows a full fill)."""
     try:
         status = STATUS_MAP[raw_status]
     except KeyError:
         _fail(f"unknown status {raw_status!r}")
-    if status is OrderStatus.NEW and 0 < filled < quantity:
-        return OrderStatus.PARTIALLY_FILLED
+    if status is OrderStatus.NEW and filled > 0:
+        return OrderStatus.FILLED if filled >= quantity else OrderStatus.PARTIALLY_FILLED
     return status
 
 

@@ -59,6 +59,17 @@ class EngineConfig:
     starting_cash: Decimal = Decimal("1000000")
     session_s: float = 23_400.0  # 0: the market never closes
     overnight_s: float = 0.0
+    # Statuses Alpaca reports "only on rare occasions", each a chance per order, each lasting
+    # rare_status_ms: pending_new, accepted_for_bidding or pending_review between routing and
+    # new; stopped before the fills; suspended instead of working (then back, no event);
+    # calculated after the last fill (then filled again, no event).
+    p_pending_new: float = 0.0
+    p_accepted_for_bidding: float = 0.0
+    p_pending_review: float = 0.0
+    p_stopped: float = 0.0
+    p_suspended: float = 0.0
+    p_calculated: float = 0.0
+    rare_status_ms: tuple[int, int] = (50, 500)
 
 
 DEFAULT_ACCOUNT = "paper"
@@ -101,6 +112,8 @@ class _Event(IntEnum):
     CANCEL = 3
     PUBLISH = 4  # a late FILL activity becomes visible
     REPLACE = 5  # a replacement reaches the venue: it takes its predecessor's place or fails
+    RESUME = 6  # a suspended order is eligible for trading again
+    SETTLE = 7  # a filled order becomes calculated, or calculated becomes filled again
 
 
 # (due, seq, event, order, qty, the order's work generation, the fill to publish)
@@ -108,6 +121,17 @@ _EventEntry = tuple[int, int, _Event, Order, Decimal, int, Fill | None]
 _NO_QTY = Decimal(0)
 _EVENT, _SESSION, _TICK = 0, 1, 2  # what goes first when due at the same microsecond
 _PENDING = frozenset({PaperStatus.PENDING_CANCEL, PaperStatus.PENDING_REPLACE})
+# Not yet taken by the venue: the acknowledgement (or the open, overnight) makes them new.
+_UNACKNOWLEDGED = frozenset(
+    {
+        PaperStatus.ACCEPTED,
+        PaperStatus.PENDING_NEW,
+        PaperStatus.ACCEPTED_FOR_BIDDING,
+        PaperStatus.PENDING_REVIEW,
+    }
+)
+# Without a fill yet: the first fill makes them partially_filled.
+_UNFILLED = _UNACKNOWLEDGED | {PaperStatus.NEW, PaperStatus.STOPPED, PaperStatus.SUSPENDED}
 _FINISH_EVENTS = {
     PaperStatus.CANCELED: TradeEvent.CANCELED,
     PaperStatus.EXPIRED: TradeEvent.EXPIRED,
@@ -263,7 +287,7 @@ class Engine:
                 if order.time_in_force is TimeInForce.DAY:
                     self._finish(order, PaperStatus.EXPIRED, at)
                     expired += 1
-                elif order.status is PaperStatus.ACCEPTED or order.parked:
+                elif order.status in _UNACKNOWLEDGED or order.parked:
                     continue  # its acknowledgement parks it
                 elif order.filled_qty > 0 and order.status not in _PENDING:
                     order.set_status(PaperStatus.DONE_FOR_DAY, at)
@@ -275,18 +299,21 @@ class Engine:
         return DayClose(expired, done)
 
     def _open_session(self, at: int) -> None:
-        """Done-for-day orders resume; orders accepted overnight are routed now."""
+        """Done-for-day orders resume; orders accepted overnight are routed now, and new."""
         self.session = Session.opened(at, self._session_us)
         parked, self._parked = self._parked, []
         for order in parked:
             order.parked = False
             if order.forgotten or not order.is_open:
                 continue
-            if order.status is PaperStatus.DONE_FOR_DAY:  # Alpaca has no event for this
-                order.set_status(PaperStatus.PARTIALLY_FILLED, at)
             if not order.routed:
                 self._resubmit(order, at if order.tie_us is None else order.tie_us)
                 order.updated_us = at
+            if order.status in _UNACKNOWLEDGED:
+                order.set_status(PaperStatus.NEW, at)
+                self._emit(TradeEvent.NEW, order, at)
+            elif order.status in (PaperStatus.DONE_FOR_DAY, PaperStatus.SUSPENDED):
+                self._back_to_work(order, at)  # Alpaca has no event for this
             self._work_or_rest(order, at)
         for book in list(self.books.values()):
             self._match(book)
@@ -513,12 +540,19 @@ class Engine:
         if event is _Event.REPLACE:
             self._on_replace(order, at)
             return
+        if event is _Event.SETTLE:
+            self._settle(order, at)
+            return
         if order.forgotten or not order.is_open:
             return  # lazy deletion: events of finished orders are dropped here
         if event is _Event.ACK:
             self._on_ack(order, at)
         elif event is _Event.REJECT:
             self._finish(order, PaperStatus.REJECTED, at)
+        elif event is _Event.RESUME:
+            if generation == order.work_gen and order.status is PaperStatus.SUSPENDED:
+                self._back_to_work(order, at)
+                self._work_or_rest(order, at)
         elif event is _Event.FILL:
             if generation != order.work_gen:
                 return  # scheduled before the close parked the order
@@ -546,18 +580,58 @@ class Engine:
             self._on_ack(new, at)
 
     def _on_ack(self, order: Order, at: int) -> None:
+        """Routed and new while the market is open (rarely after a pending_new or the like);
+        accepted until the open, overnight."""
         order.ack_due_us = None
-        acknowledged = order.status is PaperStatus.ACCEPTED
-        if acknowledged:
-            order.set_status(PaperStatus.NEW, at)
-        if not order.routed and (self.session.is_open or order.tie_us is not None):
+        is_open = self.session.is_open
+        if not order.routed and (is_open or order.tie_us is not None):
             self._resubmit(order, at if order.tie_us is None else order.tie_us)
-        if acknowledged:  # routed first: the event shows the final submitted_at
-            self._emit(TradeEvent.NEW, order, at)
-        if self.session.is_open:
-            self._work_or_rest(order, at)
-        else:
+        if not is_open:
             self._park(order)
+            return
+        if order.status in _UNACKNOWLEDGED:
+            if order.status is PaperStatus.ACCEPTED and self._held(order, at):
+                return
+            order.set_status(PaperStatus.NEW, at)
+            self._emit(TradeEvent.NEW, order, at)  # routed first: the final submitted_at
+        self._work_or_rest(order, at)
+
+    def _held(self, order: Order, at: int) -> bool:
+        """Rarely the venue takes a while to accept a routed order; a replacement never
+        waits here (its REPLACE event already took the ack delay)."""
+        if order.replaces is not None:
+            return False
+        config = self.config
+        for status, chance in (
+            (PaperStatus.PENDING_NEW, config.p_pending_new),
+            (PaperStatus.ACCEPTED_FOR_BIDDING, config.p_accepted_for_bidding),
+            (PaperStatus.PENDING_REVIEW, config.p_pending_review),
+        ):
+            if self._chance(chance):
+                order.set_status(status, at)
+                if status is PaperStatus.PENDING_NEW:  # the others have no stream event
+                    self._emit(TradeEvent.PENDING_NEW, order, at)
+                order.ack_due_us = at + self._delay_us(config.rare_status_ms)
+                self._push(order.ack_due_us, _Event.ACK, order)
+                return True
+        return False
+
+    def _back_to_work(self, order: Order, at: int) -> None:
+        """Out of done_for_day or suspended: the status its fills say."""
+        filled = order.filled_qty > 0
+        order.set_status(PaperStatus.PARTIALLY_FILLED if filled else PaperStatus.NEW, at)
+
+    def _settle(self, order: Order, at: int) -> None:
+        """A filled order is calculated for a while (Alpaca: settlement pending), then filled
+        again; only the first change has an event."""
+        if order.forgotten:
+            return
+        if order.status is PaperStatus.FILLED:
+            order.set_status(PaperStatus.CALCULATED, at)
+            self._emit(TradeEvent.CALCULATED, order, at)
+            self._push(at + self._delay_us(self.config.rare_status_ms), _Event.SETTLE, order)
+        elif order.status is PaperStatus.CALCULATED:
+            order.set_status(PaperStatus.FILLED, at)
 
     def _resubmit(self, order: Order, submitted_us: int) -> None:
         """The order is routed: submitted_at becomes final."""
@@ -575,6 +649,8 @@ class Engine:
 
     def _work_or_rest(self, order: Order, at: int) -> None:
         book = self.book(order.symbol)
+        if self._suspended(order, at):
+            return
         if order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
             self._execute_immediately(order, book, at)
         elif order.type is OrderType.LIMIT and not book.marketable(order):
@@ -585,6 +661,16 @@ class Engine:
             self._on_trigger(order, book, at)
         else:
             book.rest_stop(order)
+
+    def _suspended(self, order: Order, at: int) -> bool:
+        """Rarely an order is not eligible for trading for a while before it is worked."""
+        working = (PaperStatus.NEW, PaperStatus.PARTIALLY_FILLED)
+        if order.status not in working or not self._chance(self.config.p_suspended):
+            return False
+        order.set_status(PaperStatus.SUSPENDED, at)
+        self._emit(TradeEvent.SUSPENDED, order, at)
+        self._push(at + self._delay_us(self.config.rare_status_ms), _Event.RESUME, order)
+        return True
 
     def _on_trigger(self, order: Order, book: SymbolBook, at: int) -> None:
         if order.type is OrderType.STOP_LIMIT and not book.marketable(order):
@@ -617,7 +703,11 @@ class Engine:
                 self._work(order, self.now_us)
 
     def _work(self, order: Order, at: int) -> None:
-        """Schedule the order's fills: one, or 2-4 partials, within the fill delay."""
+        """Schedule the order's fills: one, or 2-4 partials, within the fill delay; rarely the
+        order is stopped first (a trade is guaranteed but has not occurred)."""
+        if order.status is PaperStatus.NEW and self._chance(self.config.p_stopped):
+            order.set_status(PaperStatus.STOPPED, at)
+            self._emit(TradeEvent.STOPPED, order, at)
         end = at + self._delay_us(self.config.fill_delay_ms)
         parts = self._split(order.leaves_qty)
         times = [*sorted(self._rng.randint(at, end) for _ in parts[1:]), end]
@@ -656,7 +746,10 @@ class Engine:
             order.filled_us = at
             self._close(order)
             order.set_status(PaperStatus.FILLED, at)
-        elif order.status in (PaperStatus.ACCEPTED, PaperStatus.NEW):
+            if self._chance(self.config.p_calculated):
+                due = at + self._delay_us(self.config.rare_status_ms)
+                self._push(due, _Event.SETTLE, order)
+        elif order.status in _UNFILLED:
             order.set_status(PaperStatus.PARTIALLY_FILLED, at)
         else:
             order.updated_us = at
@@ -736,6 +829,10 @@ class Engine:
 
     def _delay_us(self, bounds_ms: tuple[int, int]) -> int:
         return self._rng.randint(bounds_ms[0] * 1000, bounds_ms[1] * 1000)
+
+    def _chance(self, probability: float) -> bool:
+        """A draw only when the chance is on, so seeds give what they gave before."""
+        return probability > 0 and self._rng.random() < probability
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))

@@ -19,6 +19,10 @@ class TradeEvent(StrEnum):
     """Alpaca's trade_updates event names, the subset this exchange produces."""
 
     NEW = "new"
+    PENDING_NEW = "pending_new"
+    STOPPED = "stopped"
+    SUSPENDED = "suspended"
+    CALCULATED = "calculated"
     PARTIAL_FILL = "partial_fill"
     FILL = "fill"
     PENDING_CANCEL = "pending_cancel"

@@ -28,6 +28,20 @@ DEFAULT_STREAM_MAX_QUEUE = 1000  # unsent messages a stream connection may hold
 MIN_SESSION_S = 0.1  # shorter sessions would have the engine do little but open and close
 
 
+# The engine's own chances of Alpaca's rare statuses, set like any fault.
+RARE_STATUS_FIELDS = frozenset(
+    {
+        "p_pending_new",
+        "p_accepted_for_bidding",
+        "p_pending_review",
+        "p_stopped",
+        "p_suspended",
+        "p_calculated",
+        "rare_status_ms",
+    }
+)
+
+
 class FaultSettings(BaseModel):
     """Everything ``PUT /_sim/faults`` may change; unknown fields are refused."""
 
@@ -58,6 +72,16 @@ class FaultSettings(BaseModel):
     late_activity_ms: RangeMs = (1000, 5000)
     # An order that arrives in the same microsecond as its account's previous one.
     p_same_timestamp: Probability = 0.0
+    # Statuses Alpaca reports only on rare occasions, each a chance per order, each lasting
+    # rare_status_ms: pending_new, accepted_for_bidding, pending_review before new; stopped
+    # before the fills; suspended before working; calculated after the last fill.
+    p_pending_new: Probability = 0.0
+    p_accepted_for_bidding: Probability = 0.0
+    p_pending_review: Probability = 0.0
+    p_stopped: Probability = 0.0
+    p_suspended: Probability = 0.0
+    p_calculated: Probability = 0.0
+    rare_status_ms: RangeMs = (50, 500)
     session_s: Seconds = DEFAULT_SESSION_S  # 0: the market never closes
     overnight_s: Seconds = 0.0
     # The trade_updates stream, per event as it is queued for a listening connection (one
@@ -85,7 +109,7 @@ class FaultSettings(BaseModel):
     @model_validator(mode="after")
     def _ranges_ordered(self) -> Self:
         ranges = ("latency_ms", "fill_delay_ms", "ack_delay_ms", "late_activity_ms")
-        for name in (*ranges, "stream_stall_ms"):
+        for name in (*ranges, "rare_status_ms", "stream_stall_ms"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name}: min {low} is above max {high}")

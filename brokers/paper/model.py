@@ -30,12 +30,20 @@ class PaperStatus(StrEnum):
     """Alpaca's status strings, the subset this exchange produces."""
 
     ACCEPTED = "accepted"
+    # Alpaca: these three and stopped, suspended and calculated occur "only on rare
+    # occasions"; the engine produces them by chance (EngineConfig.p_*).
+    PENDING_NEW = "pending_new"
+    ACCEPTED_FOR_BIDDING = "accepted_for_bidding"
+    PENDING_REVIEW = "pending_review"
     NEW = "new"
+    STOPPED = "stopped"
+    SUSPENDED = "suspended"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     PENDING_CANCEL = "pending_cancel"
     PENDING_REPLACE = "pending_replace"
     DONE_FOR_DAY = "done_for_day"
+    CALCULATED = "calculated"  # after the last fill, while settlement is calculated
     CANCELED = "canceled"
     EXPIRED = "expired"
     REJECTED = "rejected"
@@ -49,6 +57,7 @@ class PaperStatus(StrEnum):
 _TERMINAL = frozenset(
     {
         PaperStatus.FILLED,
+        PaperStatus.CALCULATED,
         PaperStatus.CANCELED,
         PaperStatus.EXPIRED,
         PaperStatus.REJECTED,

@@ -8,9 +8,17 @@ from brokers.paper.model import Order, OrderChanges, OrderRequest, PaperStatus
 from models.enums import OrderType
 
 # Alpaca: "Order cannot be replaced when the status is accepted, pending_new, pending_cancel
-# or pending_replace" (pending_new does not occur here); terminal orders cannot be either.
+# or pending_replace"; nor, here, while the venue has yet to take it (accepted_for_bidding,
+# pending_review). Terminal orders cannot be either.
 _NOT_REPLACEABLE = frozenset(
-    {PaperStatus.ACCEPTED, PaperStatus.PENDING_CANCEL, PaperStatus.PENDING_REPLACE}
+    {
+        PaperStatus.ACCEPTED,
+        PaperStatus.PENDING_NEW,
+        PaperStatus.ACCEPTED_FOR_BIDDING,
+        PaperStatus.PENDING_REVIEW,
+        PaperStatus.PENDING_CANCEL,
+        PaperStatus.PENDING_REPLACE,
+    }
 )
 _LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
 _STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})

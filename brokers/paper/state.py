@@ -11,7 +11,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from brokers.paper.engine import Clock, Engine, EngineConfig
-from brokers.paper.faults import Faults, FaultSettings, RateLimiter, RequestStats
+from brokers.paper.faults import (
+    RARE_STATUS_FIELDS,
+    Faults,
+    FaultSettings,
+    RateLimiter,
+    RequestStats,
+)
 from brokers.paper.hub import StreamHub
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -93,6 +99,7 @@ class Sim:
             fill_delay_ms=settings.fill_delay_ms,
             ack_delay_ms=settings.ack_delay_ms,
             partial_fill_probability=settings.partial_fill_probability,
+            **settings.model_dump(include=set(RARE_STATUS_FIELDS)),
             session_s=settings.session_s,
             overnight_s=settings.overnight_s,
         )

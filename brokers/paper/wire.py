@@ -141,6 +141,7 @@ def truth_json(order: Order) -> Json:
             {"status": status.value, "time": rfc3339(at)} for status, at in order.timeline
         ],
         "forgotten": order.forgotten,
+        "parked": order.parked,  # acknowledged while closed, or done for the day
     }
 
 

@@ -252,6 +252,7 @@ def test_order_type_falls_back_to_deprecated_order_type(
         ("new", "0", OrderStatus.NEW),
         ("accepted", "0", OrderStatus.NEW),
         ("pending_new", "0", OrderStatus.NEW),
+        ("pending_review", "0", OrderStatus.NEW),
         ("accepted_for_bidding", "0", OrderStatus.NEW),
         ("held", "0", OrderStatus.NEW),
         ("suspended", "0", OrderStatus.NEW),
@@ -265,7 +266,11 @@ def test_order_type_falls_back_to_deprecated_order_type(
         ("held", "9.999", OrderStatus.PARTIALLY_FILLED),
         ("done_for_day", "4", OrderStatus.PARTIALLY_FILLED),
         ("pending_replace", "1", OrderStatus.PARTIALLY_FILLED),
-        ("calculated", "10", OrderStatus.NEW),
+        # Settlement pending after a full fill: still filled, never back to working.
+        ("calculated", "10", OrderStatus.FILLED),
+        ("calculated", "4", OrderStatus.PARTIALLY_FILLED),
+        ("stopped", "2", OrderStatus.PARTIALLY_FILLED),
+        ("suspended", "5", OrderStatus.PARTIALLY_FILLED),
         ("partially_filled", "3", OrderStatus.PARTIALLY_FILLED),
         ("filled", "10", OrderStatus.FILLED),
         ("pending_cancel", "3", OrderStatus.PENDING_CANCEL),
@@ -296,6 +301,7 @@ def test_every_documented_status_is_mapped() -> None:
         "new", "partially_filled", "filled", "done_for_day", "canceled", "expired", "replaced",
         "pending_cancel", "pending_replace", "accepted", "pending_new", "accepted_for_bidding",
         "stopped", "rejected", "suspended", "calculated", "held",
+        "pending_review",  # alpaca-py's OrderStatus has it
     }  # fmt: skip
     assert set(alpaca_parse.STATUS_MAP) == documented
 

@@ -542,8 +542,8 @@ def test_list_orders_misses_nothing_when_overnight_orders_are_routed(
     )
     paper_exchange.close_day()
     overnight = [broker.place(resting_limit()).broker_order_id for _ in range(3)]
-    paper_exchange.wait_for(
-        lambda: {o["status"] for o in paper_exchange.truth()} == {"new"}  # acknowledged
+    paper_exchange.wait_for(  # acknowledged, and accepted until the open
+        lambda: all(o["parked"] for o in paper_exchange.truth() if o["id"] in overnight)
     )
     # page_size 4 > the 3 orders that will share the opening time (see the report: the
     # adapter cannot page through a full page of one submitted_at).

@@ -105,6 +105,31 @@ def test_dropped_duplicated_and_reordered_messages_and_disconnects_lose_nothing(
     assert sum(anomalies) == 0
 
 
+def test_the_rare_statuses_pass_through_the_stream_without_an_anomaly(
+    system: TrackingSystem,
+) -> None:
+    """pending_new, stopped, suspended and calculated (after a full fill) come by stream and
+    by polling; each reads as what the order is, so nothing regresses or is refused."""
+    system.exchange.set_session(0)
+    system.exchange.set_faults(p_pending_new=0.3, p_stopped=0.3, p_suspended=0.3,
+                               p_calculated=0.5, rare_status_ms=[50, 400])  # fmt: skip
+    system.start_worker("w1")
+    system.start_stream()
+    healthy(system)
+    cids = place_market(system, 40, "rare")
+    done = {"filled", "calculated"}
+    wait_for(lambda: {t["status"] for t in system.exchange.truth()
+                      if t["client_order_id"] in cids} <= done, 60, "all filled")  # fmt: skip
+    settled(system, cids, 120)
+    seen = {step["status"] for t in system.exchange.truth() if t["client_order_id"] in cids
+            for step in t["timeline"]}  # fmt: skip
+    assert {"pending_new", "stopped", "suspended", "calculated"} <= seen
+    with Session(system.engine) as session:
+        orders = session.scalars(select(Order).where(Order.client_order_id.in_(cids))).all()
+    assert {o.status for o in orders} == {OrderStatus.FILLED}
+    assert sum(o.anomaly_count for o in orders) == 0
+
+
 def _holder_pid(system: TrackingSystem) -> int | None:
     """The pid of the live process holding the account's stream lease, if one does."""
     token = client(system).get(lease_name(account_id(system)))
@@ -189,12 +214,15 @@ def six_accounts(tracking_redis_url: str, paper_exchange: PaperExchange,
 def test_a_thousand_orders_through_a_faulty_stream_end_as_the_exchange_has_them(
     six_accounts: tuple[TrackingSystem, list[str]],
 ) -> None:
-    """Disconnects and 5 % of the messages dropped, duplicated and reordered, at the real
-    rate limit over six accounts: every status equal to the exchange's, every fill once."""
+    """Disconnects and 5 % of the messages dropped, duplicated and reordered, and the rare
+    statuses, at the real rate limit over six accounts: every status equal to the
+    exchange's, every fill once."""
     system, accounts = six_accounts
     system.exchange.set_session(0)
     system.exchange.set_faults(stream_p_drop=0.05, stream_p_duplicate=0.05,
-                               stream_p_reorder=0.05, stream_p_disconnect=0.002)  # fmt: skip
+                               stream_p_reorder=0.05, stream_p_disconnect=0.002,
+                               p_pending_new=0.02, p_stopped=0.02, p_suspended=0.02,
+                               p_calculated=0.05)  # fmt: skip
     system.start_worker("w1", concurrency=4)
     system.start_stream()
     ids = {account_id(system, name) for name in accounts}

@@ -46,11 +46,13 @@ def _settled(system: TrackingSystem, cids: list[str], timeout_s: float) -> None:
 
 def test_200_mixed_orders_end_equal_to_the_truth(system: TrackingSystem) -> None:
     """Over 8 accounts at Alpaca's 200 requests/min each, with the exchange's faults on:
-    429s, 503s, lost placement answers, FILL activities listed seconds late, and orders
-    sharing a timestamp."""
+    429s, 503s, lost placement answers, FILL activities listed seconds late, orders
+    sharing a timestamp, and the rare statuses (pending_new, stopped, suspended,
+    calculated)."""
     accounts = system.add_accounts(8)
     system.exchange.set_faults(p_429=0.02, p_5xx=0.02, p_lose_response=0.03, timeout_s=1.5,
-                               p_late_activity=0.1, p_same_timestamp=0.2)  # fmt: skip
+                               p_late_activity=0.1, p_same_timestamp=0.2, p_pending_new=0.05,
+                               p_stopped=0.05, p_suspended=0.05, p_calculated=0.1)  # fmt: skip
     system.start_worker("w1", concurrency=3)
     system.start_beat()  # gaps a late activity leaves are closed by re-reads and sweeps
     rng = random.Random(20261121)

@@ -459,7 +459,7 @@ def test_a_done_for_day_order_replaced_overnight_works_at_the_open(clock: FakeCl
     clock.tick(ACK_MS)
     engine.advance()
     assert old.status is PaperStatus.REPLACED
-    assert statuses(new) == ["accepted", "new"]  # parked: the market is closed
+    assert statuses(new) == ["accepted"]  # parked: accepted until the market opens
     assert new.fills == []
 
     clock.now = from_us(engine.session.next_change_us or 0)

@@ -159,7 +159,8 @@ def test_orders_accepted_overnight_are_routed_at_the_open_with_one_timestamp(
         clock.tick(1000)
     engine.advance()
 
-    assert {o.status for o in placed} == {PaperStatus.NEW}  # acknowledged, not routed
+    assert {o.status for o in placed} == {PaperStatus.ACCEPTED}  # acknowledged, not routed
+    assert all(o.parked for o in placed)
     assert all(o.submitted_us == o.created_us for o in placed)
     assert [o.fills for o in placed] == [[], [], []]
 

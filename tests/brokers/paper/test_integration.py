@@ -262,10 +262,11 @@ def test_overnight_orders_route_at_the_open_with_one_submitted_at(
     assert paper_exchange.close_day() == {"expired": 1, "done_for_day": 0}
     closed = paper_exchange.clock()
     overnight = [client.post("/v2/orders", json=resting()).json() for _ in range(3)]
-    paper_exchange.wait_for(
-        lambda: {paper_exchange.truth_order(o["id"])["status"] for o in overnight} == {"new"}
+    paper_exchange.wait_for(  # acknowledged, and accepted until the open
+        lambda: all(paper_exchange.truth_order(o["id"])["parked"] for o in overnight)
     )
     waiting = [paper_exchange.truth_order(o["id"]) for o in overnight]
+    assert {o["status"] for o in waiting} == {"accepted"}
 
     paper_exchange.set_session(3600, 3600)  # a new session starts now: the open
 
@@ -276,6 +277,7 @@ def test_overnight_orders_route_at_the_open_with_one_submitted_at(
     assert closed["is_open"] is False
     assert opened["is_open"] is True
     assert all(o["submitted_at"] == o["created_at"] for o in waiting)
+    assert {o["status"] for o in routed} == {"new"}
     assert len({o["submitted_at"] for o in routed}) == 1
     assert all(o["created_at"] < o["submitted_at"] for o in routed)
     assert [o["id"] for o in listed] == [o["id"] for o in overnight]
