@@ -469,9 +469,11 @@ class BenchOptions:
     stream_faults: bool = False
 
 
-# What --stream-faults does to the stream phase's messages and connections.
+# What --stream-faults does to the stream phase's messages and connections, and the rare
+# statuses its orders pass through meanwhile.
 STREAM_FAULTS = {"stream_p_drop": 0.05, "stream_p_duplicate": 0.05, "stream_p_reorder": 0.05,
-                 "stream_p_disconnect": 0.002}  # fmt: skip
+                 "stream_p_disconnect": 0.002, "p_pending_new": 0.02, "p_stopped": 0.02,
+                 "p_suspended": 0.02, "p_calculated": 0.05}  # fmt: skip
 
 
 def fresh_sqlite(var_dir: Path) -> str:
@@ -758,7 +760,8 @@ def bench_command(
         typer.Option(
             "--stream-faults",
             help="--stream: drop, duplicate and reorder 5 % "
-            "of the stream's messages and cut its connections meanwhile.",
+            "of the stream's messages and cut its connections meanwhile; 2 % of the orders "
+            "pending_new, stopped or suspended for a while, 5 % calculated after filling.",
         ),
     ] = False,
 ) -> None:
