@@ -75,6 +75,7 @@ class OrderDetails:
     trade: Any | None  # ordersync.positions.TradeView
     outcome: TradeOutcome | None
     last_report: dict[str, Any] | None
+    legs: list[str]  # the exit legs made with it, by ordersync's ids
 
 
 def order_details(session: Session, order_id: str) -> OrderDetails | None:
@@ -94,8 +95,12 @@ def order_details(session: Session, order_id: str) -> OrderDetails | None:
         outcome = session.scalar(select(TradeOutcome).where(
             TradeOutcome.account_id == view.account_id, TradeOutcome.trade_id == view.trade_id
         ))  # fmt: skip
+    legs = list(session.scalars(
+        select(Order.id).where(Order.parent_id == order_id).order_by(Order.created_at, Order.id)
+    ))  # fmt: skip
     return OrderDetails(view, order_lifecycles(session, [view])[order_id], history, fills, trade,
-                        outcome, _parsed(_last_report(session, order_id, history)))  # fmt: skip
+                        outcome, _parsed(_last_report(session, order_id, history)),
+                        legs)  # fmt: skip
 
 
 def _last_report(session: Session, order_id: str, history: list[OrderEvent]) -> str | None:

@@ -17,7 +17,15 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from models.enums import Intent, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
+from models.enums import (
+    Intent,
+    OrderClass,
+    OrderOrigin,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 
 Money = Annotated[
     Decimal,
@@ -67,6 +75,7 @@ class OrderOut(Out):
     side: Side
     order_type: OrderType
     time_in_force: TimeInForce
+    order_class: OrderClass = Field(description="simple, or bracket, oco or oto with exit legs.")
     quantity: Money
     limit_price: Money | None
     stop_price: Money | None
@@ -160,7 +169,8 @@ class OrderLinks(BaseModel):
 
     replaced_by: str | None = Field(None, description="The order that replaced this one.")
     replaces: str | None = Field(None, description="The order this one replaced.")
-    parent: str | None = None
+    parent: str | None = Field(None, description="The order this exit leg was made with.")
+    legs: list[str] = Field([], description="Exit legs the broker made with this order.")
 
 
 class OrderDetail(BaseModel):

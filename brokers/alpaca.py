@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, Self
@@ -45,6 +45,7 @@ from brokers.errors import (
     OrderRejected,
     RateLimited,
 )
+from models.enums import OrderClass
 
 __all__ = ["MAX_FILL_PAGE", "MAX_ORDER_PAGE", "AlpacaBroker", "RateLimitInfo"]
 
@@ -143,6 +144,24 @@ def _retry_placement(exc: BaseException) -> bool:
     return isinstance(exc, _NOT_SENT)
 
 
+_NESTED = {"nested": "true"}  # an order's legs under it, as its own orders are listed
+
+
+def _legs_body(request: PlaceOrderRequest) -> dict[str, object]:
+    """``order_class`` with its ``take_profit``/``stop_loss``; nothing for a simple order."""
+    if request.order_class is OrderClass.SIMPLE:
+        return {}
+    body: dict[str, object] = {"order_class": request.order_class.value}
+    if request.take_profit_limit_price is not None:
+        body["take_profit"] = {"limit_price": parse.decimal_str(request.take_profit_limit_price)}
+    if request.stop_loss_stop_price is not None:
+        stop_loss = {"stop_price": parse.decimal_str(request.stop_loss_stop_price)}
+        if request.stop_loss_limit_price is not None:
+            stop_loss["limit_price"] = parse.decimal_str(request.stop_loss_limit_price)
+        body["stop_loss"] = stop_loss
+    return body
+
+
 def _order_path(broker_order_id: str) -> str:
     if not broker_order_id:
         raise ValueError("broker_order_id must be a non-empty string")
@@ -229,7 +248,7 @@ class AlpacaBroker(BrokerAdapter):
         if request.stop_price is not None:
             body["stop_price"] = parse.decimal_str(request.stop_price)
         call = _Call("POST", "/v2/orders", client_order_id=request.client_order_id)
-        response = self._send(call, body=body, placing=True)
+        response = self._send(call, body={**body, **_legs_body(request)}, placing=True)
         if not response.is_success:
             self._refused(call, response)
         return self._order(call, response)
@@ -265,16 +284,16 @@ class AlpacaBroker(BrokerAdapter):
         return self._order(call, response)
 
     def get_order(self, broker_order_id: str) -> OrderReport:
-        """The broker's current view of one order, by its id."""
+        """The broker's current view of one order, by its id, with its legs."""
         call = _Call("GET", _order_path(broker_order_id), broker_order_id=broker_order_id)
-        return self._order(call, self._idempotent(call))
+        return self._order(call, self._idempotent(call, params=_NESTED))
 
     def get_order_by_client_id(self, client_order_id: str) -> OrderReport:
         """The order submitted with this client id; how a lost placement answer is resolved."""
         if not client_order_id:
             raise ValueError("client_order_id must be a non-empty string")
         call = _Call("GET", "/v2/orders:by_client_order_id", client_order_id=client_order_id)
-        response = self._idempotent(call, params={"client_order_id": client_order_id})
+        response = self._idempotent(call, params={"client_order_id": client_order_id, **_NESTED})
         return self._order(call, response)
 
     def list_orders(
@@ -423,7 +442,7 @@ class AlpacaBroker(BrokerAdapter):
         call: _Call,
         *,
         params: dict[str, str] | None = None,
-        body: dict[str, str] | None = None,
+        body: Mapping[str, object] | None = None,
         placing: bool = False,
     ) -> httpx.Response:
         """One request under the retry policy; exhausted or unsafe failures become errors."""
@@ -451,7 +470,7 @@ class AlpacaBroker(BrokerAdapter):
             ) from exc
 
     def _attempt(
-        self, call: _Call, params: dict[str, str] | None, body: dict[str, str] | None
+        self, call: _Call, params: dict[str, str] | None, body: Mapping[str, object] | None
     ) -> httpx.Response:
         if self._gate is not None:
             self._gate()  # may wait, or raise a BrokerError (not retried): nothing was sent

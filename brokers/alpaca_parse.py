@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import NoReturn, TypeVar
 
 from brokers.base import FillReport, MalformedItem, OrderReport, PositionReport
-from models.enums import OrderStatus, OrderType, Side, TimeInForce
+from models.enums import OrderClass, OrderStatus, OrderType, Side, TimeInForce
 
 # Every Alpaca order status, and what it means here. Statuses mapped to NEW become
 # PARTIALLY_FILLED when some but not all of the quantity has filled (see ``order_status``).
@@ -46,6 +46,7 @@ _FILL_SIDES: dict[str, Side] = {"buy": Side.BUY, "sell": Side.SELL, "sell_short"
 _SIDES = frozenset(m.value for m in Side)
 _ORDER_TYPES = frozenset(m.value for m in OrderType)
 _TIMES_IN_FORCE = frozenset(m.value for m in TimeInForce)
+_ORDER_CLASSES = frozenset(m.value for m in OrderClass)
 
 R = TypeVar("R")
 EXCERPT_CHARS = 200
@@ -225,8 +226,27 @@ def parse_order(value: object) -> OrderReport:
         replaced_by=_opt_str(data, "replaced_by"),
         replaces=_opt_str(data, "replaces"),
         fees=None,
+        order_class=_order_class(data),
+        legs=_legs(data),
         raw=data,
     )
+
+
+def _order_class(data: Mapping[str, object]) -> OrderClass:
+    """``simple`` when absent or empty (as some answers write it)."""
+    if not data.get("order_class"):
+        return OrderClass.SIMPLE
+    return OrderClass(_choice(data, "order_class", _ORDER_CLASSES))
+
+
+def _legs(data: Mapping[str, object]) -> tuple[OrderReport, ...]:
+    """The exit legs, each a whole order object of its own."""
+    raw = data.get("legs")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        _fail(f"legs is {_describe(raw)}, expected a list or null")
+    return tuple(parse_order(leg) for leg in raw)
 
 
 def parse_fill(value: object) -> FillReport:

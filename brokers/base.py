@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar, Generic, Literal, TypeVar
 
-from models.enums import OrderStatus, OrderType, Side, TimeInForce
+from models.enums import OrderClass, OrderStatus, OrderType, Side, TimeInForce
 
 ListStatus = Literal["open", "closed", "all"]
 # Told of every HTTP attempt: (endpoint label such as "GET /v2/orders/{id}", the status code
@@ -35,6 +35,11 @@ class PlaceOrderRequest:
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
+    # Exit legs the broker creates with the order (see OrderClass); validated upstream.
+    order_class: OrderClass = OrderClass.SIMPLE
+    take_profit_limit_price: Decimal | None = None
+    stop_loss_stop_price: Decimal | None = None
+    stop_loss_limit_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,8 @@ class OrderReport:
     replaces: str | None = None  # broker order id of the order this one took the place of
     reject_reason: str | None = None
     fills: tuple[FillReport, ...] = ()
+    order_class: OrderClass = OrderClass.SIMPLE
+    legs: tuple[OrderReport, ...] = ()  # orders the broker made with this one (exit legs)
     raw: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 

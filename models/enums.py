@@ -61,6 +61,16 @@ class TimeInForce(StrEnum):
     CLS = "cls"  # at the close; readable from brokers, not placed by us
 
 
+class OrderClass(StrEnum):
+    """An order alone, or with exit legs the broker holds for it: a bracket's take-profit
+    and stop-loss, an OTO's one exit, an OCO's stop-loss beside its take-profit."""
+
+    SIMPLE = "simple"
+    BRACKET = "bracket"
+    OCO = "oco"
+    OTO = "oto"
+
+
 class Intent(StrEnum):
     """Whether an order opens a trade or closes one (seed 002's ENTRY/EXIT)."""
 

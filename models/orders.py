@@ -23,6 +23,7 @@ from models.base import Base, new_id
 from models.enums import (
     BrokerKind,
     Intent,
+    OrderClass,
     OrderOrigin,
     OrderStatus,
     OrderType,
@@ -135,6 +136,17 @@ class Order(Base):
     # broker reports this order replaced by it.
     replaces_id: Mapped[str | None] = mapped_column(String(36))
     replaced_by_id: Mapped[str | None] = mapped_column(String(36))
+    # Exit legs the broker made with an order (bracket, OTO, OCO) name it as their parent,
+    # by our id (no foreign key, as above).
+    order_class: Mapped[OrderClass] = mapped_column(
+        _enum(OrderClass, "order_class"), default=OrderClass.SIMPLE, server_default="simple"
+    )
+    parent_id: Mapped[str | None] = mapped_column(String(36))
+    # The exit legs asked for with it: what its placement sends (the legs' own rows hold
+    # their terms as the broker made them).
+    take_profit_limit_price: Mapped[Decimal | None] = mapped_column(Money())
+    stop_loss_stop_price: Mapped[Decimal | None] = mapped_column(Money())
+    stop_loss_limit_price: Mapped[Decimal | None] = mapped_column(Money())
 
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -158,6 +170,7 @@ class Order(Base):
         Index("ix_orders_account_created", "account_id", "created_at"),  # the API's pages
         Index("ix_orders_closed_at", "closed_at"),
         Index("ix_orders_replaces_id", "replaces_id"),
+        Index("ix_orders_parent_id", "parent_id"),
     )
 
     @property

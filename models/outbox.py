@@ -16,7 +16,7 @@ from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, new_id
-from models.enums import OrderStatus
+from models.enums import OrderClass, OrderStatus
 from models.orders import Order
 from models.state_machine import Applied, HistoryKind
 from models.types import BigId, UTCDateTime
@@ -146,6 +146,7 @@ def order_data(order: Order) -> dict[str, Any]:
         "created_at": order.created_at, "updated_at": order.updated_at,
         "last_error": order.last_error, "replaces_id": order.replaces_id,
         "replaced_by_id": order.replaced_by_id,
+        "order_class": order.order_class or OrderClass.SIMPLE, "parent_id": order.parent_id,
     }  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from models.enums import (
     OPEN_STATUSES,
     TERMINAL_STATUSES,
     Intent,
+    OrderClass,
     OrderOrigin,
     OrderStatus,
     OrderType,
@@ -94,6 +95,8 @@ class OrderView:
     lost_at: datetime | None  # set while reconciliation holds the order lost at the broker
     replaces_id: str | None = None  # the order this one replaced (ordersync's id)
     replaced_by_id: str | None = None  # the order that replaced this one
+    order_class: OrderClass = OrderClass.SIMPLE
+    parent_id: str | None = None  # the order this exit leg was made with
 
     @property
     def is_active(self) -> bool:
@@ -127,6 +130,7 @@ _COLUMNS: tuple[Any, ...] = (  # in OrderView's order, the account's name left o
     Order.anomaly_count, Order.last_error, Order.created_at, Order.submitted_at,
     Order.accepted_at, Order.filled_at, Order.closed_at, Order.updated_at,
     Order.last_checked_at, Order.lost_at, Order.replaces_id, Order.replaced_by_id,
+    Order.order_class, Order.parent_id,
 )  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.enums import Intent, OrderType, Side, TimeInForce
+from models.enums import Intent, OrderClass, OrderType, Side, TimeInForce
 from models.state_machine import MAX_PLACES, storable
 
 PLACEABLE_TYPES = (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT)
@@ -128,6 +128,24 @@ class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TakeProfit(_Args):
+    """A take-profit exit leg: a limit order on the other side."""
+
+    limit_price: Positive
+
+
+class StopLoss(_Args):
+    """A stop-loss exit leg: a stop order on the other side (stop-limit with a limit)."""
+
+    stop_price: Positive
+    limit_price: Positive | None = None
+
+
+# The entry's types and times in force a broker takes with exit legs.
+LEG_ENTRY_TYPES = (OrderType.MARKET, OrderType.LIMIT)
+LEG_TIFS = (TimeInForce.DAY, TimeInForce.GTC)
+
+
 class PlaceOrderTerms(_Args):
     """An order as asked for, without its account (the HTTP API takes the account from
     the path)."""
@@ -148,6 +166,18 @@ class PlaceOrderTerms(_Args):
     # or seconds from when the order is first written); unset: the default per order kind.
     expires_at: AwareDatetime | None = None
     valid_for_s: Annotated[float, Field(gt=0, le=MAX_VALID_FOR_S)] | None = None
+    # Exit legs the broker makes and holds for the order: bracket (both), OTO (one), OCO
+    # (a limit take-profit whose leg is the stop-loss).
+    order_class: OrderClass = OrderClass.SIMPLE
+    take_profit: TakeProfit | None = None
+    stop_loss: StopLoss | None = None
+
+    @model_validator(mode="after")
+    def _legs_fit(self) -> Self:
+        problem = legs_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -172,6 +202,36 @@ class PlaceOrderTerms(_Args):
         if self.intent is Intent.EXIT and self.trade_id is None:
             raise ValueError("an EXIT order needs trade_id: the trade it closes")
         return self
+
+
+def legs_problem(terms: PlaceOrderTerms) -> str | None:
+    """Why the order class and its legs cannot go together, or None."""
+    kind, take, stop = terms.order_class, terms.take_profit, terms.stop_loss
+    given = [name for name, leg in (("take_profit", take), ("stop_loss", stop)) if leg]
+    if kind is OrderClass.SIMPLE:
+        return f"{' and '.join(given)} need order_class bracket, oto or oco" if given else None
+    if kind is OrderClass.OTO and len(given) != 1:
+        return "an oto order takes exactly one of take_profit and stop_loss"
+    if kind in (OrderClass.BRACKET, OrderClass.OCO) and len(given) != 2:
+        return f"a {kind.value} order needs both take_profit and stop_loss"
+    if terms.time_in_force not in LEG_TIFS:
+        return f"a {kind.value} order must be day or gtc"
+    if kind is OrderClass.OCO:
+        if terms.order_type is not OrderType.LIMIT or take is None:
+            return "an oco order is a limit order: its limit_price is the take-profit's"
+        if terms.limit_price != take.limit_price:
+            return "an oco order's limit_price must equal take_profit.limit_price"
+    elif terms.order_type not in LEG_ENTRY_TYPES:
+        return f"a {kind.value} order's entry must be market or limit"
+    if take is not None and stop is not None:
+        # The exits sell above and below (a buy's), or buy below and above (a sell's).
+        exits_sell = (
+            terms.side is Side.BUY if kind is not OrderClass.OCO else terms.side is Side.SELL
+        )
+        if exits_sell != (take.limit_price > stop.stop_price):
+            return ("take_profit.limit_price must be "
+                    f"{'above' if exits_sell else 'below'} stop_loss.stop_price")  # fmt: skip
+    return None
 
 
 class PlaceOrderArgs(PlaceOrderTerms):

@@ -21,13 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brokers.errors import BrokerError, OrderNotFound
-from models.enums import OrderStatus, OrderType, ReportSource
+from models.enums import OPEN_STATUSES, OrderStatus, OrderType, ReportSource
 from models.orders import Fill, Order
 from worker import chains, placement, replacements
 from worker.budget import send_by
 from worker.context import WorkerContext
 from worker.fills import gap_state, sync_now
 from worker.gaps import Gap, close_gap
+from worker.legs import register_legs
 from worker.locks import HeldLock, break_if_holder_dead, order_lock_name, write_order
 from worker.placement import Step
 from worker.reports import apply_in_new_session, record_derived_fill
@@ -97,6 +98,21 @@ def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
 
 
 def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
+    """One step of a chain; the order's open exit legs are watched beside it (the broker
+    made them: nothing else starts their monitors)."""
+    outcome = _step(ctx, order_id, token, check)
+    legs = open_legs(ctx, order_id)
+    return dataclasses.replace(outcome, watch=(*outcome.watch, *legs)) if legs else outcome
+
+
+def open_legs(ctx: WorkerContext, order_id: str) -> tuple[str, ...]:
+    with ctx.sessions() as session:
+        found = session.scalars(select(Order.id).where(
+            Order.parent_id == order_id, Order.status.in_(OPEN_STATUSES)))  # fmt: skip
+        return tuple(found)
+
+
+def _step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
     """One step of a chain: current chain, step not yet done, order lock held."""
     snapshot = _snapshot(ctx, order_id)
     if snapshot is None:
@@ -192,6 +208,9 @@ def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
                 f"order {order_id} was {report.raw_status!r} at the broker before the stream "
                 "said so")  # fmt: skip
     state = applied.state
+    # Legs the broker made that we have no row for yet (a placement answer that was lost):
+    # registered here, and watched by run_step.
+    register_legs(ctx, order_id, report, ReportSource.MONITOR)
     watch: tuple[str, ...] = ()
     if state.status is OrderStatus.REPLACED and report.replaced_by:
         # The order lives on as its replacement: that one is watched from now on.

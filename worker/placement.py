@@ -38,6 +38,7 @@ from worker.budget import Priority, priority, send_by
 from worker.chains import is_live, start_chain
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import adopt_parked
+from worker.legs import register_legs
 from worker.locks import HeldLock, order_lock_name, write_order
 from worker.reports import apply_in_new_session
 from worker.submission import NotSent, Refused, Reported, Unclear, look_up, submit
@@ -141,13 +142,18 @@ def _new_order(
         stop_price=args.stop_price, requested_price=_requested_price(args),
         status=OrderStatus.PENDING_NEW, created_at=now, updated_at=now,
         place_deadline=deadline, sent_at=now if now < deadline else None,
+        order_class=args.order_class,
+        take_profit_limit_price=args.take_profit.limit_price if args.take_profit else None,
+        stop_loss_stop_price=args.stop_loss.stop_price if args.stop_loss else None,
+        stop_loss_limit_price=args.stop_loss.limit_price if args.stop_loss else None,
     )  # fmt: skip
 
 
 def _same_order(order: Order, args: PlaceOrderArgs) -> bool:
     return (order.symbol, order.side, order.quantity, order.order_type, order.limit_price,
-            order.stop_price) == (args.symbol, args.side, args.quantity, args.order_type,
-                                  args.limit_price, args.stop_price)  # fmt: skip
+            order.stop_price, order.order_class) == (
+                args.symbol, args.side, args.quantity, args.order_type, args.limit_price,
+                args.stop_price, args.order_class)  # fmt: skip
 
 
 def trading_account(ctx: WorkerContext, session: Session, name: str, task: str) -> AccountInfo:
@@ -277,7 +283,10 @@ def _load(ctx: WorkerContext, order_id: str) -> _Row | None:
             client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
             quantity=order.quantity, order_type=order.order_type,
             time_in_force=order.time_in_force, limit_price=order.limit_price,
-            stop_price=order.stop_price,
+            stop_price=order.stop_price, order_class=order.order_class,
+            take_profit_limit_price=order.take_profit_limit_price,
+            stop_loss_stop_price=order.stop_loss_stop_price,
+            stop_loss_limit_price=order.stop_loss_limit_price,
         )  # fmt: skip
         replaces = None
         if order.replaces_id is not None:
@@ -358,6 +367,7 @@ EXISTS_TTL_S = 7 * 86400
 
 def _placed(ctx: WorkerContext, order_id: str, row: _Row, outcome: Reported) -> None:
     apply_in_new_session(ctx, order_id, outcome.report, ReportSource.PLACEMENT, submitted=True)
+    register_legs(ctx, order_id, outcome.report, ReportSource.PLACEMENT)
     record.placement_acknowledged(row.account.broker.value, row.account.name, row.created_at,
                                   ctx.now(), row.deadline)  # fmt: skip
     adopt_parked(ctx, row.account.id, outcome.report.broker_order_id)

@@ -95,14 +95,9 @@ def register(
             submitted_at=report.submitted_at or report.created_at, check_count=1,
             last_checked_at=now, replaces_id=old.id,
         )  # fmt: skip
-        session.add(new)
-        session.add(OrderEvent(
-            order=new, kind="created", from_status=None, to_status=OrderStatus.PENDING_NEW,
-            filled_quantity=Decimal(0), source=source, at=now,
-            detail=f"replaces order {old.id} (broker order {old.broker_order_id}): replaced "
-                   "outside ordersync, found at the broker",
-        ))  # fmt: skip
-        add_order_event(session, new, EventKind.ORDER_PLACED, now=now)
+        note_registered(session, new, source, now,
+                        f"replaces order {old.id} (broker order {old.broker_order_id}): "
+                        "replaced outside ordersync, found at the broker")  # fmt: skip
         try:
             session.flush()
             _note_link(session, old, new, now, source)
@@ -121,6 +116,17 @@ def register(
     logger.warning("order %s was replaced outside ordersync by broker order %s: following it "
                    "as order %s", replaced_id, report.broker_order_id, registered)  # fmt: skip
     return registered
+
+
+def note_registered(session: Session, row: Order, source: ReportSource, now: datetime,
+                    detail: str) -> None:  # fmt: skip
+    """A row the broker's report made known, with its ``created`` history and its event."""
+    session.add(row)
+    session.add(OrderEvent(
+        order=row, kind="created", from_status=None, to_status=OrderStatus.PENDING_NEW,
+        filled_quantity=Decimal(0), source=source, at=now, detail=detail,
+    ))  # fmt: skip
+    add_order_event(session, row, EventKind.ORDER_PLACED, now=now)
 
 
 def _ours_awaiting(ctx: WorkerContext, account_id: str, replaced_id: str,

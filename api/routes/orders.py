@@ -132,7 +132,12 @@ def _detail(session: Session, order_id: str | None, ref: str) -> OrderDetail:
         fills=[FillOut.model_validate(f) for f in details.fills],
         trade=None if details.trade is None else TradeOut.model_validate(details.trade),
         outcome=None if details.outcome is None else OutcomeOut.model_validate(details.outcome),
-        links=OrderLinks(replaced_by=view.replaced_by_id, replaces=view.replaces_id),
+        links=OrderLinks(
+            replaced_by=view.replaced_by_id,
+            replaces=view.replaces_id,
+            parent=view.parent_id,
+            legs=details.legs,
+        ),
         last_broker_report=details.last_report,
     )
 
@@ -175,7 +180,7 @@ def place(account: ScopedAccount, terms: PlaceOrderTerms, state: State,
         raise HTTPException(422, error.problem) from None
     task_id = str(uuid.uuid4())
     client_order_id = client_order_id_for(account.name, args, task_id)
-    kwargs = args.model_dump(mode="json", exclude_none=True)
+    kwargs = args.model_dump(mode="json", exclude_none=True, exclude_unset=True)
     kwargs["client_order_id"] = client_order_id
     state.send_task("ordersync.place_order", kwargs=kwargs, task_id=task_id)
     url = f"/api/v1/accounts/{account.name}/orders/by-client-id/{client_order_id}"

@@ -187,7 +187,7 @@ def test_one_order_by_each_of_its_ids_with_history_fills_trade_and_outcome(api: 
     outcome = by_id["outcome"]
     assert (outcome["quantity"], outcome["realized_pnl"], outcome["fees"]) == ("10", "99", "1")
     assert (outcome["entry_average_price"], outcome["exit_average_price"]) == ("100", "110")
-    assert by_id["links"] == {"replaced_by": None, "replaces": None, "parent": None}
+    assert by_id["links"] == {"replaced_by": None, "replaces": None, "parent": None, "legs": []}
 
     entry_detail = detail(api, entry)
     assert entry_detail["order"]["lifecycle"] == f"Entry filled {DASH} trade CLOSED"

@@ -122,8 +122,8 @@ def test_the_detail_links_both_ends_of_a_replacement(api: ApiWorld) -> None:
                                  headers=api.auth("alpha")).json()["links"]
         for order_id in (old, new)
     }  # fmt: skip
-    assert links[old] == {"replaced_by": new, "replaces": None, "parent": None}
-    assert links[new] == {"replaced_by": None, "replaces": old, "parent": None}
+    assert links[old] == {"replaced_by": new, "replaces": None, "parent": None, "legs": []}
+    assert links[new] == {"replaced_by": None, "replaces": old, "parent": None, "legs": []}
 
 
 def test_a_cancel_of_a_replaced_order_goes_to_the_order_in_its_place(api: ApiWorld) -> None:

@@ -30,7 +30,7 @@ from brokers.errors import (
     OrderRejected,
     RateLimited,
 )
-from models.enums import OrderStatus, OrderType, Side, TimeInForce
+from models.enums import OrderClass, OrderStatus, OrderType, Side, TimeInForce
 
 BASE = "https://paper-api.alpaca.test"
 KEY_ID = "PKTESTKEYID"
@@ -1424,3 +1424,94 @@ def test_replace_counts_under_a_bounded_endpoint_label(
     broker.replace("o-1", replace_request())
 
     assert seen == ["PATCH /v2/orders/{id}"]
+
+
+def _bracket(parent_status: str = "new", leg_status: str = "held") -> dict[str, Any]:
+    """A bracket as Alpaca answers it: the entry, its two exit legs in ``legs``."""
+    take = alpaca_order(
+        "o-tp",
+        client_order_id="venue-1",
+        side="sell",
+        type="limit",
+        limit_price="200",
+        status=leg_status,
+        order_class="bracket",
+        legs=None,
+    )
+    stop = alpaca_order("o-sl", client_order_id="venue-2", side="sell", type="stop",
+                        limit_price=None, stop_price="180", status=leg_status,
+                        order_class="bracket", legs=None)  # fmt: skip
+    return alpaca_order(ORDER_ID, type="market", limit_price=None, status=parent_status,
+                        order_class="bracket", legs=[take, stop])  # fmt: skip
+
+
+def test_a_bracket_reads_with_its_legs_each_an_order(
+    router: respx.Router, broker: AlpacaBroker
+) -> None:
+    route = router.get(f"/v2/orders/{ORDER_ID}").respond(200, json=_bracket())
+
+    report = broker.get_order(ORDER_ID)
+
+    assert route.calls.last.request.url.params["nested"] == "true"
+    assert report.order_class is OrderClass.BRACKET
+    take, stop = report.legs
+    assert (take.broker_order_id, take.order_type, take.limit_price) == (
+        "o-tp", OrderType.LIMIT, Decimal(200))  # fmt: skip
+    assert (stop.broker_order_id, stop.order_type, stop.stop_price) == (
+        "o-sl", OrderType.STOP, Decimal(180))  # fmt: skip
+    assert {(leg.status, leg.raw_status, leg.side) for leg in report.legs} == {
+        (OrderStatus.NEW, "held", Side.SELL)}  # fmt: skip
+    assert take.legs == ()
+
+
+@pytest.mark.parametrize("given", [None, "", "simple"])
+def test_an_order_without_a_class_is_simple(
+    router: respx.Router, broker: AlpacaBroker, given: str | None
+) -> None:
+    router.get("/v2/orders/o-1").respond(200, json=alpaca_order("o-1", order_class=given))
+    report = broker.get_order("o-1")
+    assert report.order_class is OrderClass.SIMPLE
+    assert report.legs == ()
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"order_class": "mleg"}, "unknown order_class 'mleg'"),
+        ({"legs": {"id": "x"}}, "legs is dict"),
+        ({"legs": [{"id": "x"}]}, "created_at|qty|symbol"),
+    ],
+)
+def test_unreadable_legs_are_malformed_not_dropped(
+    router: respx.Router, broker: AlpacaBroker, fields: dict[str, Any], reason: str
+) -> None:
+    router.get("/v2/orders/o-1").respond(200, json=alpaca_order("o-1", **fields))
+    with pytest.raises(MalformedResponse, match=reason):
+        broker.get_order("o-1")
+
+
+def test_place_sends_the_order_class_and_its_legs(
+    router: respx.Router, broker: AlpacaBroker
+) -> None:
+    route = router.post("/v2/orders").respond(200, json=_bracket(parent_status="accepted"))
+    request = PlaceOrderRequest(
+        CLIENT_ID, "AAPL", Side.BUY, Decimal(10), order_class=OrderClass.BRACKET,
+        take_profit_limit_price=Decimal("200.0"), stop_loss_stop_price=Decimal(180),
+        stop_loss_limit_price=Decimal("179.5"),
+    )  # fmt: skip
+
+    report = broker.place(request)
+
+    body = request_json(route)
+    assert body["order_class"] == "bracket"
+    assert body["take_profit"] == {"limit_price": "200.0"}
+    assert body["stop_loss"] == {"stop_price": "180", "limit_price": "179.5"}
+    assert [leg.broker_order_id for leg in report.legs] == ["o-tp", "o-sl"]
+
+
+def test_a_simple_placement_sends_no_order_class(
+    router: respx.Router, broker: AlpacaBroker
+) -> None:
+    route = router.post("/v2/orders").respond(200, text=DOC_ORDER)
+    broker.place(PlaceOrderRequest(CLIENT_ID, "AAPL", Side.BUY, Decimal(1)))
+    assert {"order_class", "take_profit", "stop_loss"}.isdisjoint(request_json(route))

@@ -89,3 +89,61 @@ def test_a_replace_call_takes_the_order_by_either_id_and_only_what_changes() -> 
     assert (args.order_id, args.client_order_id) == (None, "c-1")
     assert args.limit_price == Decimal("10.25")
     assert (args.quantity, args.stop_price, args.time_in_force) == (None, None, None)
+
+
+TAKE = {"limit_price": "110"}
+STOP = {"stop_price": "90"}
+LIMIT_SELL = {"side": "sell", "order_type": "limit", "limit_price": "110"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"order_class": "bracket", "take_profit": TAKE, "stop_loss": STOP},
+        {"order_class": "bracket", "take_profit": TAKE,
+         "stop_loss": {"stop_price": "90", "limit_price": "89.5"}, "time_in_force": "gtc"},
+        {"order_class": "bracket", "side": "sell", "take_profit": {"limit_price": "90"},
+         "stop_loss": {"stop_price": "110"}},
+        {"order_class": "oto", "stop_loss": STOP, "order_type": "limit", "limit_price": "100"},
+        {"order_class": "oco", **LIMIT_SELL, "take_profit": TAKE, "stop_loss": STOP},
+    ],
+)  # fmt: skip
+def test_orders_with_exit_legs_are_taken(change: dict[str, Any]) -> None:
+    args = parse_args(PlaceOrderArgs, "t", (), {**BASE, **change})
+    assert args.order_class.value == change["order_class"]
+    if "take_profit" in change:
+        assert args.take_profit is not None
+        assert args.take_profit.limit_price == Decimal(change["take_profit"]["limit_price"])
+    if "stop_loss" in change:
+        assert args.stop_loss is not None
+        assert args.stop_loss.stop_price == Decimal(change["stop_loss"]["stop_price"])
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"take_profit": TAKE}, "take_profit need order_class bracket, oto or oco"),
+        ({"order_class": "bracket", "take_profit": TAKE}, "needs both take_profit and stop_loss"),
+        ({"order_class": "oto"}, "exactly one of take_profit and stop_loss"),
+        ({"order_class": "oto", "take_profit": TAKE, "stop_loss": STOP}, "exactly one"),
+        ({"order_class": "bracket", "take_profit": TAKE, "stop_loss": STOP,
+          "time_in_force": "ioc"}, "must be day or gtc"),
+        ({"order_class": "bracket", "take_profit": TAKE, "stop_loss": STOP,
+          "order_type": "stop", "stop_price": "95"}, "entry must be market or limit"),
+        ({"order_class": "bracket", "take_profit": {"limit_price": "80"}, "stop_loss": STOP},
+         "take_profit.limit_price must be above stop_loss.stop_price"),
+        ({"order_class": "bracket", "side": "sell", "take_profit": TAKE, "stop_loss": STOP},
+         "must be below"),
+        ({"order_class": "oco", "take_profit": TAKE, "stop_loss": STOP}, "is a limit order"),
+        ({"order_class": "oco", **LIMIT_SELL, "limit_price": "111", "take_profit": TAKE,
+          "stop_loss": STOP}, "must equal take_profit.limit_price"),
+        ({"order_class": "bracket", "take_profit": {"limit_price": 110.0}, "stop_loss": STOP},
+         "send decimals as strings"),
+        ({"order_class": "bracket", "take_profit": {"price": "1"}, "stop_loss": STOP},
+         "take_profit"),
+        ({"order_class": "mleg"}, "order_class"),
+    ],
+)  # fmt: skip
+def test_bad_exit_legs_say_what_is_wrong(change: dict[str, Any], reason: str) -> None:
+    with pytest.raises(InvalidTaskArguments, match=reason):
+        parse_args(PlaceOrderArgs, "t", (), {**BASE, **change})
