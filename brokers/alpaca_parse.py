@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import NoReturn, TypeVar
 
+from brokers.alpaca_rules import pair_symbol
 from brokers.base import FillReport, MalformedItem, OrderReport, PositionReport
 from models.enums import OrderClass, OrderStatus, OrderType, Side, TimeInForce
 
@@ -275,8 +276,11 @@ def parse_position(value: object) -> PositionReport:
     if side not in ("long", "short"):
         _fail(f"unknown position side {side!r}")
     size = abs(_dec(data, "qty"))
+    symbol = _str(data, "symbol")
+    if data.get("asset_class") == "crypto":  # BTCUSD here, BTC/USD in its orders and fills
+        symbol = pair_symbol(symbol)
     return PositionReport(
-        symbol=_str(data, "symbol"),
+        symbol=symbol,
         quantity=-size if side == "short" else size,
         average_entry_price=_opt_dec(data, "avg_entry_price"),
     )

@@ -7,9 +7,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from brokers import alpaca_rules
 from brokers.alpaca import AlpacaBroker, RateLimitInfo
 from brokers.base import BrokerAdapter, RequestObserver
-from models.enums import BrokerKind
+from models.enums import BrokerKind, OrderClass, OrderType, TimeInForce
 
 
 class CredentialsMissing(RuntimeError):
@@ -104,3 +105,27 @@ class AdapterCache:
             adapters, self._adapters = list(self._adapters.values()), {}
         for adapter in adapters:
             adapter.close()
+
+
+# Each broker's own rules on terms, where it has any (pure functions of the terms).
+_DEFAULT_TIME_IN_FORCE: dict[BrokerKind, Callable[[str], TimeInForce]] = {
+    BrokerKind.ALPACA: alpaca_rules.default_time_in_force,
+}
+_TERMS_PROBLEM: dict[
+    BrokerKind, Callable[[str, OrderType, TimeInForce, OrderClass], str | None]
+] = {BrokerKind.ALPACA: alpaca_rules.terms_problem}
+
+
+def default_time_in_force(broker: BrokerKind, symbol: str) -> TimeInForce:
+    """What an order that names no time in force gets at this broker."""
+    rule = _DEFAULT_TIME_IN_FORCE.get(broker)
+    return TimeInForce.DAY if rule is None else rule(symbol)
+
+
+def terms_problem(
+    broker: BrokerKind, symbol: str, order_type: OrderType, time_in_force: TimeInForce,
+    order_class: OrderClass,
+) -> str | None:  # fmt: skip
+    """Why this broker would refuse the order's terms outright, or None."""
+    rule = _TERMS_PROBLEM.get(broker)
+    return None if rule is None else rule(symbol, order_type, time_in_force, order_class)

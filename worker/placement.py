@@ -21,11 +21,20 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from brokers import registry
 from brokers.base import PlaceOrderRequest
 from brokers.registry import CredentialsMissing
 from models.accounts import UnknownAccount
 from models.base import new_id
-from models.enums import Intent, OrderOrigin, OrderStatus, OrderType, ReportSource, TimeInForce
+from models.enums import (
+    BrokerKind,
+    Intent,
+    OrderOrigin,
+    OrderStatus,
+    OrderType,
+    ReportSource,
+    TimeInForce,
+)
 from models.ledger import ExitRefused, check_exit
 from models.orders import Order, OrderEvent
 from models.outbox import EventKind, add_order_event
@@ -112,6 +121,20 @@ def awaiting_broker(order: Order) -> bool:
     )
 
 
+def fit_to_broker(broker: BrokerKind, args: PlaceOrderArgs) -> PlaceOrderArgs:
+    """The terms as this broker takes them (its default time in force where none was
+    named), or InvalidTaskArguments when it would refuse them outright."""
+    if "time_in_force" not in args.model_fields_set:
+        tif = registry.default_time_in_force(broker, args.symbol)
+        if tif is not args.time_in_force:
+            args = args.model_copy(update={"time_in_force": tif})
+    problem = registry.terms_problem(broker, args.symbol, args.order_type, args.time_in_force,
+                                     args.order_class)  # fmt: skip
+    if problem is not None:
+        raise InvalidTaskArguments(TASK, problem)
+    return args
+
+
 def _requested_price(args: PlaceOrderArgs) -> object:
     if args.requested_price is not None:
         return args.requested_price
@@ -177,6 +200,7 @@ def _write_ahead(
 ) -> tuple[Order, AccountInfo, bool]:
     """The committed PENDING_NEW row, or the existing one for this client order id."""
     account = trading_account(ctx, session, args.account, TASK)
+    args = fit_to_broker(account.broker, args)
     client_order_id = client_order_id_for(account.name, args, task_id)
     _refuse_an_oversized_exit(session, account, args, client_order_id)
     order = _new_order(account, args, client_order_id, now, _deadline(ctx, args, now))

@@ -45,7 +45,7 @@ from worker.args import (
     Symbol,
     parse_args,
 )
-from worker.placement import client_order_id_for
+from worker.placement import client_order_id_for, fit_to_broker
 from worker.replacing import (
     NotReplaceable,
     in_flight,
@@ -174,8 +174,9 @@ def place(account: ScopedAccount, terms: PlaceOrderTerms, state: State,
         raise HTTPException(409, f"account {account.name!r} is disabled")
     # As JSON: the contract's decimals are strings (it refuses Decimal objects, as floats).
     kwargs = {"account": account.name, **terms.model_dump(mode="json", exclude_unset=True)}
-    try:  # the task's own parse, so nothing the worker would refuse is sent
+    try:  # the task's own parse and broker rules, so nothing the worker would refuse is sent
         args = parse_args(PlaceOrderArgs, "ordersync.place_order", (), kwargs)
+        fit_to_broker(account.broker, args)
     except InvalidTaskArguments as error:
         raise HTTPException(422, error.problem) from None
     task_id = str(uuid.uuid4())

@@ -262,6 +262,18 @@ def test_placing_sends_the_place_order_task_with_the_paths_account_and_the_bodys
     assert api.client.get(url, headers=api.auth("alpha")).status_code == 200
 
 
+def test_terms_the_broker_would_refuse_get_422_and_nothing_is_sent(api: ApiWorld) -> None:
+    body = {"symbol": "BTC/USD", "side": "buy", "quantity": "0.5", "time_in_force": "day"}
+    answer = place(api, body)
+    assert answer.status_code == 422
+    assert "BTC/USD is crypto: time_in_force must be gtc or ioc, not day" in answer.text
+    assert api.sent() == []
+    crypto = place(api, {"symbol": "BTC/USD", "side": "buy", "quantity": "0.5"})
+    assert crypto.status_code == 202, crypto.text
+    [(_, kwargs)] = api.sent()
+    assert "time_in_force" not in kwargs  # the worker gives crypto its default, gtc
+
+
 def test_a_repeated_request_is_the_same_order(api: ApiWorld) -> None:
     terms = {"symbol": "AAPL", "side": "sell", "quantity": "3"}
     by_client_id = [place(api, {**terms, "client_order_id": "mine-1"}).json() for _ in range(2)]

@@ -1515,3 +1515,18 @@ def test_a_simple_placement_sends_no_order_class(
     route = router.post("/v2/orders").respond(200, text=DOC_ORDER)
     broker.place(PlaceOrderRequest(CLIENT_ID, "AAPL", Side.BUY, Decimal(1)))
     assert {"order_class", "take_profit", "stop_loss"}.isdisjoint(request_json(route))
+
+
+def test_a_crypto_position_reads_under_its_pair_symbol(
+    router: respx.Router, broker: AlpacaBroker
+) -> None:
+    crypto = {"symbol": "BTCUSD", "asset_class": "crypto", "side": "long", "qty": "0.0125",
+              "avg_entry_price": "64000.5"}  # fmt: skip
+    equity = {"symbol": "AAPL", "asset_class": "us_equity", "side": "long", "qty": "3",
+              "avg_entry_price": "190"}  # fmt: skip
+    router.get("/v2/positions").respond(200, json=[crypto, equity])
+
+    positions = broker.list_positions()
+
+    assert [(p.symbol, p.quantity) for p in positions] == [
+        ("BTC/USD", Decimal("0.0125")), ("AAPL", Decimal(3))]  # fmt: skip

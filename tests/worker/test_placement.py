@@ -198,3 +198,31 @@ def test_an_exit_of_a_closed_trade_is_refused_but_a_redelivery_is_answered(
     assert again.order_id == placed.order_id
     with pytest.raises(InvalidTaskArguments, match="exit refused: trade 't-1' is closed"):
         place_order(unit.ctx, exit_args("1", "x-2"), task_id="t-x2")
+
+
+def test_a_crypto_order_naming_no_time_in_force_is_good_till_canceled(unit: UnitWorker) -> None:
+    unit.adapter = broker = StubBroker()
+    call = PlaceOrderArgs(account="a", symbol="BTC/USD", side=Side.BUY, quantity="0.0125",
+                          client_order_id="btc-1")  # fmt: skip
+
+    order_id = place_order(unit.ctx, call, task_id="t-btc").order_id
+
+    assert broker.orders["btc-1"].time_in_force is TimeInForce.GTC
+    with unit.ctx.sessions() as session:
+        row = session.get(Order, order_id)
+        assert row is not None
+        assert (row.symbol, row.time_in_force) == ("BTC/USD", TimeInForce.GTC)
+
+
+def test_a_crypto_day_order_is_refused_before_anything_is_written(unit: UnitWorker) -> None:
+    unit.adapter = broker = StubBroker()
+    call = PlaceOrderArgs(account="a", symbol="BTC/USD", side=Side.BUY, quantity="1",
+                          time_in_force=TimeInForce.DAY, client_order_id="btc-2")  # fmt: skip
+
+    with pytest.raises(InvalidTaskArguments, match="BTC/USD is crypto: time_in_force must be "
+                       "gtc or ioc, not day"):  # fmt: skip
+        place_order(unit.ctx, call, task_id="t-btc2")
+
+    assert broker.calls == []
+    with unit.ctx.sessions() as session:
+        assert session.scalars(select(Order)).all() == []

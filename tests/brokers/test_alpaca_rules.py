@@ -1,0 +1,48 @@
+"""Alpaca's rules on terms: crypto pairs, their time in force, types and classes, and the
+position symbols written without the slash."""
+
+from __future__ import annotations
+
+import pytest
+
+from brokers.alpaca_rules import default_time_in_force, pair_symbol, terms_problem
+from models.enums import OrderClass, OrderType, TimeInForce
+
+
+@pytest.mark.parametrize(
+    ("position", "pair"),
+    [("BTCUSD", "BTC/USD"), ("BTCUSDT", "BTC/USDT"), ("ETHBTC", "ETH/BTC"),
+     ("USDTUSD", "USDT/USD"), ("SOLUSDC", "SOL/USDC"), ("BTC/USD", "BTC/USD"), ("USD", "USD")],
+)  # fmt: skip
+def test_a_crypto_position_symbol_is_the_pair_its_orders_name(position: str, pair: str) -> None:
+    assert pair_symbol(position) == pair
+
+
+def test_crypto_defaults_to_good_till_canceled_equities_to_day() -> None:
+    assert default_time_in_force("BTC/USD") is TimeInForce.GTC
+    assert default_time_in_force("AAPL") is TimeInForce.DAY
+
+
+@pytest.mark.parametrize(
+    ("terms", "problem"),
+    [
+        (("BTC/USD", OrderType.MARKET, TimeInForce.GTC, OrderClass.SIMPLE), None),
+        (("BTC/USD", OrderType.STOP_LIMIT, TimeInForce.IOC, OrderClass.SIMPLE), None),
+        (("AAPL", OrderType.STOP, TimeInForce.DAY, OrderClass.BRACKET), None),
+        (("BTC/USD", OrderType.MARKET, TimeInForce.DAY, OrderClass.SIMPLE),
+         "BTC/USD is crypto: time_in_force must be gtc or ioc, not day"),
+        (("ETH/USD", OrderType.LIMIT, TimeInForce.FOK, OrderClass.SIMPLE), "not fok"),
+        (("ETH/USD", OrderType.STOP, TimeInForce.GTC, OrderClass.SIMPLE),
+         "order_type must be market, limit or stop_limit"),
+        (("ETH/USD", OrderType.MARKET, TimeInForce.GTC, OrderClass.BRACKET), "no exit legs"),
+    ],
+)  # fmt: skip
+def test_terms_alpaca_refuses_are_named(
+    terms: tuple[str, OrderType, TimeInForce, OrderClass], problem: str | None
+) -> None:
+    found = terms_problem(*terms)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
