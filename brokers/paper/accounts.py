@@ -97,11 +97,21 @@ class Account:
     replacing: dict[str, tuple[Order, Order]] = field(default_factory=dict)
 
     def add_order(self, order: Order) -> None:
+        """A new order; a leg is not the order the next one may share a timestamp with, and
+        a held leg holds no buying power until it is activated (``start_holding``)."""
         insort(self.index, (order.submitted_us, order.seq, order))
         self.by_client_id[order.client_order_id] = order
         self.open[order.id] = order
-        self.last_order = order
-        self.reserve(order, order.qty)
+        if order.parent_id is None:
+            self.last_order = order
+        if order.reserving:
+            self.reserve(order, order.qty)
+
+    def start_holding(self, order: Order) -> None:
+        """A held leg goes to work: its remainder holds buying power from now on."""
+        if not order.reserving and order.id in self.open:
+            order.reserving = True
+            self.reserve(order, order.leaves_qty)
 
     def resubmit(self, order: Order, submitted_us: int) -> None:
         """Move the order in the index when its submitted_at changes (routing)."""
@@ -120,7 +130,7 @@ class Account:
     def release(self, order: Order) -> None:
         """The order is no longer open: its remainder no longer holds buying power, and a
         replacement pair it was part of holds only what the other order holds."""
-        if self.open.pop(order.id, None) is not None:
+        if self.open.pop(order.id, None) is not None and order.reserving:
             self.reserve(order, -order.leaves_qty)
         if self.replacing:
             for key, pair in list(self.replacing.items()):

@@ -26,7 +26,7 @@ def json_response(
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return json_response({"code": exc.code, "message": exc.message}, exc.status)
+    return json_response({**exc.extra, "code": exc.code, "message": exc.message}, exc.status)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:

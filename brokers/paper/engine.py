@@ -23,6 +23,7 @@ from brokers.paper.accounts import Account
 from brokers.paper.book import SymbolBook
 from brokers.paper.events import Listener, OrderEvent, TradeEvent
 from brokers.paper.ledger import Ledger
+from brokers.paper.legs import Legs
 from brokers.paper.model import (
     CENT,
     QTY_QUANTUM,
@@ -161,6 +162,7 @@ class Engine:
         # Called with every lifecycle change, in order, at its engine time; kept across resets.
         self.listeners: list[Listener] = []
         self._order_seq = count()
+        self._legs = Legs(self)  # bracket, OTO and OCO orders' hooks
         self.reset(config)
 
     def reset(self, config: EngineConfig) -> None:
@@ -282,6 +284,8 @@ class Engine:
         expired = done = 0
         for account in list(self.accounts.values()):
             for order in list(account.open.values()):
+                if not order.is_open or self._legs.waiting(order):
+                    continue  # ended with its parent, or held: its entry decides its fate
                 if order.awaiting_replace:
                     continue  # not at the venue yet: its REPLACE event decides its fate
                 if order.time_in_force is TimeInForce.DAY:
@@ -341,11 +345,13 @@ class Engine:
         cid = request.client_order_id
         if cid is not None and cid in owner.by_client_id:
             raise DuplicateClientOrderIdError(cid)
+        self._legs.check(request, owner)
         if check_buying_power:
             self._check_buying_power(owner, request)
         partner = owner.last_order if same_timestamp else None
         created = self.now_us if partner is None else partner.created_us
         order = self._register(request, owner, created)
+        self._legs.attach(order, request, owner)
         at = self.now_us
         if reject:
             self._push(at + self._delay_us(self.config.ack_delay_ms), _Event.REJECT, order)
@@ -363,9 +369,16 @@ class Engine:
         return order
 
     def _register(
-        self, request: OrderRequest, owner: Account, created: int, replaces: str | None = None
+        self,
+        request: OrderRequest,
+        owner: Account,
+        created: int,
+        replaces: str | None = None,
+        parent: Order | None = None,
     ) -> Order:
-        """A new accepted order, known to the venue and its account, holding buying power."""
+        """A new accepted order, known to the venue and its account, holding buying power;
+        a leg of ``parent`` is held instead, and holds none."""
+        status = PaperStatus.ACCEPTED if parent is None else PaperStatus.HELD
         order = Order(
             id=self._uuid(),
             client_order_id=request.client_order_id or self._uuid(),
@@ -380,9 +393,13 @@ class Engine:
             stop_price=request.stop_price,
             created_us=created,
             submitted_us=created,
+            status=status,
             updated_us=created,
-            timeline=[(PaperStatus.ACCEPTED, created)],
+            timeline=[(status, created)],
             replaces=replaces,
+            order_class=request.order_class,
+            parent_id=None if parent is None else parent.id,
+            reserving=parent is None,
         )
         self.book(order.symbol)
         self.orders.append(order)
@@ -455,6 +472,13 @@ class Engine:
         if order.status is PaperStatus.PENDING_REPLACE:
             self._emit(TradeEvent.ORDER_CANCEL_REJECTED, order, self.now_us)
             raise NotCancelableError(order_id, order.status)
+        if order.order_class != "simple":
+            self._legs.cancel(order, self.now_us)  # an exit takes its sibling with it
+        else:
+            self._request_cancel(order)
+        return order
+
+    def _request_cancel(self, order: Order) -> None:
         if order.status is not PaperStatus.PENDING_CANCEL:
             order.set_status(PaperStatus.PENDING_CANCEL, self.now_us)
             self._emit(TradeEvent.PENDING_CANCEL, order, self.now_us)
@@ -462,7 +486,6 @@ class Engine:
             if order.awaiting_replace:  # a cancel cannot overtake the order it cancels
                 due = max(due, order.ack_due_us or due)
             self._push(due, _Event.CANCEL, order)
-        return order
 
     def cancel_all(self, account: str = DEFAULT_ACCOUNT) -> CancelAll:
         """Cancel every open order; those being replaced are refused, not canceled."""
@@ -470,6 +493,8 @@ class Engine:
         canceled: list[Order] = []
         refused: list[Order] = []
         for order in list(self.account(account).open.values()):
+            if not order.is_open or self._legs.waiting(order):
+                continue  # ended with its sibling, or goes with its entry
             try:
                 canceled.append(self.cancel(order.id))
             except NotCancelableError:
@@ -488,6 +513,8 @@ class Engine:
             raise ValueError("order is done_for_day: it trades again at the next open")
         if order.awaiting_replace:
             raise ValueError("order is a replacement not at the venue yet: it cannot trade")
+        if order.status is PaperStatus.HELD:
+            raise ValueError("order is held: a leg trades once its entry fills or its stop is hit")
         qty = order.leaves_qty if qty is None else qty
         if not 0 < qty <= order.leaves_qty:
             raise ValueError(f"qty must be > 0 and <= leaves_qty {order.leaves_qty}")
@@ -648,6 +675,10 @@ class Engine:
             self._parked.append(order)
 
     def _work_or_rest(self, order: Order, at: int) -> None:
+        if order.legs:
+            self._legs.work_started(order, at)  # an OCO's stop-loss is watched from now on
+            if not order.is_open:
+                return  # its stop was already crossed: the stop-loss took its place
         book = self.book(order.symbol)
         if self._suspended(order, at):
             return
@@ -673,6 +704,8 @@ class Engine:
         return True
 
     def _on_trigger(self, order: Order, book: SymbolBook, at: int) -> None:
+        if order.status is PaperStatus.HELD:
+            self._legs.triggered(order, at)  # a watched stop-loss takes its sibling's place
         if order.type is OrderType.STOP_LIMIT and not book.marketable(order):
             book.rest_limit(order)
         else:
@@ -778,6 +811,8 @@ class Engine:
             self._emit(event, order, at, fill=fill, position_qty=position)
             if canceling and fill.is_final:  # the fill beat the cancel: it is refused
                 self._emit(TradeEvent.ORDER_CANCEL_REJECTED, order, at)
+        if order.order_class != "simple":
+            self._legs.filled(order, fill, at)  # legs activated, or the sibling canceled
         return fill
 
     def _finish(self, order: Order, status: PaperStatus, at: int) -> None:
@@ -792,6 +827,8 @@ class Engine:
             order.replaced_us = at
         order.set_status(status, at)
         self._emit(_FINISH_EVENTS[status], order, at)
+        if order.legs:
+            self._legs.finished(order, status, at)  # an entry's end takes its held legs
 
     def _close(self, order: Order) -> None:
         self.book(order.symbol).remove(order)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from models.enums import OrderType, Side, TimeInForce
@@ -36,6 +37,9 @@ class PaperStatus(StrEnum):
     ACCEPTED_FOR_BIDDING = "accepted_for_bidding"
     PENDING_REVIEW = "pending_review"
     NEW = "new"
+    # An order-class leg not working yet: a bracket's or OTO's exit until its entry fills,
+    # and a stop-loss while its take-profit works (Alpaca: "held"; not terminal).
+    HELD = "held"
     STOPPED = "stopped"
     SUSPENDED = "suspended"
     PARTIALLY_FILLED = "partially_filled"
@@ -136,9 +140,30 @@ def asset_id(symbol: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ordersync-paper:{symbol}"))
 
 
+# Alpaca's order classes: an order alone, or with exit legs the venue creates with it.
+OrderClass = Literal["simple", "bracket", "oco", "oto"]
+ORDER_CLASSES: tuple[OrderClass, ...] = ("simple", "bracket", "oco", "oto")
+
+
+@dataclass(frozen=True, slots=True)
+class TakeProfit:
+    """``take_profit``: the exit limit order of a bracket, an OTO or an OCO."""
+
+    limit_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class StopLoss:
+    """``stop_loss``: the exit stop order; with a limit price it is a stop_limit order."""
+
+    stop_price: Decimal
+    limit_price: Decimal | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
-    """A validated submission; the app layer does the validating."""
+    """A validated submission; the app layer does the validating (shape only: the rules that
+    depend on the market or the account are ``brokers.paper.legs``')."""
 
     symbol: str
     qty: Decimal
@@ -148,6 +173,9 @@ class OrderRequest:
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     client_order_id: str | None = None
+    order_class: OrderClass = "simple"
+    take_profit: TakeProfit | None = None
+    stop_loss: StopLoss | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +270,12 @@ class Order:
     # Where the order sits in its symbol's book ("limit", "stop") or None; heap entries whose
     # order no longer sits there are stale and skipped (lazy deletion).
     resting: str | None = None
+    # Order classes (brokers.paper.legs): a bracket's, OTO's or OCO's orders share the class;
+    # legs are orders of their own that name their parent, which lists them.
+    order_class: OrderClass = "simple"
+    parent_id: str | None = None
+    legs: list[Order] = field(default_factory=list)
+    reserving: bool = True  # holds buying power while open (a held leg does not)
 
     @property
     def leaves_qty(self) -> Decimal:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from brokers.paper.engine import DEFAULT_ACCOUNT, Engine
-from brokers.paper.model import Fill, Order, eastern_wall, to_us, wall_stamp
+from brokers.paper.model import Fill, Order, PaperStatus, eastern_wall, to_us, wall_stamp
 
 OrderStatusFilter = Literal["open", "closed", "all"]
 Direction = Literal["asc", "desc"]
@@ -37,9 +37,13 @@ def list_orders(
     limit: int = 50,
     symbols: Collection[str] = (),
     side: str | None = None,
+    nested: bool = False,
 ) -> list[Order]:
     """Orders submitted strictly inside (after, until), by submitted_at; ties are possible
-    and come in arrival order (reversed for desc)."""
+    and come in arrival order (reversed for desc). Every leg is listed as an order of its
+    own, unless ``nested``: then legs come only under their parent, and the filters (status
+    too) apply to the parent, as Alpaca's do. A ``held`` leg is neither open nor closed: as
+    at Alpaca, only ``all`` (or its parent, nested) shows it."""
     engine.advance()
     index = engine.account(account).index
     lo = 0 if after_us is None else bisect_right(index, after_us, key=lambda entry: entry[0])
@@ -48,6 +52,10 @@ def list_orders(
     for position in _indices(lo, hi, direction):
         order = index[position][2]
         if order.forgotten or (status == "open" and not order.is_open):
+            continue
+        if status != "all" and order.status is PaperStatus.HELD:
+            continue
+        if nested and order.parent_id is not None:
             continue
         if status == "closed" and order.is_open:
             continue

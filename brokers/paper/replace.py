@@ -42,6 +42,19 @@ class NotCancelableError(Exception):
         self.status = status
 
 
+class OrderClassNotReplaceableError(Exception):
+    """A bracket, OTO or OCO order or leg: not replaceable here (422 42210000); cancel it and
+    place a new one."""
+
+    def __init__(self, order_id: str, order_class: str) -> None:
+        super().__init__(
+            f"order is not replaceable: {order_class} orders and their legs cannot be "
+            "replaced here; cancel and place a new order"
+        )
+        self.order_id = order_id
+        self.order_class = order_class
+
+
 class InvalidChangeError(ValueError):
     """A change the order cannot take, such as a limit price for a market order (422)."""
 
@@ -52,7 +65,10 @@ class InvalidChangeError(ValueError):
 
 
 def check_replaceable(order: Order) -> None:
-    """Only an order the venue works may be replaced, and only one replace at a time."""
+    """Only an order the venue works may be replaced, and only one replace at a time; not
+    an order of a class (bracket, OTO, OCO) nor its legs."""
+    if order.order_class != "simple":
+        raise OrderClassNotReplaceableError(order.id, order.order_class)
     if order.status in _NOT_REPLACEABLE or order.status.is_terminal:
         raise NotReplaceableError(order.id, order.status)
 

@@ -16,12 +16,20 @@ from pydantic import (
     model_validator,
 )
 
-from brokers.paper.model import TOO_LARGE, OrderChanges, OrderRequest
+from brokers.paper.model import (
+    TOO_LARGE,
+    OrderChanges,
+    OrderClass,
+    OrderRequest,
+    StopLoss,
+    TakeProfit,
+)
 from models.enums import OrderType, Side, TimeInForce
 
 # The exchange's own vocabulary: the domain enums also hold kinds it does not trade.
 PlacedType = Literal["market", "limit", "stop", "stop_limit"]
 PlacedTimeInForce = Literal["day", "gtc", "ioc", "fok"]
+PlacedOrderClass = Literal["simple", "bracket", "oco", "oto", ""]  # "" is simple too
 ClientOrderId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Symbol = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 MAX_QTY_DECIMALS = 9
@@ -29,13 +37,17 @@ MAX_BULK_ORDERS = 50_000
 
 
 class ApiError(Exception):
-    """An answer in Alpaca's error shape ``{"code": int, "message": str}``."""
+    """An answer in Alpaca's error shape ``{"code": int, "message": str}``; ``extra`` fields
+    go with them (Alpaca adds ``base_price`` to a bracket price refusal)."""
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(
+        self, status: int, code: int, message: str, extra: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.extra = extra or {}
 
 
 def invalid(message: str) -> ApiError:
@@ -60,8 +72,26 @@ def _positive(name: str, value: Decimal | None) -> None:
         raise ValueError(f"{name} must be below {TOO_LARGE:E}")
 
 
+class TakeProfitBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    limit_price: Decimal | None = None
+
+
+class StopLossBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    stop_price: Decimal | None = None
+    limit_price: Decimal | None = None
+
+
 class OrderBody(BaseModel):
-    """``POST /v2/orders``; fields Alpaca accepts but this exchange ignores pass through."""
+    """``POST /v2/orders``; fields Alpaca accepts but this exchange ignores pass through.
+
+    ``take_profit`` and ``stop_loss`` make legs only with an ``order_class`` that has them
+    (a simple order ignores them); the rules that depend on the market or the position are
+    ``brokers.paper.legs``'.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -73,6 +103,13 @@ class OrderBody(BaseModel):
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     client_order_id: ClientOrderId | None = None
+    order_class: PlacedOrderClass | None = None
+    take_profit: TakeProfitBody | None = None
+    stop_loss: StopLossBody | None = None
+
+    @property
+    def kind(self) -> OrderClass:
+        return self.order_class or "simple"
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -82,25 +119,79 @@ class OrderBody(BaseModel):
             raise ValueError(f"qty has more than {MAX_QTY_DECIMALS} decimal places")
         _positive("limit_price", self.limit_price)
         _positive("stop_price", self.stop_price)
-        if self.type in ("limit", "stop_limit") and self.limit_price is None:
+        if self.kind != "simple":
+            self._check_class()
+        if self.type in ("limit", "stop_limit") and self._limit_price() is None:
             raise ValueError(f"limit_price is required for {self.type} orders")
         if self.type in ("stop", "stop_limit") and self.stop_price is None:
             raise ValueError(f"stop_price is required for {self.type} orders")
         return self
 
+    def _check_class(self) -> None:
+        """Alpaca's shape rules for an order with legs (its wording where it is known)."""
+        kind, take_profit, stop_loss = self.kind, self.take_profit, self.stop_loss
+        if self.qty != self.qty.to_integral_value():
+            raise ValueError("fractional orders must be simple orders")
+        if self.time_in_force not in ("day", "gtc"):
+            raise ValueError(f"{kind} orders must be day or gtc orders")
+        if take_profit is not None:
+            if take_profit.limit_price is None:
+                raise ValueError(f"{kind} orders require take_profit.limit_price")
+            _positive("take_profit.limit_price", take_profit.limit_price)
+        if stop_loss is not None:
+            if stop_loss.stop_price is None:
+                raise ValueError(f"{kind} orders require stop_loss.stop_price")
+            _positive("stop_loss.stop_price", stop_loss.stop_price)
+            _positive("stop_loss.limit_price", stop_loss.limit_price)
+        if kind in ("bracket", "oco"):
+            if take_profit is None:
+                raise ValueError(f"{kind} orders require take_profit.limit_price")
+            if stop_loss is None:
+                raise ValueError(f"{kind} orders require stop_loss.stop_price")
+        elif take_profit is None and stop_loss is None:
+            raise ValueError("oto orders require either take_profit or stop_loss")
+        elif take_profit is not None and stop_loss is not None:
+            raise ValueError("oto orders take one of take_profit or stop_loss (both: bracket)")
+        if kind == "oco":
+            if self.type != "limit":
+                raise ValueError("oco orders must be limit orders")
+            assert take_profit is not None
+            if self.limit_price not in (None, take_profit.limit_price):
+                raise ValueError("limit_price of an oco order must be take_profit.limit_price")
+        elif self.type not in ("market", "limit"):
+            raise ValueError(f"{kind} orders must be market or limit orders")
+
+    def _limit_price(self) -> Decimal | None:
+        """An OCO's limit price is its take-profit's (Alpaca's examples give only that)."""
+        if self.kind == "oco" and self.take_profit is not None:
+            return self.take_profit.limit_price
+        return self.limit_price
+
     def to_request(self) -> OrderRequest:
-        """Prices that do not apply to the order type are dropped."""
+        """Prices that do not apply to the order type are dropped; so are legs that do not
+        apply to the order class."""
         limits = self.type in ("limit", "stop_limit")
         stops = self.type in ("stop", "stop_limit")
+        kind = self.kind
+        take_profit = stop_loss = None
+        if kind != "simple" and self.take_profit is not None:
+            assert self.take_profit.limit_price is not None
+            take_profit = TakeProfit(self.take_profit.limit_price)
+        if kind != "simple" and self.stop_loss is not None:
+            assert self.stop_loss.stop_price is not None
+            stop_loss = StopLoss(self.stop_loss.stop_price, self.stop_loss.limit_price)
         return OrderRequest(
             symbol=self.symbol,
             qty=self.qty,
             side=Side(self.side),
             type=OrderType(self.type),
             time_in_force=TimeInForce(self.time_in_force),
-            limit_price=self.limit_price if limits else None,
+            limit_price=self._limit_price() if limits else None,
             stop_price=self.stop_price if stops else None,
             client_order_id=self.client_order_id,
+            order_class=kind,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
         )
 
 
@@ -173,9 +264,12 @@ def parse_bulk_orders(raw: bytes) -> list[OrderRequest]:
         if not isinstance(item, dict):
             raise invalid(f"orders[{index}]: must be a JSON object")
         try:
-            requests.append(OrderBody.model_validate(item).to_request())
+            request = OrderBody.model_validate(item).to_request()
         except ValidationError as exc:
             raise invalid(f"orders[{index}]: {describe_errors(exc.errors())}") from exc
+        if request.order_class != "simple":
+            raise invalid(f"orders[{index}]: only simple orders can be seeded")
+        requests.append(request)
     return requests
 
 

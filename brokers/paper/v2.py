@@ -28,9 +28,15 @@ from brokers.paper.engine import (
     UnknownOrderError,
 )
 from brokers.paper.faults import Fault
-from brokers.paper.model import EASTERN, Order, from_us, parse_time
+from brokers.paper.legs import OrderClassError
+from brokers.paper.model import EASTERN, Order, fmt_decimal, from_us, parse_time
 from brokers.paper.queries import list_fills, list_orders, to_us_date
-from brokers.paper.replace import InvalidChangeError, NotCancelableError, NotReplaceableError
+from brokers.paper.replace import (
+    InvalidChangeError,
+    NotCancelableError,
+    NotReplaceableError,
+    OrderClassNotReplaceableError,
+)
 from brokers.paper.schemas import ApiError, invalid, parse_order, parse_replace
 from brokers.paper.state import Sim
 from brokers.paper.wire import (
@@ -182,6 +188,10 @@ def build_v2_router(sim: Sim) -> APIRouter:
             raise invalid("client_order_id must be unique") from exc
         except InsufficientBuyingPowerError as exc:
             raise NO_BUYING_POWER from exc
+        except OrderClassError as exc:
+            base = exc.base_price
+            extra = None if base is None else {"base_price": fmt_decimal(base)}
+            raise ApiError(422, 42210000, exc.message, extra) from exc
         return await created(request, order)
 
     @router.patch("/orders/{id}")
@@ -196,6 +206,8 @@ def build_v2_router(sim: Sim) -> APIRouter:
         except NotReplaceableError as exc:
             message = f"order is not replaceable: status is {exc.status.value}"
             raise ApiError(422, 42210000, message) from exc
+        except OrderClassNotReplaceableError as exc:
+            raise ApiError(422, 42210000, str(exc)) from exc
         except InvalidChangeError as exc:
             raise invalid(exc.reason) from exc
         except DuplicateClientOrderIdError as exc:
@@ -226,8 +238,9 @@ def build_v2_router(sim: Sim) -> APIRouter:
             limit=limit,
             symbols={s.strip() for s in (symbols or "").split(",") if s.strip()},
             side=side,
+            nested=bool(nested),
         )
-        return json_response([order_json(order) for order in found])
+        return json_response([order_json(order, legs=bool(nested)) for order in found])
 
     @router.get("/orders:by_client_order_id")
     async def get_order_by_client_id(request: Request, client_order_id: str) -> Response:

@@ -49,7 +49,10 @@ def _asset_id(symbol: str) -> str:
     return asset_id(symbol)
 
 
-def order_json(order: Order) -> Json:
+def order_json(order: Order, *, legs: bool = True) -> Json:
+    """The order as Alpaca writes it; ``legs`` (an order's legs under it, each a whole order
+    whose own ``legs`` is null) unless listed flat, where every leg is listed on its own."""
+    nested = [order_json(leg, legs=False) for leg in order.legs] if legs and order.legs else None
     return {
         "id": order.id,
         "client_order_id": order.client_order_id,
@@ -70,7 +73,7 @@ def order_json(order: Order) -> Json:
         "qty": fmt_decimal(order.qty),
         "filled_qty": fmt_decimal(order.filled_qty),
         "filled_avg_price": _money(order.avg_price),
-        "order_class": "simple",
+        "order_class": order.order_class,
         "order_type": order.type.value,
         "type": order.type.value,
         "side": order.side.value,
@@ -79,7 +82,7 @@ def order_json(order: Order) -> Json:
         "stop_price": _money(order.stop_price),
         "status": order.status.value,
         "extended_hours": False,
-        "legs": None,
+        "legs": nested,
         "trail_percent": None,
         "trail_price": None,
         "hwm": None,
@@ -127,6 +130,8 @@ def truth_json(order: Order) -> Json:
     return {
         **order_json(order),
         "account": order.account,
+        "parent_id": order.parent_id,  # a leg's parent; its parent's leg_ids name it
+        "leg_ids": [leg.id for leg in order.legs],
         "fills": [
             {
                 "id": fill.id,

@@ -16,8 +16,10 @@ from alpaca.trading.enums import (
     AssetClass,
     AssetExchange,
     AssetStatus,
+    OrderClass,
     OrderSide,
     OrderStatus,
+    OrderType,
     QueryOrderStatus,
     TimeInForce,
     TradeEvent,
@@ -30,6 +32,8 @@ from alpaca.trading.requests import (
     LimitOrderRequest,
     MarketOrderRequest,
     ReplaceOrderRequest,
+    StopLossRequest,
+    TakeProfitRequest,
 )
 from alpaca.trading.stream import TradingStream
 
@@ -122,6 +126,93 @@ def test_sdk_replaces_an_order_and_the_old_one_ends_replaced(
     with pytest.raises(APIError) as again:
         client.replace_order_by_id(order.id, ReplaceOrderRequest(qty=3))
     assert again.value.status_code == 422
+
+
+def test_sdk_places_a_bracket_and_the_take_profit_filling_cancels_the_stop_loss(
+    client: TradingClient, paper_exchange: PaperExchange
+) -> None:
+    paper_exchange.set_faults(partial_fill_probability=0.0)
+    paper_exchange.freeze_market()
+    paper_exchange.set_price("AAPL", "100.00")
+    order = client.submit_order(
+        MarketOrderRequest(
+            symbol="AAPL", qty=5, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.BRACKET, take_profit=TakeProfitRequest(limit_price=110),
+            stop_loss=StopLossRequest(stop_price=95),
+        )
+    )  # fmt: skip
+
+    assert isinstance(order, Order)
+    assert order.order_class == OrderClass.BRACKET
+    assert order.legs is not None
+    take_profit, stop_loss = order.legs
+    assert (take_profit.status, stop_loss.status) == (OrderStatus.HELD, OrderStatus.HELD)
+    assert (take_profit.type, stop_loss.type) == (OrderType.LIMIT, OrderType.STOP)
+    assert take_profit.side == stop_loss.side == OrderSide.SELL
+    assert Decimal(str(take_profit.limit_price)) == 110
+    assert Decimal(str(stop_loss.stop_price)) == 95
+    assert take_profit.order_class == stop_loss.order_class == OrderClass.BRACKET
+
+    def activated() -> Order | None:
+        found = client.get_order_by_id(order.id)
+        assert isinstance(found, Order)
+        working = found.status == OrderStatus.FILLED and found.legs is not None
+        return found if working and found.legs and found.legs[0].status == OrderStatus.NEW else None
+
+    entry = paper_exchange.wait_for(activated)
+    assert entry.legs is not None
+    assert entry.legs[1].status == OrderStatus.HELD  # watched while the take-profit works
+    nested = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, nested=True))
+    assert [o.id for o in nested] == [order.id]
+    assert [leg.id for leg in nested[0].legs or []] == [take_profit.id, stop_loss.id]
+    flat = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
+    assert {o.id for o in flat} == {take_profit.id}  # as at Alpaca, held is not open
+    every = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))
+    assert {take_profit.id, stop_loss.id} <= {o.id for o in every}
+
+    paper_exchange.force_fill(str(take_profit.id), price="110.00")
+
+    paper_exchange.wait_for(
+        lambda: client.get_order_by_id(stop_loss.id).status == OrderStatus.CANCELED
+    )
+    assert client.get_order_by_id(take_profit.id).status == OrderStatus.FILLED
+    assert client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)) == []
+    with pytest.raises(APIError) as flat_again:
+        client.get_open_position("AAPL")
+    assert flat_again.value.status_code == 404
+
+
+def test_sdk_lists_a_resting_bracket_nested_and_cancels_it_with_its_legs(
+    client: TradingClient, paper_exchange: PaperExchange
+) -> None:
+    paper_exchange.freeze_market()
+    paper_exchange.set_price("MSFT", "400.00")
+    order = client.submit_order(
+        LimitOrderRequest(
+            symbol="MSFT", qty=2, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+            limit_price=300, order_class=OrderClass.BRACKET,
+            take_profit=TakeProfitRequest(limit_price=350),
+            stop_loss=StopLossRequest(stop_price=250, limit_price=249),
+        )
+    )  # fmt: skip
+    assert isinstance(order, Order)
+
+    nested = client.get_orders(GetOrdersRequest(nested=True))
+    assert [o.id for o in nested] == [order.id]
+    assert [(leg.type, leg.status) for leg in nested[0].legs or []] == [
+        (OrderType.LIMIT, OrderStatus.HELD),
+        (OrderType.STOP_LIMIT, OrderStatus.HELD),
+    ]
+
+    client.cancel_order_by_id(order.id)
+
+    def all_canceled() -> bool:
+        found = client.get_order_by_id(order.id)
+        assert isinstance(found, Order)
+        group = [found, *(found.legs or [])]
+        return len(group) == 3 and all(o.status == OrderStatus.CANCELED for o in group)
+
+    paper_exchange.wait_for(all_canceled)
 
 
 def test_sdk_sees_alpaca_errors(client: TradingClient, paper_exchange: PaperExchange) -> None:
