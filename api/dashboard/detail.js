@@ -117,7 +117,10 @@ export function renderDetail(detail) {
     section(`Fills (${detail.fills.length})`, "detail-fills-section", h("div", { class: "table-wrap" }, fills)),
   ];
   if (detail.trade) parts.push(tradeSection(detail.trade, detail.outcome));
-  const links = Object.entries(detail.links ?? {}).filter(([, v]) => v);
+  // One row per linked order: "legs" is a list (an exit leg each), the others one id or null.
+  const links = Object.entries(detail.links ?? {})
+    .flatMap(([name, v]) => (Array.isArray(v) ? v.map((id) => ["leg", id]) : [[name, v]]))
+    .filter(([, v]) => v);
   if (links.length) {
     parts.push(section("Linked orders", "detail-links", h("dl", { class: "fields" },
       links.map(([name, id]) => field(name.replace("_", " "),

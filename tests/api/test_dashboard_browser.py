@@ -279,6 +279,7 @@ def test_the_dashboard_follows_orders_live_cancels_and_compares_with_the_broker(
     assert count(driver, "#detail-history tbody tr:not([data-empty])") >= 2
     assert count(driver, "#detail-fills tbody tr:not([data-empty])") >= 1
     assert decision in text(driver, "#detail-trade")
+    assert count(driver, "#detail-links") == 0  # a simple order links to none (no empty legs)
     assert not visible(driver, "detail-cancel")  # nothing to cancel on a FILLED order
     shot("entry-detail")
     # The last broker report (recorded with anomalies only: none here), collapsed until asked.
