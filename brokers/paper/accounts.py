@@ -1,4 +1,5 @@
-"""One account per API key: its orders, client ids, FILL activities, positions and cash.
+"""One account per API key: its orders, client ids, FILL and CFEE activities, positions and
+cash.
 
 The market (prices, books) and the clock belong to the engine; everything a key can see
 of its own is here, indexed so listings stay two bisections and a short scan.
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from brokers.paper.crypto import Fee
 from brokers.paper.ledger import Ledger
 from brokers.paper.model import Fill, Order, OrderRequest
 from models.enums import Side
@@ -90,6 +92,8 @@ class Account:
     open: dict[str, Order] = field(default_factory=dict)
     activity_ids: list[str] = field(default_factory=list)  # visible FILL activities, by id
     activities: list[Fill] = field(default_factory=list)  # parallel to activity_ids
+    fee_ids: list[str] = field(default_factory=list)  # posted CFEE activities, by id
+    fees: list[Fee] = field(default_factory=list)  # parallel to fee_ids
     exposure: dict[str, Exposure] = field(default_factory=dict)
     last_order: Order | None = None
     # Orders being replaced, by their replacement's id: (old, new), both open. The pair
@@ -126,6 +130,12 @@ class Account:
         at = bisect_left(self.activity_ids, fill.id)
         self.activity_ids.insert(at, fill.id)
         self.activities.insert(at, fill)
+
+    def post_fee(self, fee: Fee) -> None:
+        """Make a crypto fill's CFEE activity visible in the listing, in id order."""
+        at = bisect_left(self.fee_ids, fee.id)
+        self.fee_ids.insert(at, fee.id)
+        self.fees.insert(at, fee)
 
     def release(self, order: Order) -> None:
         """The order is no longer open: its remainder no longer holds buying power, and a

@@ -30,6 +30,7 @@ class SymbolBook:
     sell_stops: list[_Entry] = field(default_factory=list)  # key -stop: triggers as price falls
     live: int = 0
     _seq: count[int] = field(default_factory=count)
+    around_the_clock: bool = False  # a crypto pair: it trades while the market is closed
 
     @classmethod
     def for_symbol(cls, symbol: str) -> SymbolBook:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import ValidationError
 
+from brokers.paper import crypto
 from brokers.paper.asgi import json_response
 from brokers.paper.engine import OrderClosedError, UnknownOrderError
 from brokers.paper.hub import CloseCause, Closing
@@ -164,6 +165,10 @@ def build_control_router(sim: Sim) -> APIRouter:
         and not held to buying power (their reservations count from now on)."""
         owner = bulk_account(account)
         requests = parse_bulk_orders(await request.body())
+        for index, seeded in enumerate(requests):
+            problem = crypto.order_problem(seeded) if crypto.is_pair(seeded.symbol) else None
+            if problem is not None:
+                raise invalid(f"orders[{index}]: {problem.message}")
         client_ids = [r.client_order_id for r in requests if r.client_order_id is not None]
         taken = {cid for cid in client_ids if engine.get_by_client_id(cid, owner) is not None}
         if taken or len(set(client_ids)) < len(client_ids):

@@ -19,6 +19,7 @@ from decimal import Decimal
 from enum import IntEnum
 from itertools import count, pairwise
 
+from brokers.paper import crypto
 from brokers.paper.accounts import Account
 from brokers.paper.book import SymbolBook
 from brokers.paper.events import Listener, OrderEvent, TradeEvent
@@ -71,6 +72,12 @@ class EngineConfig:
     p_suspended: float = 0.0
     p_calculated: float = 0.0
     rare_status_ms: tuple[int, int] = (50, 500)
+    # Crypto (brokers.paper.crypto): the fee per fill in basis points of what it credits
+    # (Alpaca's tier-1 taker; 0: none), when its CFEE activity is posted, and the smallest
+    # order in dollars (Alpaca paper's floor; 0: none).
+    crypto_fee_bps: Decimal = Decimal(25)
+    cfee_delay_ms: tuple[int, int] = (1000, 5000)
+    crypto_min_notional: Decimal = Decimal(10)
 
 
 DEFAULT_ACCOUNT = "paper"
@@ -115,6 +122,7 @@ class _Event(IntEnum):
     REPLACE = 5  # a replacement reaches the venue: it takes its predecessor's place or fails
     RESUME = 6  # a suspended order is eligible for trading again
     SETTLE = 7  # a filled order becomes calculated, or calculated becomes filled again
+    POST_FEE = 8  # a crypto fill's CFEE activity is posted
 
 
 # (due, seq, event, order, qty, the order's work generation, the fill to publish)
@@ -284,6 +292,8 @@ class Engine:
         expired = done = 0
         for account in list(self.accounts.values()):
             for order in list(account.open.values()):
+                if order.crypto:
+                    continue  # crypto trades around the clock: the close is not its
                 if not order.is_open or self._legs.waiting(order):
                     continue  # ended with its parent, or held: its entry decides its fate
                 if order.awaiting_replace:
@@ -345,8 +355,17 @@ class Engine:
         cid = request.client_order_id
         if cid is not None and cid in owner.by_client_id:
             raise DuplicateClientOrderIdError(cid)
+        is_crypto = crypto.is_pair(request.symbol)
+        if is_crypto:
+            request = crypto.admit(
+                request,
+                owner,
+                self.price_of,
+                min_notional=self.config.crypto_min_notional,
+                check_funds=check_buying_power,
+            )
         self._legs.check(request, owner)
-        if check_buying_power:
+        if check_buying_power and not is_crypto:
             self._check_buying_power(owner, request)
         partner = owner.last_order if same_timestamp else None
         created = self.now_us if partner is None else partner.created_us
@@ -379,6 +398,7 @@ class Engine:
         """A new accepted order, known to the venue and its account, holding buying power;
         a leg of ``parent`` is held instead, and holds none."""
         status = PaperStatus.ACCEPTED if parent is None else PaperStatus.HELD
+        is_crypto = self.book(request.symbol).around_the_clock
         order = Order(
             id=self._uuid(),
             client_order_id=request.client_order_id or self._uuid(),
@@ -399,9 +419,10 @@ class Engine:
             replaces=replaces,
             order_class=request.order_class,
             parent_id=None if parent is None else parent.id,
-            reserving=parent is None,
+            # A coin pair pays in a coin, not in buying power: crypto.held counts it.
+            reserving=parent is None and (not is_crypto or crypto.spends_usd(request.symbol)),
+            crypto=is_crypto,
         )
-        self.book(order.symbol)
         self.orders.append(order)
         self._by_id[order.id] = order
         self.truth_by_id[order.id] = order
@@ -418,6 +439,8 @@ class Engine:
         check_changes(old, changes)
         owner = self.accounts[old.account]
         request = replacement_request(old, changes)
+        if old.crypto:
+            crypto.check_replacement(old, request, owner, self.price_of)
         cid = request.client_order_id
         if cid is not None and cid in owner.by_client_id:
             raise DuplicateClientOrderIdError(cid)
@@ -538,7 +561,7 @@ class Engine:
 
     def set_price(self, symbol: str, price: Decimal) -> None:
         self.advance()
-        book = self.book(symbol)
+        book = self.book(crypto.pair_of(symbol) or symbol)
         book.price = max(CENT, price.quantize(CENT))
         self._match(book)
         self.advance(from_us(self.now_us))  # fills due at once happen at once
@@ -547,6 +570,7 @@ class Engine:
         found = self.books.get(symbol)
         if found is None:
             found = self.books[symbol] = SymbolBook.for_symbol(symbol)
+            found.around_the_clock = crypto.is_pair(symbol)
         return found
 
     def _known(self, order_id: str, account: str | None = None) -> Order:
@@ -569,6 +593,11 @@ class Engine:
             return
         if event is _Event.SETTLE:
             self._settle(order, at)
+            return
+        if event is _Event.POST_FEE:
+            assert fill is not None
+            assert fill.fee is not None
+            self.account(order.account).post_fee(fill.fee)
             return
         if order.forgotten or not order.is_open:
             return  # lazy deletion: events of finished orders are dropped here
@@ -610,7 +639,7 @@ class Engine:
         """Routed and new while the market is open (rarely after a pending_new or the like);
         accepted until the open, overnight."""
         order.ack_due_us = None
-        is_open = self.session.is_open
+        is_open = self.session.is_open or order.crypto  # crypto is never closed
         if not order.routed and (is_open or order.tie_us is not None):
             self._resubmit(order, at if order.tie_us is None else order.tie_us)
         if not is_open:
@@ -727,7 +756,7 @@ class Engine:
             self._finish(order, PaperStatus.CANCELED, at)
 
     def _match(self, book: SymbolBook) -> None:
-        if not self.session.is_open:
+        if not self.session.is_open and not book.around_the_clock:
             return  # resting orders wait for the open, whatever the price does overnight
         for order, kind in book.pop_crossed():
             if kind == "stop":
@@ -787,8 +816,22 @@ class Engine:
         else:
             order.updated_us = at
         delay = max(0, self.activity_delay_us())
+        fill_id = self._fill_id(at)
+        fee = None
+        if order.crypto:
+            fee = crypto.make_fee(
+                order,
+                fill_id,
+                qty,
+                price,
+                at,
+                bps=self.config.crypto_fee_bps,
+                rate=crypto.quote_rate(order.symbol, self.price_of),
+                delay_us=lambda: self._delay_us(self.config.cfee_delay_ms),
+                new_uuid=self._uuid,
+            )
         fill = Fill(
-            id=self._fill_id(at),
+            id=fill_id,
             order=order,
             qty=qty,
             price=price,
@@ -797,23 +840,42 @@ class Engine:
             leaves_qty=order.leaves_qty,
             order_status=order.status,
             visible_us=at + delay,
+            fee=fee,
         )
         order.fills.append(fill)
         self.fills.append(fill)
-        owner.ledger.record(order.symbol, order.side, qty, price)
+        if order.crypto:
+            self._settle_crypto(owner, fill)
+        else:
+            owner.ledger.record(order.symbol, order.side, qty, price)
         if delay:
             self._push(fill.visible_us, _Event.PUBLISH, order, fill=fill)
         else:
             owner.publish(fill)
         if self.listeners:
             event = TradeEvent.FILL if fill.is_final else TradeEvent.PARTIAL_FILL
-            position = owner.long_qty(order.symbol)
+            held = crypto.held_in(order.symbol) if order.crypto else order.symbol
+            position = owner.long_qty(held)
             self._emit(event, order, at, fill=fill, position_qty=position)
             if canceling and fill.is_final:  # the fill beat the cancel: it is refused
                 self._emit(TradeEvent.ORDER_CANCEL_REJECTED, order, at)
         if order.order_class != "simple":
             self._legs.filled(order, fill, at)  # legs activated, or the sibling canceled
         return fill
+
+    def _settle_crypto(self, owner: Account, fill: Fill) -> None:
+        """A crypto fill changes the balances at once, net of its fee, which is posted as a
+        CFEE activity later (or at once, without a delay)."""
+        order, fee = fill.order, fill.fee
+        amount = Decimal(0) if fee is None else fee.amount
+        rate = crypto.quote_rate(order.symbol, self.price_of)
+        crypto.settle(owner.ledger, order.symbol, order.side, fill.qty, fill.price, amount, rate)
+        if fee is None:
+            return
+        if fee.posted_us > fill.time_us:
+            self._push(fee.posted_us, _Event.POST_FEE, order, fill=fill)
+        else:
+            owner.post_fee(fee)
 
     def _finish(self, order: Order, status: PaperStatus, at: int) -> None:
         self._close(order)

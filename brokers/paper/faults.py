@@ -11,6 +11,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
@@ -40,6 +41,8 @@ RARE_STATUS_FIELDS = frozenset(
         "rare_status_ms",
     }
 )
+# Crypto settings, the engine's too (brokers.paper.crypto).
+CRYPTO_FIELDS = frozenset({"crypto_fee_bps", "cfee_delay_ms", "crypto_min_notional"})
 
 
 class FaultSettings(BaseModel):
@@ -84,6 +87,12 @@ class FaultSettings(BaseModel):
     rare_status_ms: RangeMs = (50, 500)
     session_s: Seconds = DEFAULT_SESSION_S  # 0: the market never closes
     overnight_s: Seconds = 0.0
+    # Crypto: each fill's fee in basis points of what it credits (25: Alpaca's tier-1 taker;
+    # 0: no fees), how long its CFEE activity takes to be posted, and the smallest order in
+    # dollars (10: Alpaca paper's floor; 0: none).
+    crypto_fee_bps: Annotated[Decimal, Field(ge=0, le=10_000, allow_inf_nan=False)] = Decimal(25)
+    cfee_delay_ms: RangeMs = (1000, 5000)
+    crypto_min_notional: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(10)
     # The trade_updates stream, per event as it is queued for a listening connection (one
     # decision per event and connection, in the engine's order): lost, sent twice, held back
     # and sent after the next event, held stream_stall_ms before it goes (the connection
@@ -109,7 +118,7 @@ class FaultSettings(BaseModel):
     @model_validator(mode="after")
     def _ranges_ordered(self) -> Self:
         ranges = ("latency_ms", "fill_delay_ms", "ack_delay_ms", "late_activity_ms")
-        for name in (*ranges, "rare_status_ms", "stream_stall_ms"):
+        for name in (*ranges, "rare_status_ms", "stream_stall_ms", "cfee_delay_ms"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name}: min {low} is above max {high}")

@@ -20,8 +20,15 @@ class Ledger:
     positions: dict[str, Position] = field(default_factory=dict)
 
     def record(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> None:
-        """Apply one fill: average in when adding, keep the average when reducing, and
-        start afresh at the fill price when the position flips through zero."""
+        """Apply one fill: the position (``adjust``) and the cash it costs or brings."""
+        self.adjust(symbol, side, qty, price)
+        self.cash -= (qty if side is Side.BUY else -qty) * price
+
+    def adjust(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> None:
+        """Move a position by ``qty`` at ``price``, no cash: average in when adding, keep the
+        average when reducing, and start afresh at the price when it flips through zero."""
+        if qty == 0:
+            return
         signed = qty if side is Side.BUY else -qty
         position = self.positions.setdefault(symbol, Position())
         old, new = position.qty, position.qty + signed
@@ -32,4 +39,3 @@ class Ledger:
         position.qty = new
         if new == 0:
             del self.positions[symbol]
-        self.cash -= signed * price

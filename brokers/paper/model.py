@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from models.enums import OrderType, Side, TimeInForce
+
+if TYPE_CHECKING:
+    from brokers.paper.crypto import Fee
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
@@ -224,6 +227,7 @@ class Fill:
     leaves_qty: Decimal
     order_status: PaperStatus
     visible_us: int
+    fee: Fee | None = None  # a crypto fill's (brokers.paper.crypto); equities have none
 
     @property
     def is_final(self) -> bool:
@@ -276,6 +280,8 @@ class Order:
     parent_id: str | None = None
     legs: list[Order] = field(default_factory=list)
     reserving: bool = True  # holds buying power while open (a held leg does not)
+    # A crypto pair's order (brokers.paper.crypto): trades around the clock, pays fees.
+    crypto: bool = False
 
     @property
     def leaves_qty(self) -> Decimal:

@@ -1,4 +1,4 @@
-"""Listing one account's orders and FILL activities the way Alpaca pages them.
+"""Listing one account's orders and FILL and CFEE activities the way Alpaca pages them.
 
 Orders are indexed by submitted_at (ties by arrival), activities by id, so a window is two
 bisections and a page is a short scan from one end; forgotten orders are skipped as met.
@@ -11,6 +11,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from brokers.paper.crypto import Fee
 from brokers.paper.engine import DEFAULT_ACCOUNT, Engine
 from brokers.paper.model import Fill, Order, PaperStatus, eastern_wall, to_us, wall_stamp
 
@@ -107,6 +108,90 @@ def list_fills(
         if len(found) >= page_size:
             break
     return found
+
+
+def list_fees(
+    engine: Engine,
+    *,
+    account: str = DEFAULT_ACCOUNT,
+    after_us: int | None = None,
+    until_us: int | None = None,
+    date: str | None = None,
+    direction: Direction = "desc",
+    page_size: int = 100,
+    page_token: str | None = None,
+) -> list[Fee]:
+    """Posted CFEE activities in id order (their date, then a random uuid), posted strictly
+    inside (after, until) and on ``date`` (their own, New York), strictly after
+    ``page_token`` (asc) or before it (desc)."""
+    engine.advance()
+    owner = engine.account(account)
+    ids = owner.fee_ids
+    lo = 0 if after_us is None else bisect_left(ids, _day_stamp(after_us))
+    hi = len(ids) if until_us is None else bisect_left(ids, _day_stamp(until_us + _DAY_US))
+    if page_token is not None and direction == "asc":
+        lo = max(lo, bisect_right(ids, page_token))
+    elif page_token is not None:
+        hi = min(hi, bisect_left(ids, page_token))
+    found: list[Fee] = []
+    for position in _indices(lo, hi, direction):
+        fee = owner.fees[position]
+        if fee.order.forgotten or (date is not None and fee.date != date):
+            continue
+        if (after_us is not None and fee.posted_us <= after_us) or (
+            until_us is not None and fee.posted_us >= until_us
+        ):
+            continue
+        found.append(fee)
+        if len(found) >= page_size:
+            break
+    return found
+
+
+def list_activities(
+    engine: Engine,
+    *,
+    types: Collection[str],
+    account: str = DEFAULT_ACCOUNT,
+    after_us: int | None = None,
+    until_us: int | None = None,
+    date: str | None = None,
+    direction: Direction = "desc",
+    page_size: int = 100,
+    page_token: str | None = None,
+) -> list[Fill | Fee]:
+    """FILL and CFEE activities together (those of ``types``), one id order and one page
+    token for both, as ``GET /v2/account/activities`` lists them."""
+    found: list[Fill | Fee] = []
+    if "FILL" in types:
+        found += list_fills(
+            engine,
+            account=account,
+            after_us=after_us,
+            until_us=until_us,
+            date=date,
+            direction=direction,
+            page_size=page_size,
+            page_token=page_token,
+        )
+    if "CFEE" in types:
+        found += list_fees(
+            engine,
+            account=account,
+            after_us=after_us,
+            until_us=until_us,
+            date=date,
+            direction=direction,
+            page_size=page_size,
+            page_token=page_token,
+        )
+    found.sort(key=lambda activity: activity.id, reverse=direction == "desc")
+    return found[:page_size]
+
+
+def _day_stamp(at_us: int) -> str:
+    """The id prefix of a CFEE posted on ``at_us``'s New York day: dates never go back."""
+    return eastern_wall(at_us).strftime("%Y%m%d") + "000000000"
 
 
 def _lowest_stamp_after(after_us: int) -> str:

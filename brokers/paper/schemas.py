@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from brokers.paper.crypto import is_pair
 from brokers.paper.model import (
     TOO_LARGE,
     OrderChanges,
@@ -119,8 +120,8 @@ class OrderBody(BaseModel):
             raise ValueError(f"qty has more than {MAX_QTY_DECIMALS} decimal places")
         _positive("limit_price", self.limit_price)
         _positive("stop_price", self.stop_price)
-        if self.kind != "simple":
-            self._check_class()
+        if self.kind != "simple" and not is_pair(self.symbol):
+            self._check_class()  # a crypto order of a class is refused whole (the engine)
         if self.type in ("limit", "stop_limit") and self._limit_price() is None:
             raise ValueError(f"limit_price is required for {self.type} orders")
         if self.type in ("stop", "stop_limit") and self.stop_price is None:
@@ -174,10 +175,11 @@ class OrderBody(BaseModel):
         stops = self.type in ("stop", "stop_limit")
         kind = self.kind
         take_profit = stop_loss = None
-        if kind != "simple" and self.take_profit is not None:
+        legs = kind != "simple" and not is_pair(self.symbol)
+        if legs and self.take_profit is not None:
             assert self.take_profit.limit_price is not None
             take_profit = TakeProfit(self.take_profit.limit_price)
-        if kind != "simple" and self.stop_loss is not None:
+        if legs and self.stop_loss is not None:
             assert self.stop_loss.stop_price is not None
             stop_loss = StopLoss(self.stop_loss.stop_price, self.stop_loss.limit_price)
         return OrderRequest(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from brokers.paper.engine import Clock, Engine, EngineConfig
 from brokers.paper.faults import (
+    CRYPTO_FIELDS,
     RARE_STATUS_FIELDS,
     Faults,
     FaultSettings,
@@ -99,7 +100,7 @@ class Sim:
             fill_delay_ms=settings.fill_delay_ms,
             ack_delay_ms=settings.ack_delay_ms,
             partial_fill_probability=settings.partial_fill_probability,
-            **settings.model_dump(include=set(RARE_STATUS_FIELDS)),
+            **settings.model_dump(include=set(RARE_STATUS_FIELDS | CRYPTO_FIELDS)),
             session_s=settings.session_s,
             overnight_s=settings.overnight_s,
         )

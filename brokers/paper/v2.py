@@ -21,6 +21,7 @@ from brokers.paper.assets import (
     find_asset,
     list_assets,
 )
+from brokers.paper.crypto import CryptoRefusal
 from brokers.paper.engine import (
     DuplicateClientOrderIdError,
     InsufficientBuyingPowerError,
@@ -29,8 +30,14 @@ from brokers.paper.engine import (
 )
 from brokers.paper.faults import Fault
 from brokers.paper.legs import OrderClassError
-from brokers.paper.model import EASTERN, Order, fmt_decimal, from_us, parse_time
-from brokers.paper.queries import list_fills, list_orders, to_us_date
+from brokers.paper.model import EASTERN, Fill, Order, fmt_decimal, from_us, parse_time
+from brokers.paper.queries import (
+    list_activities,
+    list_fees,
+    list_fills,
+    list_orders,
+    to_us_date,
+)
 from brokers.paper.replace import (
     InvalidChangeError,
     NotCancelableError,
@@ -43,6 +50,7 @@ from brokers.paper.wire import (
     account_json,
     activity_json,
     clock_json,
+    fee_activity_json,
     find_position_json,
     order_json,
     positions_json,
@@ -57,6 +65,15 @@ CREATES_ORDER = frozenset({("POST", "/v2/orders"), ("PATCH", "/v2/orders/{id}")}
 CALENDAR_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(T.+)?")
 CALENDAR_DATE_TYPES = ("TRADING", "SETTLEMENT")
 ASSET_CLASS_OF: dict[str, AssetClass] = {name: name for name in ASSET_CLASSES}
+# Alpaca's activity types (alpaca-py's ActivityType); only FILL and CFEE happen here.
+ACTIVITY_TYPES = frozenset(
+    {
+        "FILL", "ACATC", "ACATS", "CFEE", "CIL", "CSD", "CSW", "DIV", "DIVCGL", "DIVCGS",
+        "DIVNRA", "DIVROC", "DIVTXEX", "DIVWH", "EXTRD", "FEE", "FXTRD", "INT", "INTPNL",
+        "JNLC", "JNLS", "MA", "MEM", "NC", "OCT", "OPASN", "OPCSH", "OPEXC", "OPEXP",
+        "OPTRD", "PTC", "REORG", "SPIN", "SPLIT", "SWP", "VOF", "WH",
+    }
+)  # fmt: skip
 
 
 def _time_param(name: str, value: str | None) -> int | None:
@@ -95,6 +112,19 @@ def _calendar_date(name: str, value: str | None, default: date) -> date:
         return date.fromisoformat(match.group(1))
     except ValueError as exc:
         raise invalid(f"{name}: not a YYYY-MM-DD date: {value!r}") from exc
+
+
+def _refused_crypto(exc: CryptoRefusal) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message, exc.extra)
+
+
+def _activity_date(date: str | None) -> str | None:
+    if date is not None:
+        try:
+            to_us_date(date)
+        except ValueError as exc:
+            raise invalid(f"date: not a YYYY-MM-DD date: {date!r}") from exc
+    return date
 
 
 def account_of(request: Request) -> str:
@@ -188,6 +218,8 @@ def build_v2_router(sim: Sim) -> APIRouter:
             raise invalid("client_order_id must be unique") from exc
         except InsufficientBuyingPowerError as exc:
             raise NO_BUYING_POWER from exc
+        except CryptoRefusal as exc:
+            raise _refused_crypto(exc) from exc
         except OrderClassError as exc:
             base = exc.base_price
             extra = None if base is None else {"base_price": fmt_decimal(base)}
@@ -214,6 +246,8 @@ def build_v2_router(sim: Sim) -> APIRouter:
             raise invalid("client_order_id must be unique") from exc
         except InsufficientBuyingPowerError as exc:
             raise NO_BUYING_POWER from exc
+        except CryptoRefusal as exc:
+            raise _refused_crypto(exc) from exc
         return await created(request, order)
 
     @router.get("/orders")
@@ -283,22 +317,74 @@ def build_v2_router(sim: Sim) -> APIRouter:
         page_size: Annotated[int, Query(ge=1, le=100)] = 100,
         page_token: str | None = None,
     ) -> Response:
-        if date is not None:
-            try:
-                to_us_date(date)
-            except ValueError as exc:
-                raise invalid(f"date: not a YYYY-MM-DD date: {date!r}") from exc
         found = list_fills(
             engine,
             account=account_of(request),
             after_us=_time_param("after", after),
             until_us=_time_param("until", until),
-            date=date,
+            date=_activity_date(date),
             direction=direction,
             page_size=page_size,
             page_token=page_token,
         )
         return json_response([activity_json(fill) for fill in found])
+
+    @router.get("/account/activities/CFEE")
+    async def get_fee_activities(
+        request: Request,
+        date: str | None = None,
+        after: str | None = None,
+        until: str | None = None,
+        direction: Literal["asc", "desc"] = "desc",
+        page_size: Annotated[int, Query(ge=1, le=100)] = 100,
+        page_token: str | None = None,
+    ) -> Response:
+        """Crypto fees, one per fill, each listed once posted (``cfee_delay_ms`` after it)."""
+        found = list_fees(
+            engine,
+            account=account_of(request),
+            after_us=_time_param("after", after),
+            until_us=_time_param("until", until),
+            date=_activity_date(date),
+            direction=direction,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return json_response([fee_activity_json(fee) for fee in found])
+
+    @router.get("/account/activities")
+    async def get_activities(
+        request: Request,
+        activity_types: str | None = None,
+        date: str | None = None,
+        after: str | None = None,
+        until: str | None = None,
+        direction: Literal["asc", "desc"] = "desc",
+        page_size: Annotated[int, Query(ge=1, le=100)] = 100,
+        page_token: str | None = None,
+    ) -> Response:
+        """Every type (or ``activity_types``, comma separated) in one id order: FILL and CFEE
+        are the only ones that happen here, the others Alpaca knows list nothing."""
+        wanted = {t.strip() for t in (activity_types or "").split(",") if t.strip()}
+        for activity_type in sorted(wanted):
+            _one_of("activity_types", activity_type, ACTIVITY_TYPES)
+        found = list_activities(
+            engine,
+            types=wanted or ACTIVITY_TYPES,
+            account=account_of(request),
+            after_us=_time_param("after", after),
+            until_us=_time_param("until", until),
+            date=_activity_date(date),
+            direction=direction,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return json_response(
+            [
+                activity_json(item) if isinstance(item, Fill) else fee_activity_json(item)
+                for item in found
+            ]
+        )
 
     @router.get("/positions")
     async def get_positions(request: Request) -> Response:
@@ -306,8 +392,9 @@ def build_v2_router(sim: Sim) -> APIRouter:
         owner = engine.account(account_of(request))
         return json_response(positions_json(owner, engine.price_of))
 
-    @router.get("/positions/{symbol_or_asset_id}")
+    @router.get("/positions/{symbol_or_asset_id:path}")
     async def get_position(request: Request, symbol_or_asset_id: str) -> Response:
+        """By symbol or asset id; a crypto position as ``BTCUSD`` or ``BTC/USD`` (or ``%2F``)."""
         engine.advance()
         owner = engine.account(account_of(request))
         found = find_position_json(owner, engine.price_of, symbol_or_asset_id)

@@ -1,5 +1,5 @@
-"""The Alpaca JSON shapes: orders, FILL activities, trade_updates events, positions, the
-account, the clock, ground truth.
+"""The Alpaca JSON shapes: orders, FILL and CFEE activities, trade_updates events, positions,
+the account, the clock, ground truth.
 
 Money and quantities leave as decimal strings, times as RFC3339 UTC with microseconds
 (the clock, as Alpaca's, in New York time).
@@ -12,7 +12,9 @@ import uuid
 from decimal import Decimal
 from functools import lru_cache
 
+from brokers.paper import crypto
 from brokers.paper.accounts import Account, PriceOf
+from brokers.paper.crypto import Fee
 from brokers.paper.engine import Engine
 from brokers.paper.events import OrderEvent
 from brokers.paper.ledger import Position
@@ -68,7 +70,7 @@ def order_json(order: Order, *, legs: bool = True) -> Json:
         "replaces": order.replaces,
         "asset_id": _asset_id(order.symbol),
         "symbol": order.symbol,
-        "asset_class": "us_equity",
+        "asset_class": "crypto" if order.crypto else "us_equity",
         "notional": None,
         "qty": fmt_decimal(order.qty),
         "filled_qty": fmt_decimal(order.filled_qty),
@@ -107,6 +109,28 @@ def activity_json(fill: Fill) -> Json:
     }
 
 
+def fee_activity_json(fee: Fee) -> Json:
+    """A CFEE activity as Alpaca posts it: no order id; a coin fee as a negative ``qty`` of
+    the position it came out of (``BTCUSD``) at its USD ``price``, ``net_amount`` 0; a dollar
+    fee as a negative ``net_amount`` only."""
+    body: Json = {
+        "id": fee.id,
+        "activity_type": "CFEE",
+        "date": fee.date,
+        "created_at": rfc3339(fee.posted_us),
+        "net_amount": fmt_money(-fee.amount) if fee.in_usd else "0",
+        "description": crypto.USD_FEE if fee.in_usd else crypto.COIN_FEE,
+    }
+    if not fee.in_usd:
+        assert fee.price is not None
+        body["symbol"] = fee.symbol
+        body["qty"] = fmt_decimal(-fee.amount)
+        body["price"] = fmt_decimal(fee.price)
+    body["status"] = "executed"
+    body["currency"] = "USD"
+    return body
+
+
 def trade_update_json(event: OrderEvent, execution_id: str) -> Json:
     """A ``trade_updates`` message: the order as GET /v2/orders/{id} shows it now; a fill's
     own price and qty and the position after it only on partial_fill and fill."""
@@ -132,16 +156,7 @@ def truth_json(order: Order) -> Json:
         "account": order.account,
         "parent_id": order.parent_id,  # a leg's parent; its parent's leg_ids name it
         "leg_ids": [leg.id for leg in order.legs],
-        "fills": [
-            {
-                "id": fill.id,
-                "qty": fmt_decimal(fill.qty),
-                "price": fmt_money(fill.price),
-                "time": rfc3339(fill.time_us),
-                "visible_at": rfc3339(fill.visible_us),
-            }
-            for fill in order.fills
-        ],
+        "fills": [_truth_fill(fill) for fill in order.fills],
         "timeline": [
             {"status": status.value, "time": rfc3339(at)} for status, at in order.timeline
         ],
@@ -150,16 +165,45 @@ def truth_json(order: Order) -> Json:
     }
 
 
-def position_json(symbol: str, position: Position, price: Decimal) -> Json:
+def _truth_fill(fill: Fill) -> Json:
+    """A fill as the truth shows it; a crypto fill with its ``fee``: the asset it was taken
+    in, the amount (what the position or cash got less), and its CFEE activity."""
+    body: Json = {
+        "id": fill.id,
+        "qty": fmt_decimal(fill.qty),
+        "price": fmt_money(fill.price),
+        "time": rfc3339(fill.time_us),
+        "visible_at": rfc3339(fill.visible_us),
+    }
+    fee = fill.fee
+    if fill.order.crypto:
+        body["fee"] = None
+    if fee is not None:
+        body["fee"] = {
+            "asset": fee.asset,
+            "amount": fmt_decimal(fee.amount),
+            "price": None if fee.price is None else fmt_decimal(fee.price),
+            "activity_id": fee.id,
+            "posted_at": rfc3339(fee.posted_us),
+        }
+    return body
+
+
+def position_json(
+    symbol: str, position: Position, price: Decimal, available: Decimal | None = None
+) -> Json:
+    """One position; a crypto asset's (held under its USD pair, ``BTC/USD``) named as Alpaca
+    names it, ``BTCUSD``, with ``available`` what open sells do not hold."""
     market_value = position.qty * price
     cost_basis = position.qty * position.avg_price
+    is_crypto = available is not None
     return {
         "asset_id": _asset_id(symbol),
-        "symbol": symbol,
-        "exchange": "NASDAQ",
-        "asset_class": "us_equity",
+        "symbol": crypto.position_symbol(symbol) if is_crypto else symbol,
+        "exchange": "CRYPTO" if is_crypto else "NASDAQ",
+        "asset_class": "crypto" if is_crypto else "us_equity",
         "qty": fmt_decimal(abs(position.qty)),
-        "qty_available": fmt_decimal(abs(position.qty)),
+        "qty_available": fmt_decimal(abs(position.qty if available is None else available)),
         "side": "long" if position.qty > 0 else "short",
         "avg_entry_price": fmt_money(position.avg_price.quantize(Decimal("1e-9"))),
         "market_value": fmt_money(market_value.quantize(CENT)),
@@ -169,18 +213,28 @@ def position_json(symbol: str, position: Position, price: Decimal) -> Json:
     }
 
 
+def _position(account: Account, symbol: str, position: Position, price_of: PriceOf) -> Json:
+    available = None
+    if crypto.is_pair(symbol):
+        base = crypto.split(symbol)[0]
+        available = position.qty - crypto.held(base, account.open.values(), price_of)
+    return position_json(symbol, position, price_of(symbol), available)
+
+
 def positions_json(account: Account, price_of: PriceOf) -> list[Json]:
     return [
-        position_json(symbol, position, price_of(symbol))
+        _position(account, symbol, position, price_of)
         for symbol, position in sorted(account.ledger.positions.items())
     ]
 
 
 def find_position_json(account: Account, price_of: PriceOf, symbol_or_asset_id: str) -> Json | None:
-    """``GET /v2/positions/{symbol_or_asset_id}``: Alpaca accepts either key."""
+    """``GET /v2/positions/{symbol_or_asset_id}``: Alpaca accepts either key; a crypto
+    position's symbol as ``BTCUSD`` or ``BTC/USD``."""
+    wanted = crypto.pair_of(symbol_or_asset_id) or symbol_or_asset_id
     for symbol, position in account.ledger.positions.items():
-        if symbol_or_asset_id in (symbol, _asset_id(symbol)):
-            return position_json(symbol, position, price_of(symbol))
+        if wanted in (symbol, _asset_id(symbol)):
+            return _position(account, symbol, position, price_of)
     return None
 
 

@@ -24,7 +24,7 @@ from alpaca.trading.enums import (
     TimeInForce,
     TradeEvent,
 )
-from alpaca.trading.models import Asset, Calendar, Order, TradeUpdate
+from alpaca.trading.models import Asset, Calendar, Order, Position, TradeUpdate
 from alpaca.trading.requests import (
     GetAssetsRequest,
     GetCalendarRequest,
@@ -351,3 +351,44 @@ def test_sdk_reads_assets_and_the_market_calendar(client: TradingClient) -> None
     assert [day.date for day in days] == [
         date(2026, 11, 25), date(2026, 11, 27), date(2026, 11, 30), date(2026, 12, 1)
     ]  # fmt: skip
+
+
+def test_sdk_trades_crypto_and_reads_the_position_net_of_the_fee(
+    client: TradingClient, paper_exchange: PaperExchange
+) -> None:
+    paper_exchange.set_faults(partial_fill_probability=0.0)
+    paper_exchange.freeze_market()
+    paper_exchange.set_price("BTC/USD", "60000.00")  # 0.01 BTC is over Alpaca's $10 floor
+    order = client.submit_order(
+        MarketOrderRequest(
+            symbol="BTC/USD", qty=0.01, side=OrderSide.BUY, time_in_force=TimeInForce.GTC
+        )
+    )
+    assert isinstance(order, Order)
+    assert (order.symbol, order.asset_class) == ("BTC/USD", AssetClass.CRYPTO)
+    paper_exchange.wait_for(lambda: client.get_order_by_id(order.id).status == OrderStatus.FILLED)
+
+    position = client.get_open_position("BTCUSD")
+    positions = client.get_all_positions()
+    fee = paper_exchange.truth_order(str(order.id))["fills"][0]["fee"]
+
+    assert isinstance(position, Position)
+    assert (position.symbol, position.asset_class, position.exchange) == (
+        "BTCUSD",
+        AssetClass.CRYPTO,
+        AssetExchange.CRYPTO,
+    )
+    assert position.asset_id == uuid.UUID(asset_id("BTC/USD"))
+    assert (fee["asset"], Decimal(fee["amount"])) == ("BTC", Decimal("0.000025"))  # 0.25%
+    assert Decimal(position.qty) == Decimal("0.01") - Decimal("0.000025")
+    assert positions == [position]
+    assert client.get_open_position("BTC/USD") == position
+    with pytest.raises(APIError) as day:
+        client.submit_order(
+            MarketOrderRequest(
+                symbol="BTC/USD", qty=0.01, side=OrderSide.BUY, time_in_force=TimeInForce.DAY
+            )
+        )
+    assert day.value.status_code == 422
+    assert day.value.code == 42210000
+    assert "invalid crypto time_in_force" in str(day.value)
