@@ -10,6 +10,7 @@ trade's exit, so its fill closes the trade.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,10 +19,12 @@ from sqlalchemy.orm import Session
 from brokers.base import OrderReport
 from models.base import new_id
 from models.enums import Intent, OrderStatus, ReportSource
-from models.orders import Order
+from models.ledger import annotate_intent
+from models.orders import Order, OrderEvent
 from models.repository import apply_to_order
 from worker.context import WorkerContext
 from worker.fills import adopt_parked
+from worker.locks import write_order
 from worker.replacements import inherited_trade_id, note_registered
 from worker.reports import log_anomalies
 
@@ -33,32 +36,86 @@ def leg_intent(parent: Order) -> Intent | None:
     return Intent.EXIT if parent.intent is Intent.ENTRY else parent.intent
 
 
-def unregistered(session: Session, account_id: str, report: OrderReport) -> list[OrderReport]:
-    """The report's legs that have no row yet."""
+def unregistered(session: Session, account_id: str, report: OrderReport
+                 ) -> tuple[list[OrderReport], list[str]]:  # fmt: skip
+    """The report's legs that have no row yet, and the ids of rows that are its legs but
+    do not know it (adopted as strangers by a sweep that saw them first)."""
     if not report.legs:
-        return []
+        return [], []
     ids = [leg.broker_order_id for leg in report.legs]
-    known = set(session.scalars(select(Order.broker_order_id).where(
+    rows = session.execute(select(Order.broker_order_id, Order.id).where(
         Order.account_id == account_id, Order.broker_order_id.in_(ids),
+        Order.parent_id.is_(None),
+    )).all()  # fmt: skip
+    known = {broker_id: row_id for broker_id, row_id in rows}
+    linked = set(session.scalars(select(Order.broker_order_id).where(
+        Order.account_id == account_id, Order.broker_order_id.in_(ids),
+        Order.parent_id.is_not(None),
     )))  # fmt: skip
-    return [leg for leg in report.legs if leg.broker_order_id not in known]
+    missing = [
+        leg
+        for leg in report.legs
+        if leg.broker_order_id not in known and leg.broker_order_id not in linked
+    ]
+    return missing, [row_id for broker_id, row_id in known.items() if broker_id]  # fmt: skip
 
 
 def register_legs(
     ctx: WorkerContext, parent_id: str, report: OrderReport, source: ReportSource
 ) -> list[str]:
-    """Rows for the legs in the parent's ``report`` that have none yet: their ids (to be
-    watched). A leg registered meanwhile by another path is left to it."""
+    """Rows for the legs in the parent's ``report`` that have none yet, and the parent's
+    context for rows that are its legs without knowing it: their ids (to be watched). A leg
+    registered meanwhile by another path is left to it."""
     if not report.legs:
         return []
     with ctx.sessions() as session:
         parent = session.get(Order, parent_id)
         if parent is None:
             return []
-        missing = unregistered(session, parent.account_id, report)
+        missing, strangers = unregistered(session, parent.account_id, report)
     registered = [leg_id for leg in missing
                   if (leg_id := _register(ctx, parent_id, leg, source)) is not None]  # fmt: skip
+    for row_id in strangers:
+        if _claim(ctx, parent_id, row_id, source):
+            registered.append(row_id)
     return registered
+
+
+def pass_on(session: Session, parent: Order, now: datetime) -> None:
+    """The parent's intent, decision and trade, told only now (``track_order``), reach its
+    legs: their recorded fills are replayed into the trade, as the parent's are."""
+    legs = session.scalars(select(Order).where(Order.parent_id == parent.id)
+                           .order_by(Order.id).with_for_update())  # fmt: skip
+    for leg in legs:
+        annotate_intent(session, leg, intent=leg_intent(parent), decision_id=parent.decision_id,
+                        trade_id=inherited_trade_id(parent), now=now)  # fmt: skip
+
+
+def _claim(ctx: WorkerContext, parent_id: str, row_id: str, source: ReportSource) -> bool:
+    """A leg recorded without its parent (adopted as a stranger) takes the parent's link
+    and context; its fills go to the parent's trade from now on (replayed, once)."""
+
+    def claim(session: Session, row: Order) -> bool:
+        parent = session.get(Order, parent_id)
+        if parent is None or row.parent_id is not None:
+            return False
+        now = ctx.now()
+        row.parent_id = parent.id
+        annotate_intent(session, row, intent=leg_intent(parent), decision_id=parent.decision_id,
+                        trade_id=inherited_trade_id(parent), now=now)  # fmt: skip
+        session.add(OrderEvent(
+            order_id=row.id, kind="leg_of", from_status=row.status, to_status=row.status,
+            filled_quantity=row.filled_quantity, source=source, at=now,
+            detail=f"a leg of order {parent.id} (broker order {parent.broker_order_id}), "
+                   "recorded before its parent named it",
+        ))  # fmt: skip
+        return True
+
+    claimed = write_order(ctx.sessions, row_id, claim, what="linking a leg", for_update=True)
+    if claimed:
+        logger.warning("order %s is a leg of order %s: linked, and its fills given to the "
+                       "parent's trade", row_id, parent_id)  # fmt: skip
+    return bool(claimed)
 
 
 def _register(ctx: WorkerContext, parent_id: str, leg: OrderReport, source: ReportSource

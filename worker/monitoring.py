@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brokers.errors import BrokerError, OrderNotFound
-from models.enums import OPEN_STATUSES, OrderStatus, OrderType, ReportSource
+from models.enums import OPEN_STATUSES, OrderClass, OrderStatus, OrderType, ReportSource
 from models.orders import Fill, Order
 from worker import chains, placement, replacements
 from worker.budget import send_by
@@ -79,7 +79,8 @@ class Snapshot:
     awaiting: bool = False  # a write-ahead row: the placement is not settled
     immediate: bool = False  # a market, IOC or FOK order: it settles within moments
     news_at: datetime | None = None  # the broker's last report of it was applied then
-    unfollowed: bool = False  # replaced by an order not linked yet: keep looking
+    # Replaced by an order not linked yet, or with legs not recorded yet: keep looking.
+    unfollowed: bool = False
 
 
 def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
@@ -90,6 +91,14 @@ def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
         immediate = (order.order_type is OrderType.MARKET
                      or order.time_in_force in placement.IMMEDIATE_TIFS)  # fmt: skip
         unfollowed = order.status is OrderStatus.REPLACED and order.replaced_by_id is None
+        # An order with exit legs none of which is recorded (its placement's answer lost):
+        # looked up, not settled from fills alone, until its report names them.
+        unfollowed = unfollowed or (
+            order.order_class is not OrderClass.SIMPLE and order.parent_id is None
+            and order.broker_order_id is not None
+            and session.scalar(select(Order.id).where(Order.parent_id == order.id).limit(1))
+            is None
+        )  # fmt: skip
         return Snapshot(order.account_id, order.broker_order_id, order.client_order_id,
                         order.status.is_terminal and not order.fill_gap and not unfollowed,
                         order.status.is_terminal, placement.awaiting_broker(order),
@@ -101,7 +110,13 @@ def run_step(ctx: WorkerContext, order_id: str, token: str, check: int) -> Next:
     """One step of a chain; the order's open exit legs are watched beside it (the broker
     made them: nothing else starts their monitors)."""
     outcome = _step(ctx, order_id, token, check)
-    legs = open_legs(ctx, order_id)
+    if outcome.delay_s is not None:
+        return outcome  # held until the parent ends: the legs' watch starts when its does
+    try:
+        legs = open_legs(ctx, order_id)
+    except Exception:  # the chain ended already; the sweeps still see the legs
+        logger.exception("monitor: order %s: its legs could not be read", order_id)
+        return outcome
     return dataclasses.replace(outcome, watch=(*outcome.watch, *legs)) if legs else outcome
 
 

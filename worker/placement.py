@@ -391,10 +391,13 @@ EXISTS_TTL_S = 7 * 86400
 
 def _placed(ctx: WorkerContext, order_id: str, row: _Row, outcome: Reported) -> None:
     apply_in_new_session(ctx, order_id, outcome.report, ReportSource.PLACEMENT, submitted=True)
-    register_legs(ctx, order_id, outcome.report, ReportSource.PLACEMENT)
     record.placement_acknowledged(row.account.broker.value, row.account.name, row.created_at,
                                   ctx.now(), row.deadline)  # fmt: skip
     adopt_parked(ctx, row.account.id, outcome.report.broker_order_id)
+    try:  # the placement stands whatever happens here: the monitor registers them too
+        register_legs(ctx, order_id, outcome.report, ReportSource.PLACEMENT)
+    except Exception:
+        logger.exception("order %s: its legs could not be recorded yet", order_id)
 
 
 def _look(ctx: WorkerContext, order_id: str, row: _Row, lock_bound: datetime, *,

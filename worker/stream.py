@@ -32,6 +32,7 @@ from ordersync.metrics import record
 from worker import replacements
 from worker.context import AccountInfo, WorkerContext
 from worker.fills import park, sync_now
+from worker.legs import register_legs
 from worker.locks import HeldLock
 from worker.reconcile import catch_up, kept_alive
 from worker.stream_apply import apply_event
@@ -182,6 +183,8 @@ class AccountStream:
         if applied.replaced_by is not None:
             replacements.follow(self.ctx, applied.order_id, applied.replaced_by,
                                 ReportSource.STREAM)  # fmt: skip
+        if item.report.legs:  # an order with legs whose placement answer may be lost
+            register_legs(self.ctx, applied.order_id, item.report, ReportSource.STREAM)
 
 
 def streamed_accounts(ctx: WorkerContext) -> list[AccountInfo]:

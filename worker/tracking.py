@@ -20,6 +20,7 @@ from models.outbox import EventKind, add_order_event
 from worker.args import InvalidTaskArguments, TrackOrderArgs
 from worker.context import WorkerContext
 from worker.fills import adopt_parked
+from worker.legs import pass_on, register_legs
 from worker.locks import write_order
 from worker.reports import apply_in_new_session
 
@@ -78,6 +79,7 @@ def track_order(
             intent=args.intent, decision_id=args.decision_id, trade_id=args.trade_id,
             status=OrderStatus.PENDING_NEW, created_at=report.created_at, updated_at=now,
             submitted_at=report.submitted_at or report.created_at,
+            order_class=report.order_class,
         )  # fmt: skip
         session.add(order)
         add_order_event(session, order, EventKind.ORDER_PLACED, now=now)
@@ -92,6 +94,7 @@ def track_order(
         order_id = order.id
     apply_in_new_session(ctx, order_id, report, ReportSource.MONITOR, checked=True)
     adopt_parked(ctx, account_id, report.broker_order_id)
+    register_legs(ctx, order_id, report, ReportSource.MONITOR)
     return TrackResult(order_id)
 
 
@@ -111,3 +114,4 @@ def _annotate(session: Session, order: Order, args: TrackOrderArgs, now: datetim
     order.requested_price = order.requested_price or args.requested_price
     annotate_intent(session, order, intent=args.intent, decision_id=args.decision_id,
                     trade_id=args.trade_id, now=now)  # fmt: skip
+    pass_on(session, order, now)  # its exit legs, if it has any, close what it opens

@@ -24,10 +24,11 @@ from models.enums import (
 from models.ledger import default_trade_id
 from models.orders import Order, OrderEvent
 from tests.worker.conftest import UnitWorker
-from worker.args import PlaceOrderArgs
+from worker.args import PlaceOrderArgs, TrackOrderArgs
 from worker.legs import register_legs
 from worker.monitoring import open_legs
 from worker.placement import place_order
+from worker.tracking import track_order
 
 
 def _report(broker_id: str, client_id: str, *, side: Side = Side.BUY,
@@ -159,3 +160,40 @@ def test_a_simple_order_has_no_legs(unit: UnitWorker) -> None:
     parent_id = bracket(unit, order_class="simple", take_profit=None, stop_loss=None)
     assert legs_of(unit, parent_id) == []
     assert open_legs(unit.ctx, parent_id) == ()
+
+
+def test_a_leg_adopted_as_a_stranger_first_is_claimed_by_its_parent(unit: UnitWorker) -> None:
+    """A sweep saw the take-profit before the parent's answer named it: the row takes the
+    parent's link and trade instead of staying a stranger."""
+    unit.adapter = BracketBroker()
+    stranger = unit.add_order("venue-tp", broker_order_id="b-tp", status=OrderStatus.NEW)
+    assert unit.order(stranger).intent is None
+
+    parent_id = bracket(unit)
+
+    stop, take = legs_of(unit, parent_id)
+    assert take.id == stranger
+    parent = unit.order(parent_id)
+    for leg in (take, stop):
+        assert (leg.parent_id, leg.intent, leg.trade_id) == (
+            parent_id, Intent.EXIT, default_trade_id(parent))  # fmt: skip
+    with unit.ctx.sessions() as session:
+        kinds = session.scalars(select(OrderEvent.kind).where(OrderEvent.order_id == stranger))
+        assert "leg_of" in list(kinds)
+
+
+def test_an_intent_told_later_reaches_the_legs(unit: UnitWorker) -> None:
+    """A bracket placed without an intent, then tracked as an ENTRY: its legs become the
+    exits of its trade (not left without one, where a fill would close nothing)."""
+    unit.adapter = BracketBroker()
+    parent_id = bracket(unit, intent=None, decision_id=None)
+    assert {leg.intent for leg in legs_of(unit, parent_id)} == {None}
+
+    track_order(unit.ctx, TrackOrderArgs(account="a", client_order_id="entry-1",
+                                         intent=Intent.ENTRY, decision_id="d-late"))  # fmt: skip
+
+    parent = unit.order(parent_id)
+    assert (parent.intent, parent.decision_id) == (Intent.ENTRY, "d-late")
+    for leg in legs_of(unit, parent_id):
+        assert (leg.intent, leg.decision_id, leg.trade_id) == (
+            Intent.EXIT, "d-late", default_trade_id(parent))  # fmt: skip
