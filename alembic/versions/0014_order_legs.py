@@ -41,4 +41,6 @@ def downgrade() -> None:
         for name in ('stop_loss_limit_price', 'stop_loss_stop_price', 'take_profit_limit_price'):
             batch_op.drop_column(name)
         batch_op.drop_column('parent_id')
+        # SQLite's batch copy would keep the enum's CHECK naming the dropped column.
+        batch_op.drop_constraint(op.f('ck_orders_order_class'), type_='check')
         batch_op.drop_column('order_class')
