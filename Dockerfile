@@ -6,6 +6,7 @@ WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 COPY pyproject.toml constraints.txt README.md ./
 COPY ordersync ordersync
+COPY core core
 COPY worker worker
 COPY models models
 COPY brokers brokers

@@ -17,7 +17,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from models.enums import (
+from core.enums import (
     Intent,
     OrderClass,
     OrderOrigin,
@@ -76,7 +76,11 @@ class OrderOut(Out):
     order_type: OrderType
     time_in_force: TimeInForce
     order_class: OrderClass = Field(description="simple, or bracket, oco or oto with exit legs.")
-    quantity: Money
+    quantity: Money | None = Field(description="Null for a notional order: the broker sizes it "
+                                   "(what it filled is `filled_quantity`).")  # fmt: skip
+    notional: Money | None = Field(
+        default=None, description="The amount of money a notional order is for; null otherwise."
+    )
     limit_price: Money | None
     stop_price: Money | None
     requested_price: Money | None
@@ -220,6 +224,24 @@ class PositionOut(Out):
     realized_pnl: Money
     fees: Money
     updated_at: datetime
+
+
+class FeeOut(Out):
+    """A fee the broker posted apart from the fills (a crypto fee)."""
+
+    account: str
+    broker_fee_id: str
+    symbol: str | None = Field(description="The position it came out of; null: taken in cash.")
+    quantity: Money | None = Field(description="How much of the symbol's asset it took.")
+    price: Money | None
+    amount: Money = Field(description="Its worth in the account's currency.")
+    currency: str
+    description: str
+    trades: list[list[str]] = Field(
+        description="[trade id, quantity] for each open trade it came out of, oldest first."
+    )
+    posted_at: datetime
+    recorded_at: datetime
 
 
 class EventOut(BaseModel):

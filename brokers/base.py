@@ -1,147 +1,48 @@
-"""The one interface every broker adapter implements, and the normalized reports it returns.
+"""The one interface every broker adapter implements.
 
-Nothing above an adapter sees broker JSON: only these frozen dataclasses, with ``Decimal``
-money and timezone-aware UTC times. An adapter takes its ``httpx.Client`` in the
-constructor so tests can hand it a ``MockTransport`` or point it at the paper exchange.
+An adapter returns the normalized reports of ``core.reports``, never broker JSON, and takes
+its ``httpx.Client`` in the constructor so tests can hand it a ``MockTransport`` or point it
+at the paper exchange.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import ClassVar, Generic, Literal, TypeVar
+from types import TracebackType
+from typing import ClassVar, Literal, Self
 
-from models.enums import OrderClass, OrderStatus, OrderType, Side, TimeInForce
+from core.reports import (
+    FeeReport,
+    FillReport,
+    OrderReport,
+    Page,
+    PlaceOrderRequest,
+    PositionReport,
+    ReplaceOrderRequest,
+    StreamEvent,
+)
 
 ListStatus = Literal["open", "closed", "all"]
 # Told of every HTTP attempt: (endpoint label such as "GET /v2/orders/{id}", the status code
 # or None when no answer came, seconds). Adapters stay free of metrics libraries.
 RequestObserver = Callable[[str, int | None, float], None]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class PlaceOrderRequest:
-    """What ordersync asks a broker to do; validated before it gets here."""
+class RateLimitInfo:
+    """A response's rate-limit figures as the broker states them, so a shared budget can learn.
 
-    client_order_id: str
-    symbol: str
-    side: Side
-    quantity: Decimal
-    order_type: OrderType = OrderType.MARKET
-    time_in_force: TimeInForce = TimeInForce.DAY
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    # Exit legs the broker creates with the order (see OrderClass); validated upstream.
-    order_class: OrderClass = OrderClass.SIMPLE
-    take_profit_limit_price: Decimal | None = None
-    stop_loss_stop_price: Decimal | None = None
-    stop_loss_limit_price: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReplaceOrderRequest:
-    """The whole replacing order's terms (what changes and what stays): the broker makes a
-    new order, with ``client_order_id``, in place of the working one."""
-
-    client_order_id: str
-    quantity: Decimal
-    time_in_force: TimeInForce
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FillReport:
-    """One execution. ``broker_fill_id`` is unique per order at the broker."""
-
-    broker_fill_id: str
-    broker_order_id: str
-    symbol: str
-    side: Side
-    quantity: Decimal
-    price: Decimal
-    filled_at: datetime
-    fee: Decimal = Decimal(0)
-    client_order_id: str | None = None
-    # The order's filled quantity with this execution: what a broker's listing and its
-    # stream both carry, so one execution seen by both is recorded once.
-    cum_quantity: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderReport:
-    """The broker's view of one order at ``updated_at``.
-
-    ``filled_quantity`` and ``average_fill_price`` are the broker's cumulative figures;
-    ``fills`` carries individual executions only where the broker gives them inline.
+    On a 429 without a reset time, ``reset_at`` comes from ``Retry-After``.
     """
 
-    broker_order_id: str
-    client_order_id: str | None
-    symbol: str
-    side: Side
-    order_type: OrderType
-    time_in_force: TimeInForce
-    quantity: Decimal
-    status: OrderStatus
-    raw_status: str
-    filled_quantity: Decimal
-    average_fill_price: Decimal | None
-    created_at: datetime
-    updated_at: datetime | None
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    submitted_at: datetime | None = None
-    filled_at: datetime | None = None
-    canceled_at: datetime | None = None
-    fees: Decimal | None = None
-    replaced_by: str | None = None  # broker order id of the order that took its place
-    replaces: str | None = None  # broker order id of the order this one took the place of
-    reject_reason: str | None = None
-    fills: tuple[FillReport, ...] = ()
-    order_class: OrderClass = OrderClass.SIMPLE
-    legs: tuple[OrderReport, ...] = ()  # orders the broker made with this one (exit legs)
-    raw: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEvent:
-    """One order update from a broker's stream: the order as it stands after it, and the
-    execution when the update is one. ``kind`` is the broker's own event name."""
-
-    kind: str
-    report: OrderReport
-    at: datetime
-    event_id: str | None = None
-    fill: FillReport | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PositionReport:
-    symbol: str
-    quantity: Decimal  # signed: negative is short
-    average_entry_price: Decimal | None
-
-
-@dataclass(frozen=True, slots=True)
-class MalformedItem:
-    """An item of a list answer that could not be read; kept so it is never silently lost."""
-
-    reason: str
-    raw: object
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """One page of a list answer. ``next_token`` is opaque; ``None`` means the last page."""
-
-    items: tuple[T, ...]
-    next_token: str | None = None
-    malformed: tuple[MalformedItem, ...] = ()
+    limit: int | None
+    remaining: int | None
+    reset_at: datetime | None
+    status_code: int
+    window_s: float = 60.0  # what ``limit`` and ``remaining`` count over (Coinbase: a second)
 
 
 class BrokerAdapter(abc.ABC):
@@ -152,6 +53,18 @@ class BrokerAdapter(abc.ABC):
     # False for a broker with no executions endpoint: fills are then derived from its
     # cumulative order figures (models.reconciliation.derived_fill).
     lists_fills: ClassVar[bool] = True
+    # True for a broker that posts some fees later and apart from the fills (``list_fees``).
+    lists_fees: ClassVar[bool] = False
+    # True for a broker that lists orders and fills one symbol at a time (Binance): its
+    # ``list_orders`` and ``list_fills`` cover only the ``symbols`` they are given.
+    lists_by_symbol: ClassVar[bool] = False
+    # The broker refuses a client order id used before, whatever became of its order (or
+    # answers with that order): sending a placement again can never make a second order.
+    # Binance takes an id again once its order has closed: a resend is looked up first.
+    refuses_reused_client_ids: ClassVar[bool] = True
+    # True for a broker whose positions are its asset balances ("BTC"), cash included: a
+    # balance of an asset none of our symbols trades is not ours to compare.
+    positions_by_asset: ClassVar[bool] = False
 
     @abc.abstractmethod
     def place(self, request: PlaceOrderRequest) -> OrderReport:
@@ -162,7 +75,11 @@ class BrokerAdapter(abc.ABC):
     def get_order(self, broker_order_id: str) -> OrderReport: ...
 
     @abc.abstractmethod
-    def get_order_by_client_id(self, client_order_id: str) -> OrderReport: ...
+    def get_order_by_client_id(
+        self, client_order_id: str, *, symbol: str | None = None
+    ) -> OrderReport:
+        """The order submitted with this client id; how a lost placement answer is resolved.
+        ``symbol`` is the order's, for brokers that look orders up within a symbol."""
 
     @abc.abstractmethod
     def list_orders(
@@ -173,8 +90,10 @@ class BrokerAdapter(abc.ABC):
         until: datetime | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
+        symbols: Sequence[str] = (),
     ) -> Page[OrderReport]:
-        """Orders submitted in (after, until), oldest first, one page per call."""
+        """Orders submitted in (after, until), oldest first, one page per call; of
+        ``symbols`` only where the broker ``lists_by_symbol``."""
 
     @abc.abstractmethod
     def replace(self, broker_order_id: str, request: ReplaceOrderRequest) -> OrderReport:
@@ -195,8 +114,10 @@ class BrokerAdapter(abc.ABC):
         until: datetime | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
+        symbols: Sequence[str] = (),
     ) -> Page[FillReport]:
-        """Account executions in (after, until), oldest first, one page per call."""
+        """Account executions in (after, until), oldest first, one page per call; of
+        ``symbols`` only where the broker ``lists_by_symbol``."""
 
     @abc.abstractmethod
     def fill_cursor(self, fill: FillReport) -> str:
@@ -205,5 +126,59 @@ class BrokerAdapter(abc.ABC):
     @abc.abstractmethod
     def list_positions(self) -> list[PositionReport]: ...
 
+    def holding_of(self, symbol: str) -> str:
+        """The name under which ``list_positions`` reports what ``symbol`` trades: the symbol
+        itself, or its base asset where positions are asset balances (BTCUSDT -> BTC)."""
+        return symbol
+
+    def quoted_in(self, symbol: str) -> str | None:
+        """The holding ``symbol`` pays with, where positions are asset balances (BTCUSDT ->
+        USDT): trading it moves that balance too. None where positions are per symbol."""
+        return None
+
+    def list_fees(
+        self,
+        *,
+        after: datetime | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[FeeReport]:
+        """Fees posted apart from the fills in (after, now], oldest first, one page per call;
+        none where a broker charges its fees on the fills (``lists_fees`` False)."""
+        return Page(items=())
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the adapter's resources (an owned client)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A stream frame or event that could not be read: kept so it is never silently lost."""
+
+    reason: str
+    excerpt: str
+
+
+class OrderStream(abc.ABC):
+    """One authenticated connection to a broker's order-update stream; ``events`` yields
+    what arrives, and None after ``idle_s`` of silence so the caller can look around."""
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect, authenticate and subscribe; AuthenticationFailed, BrokerUnavailable."""
+
+    @abc.abstractmethod
+    def events(self, idle_s: float) -> Iterator[StreamEvent | Unreadable | None]:
+        """What arrives, in order; None after ``idle_s`` without a frame. Ends with
+        BrokerUnavailable when the connection is lost."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:  # fmt: skip
+        self.close()

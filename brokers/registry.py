@@ -6,11 +6,27 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol, TypedDict
 
-from brokers import alpaca_rules
-from brokers.alpaca import AlpacaBroker, RateLimitInfo
-from brokers.base import BrokerAdapter, RequestObserver
-from models.enums import BrokerKind, OrderClass, OrderType, TimeInForce
+from brokers.alpaca import rules as alpaca_rules
+from brokers.alpaca.adapter import AlpacaBroker
+from brokers.alpaca.stream import AlpacaStream
+from brokers.alpaca.stream import stream_url as alpaca_stream_url
+from brokers.base import BrokerAdapter, OrderStream, RateLimitInfo, RequestObserver
+from brokers.binance import rules as binance_rules
+from brokers.binance.adapter import BinanceBroker
+from brokers.binance.stream import BinanceStream, ExchangeInfoAssets
+from brokers.binance.stream import stream_url as binance_stream_url
+from brokers.coinbase import rules as coinbase_rules
+from brokers.coinbase.adapter import CoinbaseBroker
+from brokers.coinbase.stream import CoinbaseStream
+from brokers.coinbase.stream import stream_url as coinbase_stream_url
+from brokers.oanda import rules as oanda_rules
+from brokers.oanda.adapter import OandaBroker
+from brokers.tradier import rules as tradier_rules
+from brokers.tradier.adapter import TradierBroker
+from core.enums import BrokerKind, OrderClass, OrderType, TimeInForce
 
 
 class CredentialsMissing(RuntimeError):
@@ -36,7 +52,7 @@ class RateLimitHooks:
     """What a shared budget hangs on an adapter (adapters stay free of Redis): ``gate`` runs
     before every HTTP attempt, ``observer`` sees every answer's rate-limit headers."""
 
-    gate: Callable[[], None] | None = None
+    gate: Callable[[int], None] | None = None  # told each request's weight
     observer: Callable[[RateLimitInfo], None] | None = None
     on_request: RequestObserver | None = None  # every HTTP attempt, for metrics
 
@@ -44,18 +60,56 @@ class RateLimitHooks:
 NO_HOOKS = RateLimitHooks()
 
 
+class _Options(TypedDict):
+    """What every adapter's ``from_url`` takes besides its URL and credentials."""
+
+    timeout_s: float
+    max_attempts: int
+    max_retry_wait_s: float
+    gate: Callable[[int], None] | None
+    observer: Callable[[RateLimitInfo], None] | None
+    on_request: RequestObserver | None
+
+
 def make_adapter(
     *, account: str, broker: BrokerKind, base_url: str, credentials_env: str, timeout_s: float,
     max_attempts: int, max_retry_wait_s: float, hooks: RateLimitHooks = NO_HOOKS,
 ) -> BrokerAdapter:  # fmt: skip
     key_id, secret_key = credentials(account, credentials_env)
+    options = _Options(timeout_s=timeout_s, max_attempts=max_attempts,
+                       max_retry_wait_s=max_retry_wait_s, gate=hooks.gate,
+                       observer=hooks.observer, on_request=hooks.on_request)  # fmt: skip
     if broker is BrokerKind.ALPACA:
-        return AlpacaBroker.from_url(
-            base_url, key_id=key_id, secret_key=secret_key, timeout_s=timeout_s,
-            max_attempts=max_attempts, max_retry_wait_s=max_retry_wait_s, gate=hooks.gate,
-            observer=hooks.observer, on_request=hooks.on_request,
-        )  # fmt: skip
+        return AlpacaBroker.from_url(base_url, key_id=key_id, secret_key=secret_key, **options)
+    if broker is BrokerKind.BINANCE:
+        return BinanceBroker.from_url(base_url, api_key=key_id, secret_key=secret_key, **options)
+    if broker is BrokerKind.COINBASE:
+        # The key's name and its EC private key (PEM), in the _KEY_ID and _SECRET_KEY slots.
+        return CoinbaseBroker.from_url(base_url, key_name=key_id, private_key_pem=secret_key,
+                                       **options)  # fmt: skip
+    if broker is BrokerKind.OANDA:
+        # The v20 account id (101-004-1234567-001) and its API token.
+        return OandaBroker.from_url(base_url, account_id=key_id, token=secret_key, **options)
+    if broker is BrokerKind.TRADIER:
+        # The account number (VA000000) and the access token: the _KEY_ID and _SECRET_KEY slots.
+        return TradierBroker.from_url(base_url, account_number=key_id, access_token=secret_key,
+                                      **options)  # fmt: skip
     raise ValueError(f"no adapter for broker kind {broker!r}")
+
+
+def connect_stream(
+    *, account: str, broker: BrokerKind, base_url: str, credentials_env: str
+) -> OrderStream:
+    """An unopened connection to the account's order-update stream."""
+    key_id, secret_key = credentials(account, credentials_env)
+    if broker is BrokerKind.ALPACA:
+        return AlpacaStream(alpaca_stream_url(base_url), key_id, secret_key)
+    if broker is BrokerKind.COINBASE:
+        return CoinbaseStream(coinbase_stream_url(base_url), key_id, secret_key)
+    if broker is BrokerKind.BINANCE:
+        return BinanceStream(binance_stream_url(base_url), key_id, secret_key,
+                             symbol_assets=ExchangeInfoAssets(base_url))  # fmt: skip
+    raise ValueError(f"no stream for broker kind {broker!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +164,27 @@ class AdapterCache:
 # Each broker's own rules on terms, where it has any (pure functions of the terms).
 _DEFAULT_TIME_IN_FORCE: dict[BrokerKind, Callable[[str], TimeInForce]] = {
     BrokerKind.ALPACA: alpaca_rules.default_time_in_force,
+    BrokerKind.BINANCE: binance_rules.default_time_in_force,
+    BrokerKind.COINBASE: coinbase_rules.default_time_in_force,
+    BrokerKind.OANDA: oanda_rules.default_time_in_force,
+    BrokerKind.TRADIER: tradier_rules.default_time_in_force,
 }
-_TERMS_PROBLEM: dict[
-    BrokerKind, Callable[[str, OrderType, TimeInForce, OrderClass], str | None]
-] = {BrokerKind.ALPACA: alpaca_rules.terms_problem}
+
+
+class TermsRule(Protocol):
+    def __call__(
+        self, symbol: str, order_type: OrderType, time_in_force: TimeInForce,
+        order_class: OrderClass, *, quantity: Decimal | None, notional: Decimal | None,
+    ) -> str | None: ...  # fmt: skip
+
+
+_TERMS_PROBLEM: dict[BrokerKind, TermsRule] = {
+    BrokerKind.ALPACA: alpaca_rules.terms_problem,
+    BrokerKind.BINANCE: binance_rules.terms_problem,
+    BrokerKind.COINBASE: coinbase_rules.terms_problem,
+    BrokerKind.OANDA: oanda_rules.terms_problem,
+    BrokerKind.TRADIER: tradier_rules.terms_problem,
+}
 
 
 def default_time_in_force(broker: BrokerKind, symbol: str) -> TimeInForce:
@@ -124,8 +195,32 @@ def default_time_in_force(broker: BrokerKind, symbol: str) -> TimeInForce:
 
 def terms_problem(
     broker: BrokerKind, symbol: str, order_type: OrderType, time_in_force: TimeInForce,
-    order_class: OrderClass,
+    order_class: OrderClass, *, quantity: Decimal | None = None,
+    notional: Decimal | None = None,
 ) -> str | None:  # fmt: skip
-    """Why this broker would refuse the order's terms outright, or None."""
+    """Why this broker would refuse the order's terms outright (a quantity, or a notional
+    amount of money), or None."""
     rule = _TERMS_PROBLEM.get(broker)
-    return None if rule is None else rule(symbol, order_type, time_in_force, order_class)
+    if rule is None:
+        return None
+    return rule(symbol, order_type, time_in_force, order_class, quantity=quantity,
+                notional=notional)  # fmt: skip
+
+
+def fees_in_asset(broker: BrokerKind, symbol: str) -> bool:
+    """Whether this broker takes a buy's fee in the asset bought and posts it later."""
+    return broker is BrokerKind.ALPACA and alpaca_rules.is_crypto(symbol)
+
+
+# Each broker's documented request limit per minute, in request weight where it weighs them:
+# Alpaca 200 requests, Binance Spot 6000 weight, Coinbase Advanced Trade 30 requests a second,
+# Tradier 120 a minute (its standard bucket in production), OANDA 100 a second.
+_RATE_LIMIT_PER_MIN = {
+    BrokerKind.ALPACA: 200, BrokerKind.BINANCE: 6000, BrokerKind.COINBASE: 1800,
+    BrokerKind.TRADIER: 120, BrokerKind.OANDA: 6000,
+}  # fmt: skip
+
+
+def default_rate_limit_per_min(broker: BrokerKind) -> int:
+    """A new account's budget when its operator names none."""
+    return _RATE_LIMIT_PER_MIN[broker]

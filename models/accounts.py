@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.enums import BrokerKind
+from core.enums import BrokerKind
 from models.orders import Account
 
 

@@ -13,13 +13,15 @@ from models.types import BigId, UTCDateTime
 
 
 class FillCursor(Base):
-    """Where the account's forward fill sync goes on from (a broker page token)."""
+    """Where the account's forward fill sync goes on from (a broker page token): one for the
+    whole account (``symbol`` ''), or one per symbol where the broker lists fills so."""
 
     __tablename__ = "fill_cursors"
 
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
     cursor: Mapped[str] = mapped_column(String(256))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

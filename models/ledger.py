@@ -45,9 +45,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, MappedColumn, Session, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
-from brokers.base import FillReport
+from core.enums import OPEN_STATUSES, Intent, OrderStatus, ReportSource, Side
+from core.reports import FillReport
 from models.base import Base
-from models.enums import OPEN_STATUSES, Intent, OrderStatus, ReportSource, Side
 from models.orders import Fill, Order, OrderEvent, _enum
 from models.outbox import EventKind, add_event
 from models.trades import (
@@ -127,6 +127,10 @@ class Trade(Base):
     exit_fees: Mapped[Decimal] = _money()
     exit_slippage_cost: Mapped[Decimal] = _money()
     exit_slippage_quantity: Mapped[Decimal] = _money()
+    # What the broker took of the entry's asset as fees (posted apart from the fills), and
+    # its worth when posted (models/fees.py).
+    entry_fee_quantity: Mapped[Decimal] = mapped_column(Money(), default=ZERO, server_default="0")
+    asset_fees: Mapped[Decimal] = mapped_column(Money(), default=ZERO, server_default="0")
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_exit_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_exit_source: Mapped[ReportSource | None] = mapped_column(
@@ -147,7 +151,8 @@ class Trade(Base):
             exit=Leg(self.exit_quantity, self.exit_notional, self.exit_fees,
                      self.exit_slippage_cost, self.exit_slippage_quantity),
             opened_at=self.opened_at, last_exit_at=self.last_exit_at,
-            last_exit_source=self.last_exit_source,
+            last_exit_source=self.last_exit_source, fee_quantity=self.entry_fee_quantity,
+            asset_fees=self.asset_fees,
         )  # fmt: skip
 
     def store(self, state: TradeState, now: datetime) -> None:
@@ -163,6 +168,7 @@ class Trade(Base):
         if state.opened_at is not None:
             self.opened_at = state.opened_at
         self.last_exit_at, self.last_exit_source = state.last_exit_at, state.last_exit_source
+        self.entry_fee_quantity, self.asset_fees = state.fee_quantity, state.asset_fees
         self.status = state.status
         self.updated_at = now
 
@@ -331,27 +337,36 @@ def _hold_position(session: Session, order: Order) -> None:
 def _move_position(
     session: Session, order: Order, fills: Sequence[FillReport], now: datetime
 ) -> None:
-    """Two statements on the hot path: lock-and-read, write. Core, not the unit of work:
-    it runs on every fill, and a write here takes SQLite's write lock before anything of
-    the ledger is read, so what is read is current on every database."""
-    key = {"key_account": order.account_id, "key_symbol": order.symbol}
-    with _conflicts_retried("positions", (order.account_id, order.symbol)):
+    moves = [(order.side, fill.quantity, fill.price, fill.fee) for fill in fills]
+    move_position(session, order.account_id, order.symbol, moves, now)
+
+
+def move_position(
+    session: Session, account_id: str, symbol: str,
+    moves: Sequence[tuple[Side, Decimal, Decimal, Decimal]], now: datetime,
+) -> None:  # fmt: skip
+    """Apply (side, quantity, price, fee) moves. Two statements on the hot path:
+    lock-and-read, write. Core, not the unit of work: it runs on every fill, and a write
+    here takes SQLite's write lock before anything of the ledger is read, so what is read
+    is current on every database."""
+    key = {"key_account": account_id, "key_symbol": symbol}
+    with _conflicts_retried("positions", (account_id, symbol)):
         if session.get_bind().dialect.update_returning:
             row = session.execute(_HOLD_AND_READ_POSITION, key).one_or_none()
         else:  # SQLite before 3.35: the same lock, then the read
             session.execute(_HOLD_POSITION, key)
             row = session.execute(_READ_POSITION, key).one_or_none()
     state = PositionState() if row is None else PositionState(*row)
-    for fill in fills:
-        state = apply_to_position(state, order.side, fill.quantity, fill.price, fill.fee)
+    for side, quantity, price, fee in moves:
+        state = apply_to_position(state, side, quantity, price, fee)
     values = {
         "quantity": state.quantity, "cost_basis": state.cost_basis,
         "average_cost": state.average_cost, "realized_pnl": state.realized_pnl,
         "fees": state.fees, "updated_at": now,
     }  # fmt: skip
     if row is None:
-        session.execute(_CREATE_POSITION, {"account_id": order.account_id,
-                                           "symbol": order.symbol, **values})  # fmt: skip
+        session.execute(_CREATE_POSITION, {"account_id": account_id, "symbol": symbol,
+                                           **values})  # fmt: skip
     else:
         session.execute(_WRITE_POSITION, {**key, **values})
 
@@ -435,7 +450,7 @@ def _entry_changed(
         _exit(session, exit_order, _untaken(session, exit_order, (), source), now=now,
               source=source)  # fmt: skip
     if trade is not None and trade.status is TradeStatus.OPEN and not trade.state().open_quantity:
-        _close_if_done(session, trade, order, now)
+        close_if_done(session, trade, order.id, now)
 
 
 def _enter(
@@ -522,7 +537,7 @@ def _exit(
     else:
         order.trade_applied_quantity = order.filled_quantity
     if not state.open_quantity:
-        _close_if_done(session, trade, order, now)
+        close_if_done(session, trade, order.id, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -609,7 +624,7 @@ class _Entry:
     status: OrderStatus
     symbol: str
     side: Side
-    quantity: Decimal
+    quantity: Decimal | None  # None: a notional order, the broker sizes it
     filled: Decimal  # recorded
     broker_filled: Decimal  # what the broker says is filled
 
@@ -631,8 +646,9 @@ class _Entry:
     @property
     @in_money_context
     def to_come(self) -> Decimal:
-        """What it may still add beyond its recorded fills."""
-        if self.status in OPEN_STATUSES:
+        """What it may still add beyond its recorded fills (a working notional order: what
+        the broker reports filled so far; what it will buy is unknown until it has)."""
+        if self.status in OPEN_STATUSES and self.quantity is not None:
             return self.quantity - self.filled
         return max(self.broker_filled - self.filled, ZERO)
 
@@ -671,8 +687,9 @@ def _entry_working(session: Session, trade: Trade) -> bool:
     return any(entry.working for entry in _entries(session, trade.account_id, trade.id))
 
 
-def _close_if_done(session: Session, trade: Trade, order: Order, now: datetime) -> None:
-    """Close a flat trade once its entries can add nothing more: one outcome, one event."""
+def close_if_done(session: Session, trade: Trade, order_id: str | None, now: datetime) -> None:
+    """Close a flat trade once its entries can add nothing more: one outcome, one event
+    (naming the order whose fill closed it; none for a fee)."""
     state = trade.state()
     if state.open_quantity or not state.exit.quantity or _entry_working(session, trade):
         return
@@ -683,7 +700,7 @@ def _close_if_done(session: Session, trade: Trade, order: Order, now: datetime) 
         decision_id=trade.decision_id, **outcome_columns(outcome),
     ))  # fmt: skip
     data = trade_data(trade, entry_working=False) | {"outcome": outcome_columns(outcome)}
-    add_event(session, EventKind.TRADE_CLOSED, data, now=now, order_id=order.id,
+    add_event(session, EventKind.TRADE_CLOSED, data, now=now, order_id=order_id,
               trade_id=trade.id)  # fmt: skip
 
 
@@ -809,6 +826,7 @@ def _exit_holds(session: Session, account_id: str, trade_id: str,
         .where(Order.account_id == account_id, Order.trade_id == trade_id,
                Order.intent == Intent.EXIT)
     ).all()  # fmt: skip
-    holds = [(i, (q - a) if s in OPEN_STATUSES and i != replacing else max(b - a, ZERO))
-             for i, s, q, b, a in exits]  # fmt: skip
+    # (a notional exit, tracked: placing one is refused, holds what it reports filled)
+    holds = [(i, (q - a) if s in OPEN_STATUSES and i != replacing and q is not None
+              else max(b - a, ZERO)) for i, s, q, b, a in exits]  # fmt: skip
     return [(i, h) for i, h in holds if h > 0]

@@ -19,8 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, new_id
-from models.enums import (
+from core.enums import (
     BrokerKind,
     Intent,
     OrderClass,
@@ -31,6 +30,7 @@ from models.enums import (
     Side,
     TimeInForce,
 )
+from models.base import Base, new_id
 from models.types import Money, UTCDateTime
 
 
@@ -70,6 +70,14 @@ class Account(Base):
     )
 
 
+# An order names a positive quantity, or no quantity and a positive notional (never both:
+# the broker sizes a notional order).
+QUANTITY_OR_NOTIONAL = (
+    "(quantity IS NOT NULL AND quantity > 0 AND notional IS NULL)"
+    " OR (quantity IS NULL AND notional IS NOT NULL AND notional > 0)"
+)
+
+
 class Order(Base):
     """The local record of one order, kept true against the broker."""
 
@@ -89,7 +97,10 @@ class Order(Base):
     trade_id: Mapped[str | None] = mapped_column(String(64))
     order_type: Mapped[OrderType] = mapped_column(_enum(OrderType, "order_type"))
     time_in_force: Mapped[TimeInForce] = mapped_column(_enum(TimeInForce, "time_in_force"))
-    quantity: Mapped[Decimal] = mapped_column(Money())
+    # What was ordered: a quantity, or for a notional order an amount of money (the broker
+    # sizes it; its quantity is then unknown, and what it filled is in the fills).
+    quantity: Mapped[Decimal | None] = mapped_column(Money())
+    notional: Mapped[Decimal | None] = mapped_column(Money())
     limit_price: Mapped[Decimal | None] = mapped_column(Money())
     stop_price: Mapped[Decimal | None] = mapped_column(Money())
     requested_price: Mapped[Decimal | None] = mapped_column(Money())
@@ -162,7 +173,7 @@ class Order(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "client_order_id"),
         UniqueConstraint("account_id", "broker_order_id"),
-        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(QUANTITY_OR_NOTIONAL, name="quantity_or_notional"),
         CheckConstraint("filled_quantity >= 0", name="filled_not_negative"),
         CheckConstraint("check_count >= 0", name="check_count_not_negative"),
         Index("ix_orders_status_last_checked", "status", "last_checked_at"),

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from core.enums import OrderClass, OrderStatus
 from models.base import Base, new_id
-from models.enums import OrderClass, OrderStatus
 from models.orders import Order
 from models.state_machine import Applied, HistoryKind
 from models.types import BigId, UTCDateTime
@@ -136,7 +136,8 @@ def order_data(order: Order) -> dict[str, Any]:
         "client_order_id": order.client_order_id, "broker_order_id": order.broker_order_id,
         "origin": order.origin, "symbol": order.symbol, "side": order.side,
         "order_type": order.order_type, "time_in_force": order.time_in_force,
-        "quantity": order.quantity, "limit_price": order.limit_price,
+        "quantity": order.quantity, "notional": order.notional,
+        "limit_price": order.limit_price,
         "stop_price": order.stop_price, "requested_price": order.requested_price,
         "status": order.status, "raw_status": order.raw_status,
         "filled_quantity": order.filled_quantity,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
-from brokers.base import FillReport, OrderReport
-from models.enums import OrderStatus
+from core.enums import OrderStatus
+from core.reports import FillReport, OrderReport
 from models.state_machine import AVERAGE_PRICE_QUANTUM, ZERO, OrderState
 
 
@@ -29,6 +29,7 @@ class LocalRef:
     created_at: datetime
     miss_count: int = 0
     lost: bool = False
+    symbol: str | None = None  # for a lookup by client order id within a symbol
 
 
 @dataclass(frozen=True, slots=True)

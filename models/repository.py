@@ -14,9 +14,10 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from brokers.base import FillReport, OrderReport
-from models.enums import OrderStatus, ReportSource
-from models.ledger import record_fills
+from core.enums import OrderStatus, ReportSource
+from core.reports import FillReport, OrderReport
+from models.fees import fees_apart, record_fee
+from models.ledger import record_fills, trade_id_of
 from models.orders import Fill, Order, OrderEvent
 from models.outbox import add_order_event, fully_filled, order_event_kinds
 from models.state_machine import (
@@ -71,6 +72,7 @@ def state_of(order: Order, fill_ids: frozenset[str]) -> OrderState:
         accepted_at=order.accepted_at,
         filled_at=order.filled_at,
         closed_at=order.closed_at,
+        notional=order.notional,
     )
 
 
@@ -105,6 +107,10 @@ def record_applied(
             for f in applied.new_fills
         )
     record_fills(session, order, applied.new_fills, now=now, source=source)
+    for fill in applied.new_fills:
+        for fee in fees_apart(fill):  # in the asset traded or a third one: not money
+            trade_id = trade_id_of(order) if order.intent is not None else None
+            record_fee(session, order.account_id, fee, now=now, trade_id=trade_id)
     repeated = _repeated_anomaly(session, order, applied)
     _record_history(session, order, applied, repeated, now=now, source=source)
     only_repeated = _only_repeated(applied, repeated)

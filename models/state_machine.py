@@ -7,6 +7,11 @@ average price is the quantity-weighted mean of the fills; duplicate and stale re
 nothing; an illegal report is recorded as an anomaly with the raw report and never raises.
 ``broker_filled_quantity`` is what the broker says is filled; when it runs ahead of the
 recorded fills the order has a fill gap that reconciliation closes by fetching the fills.
+
+A notional order names an amount of money, not a quantity: the broker sizes it as it fills,
+so it is FILLED when the broker says so, and its overfill is in money: its fills (quantity
+times price, summed) may come to at most ``notional`` plus ``NOTIONAL_TOLERANCE``, a cent of
+the broker's rounding.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from enum import StrEnum
 from typing import Final
 
-from brokers.base import FillReport, OrderReport
-from models.enums import OrderStatus as S
+from core.enums import OrderStatus as S
+from core.reports import FillReport, OrderReport
 from models.money import in_money_context
 
 ZERO = Decimal(0)
@@ -40,6 +45,9 @@ def storable(value: Decimal) -> bool:
 
 AVERAGE_PRICE_QUANTUM: Final = Decimal("1e-10")
 NOTIONAL_QUANTUM: Final = Decimal("1e-18")
+# How far a notional order's fills may come above its notional: the broker rounds each
+# execution's fractional quantity and price, a cent at most; more is an overfill.
+NOTIONAL_TOLERANCE: Final = Decimal("0.01")
 
 TRANSITIONS: Final[Mapping[S, frozenset[S]]] = {
     S.PENDING_NEW: frozenset({S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELED,
@@ -92,7 +100,7 @@ class OrderState:
     """What the state machine needs to know of an order; built from the row, no I/O."""
 
     status: S
-    quantity: Decimal
+    quantity: Decimal | None  # None for a notional order
     filled_quantity: Decimal = ZERO
     broker_filled_quantity: Decimal = ZERO
     fill_notional: Decimal = ZERO
@@ -104,6 +112,14 @@ class OrderState:
     accepted_at: datetime | None = None
     filled_at: datetime | None = None
     closed_at: datetime | None = None
+    notional: Decimal | None = None  # the amount of money a notional order names
+
+    @property
+    def ordered(self) -> str:
+        """What the order is for, as messages say it: its quantity, or "$500"."""
+        if self.quantity is not None:
+            return format(self.quantity, "f")
+        return f"${format(self.notional or ZERO, 'f')}"
 
     @property
     def concluded_locally(self) -> bool:
@@ -203,11 +219,26 @@ def _fill_problem(state: OrderState, fill: FillReport, vouched: Decimal) -> str 
         and (state.filled_quantity + fill.quantity > vouched)
     ):
         problem = f"fill for a rejected order (the broker reported {vouched} filled)"
+    elif state.quantity is None:
+        problem = _notional_overfill(state, fill)
     elif state.filled_quantity + fill.quantity > state.quantity:
         problem = (
             f"overfill: {state.filled_quantity} + {fill.quantity} exceeds quantity {state.quantity}"
         )
     return problem
+
+
+def _notional_overfill(state: OrderState, fill: FillReport) -> str | None:
+    """A notional order's fills may come to its notional and a cent of rounding, no more."""
+    if state.notional is None:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 60
+        total = state.fill_notional + fill.quantity * fill.price
+    if total <= state.notional + NOTIONAL_TOLERANCE:
+        return None
+    return (f"overfill: fills come to ${format(total.normalize(), 'f')} with "
+            f"{fill.quantity} @ {fill.price}, more than the order's {state.ordered}")  # fmt: skip
 
 
 @in_money_context
@@ -247,6 +278,7 @@ def _apply_fill(state: OrderState, fill: FillReport, now: datetime, vouched: Dec
         fill_ids=state.fill_ids | keys,
     )
     target = state.status
+    # A notional order has no quantity to reach: it is FILLED when the broker says so.
     if filled == state.quantity and can_transition(state.status, S.FILLED):
         target = S.FILLED
     elif state.status in (S.PENDING_NEW, S.NEW):
@@ -314,13 +346,25 @@ def _is_stale(state: OrderState, report: OrderReport) -> bool:
 def _report_problem(state: OrderState, report: OrderReport) -> str | None:
     if state.broker_order_id and report.broker_order_id != state.broker_order_id:
         return f"report is for broker order {report.broker_order_id}, not {state.broker_order_id}"
-    if report.quantity != state.quantity:
-        return f"broker quantity {report.quantity} differs from ours {state.quantity}"
+    if not report.states_terms:
+        pass  # nothing said of what was ordered: nothing to compare it with
+    elif state.quantity is None:  # notional: the broker's quantity, if any, is its own
+        if report.notional != state.notional:
+            return f"broker order is for {_ordered(report)}, ours for {state.ordered}"
+    elif report.quantity != state.quantity:
+        return f"broker quantity {_ordered(report)} differs from ours {state.quantity}"
     if not storable(report.filled_quantity) or report.filled_quantity < ZERO:
         return f"broker filled quantity {report.filled_quantity} is invalid"
-    if report.filled_quantity > state.quantity:
+    if state.quantity is not None and report.filled_quantity > state.quantity:
         return f"overfill: broker reports {report.filled_quantity} filled of {state.quantity}"
     return None
+
+
+def _ordered(report: OrderReport) -> str:
+    """What the broker's order is for, as ``OrderState.ordered`` says ours."""
+    if report.notional is not None:
+        return f"${format(report.notional, 'f')}"
+    return "no quantity" if report.quantity is None else format(report.quantity, "f")
 
 
 def _target_status(state: OrderState, report: OrderReport) -> tuple[S, HistoryKind] | str:
@@ -358,7 +402,7 @@ def _ending_detail(current: S, target: S, state: OrderState, report: OrderReport
         notes.append(f"the broker ended the order as {target} before acting on the cancel")
     if target is S.REJECTED and state.broker_filled_quantity > ZERO:
         notes.append(
-            f"rejected after {state.broker_filled_quantity} of {state.quantity} filled: the "
+            f"rejected after {state.broker_filled_quantity} of {state.ordered} filled: the "
             "fills stand, the unfilled rest never will"
         )
     return "; ".join(notes) or None

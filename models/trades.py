@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
-from models.enums import Intent, OrderStatus, ReportSource, Side
+from core.enums import Intent, OrderStatus, ReportSource, Side
 from models.money import MONEY_CONTEXT, PRECISION, in_money_context
 from models.state_machine import AVERAGE_PRICE_QUANTUM, NOTIONAL_QUANTUM
 from models.types import canonical
@@ -142,16 +142,25 @@ class TradeState:
     opened_at: datetime | None = None  # the earliest entry fill
     last_exit_at: datetime | None = None  # the latest exit fill
     last_exit_source: ReportSource | None = None
+    # Of the entry's quantity, what the broker took as fees (a crypto buy's fee is taken in
+    # the coin), and what that was worth when posted.
+    fee_quantity: Decimal = ZERO
+    asset_fees: Decimal = ZERO
 
     @property
     @in_money_context
     def open_quantity(self) -> Decimal:
-        return self.entry.quantity - self.exit.quantity
+        return self.entry.quantity - self.fee_quantity - self.exit.quantity
+
+    @property
+    @in_money_context
+    def cash_fees(self) -> Decimal:
+        return self.entry.fees + self.exit.fees
 
     @property
     @in_money_context
     def fees(self) -> Decimal:
-        return self.entry.fees + self.exit.fees
+        return self.cash_fees + self.asset_fees
 
     @property
     def exit_side(self) -> Side:
@@ -181,6 +190,20 @@ def add_exit_fill(
     last = max(filter(None, (state.last_exit_at, filled_at)))
     return dataclasses.replace(state, exit=exit_leg, last_exit_at=last,
                                last_exit_source=source), excess  # fmt: skip
+
+
+@in_money_context
+def take_asset_fee(state: TradeState, quantity: Decimal, value: Decimal
+                   ) -> tuple[TradeState, Decimal]:  # fmt: skip
+    """The trade with a fee taken out of its entry's asset, up to its open quantity (its
+    value in proportion), and what is left of the fee for other trades."""
+    counted = min(quantity, max(state.open_quantity, ZERO))
+    if not counted:
+        return state, quantity
+    share = value if counted == quantity else (value * counted / quantity).quantize(
+        NOTIONAL_QUANTUM)  # fmt: skip
+    return dataclasses.replace(state, fee_quantity=state.fee_quantity + counted,
+                               asset_fees=state.asset_fees + share), quantity - counted  # fmt: skip
 
 
 class TradeNotFlat(ValueError):
@@ -219,7 +242,9 @@ def seconds(delta: timedelta) -> Decimal:
 
 @in_money_context
 def outcome_of(state: TradeState, *, now: datetime) -> Outcome:
-    """The closed trade's result from its fills' totals: PnL from notionals, so exact."""
+    """The closed trade's result from its fills' totals: PnL from notionals, so exact.
+    A fee taken in the asset is in ``fees``, but not taken off the PnL again: the exit
+    sold that much less, so the notionals hold it already."""
     if state.open_quantity or not state.entry.quantity:
         raise TradeNotFlat(state.open_quantity)
     entry, exit_ = state.entry, state.exit
@@ -234,7 +259,7 @@ def outcome_of(state: TradeState, *, now: datetime) -> Outcome:
         quantity=exit_.quantity, entry_average_price=entry.average_price,
         exit_average_price=exit_.average_price, entry_notional=entry.notional,
         exit_notional=exit_.notional, fees=fees,
-        realized_pnl=sign * (exit_.notional - entry.notional) - fees,
+        realized_pnl=sign * (exit_.notional - entry.notional) - state.cash_fees,
         entry_slippage=entry.slippage, exit_slippage=exit_.slippage,
         slippage_cost=entry.slippage_cost + exit_.slippage_cost,
         opened_at=state.opened_at, exited_at=state.last_exit_at,
@@ -260,12 +285,15 @@ def amount(value: Decimal) -> str:
     return format(canonical(value), "f")
 
 
-def order_lifecycle(intent: Intent | None, status: OrderStatus, quantity: Decimal,
-                    filled: Decimal, trade_status: TradeStatus | None) -> str:  # fmt: skip
-    """What an order means for its trade, e.g. "Exit partially filled, 40 of 100" (with an
-    en dash between the parts)."""
+def order_lifecycle(intent: Intent | None, status: OrderStatus, quantity: Decimal | None,
+                    filled: Decimal, trade_status: TradeStatus | None,
+                    notional: Decimal | None = None) -> str:  # fmt: skip
+    """What an order means for its trade, e.g. "Exit partially filled, 40 of 100", or of a
+    notional order "Entry partially filled, 0.8 of $500" (with an en dash between the
+    parts)."""
     what = {Intent.ENTRY: "Entry", Intent.EXIT: "Exit", None: "Order"}[intent]
-    progress = f"{amount(filled)} of {amount(quantity)}"
+    ordered = amount(quantity) if quantity is not None else f"${amount(notional or ZERO)}"
+    progress = f"{amount(filled)} of {ordered}"
     if status is OrderStatus.PENDING_NEW:
         parts = [f"{what} sent", "not yet acknowledged by the broker"]
     elif status is OrderStatus.NEW:

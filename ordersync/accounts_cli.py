@@ -24,7 +24,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from brokers.registry import CredentialsMissing, credentials
+from brokers.registry import CredentialsMissing, credentials, default_rate_limit_per_min
+from core.enums import BrokerKind, OrderStatus
 from models.accounts import UnknownAccount, ensure_account, get_account
 from models.api_keys import (
     LABEL_MAX,
@@ -36,7 +37,6 @@ from models.api_keys import (
     revoke_key,
 )
 from models.db import make_engine
-from models.enums import BrokerKind, OrderStatus
 from models.orders import Account
 from ordersync.queries import counts_by_status
 from ordersync.settings import get_settings
@@ -47,7 +47,6 @@ PREFIX_PATTERN = re.compile(r"[A-Z_][A-Z0-9_]*")
 PREFIX_MAX = 128  # accounts.credentials_env
 BASE_URL_MAX = 255  # accounts.base_url
 RATE_LIMIT_MAX = 1_000_000  # far above any broker's; keeps the value inside an INTEGER
-DEFAULT_RATE_LIMIT_PER_MIN = 200  # Alpaca's documented limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +241,9 @@ def add_command(
         int | None,
         typer.Option(
             min=1, max=RATE_LIMIT_MAX, metavar="N", show_default=False,
-            help=f"The broker's request limit per minute (a new account: "
-            f"{DEFAULT_RATE_LIMIT_PER_MIN}; an existing one: unchanged).",
+            help="The broker's request limit per minute, in request weight where the broker "
+            "weighs requests (a new account: the broker's documented limit, Alpaca 200, "
+            "Binance 6000, Coinbase 1800; an existing one: unchanged).",
         ),
     ] = None,
 ) -> None:  # fmt: skip
@@ -254,7 +254,9 @@ def add_command(
         was_active = existing is None or existing.is_active
         if rate_limit_per_min is None:
             rate_limit_per_min = (
-                DEFAULT_RATE_LIMIT_PER_MIN if existing is None else existing.rate_limit_per_min
+                default_rate_limit_per_min(broker)
+                if existing is None
+                else existing.rate_limit_per_min
             )
         account = ensure_account(
             session, name=name, broker=broker, base_url=base_url, credentials_env=credentials_env,

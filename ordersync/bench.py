@@ -32,11 +32,11 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
-from brokers.alpaca_parse import ParseError, order_status
+from core.enums import OPEN_STATUSES, BrokerKind, OrderStatus
 from models.db import make_engine
-from models.enums import OPEN_STATUSES, OrderStatus
 from models.orders import Account, Fill, InvalidTaskCall, Order, OrderEvent
 from ordersync import bench_faults, bench_sweep
+from ordersync.bench_venue import BenchVenue, TruthFill, TruthOrder, VenueRefused, venue_for
 from ordersync.settings import AMQP_SCHEMES, get_settings
 from ordersync.stack import RATE_LIMIT_PER_MIN, Stack, StackConfig, StackError, log_tail
 
@@ -175,11 +175,11 @@ def wait_complete(engine: Engine, prefix: str, n: int, deadline_s: float) -> flo
 
 
 def drops(
-    truth: list[dict[str, Any]], orders: dict[str, LocalOrder], refused: dict[str, str],
+    truth: list[TruthOrder], orders: dict[str, LocalOrder], refused: dict[str, str],
     sent: list[str],
 ) -> dict[str, Any]:  # fmt: skip
     """Asked for and never placed, by cause; placed after the deadline; exits refused."""
-    at_exchange = {order["client_order_id"]: order for order in truth}
+    at_exchange = {order.client_order_id: order for order in truth}
     causes: Counter[str] = Counter()
     examples: dict[str, list[str]] = defaultdict(list)
     late = 0
@@ -187,7 +187,7 @@ def drops(
         local, placed = orders.get(cid), at_exchange.get(cid)
         if placed is not None:
             deadline = local.place_deadline if local is not None else None
-            late += deadline is not None and parse_utc(placed["created_at"]) > deadline
+            late += deadline is not None and placed.created_at > deadline
             continue
         if cid in refused:
             continue  # refused as asked: counted below (exits) or the caller's own fault
@@ -230,41 +230,33 @@ def drop_cause(local: LocalOrder | None) -> str | None:
     return f"still {local.status.value}: {error[:80]}"
 
 
-def parse_utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def order_differences(truth: dict[str, Any], local: LocalOrder) -> list[str]:
+def order_differences(truth: TruthOrder, local: LocalOrder) -> list[str]:
     """What the local record says differently from the exchange about one order."""
     reasons = []
-    filled = Decimal(truth["filled_qty"])
-    try:
-        expected = order_status(truth["status"], Decimal(truth["qty"]), filled)
-    except ParseError as exc:
-        reasons.append(f"exchange status {truth['status']!r}: {exc}")
-    else:
-        if expected is not local.status:
-            reasons.append(f"status {local.status} != {expected}")
-    if local.filled != filled:
-        reasons.append(f"filled {local.filled} != {filled}")
-    avg = truth["filled_avg_price"]
+    if truth.status is None:
+        reasons.append(f"exchange status {truth.raw_status!r}: {truth.status_problem}")
+    elif truth.status is not local.status:
+        reasons.append(f"status {local.status} != {truth.status}")
+    if local.filled != truth.filled:
+        reasons.append(f"filled {local.filled} != {truth.filled}")
+    avg = truth.average_price
     if (avg is None) != (local.average_price is None) or (
         avg is not None
         and local.average_price is not None
-        and abs(local.average_price - Decimal(avg)) > AVG_PRICE_TOLERANCE
+        and abs(local.average_price - avg) > AVG_PRICE_TOLERANCE
     ):
         reasons.append(f"average price {local.average_price} != {avg}")
-    if local.broker_order_id != truth["id"]:
-        reasons.append(f"broker order id {local.broker_order_id} != {truth['id']}")
+    if local.broker_order_id != truth.broker_order_id:
+        reasons.append(f"broker order id {local.broker_order_id} != {truth.broker_order_id}")
     return reasons
 
 
 def compare(
-    truth: list[dict[str, Any]], orders: dict[str, LocalOrder], fills: list[LocalFill]
+    truth: list[TruthOrder], orders: dict[str, LocalOrder], fills: list[LocalFill]
 ) -> dict[str, Any]:
-    """Fills matched by broker fill id (the exchange's activity id) or, for one recorded
-    from the stream under its execution id, by the order's filled quantity with it; orders
-    by client id."""
+    """Fills matched by broker fill id (the venue's fill id as ordersync records it) or, for
+    one recorded from the stream under its execution id, by the order's filled quantity
+    with it; orders by client id."""
     local_fills: dict[str, list[LocalFill]] = defaultdict(list)
     for fill in fills:
         local_fills[fill.client_order_id].append(fill)
@@ -272,10 +264,10 @@ def compare(
     mismatches: list[dict[str, Any]] = []
     truth_ids = set()
     for order in truth:
-        client_order_id = order["client_order_id"]
+        client_order_id = order.client_order_id
         truth_ids.add(client_order_id)
-        truth_fills = {fill["id"]: fill for fill in order["fills"]}
-        by_cum = dict(zip(itertools.accumulate(Decimal(f["qty"]) for f in order["fills"]),
+        truth_fills = {fill.id: fill for fill in order.fills}
+        by_cum = dict(zip(itertools.accumulate(f.qty for f in order.fills),
                           truth_fills, strict=True))  # fmt: skip
         local = orders.get(client_order_id)
         ids = {id(fill): _truth_id(fill, truth_fills, by_cum)
@@ -286,9 +278,7 @@ def compare(
             expected = truth_fills.get(ids[id(fill)])
             if expected is None:
                 duplicate += 1
-            elif fill.quantity != Decimal(expected["qty"]) or fill.price != Decimal(
-                expected["price"]
-            ):
+            elif fill.quantity != expected.qty or fill.price != expected.price:
                 mismatched_fills += 1
         duplicate += sum(count - 1 for count in seen.values())
         reasons = ["missing locally"] if local is None else order_differences(order, local)
@@ -307,13 +297,31 @@ def compare(
         "mismatched_fills": mismatched_fills,
         "mismatched_orders": len(mismatches),
         "mismatches": mismatches[:SHOWN_MISMATCHES],
+        **doubled_orders(truth),
         "exchange_orders": len(truth),
-        "exchange_fills": sum(len(order["fills"]) for order in truth),
+        "exchange_fills": sum(len(order.fills) for order in truth),
         "local_fills": len(fills),
     }
 
 
-def _truth_id(fill: LocalFill, truth_fills: dict[str, Any], by_cum: dict[Decimal, str]) -> str:
+def doubled_orders(truth: list[TruthOrder]) -> dict[str, Any]:
+    """Orders the exchange holds more than once under one client order id (a venue that
+    takes a client id again once its first order is closed): each extra one is an order
+    nobody asked for."""
+    counts = Counter(order.client_order_id for order in truth)
+    doubled = sorted(cid for cid, count in counts.items() if count > 1)
+    return {
+        "duplicate_orders": sum(counts[cid] - 1 for cid in doubled),
+        "duplicate_order_examples": [
+            {"client_order_id": cid, "broker_order_ids": [
+                order.broker_order_id for order in truth if order.client_order_id == cid]}
+            for cid in doubled[:SHOWN_MISMATCHES]
+        ],
+    }  # fmt: skip
+
+
+def _truth_id(fill: LocalFill, truth_fills: dict[str, TruthFill],
+              by_cum: dict[Decimal, str]) -> str:  # fmt: skip
     """The exchange's id of a local fill: its own, or the one of its cumulative quantity."""
     if fill.broker_fill_id in truth_fills or fill.cum_quantity is None:
         return fill.broker_fill_id
@@ -351,13 +359,13 @@ def latencies(fills: list[LocalFill]) -> dict[str, float | None]:
 
 
 def run_sender(stack: Stack, *, accounts: list[str], n: int, prefix: str, mix: str,
-               rate: float, prices: dict[str, str], timeout_s: float,
+               rate: float, prices: dict[str, str], venue: dict[str, Any], timeout_s: float,
                exit_after_s: float) -> dict[str, Any]:  # fmt: skip
     """The orders go out from a process that imports nothing of ordersync."""
     argv = [
         sys.executable, "-I", str(SENDER), "--accounts", ",".join(accounts), "--orders",
         str(n), "--prefix", prefix, "--mix", mix, "--rate", str(rate), "--prices",
-        json.dumps(prices), "--exit-after-s", str(exit_after_s),
+        json.dumps(prices), "--venue", json.dumps(venue), "--exit-after-s", str(exit_after_s),
     ]  # fmt: skip
     result = subprocess.run(  # noqa: S603 - our interpreter and script
         argv, env=stack.child_env(), capture_output=True, text=True, timeout=timeout_s,
@@ -389,22 +397,31 @@ def versions(stack: Stack, engine: Engine) -> dict[str, str | None]:
 
 def print_table(result: dict[str, Any], phase: str | None = None) -> None:
     mode = f", {phase}" if phase else ""
-    title = f"ordersync bench: {result['orders']} orders ({result['settings']['mix']}{mode})"
+    settings = result["settings"]
+    title = f"ordersync bench: {result['orders']} orders ({settings['mix']}{mode})"
+    if settings.get("broker", "alpaca") != "alpaca":
+        title = f"ordersync bench --broker {settings['broker']}: {title.partition(': ')[2]}"
     table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key in (
-        "missed_fills", "duplicate_fills", "mismatched_orders", "mismatched_fills",
-        "incomplete_orders", "dropped", "late", "exits_refused", "broker_refused",
-        "rate_limited_requests",
+        "missed_fills", "duplicate_fills", "duplicate_orders", "mismatched_orders",
+        "mismatched_fills", "incomplete_orders", "dropped", "late", "exits_refused",
+        "broker_refused", "rate_limited_requests",
         "latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s",
-        "broker_requests_per_order", "orders_per_s", "sent_per_s", "drain_s", "wall_s",
+        "broker_requests_per_order", "broker_weight_per_order", "orders_per_s", "sent_per_s",
+        "drain_s", "wall_s",
     ):  # fmt: skip
+        if key == "broker_weight_per_order" and key not in result:
+            continue  # a venue that does not weigh its requests
         value = result.get(key)
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
     for cause, count in result.get("dropped_by_cause", {}).items():
         console.print(f"  dropped {count}: {cause}")
+    for doubled in result.get("duplicate_order_examples", []):
+        ids = ", ".join(doubled["broker_order_ids"])
+        console.print(f"  {doubled['client_order_id']}: placed more than once ({ids})")
     for mismatch in result["mismatches"]:
         local = f" (local: {mismatch['local_status']})" if "local_status" in mismatch else ""
         console.print(f"  {mismatch['client_order_id']}: {'; '.join(mismatch['reasons'])}{local}")
@@ -437,6 +454,33 @@ def transport_url(transport: Transport | None, broker_url: str | None) -> str | 
     return url
 
 
+class BenchBroker(StrEnum):
+    """The venues ``--broker`` offers (``ordersync.bench_venue.VENUES``)."""
+
+    ALPACA = "alpaca"
+    BINANCE = "binance"
+    COINBASE = "coinbase"
+
+
+def bench_venue(kind: BrokerKind, *, stream: bool, sweep_orders: int) -> BenchVenue:
+    """The venue, refusing what the benchmark cannot do there yet."""
+    try:
+        venue = venue_for(kind)
+    except VenueRefused as exc:
+        raise typer.BadParameter(str(exc), param_hint="--broker") from exc
+    if stream and not venue.streams:
+        raise typer.BadParameter(
+            f"--stream: the benchmark cannot stream {venue.name} orders yet; run without --stream",
+            param_hint="--broker",
+        )
+    if sweep_orders and not venue.sweeps:
+        raise typer.BadParameter(
+            f"--sweep-orders: the sweep benchmark seeds Alpaca orders only, not {venue.name}",
+            param_hint="--broker",
+        )
+    return venue
+
+
 class Mix(StrEnum):
     MARKET = "market"
     MIXED = "mixed"
@@ -463,6 +507,7 @@ class BenchOptions:
     secret_key: str | None
     sim_args: tuple[str, ...]
     sweep: bench_sweep.SweepOptions
+    venue: BenchVenue
     # The orders twice, polling first, then with ``ordersync stream`` (``stream_faults``:
     # its messages dropped, duplicated, reordered and its connections cut meanwhile).
     stream: bool = False
@@ -501,16 +546,17 @@ def send_and_compare(
     stack: Stack, sim: httpx.Client, engine: Engine, options: BenchOptions, prefix: str
 ) -> dict[str, Any]:
     """The order benchmark: send N orders by task name, wait until they are complete, compare."""
-    n = options.orders
+    n, venue = options.orders, options.venue
     before = sim.get("/requests").json()
     sending_s = n / options.rate if options.rate else 0.0
-    chaos = bench_faults.Chaos(stack, sim, sending_s) if options.faults else None
+    chaos = (bench_faults.Chaos(stack, sim, sending_s, venue.exchange_faults)
+             if options.faults else None)  # fmt: skip
     if chaos is not None:
         chaos.start()
     try:
         sent = run_sender(
             stack, accounts=stack.accounts, n=n, prefix=prefix, mix=options.mix.value,
-            rate=options.rate, prices=sim.get("/prices").json(),
+            rate=options.rate, prices=venue.prices(sim), venue=venue.sender_venue(sim),
             timeout_s=sending_s + options.deadline_s + 60, exit_after_s=options.exit_after_s,
         )  # fmt: skip
     finally:
@@ -520,11 +566,7 @@ def send_and_compare(
     if chaos is not None:
         sim.delete("/faults").raise_for_status()  # the comparison reads without faults
     after = sim.get("/requests").json()
-    truth = [
-        order
-        for order in sim.get("/truth").json()["orders"]
-        if order["client_order_id"].startswith(prefix)
-    ]
+    truth = venue.read_truth(sim.get("/truth").json()["orders"], prefix)
     orders, fills = load_orders(engine, prefix), load_fills(engine, prefix)
     refused = refused_calls(engine, prefix)
     worker_log = (
@@ -541,7 +583,7 @@ def send_and_compare(
         **latencies(fills),
         **({"faults": chaos.report()} if chaos is not None else {}),
         **({"recovery": recovered} if chaos is not None else {}),
-        "broker_requests_per_order": round((after["total"] - before["total"]) / n, 3),
+        **requests_per_order(venue, before, after, n),
         "rate_limited_requests": after["rate_limited"] - before["rate_limited"],
         "orders_per_s": round(n / (done_at - first), 2) if done_at else None,
         "sent_per_s": round(n / (last - first), 1) if last > first else None,
@@ -557,19 +599,41 @@ def send_and_compare(
     }
 
 
+def requests_per_order(venue: BenchVenue, before: dict[str, Any], after: dict[str, Any],
+                       n: int) -> dict[str, Any]:  # fmt: skip
+    """The venue's requests the exchange answered during the run, per order sent (and their
+    request weight, where the venue weighs them), and how many of each route."""
+    made = venue.requests(after) - venue.requests(before)
+    earlier = venue.by_route(before)
+    found: dict[str, Any] = {
+        "broker_requests_per_order": round(made / n, 3),
+        "broker_requests_by_route": {
+            route: count - earlier.get(route, 0)
+            for route, count in sorted(venue.by_route(after).items())
+            if count > earlier.get(route, 0)
+        },
+    }
+    weight_after = venue.weight(after)
+    if weight_after is not None:
+        weight = weight_after - (venue.weight(before) or 0)
+        found["broker_weight_per_order"] = round(weight / n, 3)
+    return found
+
+
 def polling_and_stream(stack: Stack, sim: httpx.Client, engine: Engine, options: BenchOptions,
                        prefix: str) -> dict[str, Any]:  # fmt: skip
     """The same orders twice on one system: polled, then with the broker stream."""
     polling = send_and_compare(stack, sim, engine, options, f"{prefix}poll-")
     stack.start_stream()()
+    faults = options.venue.stream_faults(STREAM_FAULTS)
     if options.stream_faults:
-        sim.put("/faults", json=STREAM_FAULTS).raise_for_status()
+        sim.put("/faults", json=faults).raise_for_status()
     try:
         streamed = send_and_compare(stack, sim, engine, options, f"{prefix}stream-")
     finally:
         if options.stream_faults:
-            sim.put("/faults", json={k: 0 for k in STREAM_FAULTS}).raise_for_status()
-    streamed["stream"] = sim.get("/stream").json()["messages"]
+            sim.put("/faults", json={k: 0 for k in faults}).raise_for_status()
+    streamed["stream"] = options.venue.stream_messages(sim.get("/stream").json())
     return {"polling": polling, "stream": streamed}
 
 
@@ -580,15 +644,16 @@ def run(options: BenchOptions) -> dict[str, Any]:
     var_dir = get_settings().var_dir / "bench"
     database_url = options.database_url or fresh_sqlite(var_dir)
     prefix = f"bench-{secrets.token_hex(4)}-"
-    n = options.orders
+    n, venue = options.orders, options.venue
     # No beat while the sweep is measured: its own sweeps would run into the measured ones.
     config = StackConfig(
         var_dir=var_dir, database_url=database_url, redis_url=options.redis_url,
         broker_url=options.broker_url, purge_queues=options.workers > 0, redis_persist=False,
         exchange_url=options.exchange_url,
         exchange_key_id=options.key_id, exchange_secret_key=options.secret_key, sim_port=0,
-        sim_args=options.sim_args, flower=False, api=False, accounts=options.accounts,
-        rate_limit_per_min=options.rate_limit_per_min,
+        sim_args=(*options.sim_args, *venue.sim_args()), flower=False, api=False,
+        accounts=options.accounts, broker=venue.kind,
+        rate_limit_per_min=venue.account_limit(options.rate_limit_per_min, options.accounts),
         beat=options.workers > 0 and not options.sweep.orders, account=options.account,
         ensure_account=options.workers > 0,
         # Under --faults two worker processes share the pool processes: one is killed at a
@@ -608,6 +673,7 @@ def run(options: BenchOptions) -> dict[str, Any]:
                 require_account(engine, options.account)
             if stack.owns_exchange:
                 sim.post("/reset").raise_for_status()
+                venue.prepare(sim, options.rate_limit_per_min)
             open_before = open_orders(engine)
             if open_before and stack.owns_exchange:
                 console.print(
@@ -634,11 +700,15 @@ def run(options: BenchOptions) -> dict[str, Any]:
         "preexisting_open_orders": open_before,
         "settings": {
             "orders": n,
+            "broker": venue.name,
             "sweep_orders": options.sweep.orders,
             "mix": options.mix.value,
             "rate_per_s": options.rate or None,
             "accounts": options.accounts,
             "rate_limit_per_min": options.rate_limit_per_min,
+            "account_rate_limit_per_min": venue.account_limit(
+                options.rate_limit_per_min, options.accounts
+            ),
             "exchange_faults": bool(options.faults),
             "stream": options.stream,
             "stream_faults": STREAM_FAULTS if options.stream_faults else None,
@@ -667,7 +737,8 @@ def failed(result: dict[str, Any]) -> bool:
     silent = [cause for cause in result.get("dropped_by_cause", {}) if "still" in cause]
     if silent:
         return True
-    counts = ("missed_fills", "duplicate_fills", "mismatched_orders", "mismatched_fills", "late")
+    counts = ("missed_fills", "duplicate_fills", "duplicate_orders", "mismatched_orders",
+              "mismatched_fills", "late")  # fmt: skip
     if "sweep" in result and bench_sweep.failed(result["sweep"]):
         return True
     if "polling" in result:
@@ -692,13 +763,28 @@ def bench_command(
     deadline_s: Annotated[
         float, typer.Option(min=1, help="Seconds after the last send for orders to complete.")
     ] = 120,
-    account: Annotated[str, typer.Option(help="Account the orders are placed for.")] = "bench",
+    account: Annotated[
+        str | None,
+        typer.Option(
+            help="Account the orders are placed for (default: bench; bench-<broker> for "
+            "another broker than alpaca, so one database can hold both).",
+            show_default=False,
+        ),
+    ] = None,
     accounts: Annotated[
         int, typer.Option(min=1, help="Spread the orders over N accounts (<account>-1..N).")
     ] = 1,
     rate_limit_per_min: Annotated[
-        int, typer.Option(min=1, help="Each account's limit, at the exchange and here.")
-    ] = RATE_LIMIT_PER_MIN,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Each account's limit, at the exchange and here (default: the venue's, "
+            f"{RATE_LIMIT_PER_MIN} at Alpaca); binance: the request weight of the bench's "
+            "address, which its accounts share (6000, as Binance's); coinbase: each key's, "
+            "enforced a second (1800: 30 a second, as Coinbase's).",
+            show_default=False,
+        ),
+    ] = None,
     exit_after_s: Annotated[
         float, typer.Option(min=0, help="--mix roundtrip: an entry's exit follows this late.")
     ] = 1.0,
@@ -755,6 +841,9 @@ def bench_command(
     stream: Annotated[
         bool, typer.Option("--stream", help="The orders twice: polled, then with the stream.")
     ] = False,
+    broker: Annotated[
+        BenchBroker, typer.Option(help="The venue at the paper exchange the orders go to.")
+    ] = BenchBroker.ALPACA,
     stream_faults: Annotated[
         bool,
         typer.Option(
@@ -774,9 +863,13 @@ def bench_command(
             "--workers 0 uses running workers: give their --redis-url, --database-url and "
             "--exchange-url"
         )
+    venue = bench_venue(BrokerKind(broker.value), stream=stream, sweep_orders=sweep_orders)
+    if account is None:
+        account = "bench" if broker is BenchBroker.ALPACA else f"bench-{broker.value}"
     options = BenchOptions(
         orders=orders, mix=mix, rate=rate, workers=workers, deadline_s=deadline_s,
-        account=account, accounts=accounts, rate_limit_per_min=rate_limit_per_min,
+        account=account, accounts=accounts,
+        rate_limit_per_min=rate_limit_per_min or venue.rate_limit_per_min,
         exit_after_s=exit_after_s, faults=faults, redis_url=redis_url,
         broker_url=transport_url(transport, broker_url), database_url=database_url,
         exchange_url=exchange_url, key_id=key_id, secret_key=secret_key,
@@ -784,7 +877,7 @@ def bench_command(
                   "--partial-fill-probability", str(partial_fill_probability)),
         sweep=bench_sweep.SweepOptions(orders=sweep_orders, runs=sweep_runs,
                                        page_size=sweep_page_size, account=account),
-        stream=stream, stream_faults=stream_faults,
+        venue=venue, stream=stream, stream_faults=stream_faults,
     )  # fmt: skip
     if stream_faults and not stream:
         raise typer.BadParameter("--stream-faults needs --stream")

@@ -7,6 +7,12 @@ later. ``--mix roundtrip``: market round trips, an ENTRY and ``--exit-after-s`` 
 EXIT (the trade named by the entry's decision id), as a trading service that saw its entry
 fill would send it. Orders go to ``--accounts`` in turn (a round trip stays in one).
 Every ``client_order_id`` is ``<prefix><n>``, so the run's orders can be found.
+
+``--venue`` says what may be traded (ordersync's ``bench_venue`` writes it for the broker):
+``{"symbols": {"BTCUSDT": {"step": "0.00001", "min_steps": 23, "max_steps": 230,
+"tick": "0.01"}, ...}, "buy_fee_rate": "0.001"}``: quantities ``step * k``, limit prices on
+``tick``, and the part of a buy the venue keeps in the asset bought (an exit sells what is
+left, down to the step).
 """
 
 from __future__ import annotations
@@ -20,15 +26,13 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from celery import Celery
 from celery.signals import before_task_publish
 from kombu.entity import Queue
 
-SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "TSLA", "SPY", "QQQ", "META")
-CENT = Decimal("0.01")
 Send = Callable[[str, dict[str, Any]], None]
 RETRY_POLICY = {"max_retries": 40, "interval_start": 0.2, "interval_step": 0.5,
                 "interval_max": 1.0}  # fmt: skip
@@ -57,14 +61,17 @@ def order_kwargs(
     mix: str,
     rng: random.Random,
     prices: dict[str, str],
+    venue: dict[str, Any],
     turn: int = 0,
 ) -> tuple[dict[str, Any], bool]:
     """The n-th order's task arguments, and whether it is to be canceled later."""
-    symbol = rng.choice(SYMBOLS)
+    symbol = rng.choice(list(venue["symbols"]))
+    terms = venue["symbols"][symbol]
     side = "buy" if turn % 2 == 0 else "sell"  # each account buys and sells in turn
+    quantity = Decimal(terms["step"]) * rng.randint(terms["min_steps"], terms["max_steps"])
     kwargs: dict[str, Any] = {
         "account": account, "symbol": symbol, "side": side,
-        "quantity": str(rng.randint(1, 100)), "client_order_id": f"{prefix}{n}",
+        "quantity": str(quantity), "client_order_id": f"{prefix}{n}",
     }  # fmt: skip
     if mix == "roundtrip":
         kwargs.update(side="buy", intent="ENTRY", decision_id=f"{prefix}d{n}")
@@ -75,7 +82,8 @@ def order_kwargs(
     resting = kind == 4
     offset = Decimal("-0.5") if resting else Decimal("0.1")
     factor = 1 + offset if side == "buy" else 1 - offset
-    price = max(CENT, (reference_price(symbol, prices) * factor).quantize(CENT))
+    tick = Decimal(terms["tick"])
+    price = max(tick, (reference_price(symbol, prices) * factor).quantize(tick))
     kwargs.update(order_type="limit", time_in_force="gtc", limit_price=str(price))
     return kwargs, resting
 
@@ -88,18 +96,30 @@ def with_deadline(kwargs: dict[str, Any], args: argparse.Namespace) -> dict[str,
     return {**kwargs, "expires_at": expires.isoformat()}
 
 
-def exit_kwargs(entry: dict[str, Any], n: int, prefix: str) -> dict[str, Any]:
-    """The EXIT of a round trip's entry: all of it, the other way, by its trade id."""
+def exit_kwargs(entry: dict[str, Any], n: int, prefix: str,
+                venue: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """The EXIT of a round trip's entry: what it left held, the other way, by its trade id."""
     return {
         "account": entry["account"], "symbol": entry["symbol"], "side": "sell",
-        "quantity": entry["quantity"], "client_order_id": f"{prefix}{n}", "intent": "EXIT",
-        "trade_id": entry["decision_id"],
+        "quantity": held_after_buy(entry, venue), "client_order_id": f"{prefix}{n}",
+        "intent": "EXIT", "trade_id": entry["decision_id"],
     }  # fmt: skip
+
+
+def held_after_buy(entry: dict[str, Any], venue: dict[str, Any]) -> str:
+    """All of a buy, less the part the venue keeps in the asset bought, down to the step."""
+    fee_rate = Decimal(venue.get("buy_fee_rate", "0"))
+    if not fee_rate:
+        return str(entry["quantity"])
+    step = Decimal(venue["symbols"][entry["symbol"]]["step"])
+    held = Decimal(entry["quantity"]) * (1 - fee_rate)
+    return str((held / step).to_integral_value(ROUND_DOWN) * step)
 
 
 def send_all(send: Send, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     prices: dict[str, str] = json.loads(args.prices)
+    venue: dict[str, Any] = json.loads(args.venue)
     accounts = args.accounts.split(",")
     roundtrip = args.mix == "roundtrip"
     entries = (args.orders + 1) // 2 if roundtrip else args.orders
@@ -140,6 +160,7 @@ def send_all(send: Send, args: argparse.Namespace) -> dict[str, Any]:
             mix=args.mix,
             rng=rng,
             prices=prices,
+            venue=venue,
             turn=k // len(accounts),
         )
         first = first or time.time()
@@ -153,7 +174,7 @@ def send_all(send: Send, args: argparse.Namespace) -> dict[str, Any]:
         if roundtrip and n + 1 < args.orders:
             heapq.heappush(later, (time.monotonic() + args.exit_after_s, n + 1,
                                    "ordersync.place_order",
-                                   exit_kwargs(kwargs, n + 1, args.prefix)))  # fmt: skip
+                                   exit_kwargs(kwargs, n + 1, args.prefix, venue)))  # fmt: skip
             sent += 1
         canceled += send_due(time.monotonic())
     while later:
@@ -186,6 +207,7 @@ def main() -> None:
         help="placement deadline after the send (limits: 10 times as long)",
     )
     parser.add_argument("--prices", default="{}", help='JSON {"SYMBOL": "price"}')
+    parser.add_argument("--venue", required=True, help="JSON: the symbols and their terms")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     if not args.broker_url:

@@ -26,13 +26,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import ColumnElement, Engine, delete, func, insert, select, update
 
-from brokers.alpaca_parse import parse_order
-from brokers.base import OrderReport
+from brokers.alpaca.parse import parse_order
+from core.enums import OrderOrigin, OrderStatus
+from core.reports import OrderReport
 from models.base import new_id
 from models.db import make_sessionmaker
-from models.enums import OrderOrigin, OrderStatus
 from models.orders import Account, Fill, Order, OrderEvent
-from ordersync.bench_sender import SYMBOLS, reference_price
+from ordersync.bench_sender import reference_price
+from ordersync.bench_venue.alpaca import SYMBOLS
 from ordersync.settings import get_settings
 from ordersync.stack import Stack
 from worker.context import build_context
@@ -87,7 +88,8 @@ def seed_rows(account: Account, reports: list[OrderReport], at: datetime) -> lis
             "client_order_id": r.client_order_id, "broker_order_id": r.broker_order_id,
             "origin": OrderOrigin.PLACED, "symbol": r.symbol, "side": r.side,
             "order_type": r.order_type, "time_in_force": r.time_in_force,
-            "quantity": r.quantity, "limit_price": r.limit_price, "status": OrderStatus.NEW,
+            "quantity": r.quantity, "notional": r.notional, "limit_price": r.limit_price,
+            "status": OrderStatus.NEW,
             "raw_status": r.raw_status, "filled_quantity": Decimal(0),
             "broker_filled_quantity": Decimal(0), "fill_notional": Decimal(0),
             "fees": Decimal(0), "check_count": 1, "anomaly_count": 0, "miss_count": 0,

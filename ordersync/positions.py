@@ -18,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import aliased
 
+from core.enums import OPEN_STATUSES
 from models.accounts import UnknownAccount
 from models.db import make_engine
-from models.enums import OPEN_STATUSES
+from models.fees import FeePosting
 from models.ledger import Position, Trade, TradeOutcome
 from models.orders import Account, Order
 from models.trades import TradeStatus, amount, order_lifecycle, trade_lifecycle
@@ -75,6 +76,38 @@ def positions(source: Source, account: str | None = None) -> list[PositionView]:
 def _position_view(p: Position, account: str) -> PositionView:
     return PositionView(account, p.symbol, p.quantity, p.average_cost, p.realized_pnl, p.fees,
                         p.updated_at)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FeeView:
+    """A fee the broker posted apart from the fills (a crypto fee): in a coin when
+    ``symbol`` is set (``quantity`` of it, worth ``amount``), else in cash."""
+
+    account: str
+    broker_fee_id: str
+    symbol: str | None
+    quantity: Decimal | None
+    price: Decimal | None
+    amount: Decimal
+    currency: str
+    description: str
+    trades: list[list[str]]  # [trade id, quantity it took] for each trade it came out of
+    posted_at: datetime
+    recorded_at: datetime
+
+
+def fees(source: Source, account: str | None = None, *, limit: int | None = None
+         ) -> list[FeeView]:  # fmt: skip
+    """Fees posted apart from the fills, newest first."""
+    with reading(source) as session:
+        query = select(FeePosting, Account.name).join(Account, Account.id == FeePosting.account_id)
+        if (account_id := account_id_of(session, account)) is not None:
+            query = query.where(FeePosting.account_id == account_id)
+        query = query.order_by(FeePosting.posted_at.desc(), FeePosting.id.desc()).limit(limit)
+        return [FeeView(name, f.broker_fee_id, f.symbol, f.quantity, f.price, f.amount,
+                        f.currency, f.description, json.loads(f.trades), f.posted_at,
+                        f.recorded_at)
+                for f, name in session.execute(query)]  # fmt: skip
 
 
 def trades(
@@ -135,10 +168,12 @@ def order_lifecycles(source: Source, orders: Sequence[Order | OrderView]) -> dic
     for o in orders:
         trade = statuses.get((o.account_id, o.trade_id or ""))
         order_id = o.order_id if isinstance(o, OrderView) else o.id
-        texts[order_id] = order_lifecycle(o.intent, o.status, o.quantity, o.filled_quantity, trade)
+        texts[order_id] = order_lifecycle(o.intent, o.status, o.quantity, o.filled_quantity,
+                                          trade, o.notional)  # fmt: skip
     return texts
 
 
+FEES_SHOWN = 20  # the command shows the latest fees; the API pages them all
 # --- the command ---------------------------------------------------------------------------
 
 
@@ -152,6 +187,7 @@ def positions_command(
     try:
         held = positions(engine, account)
         open_trades = trades(engine, account, status=TradeStatus.OPEN)
+        posted = fees(engine, account, limit=FEES_SHOWN)
     except (UnknownAccount, OperationalError, ProgrammingError) as error:
         message = (
             str(error)
@@ -165,12 +201,15 @@ def positions_command(
         engine.dispose()
     if as_json:
         document = {"positions": [_plain(asdict(p)) for p in held],
-                    "open_trades": [_plain(asdict(t)) for t in open_trades]}  # fmt: skip
+                    "open_trades": [_plain(asdict(t)) for t in open_trades],
+                    "fees": [_plain(asdict(f)) for f in posted]}  # fmt: skip
         typer.echo(json.dumps(document, indent=2))
         return
     console = Console()
     console.print(_positions_table(held))
     console.print(_trades_table(open_trades))
+    if posted:
+        console.print(_fees_table(posted))
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -199,6 +238,20 @@ def _positions_table(rows: list[PositionView]) -> Table:
                       p.updated_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
     if not rows:
         table.caption = "no fills recorded yet"
+    return table
+
+
+def _fees_table(rows: list[FeeView]) -> Table:
+    table = Table(title=f"Fees posted apart from the fills (latest {FEES_SHOWN})")
+    for name in ("account", "posted (UTC)", "symbol"):
+        table.add_column(name, no_wrap=True)
+    for name in ("quantity", "amount"):
+        table.add_column(name, justify="right")
+    table.add_column("trades")
+    for f in rows:
+        table.add_row(f.account, f.posted_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      f.symbol or "(cash)", _text(f.quantity), f"{amount(f.amount)} {f.currency}",
+                      escape(", ".join(f"{t} {q}" for t, q in f.trades)) or "-")  # fmt: skip
     return table
 
 

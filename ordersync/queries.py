@@ -18,8 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session
 
-from models.accounts import get_account
-from models.enums import (
+from core.enums import (
     OPEN_STATUSES,
     TERMINAL_STATUSES,
     Intent,
@@ -30,6 +29,7 @@ from models.enums import (
     Side,
     TimeInForce,
 )
+from models.accounts import get_account
 from models.orders import Account, ArchivedOrder, Order
 from models.outbox import OutboxEvent
 
@@ -70,7 +70,7 @@ class OrderView:
     side: Side
     order_type: OrderType
     time_in_force: TimeInForce
-    quantity: Decimal
+    quantity: Decimal | None  # None for a notional order
     limit_price: Decimal | None
     stop_price: Decimal | None
     requested_price: Decimal | None
@@ -97,6 +97,7 @@ class OrderView:
     replaced_by_id: str | None = None  # the order that replaced this one
     order_class: OrderClass = OrderClass.SIMPLE
     parent_id: str | None = None  # the order this exit leg was made with
+    notional: Decimal | None = None  # the amount of money a notional order is for
 
     @property
     def is_active(self) -> bool:
@@ -130,7 +131,7 @@ _COLUMNS: tuple[Any, ...] = (  # in OrderView's order, the account's name left o
     Order.anomaly_count, Order.last_error, Order.created_at, Order.submitted_at,
     Order.accepted_at, Order.filled_at, Order.closed_at, Order.updated_at,
     Order.last_checked_at, Order.lost_at, Order.replaces_id, Order.replaced_by_id,
-    Order.order_class, Order.parent_id,
+    Order.order_class, Order.parent_id, Order.notional,
 )  # fmt: skip
 
 

@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     # Orders the listing did not cover are looked up one by one, at most this many a sweep.
     sweep_max_single_lookups: int = Field(default=50, ge=0)
     deep_lookback_s: float = Field(default=2 * 86400.0, gt=0)
+    # A crypto buy's fee is taken in the coin at the fill but posted later (Alpaca: at the
+    # end of the day): until then the broker's position may be smaller than ours by up to
+    # this rate of what we bought in the lookback window without a mismatch alert. 25 bps
+    # is Alpaca's highest crypto fee (its lowest-volume taker tier).
+    asset_fee_max_bps: int = Field(default=25, ge=0, le=1000)
     # A listed-nowhere order is declared lost after this many misses and a targeted lookup.
     lost_after_misses: int = Field(default=3, ge=1)
     # A PENDING_NEW row without a broker id, not found by client id for this long: REJECTED.

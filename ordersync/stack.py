@@ -34,12 +34,13 @@ from celery.signals import before_task_publish
 from kombu.connection import Connection
 from kombu.entity import Queue
 
+from core.enums import BrokerKind
 from models import migrate
 from models.accounts import UnknownAccount, ensure_account, get_account
 from models.api_keys import create_key
 from models.db import make_engine, make_sessionmaker
-from models.enums import BrokerKind
 from ordersync.embedded_redis import STATE_FILE, EmbeddedRedis, free_port, ping
+from ordersync.exchange_keys import ExchangeKeysError, exchange_accounts_env, new_key_pairs
 from ordersync.metrics.record import stamp_sent_at
 from ordersync.settings import AMQP_SCHEMES, get_settings
 from worker import topology
@@ -81,6 +82,8 @@ class StackConfig:
     sim_args: tuple[str, ...] = ()
     flower_port: int = FLOWER_PORT
     account: str = "demo"
+    # The venue of the exchange the accounts trade at (their key pairs are made there).
+    broker: BrokerKind = BrokerKind.ALPACA
     # Accounts (one key each at the exchange, each limited to ``rate_limit_per_min``):
     # 1 is ``account`` itself, more are ``<account>-1`` ... ``<account>-N``.
     accounts: int = 1
@@ -344,17 +347,15 @@ class Stack:
             return url
         port = config.sim_port or free_port()
         require_free_port(port, "paper exchange")
-        self.key_pairs = {name: (secrets.token_hex(12), secrets.token_hex(24))
-                          for name in self.accounts}  # fmt: skip
+        self.key_pairs = new_key_pairs(config.broker, self.accounts)
         url = f"http://127.0.0.1:{port}"
-        first, *more = self.key_pairs.values()
-        env = self.child_env(
-            {
-                "ORDERSYNC_SIM_KEY_ID": first[0],
-                "ORDERSYNC_SIM_SECRET_KEY": first[1],
-                "ORDERSYNC_SIM_ACCOUNTS": ",".join(f"{key}:{secret}" for key, secret in more),
-            }
-        )
+        try:
+            accounts = exchange_accounts_env(
+                config.broker, list(self.key_pairs.values()), self.var_dir / "exchange-keys"
+            )
+        except ExchangeKeysError as exc:
+            raise StackError(str(exc)) from exc
+        env = self.child_env(accounts)
         child = self.spawn(
             "paper-exchange",
             [sys.executable, "-m", "brokers.paper", "--host", "127.0.0.1", "--port", str(port),
@@ -371,7 +372,7 @@ class Stack:
             with make_sessionmaker(engine)() as session, session.begin():
                 for name in self.accounts:
                     ensure_account(
-                        session, name=name, broker=BrokerKind.ALPACA,
+                        session, name=name, broker=config.broker,
                         base_url=self.exchange_url, credentials_env=credentials_env(name),
                         rate_limit_per_min=config.rate_limit_per_min, now=datetime.now(UTC),
                     )  # fmt: skip

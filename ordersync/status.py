@@ -33,8 +33,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
 from models.db import make_engine, normalize_url
-from models.enums import OrderStatus
 from ordersync.embedded_redis import STATE_FILE, ping
 from ordersync.metrics.readings import (
     BudgetReading,

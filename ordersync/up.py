@@ -19,8 +19,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.enums import OPEN_STATUSES, OrderStatus
 from models.db import make_engine
-from models.enums import OPEN_STATUSES, OrderStatus
 from models.orders import Order
 from ordersync.embedded_redis import EmbeddedRedisError
 from ordersync.settings import Settings, get_settings

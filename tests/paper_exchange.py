@@ -24,7 +24,7 @@ import pytest
 
 from tests.processes import stop_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: its exchange, not main's
 KEY_ID = "test-key"
 SECRET_KEY = "test-secret"  # paper exchange credentials, not a secret
 ACCOUNTS: list[tuple[str, str]] = [
@@ -106,6 +106,20 @@ class PaperExchange:
         headers = self.headers if key_id is None else self.headers_for(key_id)
         answer = httpx.get(f"{self.base_url}/v2/account", headers=headers, timeout=10)
         result: dict[str, Any] = self._json(answer)
+        return result
+
+    def positions(self) -> list[dict[str, Any]]:
+        """``GET /v2/positions`` of the first account; a counted request."""
+        answer = httpx.get(f"{self.base_url}/v2/positions", headers=self.headers, timeout=10)
+        result: list[dict[str, Any]] = self._json(answer)
+        return result
+
+    def activities(self, kind: str) -> list[dict[str, Any]]:
+        """``GET /v2/account/activities/{kind}`` of the first account (its first page of
+        100, oldest first); a counted request."""
+        answer = httpx.get(f"{self.base_url}/v2/account/activities/{kind}", timeout=10,
+                           headers=self.headers, params={"direction": "asc"})  # fmt: skip
+        result: list[dict[str, Any]] = self._json(answer)
         return result
 
     def set_price(self, symbol: str, price: Decimal | str) -> None:
@@ -207,36 +221,10 @@ def _wait_healthy(process: subprocess.Popen[bytes], control: httpx.Client, log: 
 @pytest.fixture(scope="session")
 def paper_exchange_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaperExchange]:
     """``python -m brokers.paper`` on a free port, healthy before the first test uses it."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("paper-exchange") / "exchange.log"
-    command = [
-        sys.executable,
-        "-m",
-        "brokers.paper",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--key-id",
-        KEY_ID,
-        "--secret-key",
-        SECRET_KEY,
-        "--accounts",
-        ",".join(f"{key}:{secret}" for key, secret in ACCOUNTS[1:]),
-        "--session-s",
-        "0",
-        "--seed",
-        "7",
-    ]
-    base_url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        with httpx.Client(base_url=f"{base_url}/_sim", timeout=10) as control:
-            _wait_healthy(process, control, log)
-            yield PaperExchange(base_url, KEY_ID, SECRET_KEY, control, list(ACCOUNTS))
-    finally:
-        stop_process(process)
+    more = ",".join(f"{key}:{secret}" for key, secret in ACCOUNTS[1:])
+    yield from run_exchange(
+        tmp_path_factory, "paper-exchange", 7, "--accounts", more, accounts=list(ACCOUNTS)
+    )
 
 
 @pytest.fixture
@@ -245,3 +233,32 @@ def paper_exchange(paper_exchange_process: PaperExchange) -> PaperExchange:
     paper_exchange_process.reset()
     paper_exchange_process.clear_faults()
     return paper_exchange_process
+
+
+def run_exchange(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    seed: int,
+    *extra: str,
+    accounts: list[tuple[str, str]] | None = None,
+) -> Iterator[PaperExchange]:
+    """A paper exchange process of a test module's own (the --key-id account, a market that
+    never closes, ``extra`` options such as a dialect's accounts), stopped afterwards;
+    ``accounts`` are the Alpaca accounts it knows (default: the --key-id one)."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp(name) / "exchange.log"
+    command = [
+        sys.executable, "-m", "brokers.paper", "--host", "127.0.0.1", "--port", str(port),
+        "--key-id", KEY_ID, "--secret-key", SECRET_KEY, "--session-s", "0", "--seed", str(seed),
+        *extra,
+    ]  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=f"{base_url}/_sim", timeout=10) as control:
+            _wait_healthy(process, control, log)
+            known = list(ACCOUNTS[:1]) if accounts is None else accounts
+            yield PaperExchange(base_url, KEY_ID, SECRET_KEY, control, known)
+    finally:
+        stop_process(process)

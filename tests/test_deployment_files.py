@@ -88,6 +88,6 @@ def test_no_secret_is_written_in_the_compose_file() -> None:
 
 def test_dockerfile_copies_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for package in ("ordersync", "worker", "models", "brokers", "api", "alembic"):
+    for package in ("ordersync", "core", "worker", "models", "brokers", "api", "alembic"):
         assert f"COPY {package} {package}" in dockerfile
     assert "beat_schedule.py" in dockerfile

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.enums import Intent, OrderClass, OrderType, Side, TimeInForce
+from core.enums import Intent, OrderClass, OrderType, Side, TimeInForce
 from models.state_machine import MAX_PLACES, storable
 
 PLACEABLE_TYPES = (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT)
@@ -115,9 +115,10 @@ Ref = Annotated[
     AfterValidator(_printable),
 ]
 TradeId = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_printable)]
+# AAPL, BTC/USD, BTC-USD, BTCUSDT, BRK.B, OANDA's EUR_USD.
 Symbol = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9./-]{1,32}$"),
+    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9./_-]{1,32}$"),
 ]
 ClientOrderId = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
@@ -152,7 +153,10 @@ class PlaceOrderTerms(_Args):
 
     symbol: Symbol
     side: Side
-    quantity: Positive
+    # What to trade: a quantity, or ``notional``, an amount of money the broker turns into
+    # a (fractional) quantity as it fills. Exactly one of the two.
+    quantity: Positive | None = None
+    notional: Positive | None = None
     order_type: OrderType = OrderType.MARKET
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Positive | None = None
@@ -171,6 +175,18 @@ class PlaceOrderTerms(_Args):
     order_class: OrderClass = OrderClass.SIMPLE
     take_profit: TakeProfit | None = None
     stop_loss: StopLoss | None = None
+
+    @model_validator(mode="after")
+    def _sized(self) -> Self:
+        if (self.quantity is None) == (self.notional is None):
+            both = ", not both" if self.quantity is not None else ""
+            raise ValueError(f"give quantity or notional (an amount of money){both}")
+        if self.notional is not None and self.intent is Intent.EXIT:
+            raise ValueError(
+                "an EXIT order gives quantity, not notional: what it may close of its trade "
+                "is counted in quantity"
+            )
+        return self
 
     @model_validator(mode="after")
     def _legs_fit(self) -> Self:
@@ -246,6 +262,9 @@ class TrackOrderArgs(_Args):
     intent: Intent | None = None
     decision_id: Ref | None = None
     trade_id: TradeId | None = None
+    # The order's symbol: brokers that look an order up within a symbol (Binance) need it
+    # to find one by client order id.
+    symbol: Symbol | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> Self:

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 import redis
 
-from brokers.alpaca import RateLimitInfo
+from brokers.base import RateLimitInfo
 from brokers.errors import RateLimited
 from brokers.registry import AccountConnection, RateLimitHooks
 from ordersync.metrics import record
@@ -62,6 +62,7 @@ JITTER_S = 0.01
 LEASE_DIVISOR = 64
 MAX_LEASE = 16
 LEASE_TTL_S = 1.0
+MINUTE_S = 60.0  # the bucket's window: a broker's figures over a shorter one cannot size it
 
 
 class Priority(StrEnum):
@@ -236,17 +237,18 @@ end
 """
 
 # ARGV[4]: tokens the caller must leave; ARGV[5]: ms it has waited; ARGV[6]: the lease it
-# would take; ARGV[7]: what a lease must leave. Returns {tokens granted (0, 1 or the lease),
-# ms until a token could be there for the caller (0 when granted)}.
+# would take; ARGV[7]: what a lease must leave; ARGV[8]: the request's cost (its weight).
+# Returns {tokens granted (0, the cost or the lease), ms until the cost could be there for
+# the caller (0 when granted)}.
 _TAKE = (
     _PRELUDE
     + """
 local floor, waited_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
-local lease, keep = tonumber(ARGV[6]), tonumber(ARGV[7])
+local lease, keep, cost = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local granted, wait = 0, 0
-if at <= now and tokens >= floor + 1 then
-  granted = 1
-  if lease > 1 and tokens - lease >= keep then granted = lease end
+if at <= now and tokens >= floor + cost then
+  granted = cost
+  if lease > cost and tokens - lease >= keep then granted = lease end
   tokens = tokens - granted
   redis.call('HINCRBY', KEYS[2], 'granted', granted)
   if waited_ms > 0 then
@@ -254,7 +256,7 @@ if at <= now and tokens >= floor + 1 then
     redis.call('HINCRBY', KEYS[2], 'wait_ms', waited_ms)
   end
 else
-  wait = math.max(1, math.ceil(at - now + (floor + 1 - tokens) / rate))
+  wait = math.max(1, math.ceil(at - now + (floor + cost - tokens) / rate))
 end
 save()
 return {granted, wait}
@@ -322,25 +324,39 @@ class Budget:
         self._lease_lock = threading.Lock()
         self.label = ""  # the account's name in metrics (its id when unset)
 
-    def acquire(self, level: Priority | None = None) -> None:
-        """Take one token, waiting for it up to the level's wait; else ``BudgetExhausted``."""
+    def gate(self, cost: int) -> None:
+        """An adapter's gate: a request of weight ``cost`` at the current priority."""
+        self.acquire(cost=cost)
+
+    def acquire(self, level: Priority | None = None, *, cost: int = 1) -> None:
+        """Take ``cost`` tokens (a request's weight: 1 at Alpaca, up to 20 at Binance),
+        waiting for them up to the level's wait; else ``BudgetExhausted``.
+
+        A request heavier than the bucket (a small limit set for a weighing broker) waits
+        for a full bucket and takes all of it; one heavier than what a level must leave
+        waits for the bucket to hold it, leaving less: neither waits forever."""
+        if cost < 1:
+            raise ValueError(f"account {self.account_id}: a request costs at least 1 token, "
+                             f"not {cost}")  # fmt: skip
+        cost = min(cost, int(self.size.capacity))
         level = current_priority() if level is None else level
         send_by = _SEND_BY.get()
         if send_by is not None and self._epoch() >= send_by:
             raise DeadlinePassed(self.account_id, _utc(send_by))
-        if self._spend_leased():
+        cost = self._spend_leased(cost)
+        if not cost:
             return
-        floor = self.size.floor(level)
+        floor = min(self.size.floor(level), self.size.capacity - cost)
         max_wait_s = self.max_wait_s if level is Priority.SWEEP else self.fresh_max_wait_s
         if send_by is not None:
             max_wait_s = min(max_wait_s, send_by - self._epoch())
         started = self._timer()
         waited_ms = 0
         while True:
-            granted, wait_ms = self._take_tokens(floor, waited_ms)
+            granted, wait_ms = self._take_tokens(floor, waited_ms, cost)
             if granted:
-                if granted > 1:
-                    self._keep_lease(granted - 1)
+                if granted > cost:
+                    self._keep_lease(granted - cost)
                     record.budget_lease(self.label or self.account_id)
                 if send_by is not None and self._epoch() >= send_by:  # the token came late
                     raise DeadlinePassed(self.account_id, _utc(send_by))
@@ -358,11 +374,14 @@ class Budget:
     def observe(self, info: RateLimitInfo) -> None:
         """Learn from an answer's headers: a 429 or nothing remaining blocks until the reset."""
         limited = info.status_code == 429
-        if not limited and (info.remaining is None or info.remaining >= self.size.capacity):
+        left = info.remaining
+        if left is not None and left > 0 and info.window_s < MINUTE_S:
+            left = None  # what is left of a second says nothing of the minute's bucket
+        if not limited and (left is None or left >= self.size.capacity):
             return  # cannot change the bucket: no Redis round trip
         self._drop_lease()
         reset = "" if info.reset_at is None else str(int(info.reset_at.timestamp() * 1000))
-        remaining = "" if info.remaining is None else str(info.remaining)
+        remaining = "" if left is None else str(left)
         self._run(
             self._throttle, "1" if limited else "0", reset, remaining, int(BLOCK_CAP_S * 1000)
         )
@@ -370,25 +389,32 @@ class Budget:
     def _epoch(self) -> float:
         return time.time() if self._clock is None else self._clock()
 
-    def _spend_leased(self) -> bool:
+    def _spend_leased(self, cost: int) -> int:
+        """Spend what this process holds of a live lease on ``cost``; what is left to take."""
         with self._lease_lock:
-            if self._leased and self._timer() < self._lease_until:
-                self._leased -= 1
-                return True
-            self._leased = 0
-            return False
+            if self._timer() >= self._lease_until:
+                self._leased = 0
+            spent = min(self._leased, cost)
+            self._leased -= spent
+            return cost - spent
 
     def _keep_lease(self, tokens: int) -> None:
+        """Added to what is left (another thread's lease meanwhile), never in its place."""
         with self._lease_lock:
-            self._leased, self._lease_until = tokens, self._timer() + LEASE_TTL_S
+            if self._timer() >= self._lease_until:
+                self._leased = 0
+            self._leased += tokens
+            self._lease_until = self._timer() + LEASE_TTL_S
 
     def _drop_lease(self) -> None:
         with self._lease_lock:
             self._leased = 0
 
-    def _take_tokens(self, floor: float, waited_ms: int) -> tuple[int, int]:
+    def _take_tokens(self, floor: float, waited_ms: int, cost: int) -> tuple[int, int]:
         size = self.size
-        granted, wait_ms = self._run(self._take, floor, waited_ms, size.lease, size.lease_keep)
+        granted, wait_ms = self._run(
+            self._take, floor, waited_ms, size.lease, size.lease_keep, cost
+        )
         return int(granted), int(wait_ms)
 
     def _run(self, script: Any, *args: object) -> Any:
@@ -458,6 +484,6 @@ def adapter_hooks(
         def on_request(endpoint: str, status: int | None, elapsed_s: float) -> None:
             record.broker_request(broker, account, endpoint, status, elapsed_s)
 
-        return RateLimitHooks(gate=budget.acquire, observer=budget.observe, on_request=on_request)
+        return RateLimitHooks(gate=budget.gate, observer=budget.observe, on_request=on_request)
 
     return hooks

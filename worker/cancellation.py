@@ -24,8 +24,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from brokers.base import BrokerAdapter
 from brokers.errors import BrokerError, OrderNotCancelable, OrderNotFound
+from core.enums import OPEN_STATUSES, OrderStatus, ReportSource
 from models.accounts import UnknownAccount, get_account
-from models.enums import OPEN_STATUSES, OrderStatus, ReportSource
 from models.orders import Order, OrderEvent
 from models.repository import load_state, record_applied
 from models.state_machine import can_transition, local_transition

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from brokers.base import BrokerAdapter
 from brokers.registry import AccountConnection, AdapterCache
+from core.enums import BrokerKind
 from models.accounts import get_account
 from models.db import make_engine, make_sessionmaker
-from models.enums import BrokerKind
 from models.orders import Account
 from models.repository import NEW_FILLS
 from ordersync.metrics import record

@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from brokers.base import BrokerAdapter, FillReport
-from models.enums import ReportSource, Side
+from brokers.base import BrokerAdapter
+from core.enums import OPEN_STATUSES, ReportSource, Side
+from core.reports import FillReport
 from models.fill_sync import FillCursor, ParkedFill
+from models.orders import Order
 from worker.context import WorkerContext
 from worker.locks import HeldLock
 from worker.reports import apply_fills
@@ -57,18 +59,38 @@ class SyncResult:
 # --- what survives Redis: the cursor and parked fills --------------------------------------
 
 
-def load_cursor(ctx: WorkerContext, account_id: str) -> str | None:
+def load_cursor(ctx: WorkerContext, account_id: str, symbol: str = "") -> str | None:
+    """The account's cursor, or one symbol's where the broker lists fills per symbol."""
     with ctx.sessions() as session:
-        row = session.get(FillCursor, account_id)
+        row = session.get(FillCursor, (account_id, symbol))
         if row is not None:
             return row.cursor
+    if symbol:
+        return None
     legacy = ctx.redis.get(_key("cursor", account_id))  # kept in Redis before 0.2
     return str(legacy) if legacy else None
 
 
-def save_cursor(ctx: WorkerContext, account_id: str, cursor: str) -> None:
+def save_cursor(ctx: WorkerContext, account_id: str, cursor: str, symbol: str = "") -> None:
     with ctx.sessions.begin() as session:
-        session.merge(FillCursor(account_id=account_id, cursor=cursor, updated_at=ctx.now()))
+        session.merge(FillCursor(account_id=account_id, symbol=symbol, cursor=cursor,
+                                 updated_at=ctx.now()))  # fmt: skip
+
+
+def fill_streams(ctx: WorkerContext, account_id: str, adapter: BrokerAdapter) -> list[str]:
+    """What the forward sync reads, each from its own cursor: '' (the whole account), or for
+    a broker that lists fills per symbol, each symbol whose fills may still come: of an
+    order open, missing fills, or changed within the initial lookback."""
+    if not adapter.lists_by_symbol:
+        return [""]
+    since = ctx.now() - timedelta(seconds=ctx.settings.fills_initial_lookback_s)
+    query = select(Order.symbol).distinct().where(
+        Order.account_id == account_id,
+        or_(Order.status.in_(OPEN_STATUSES), Order.updated_at >= since,
+            Order.broker_filled_quantity > Order.filled_quantity),
+    )  # fmt: skip
+    with ctx.sessions() as session:
+        return sorted(session.scalars(query))
 
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, object]]) -> None:
@@ -243,39 +265,41 @@ def _sync_while_dirty(
             return left_for_later()
         if pages >= budget or not ctx.redis.delete(dirty):
             return SyncResult(recorded=recorded, unmatched=unmatched, pages=pages)
-        cursor = load_cursor(ctx, account_id)
-        while True:
-            after = None
-            if cursor is None:
-                after = ctx.now() - timedelta(seconds=ctx.settings.fills_initial_lookback_s)
-            try:
-                page = adapter.list_fills(page_token=cursor, after=after)
-            except BaseException:
-                ctx.redis.set(dirty, 1)  # the request stays for the next sync
-                raise
-            pages += 1
-            done, parked = _apply_page(ctx, account_id, page.items, len(page.malformed))
-            recorded += done
-            unmatched += parked
-            # Past this page even when nothing on it was readable (never re-read it forever).
-            cursor_after = page.next_token or (
-                adapter.fill_cursor(page.items[-1]) if page.items else None
-            )
-            if cursor_after:
-                save_cursor(ctx, account_id, cursor_after)
-                cursor = cursor_after
-            if keep_alive is not None:
+        for symbol in fill_streams(ctx, account_id, adapter):
+            cursor = load_cursor(ctx, account_id, symbol)
+            while True:
+                after = None
+                if cursor is None:
+                    after = ctx.now() - timedelta(seconds=ctx.settings.fills_initial_lookback_s)
                 try:
-                    keep_alive()
-                except BaseException:  # the caller stops (its own lock lost): keep the request
-                    ctx.redis.set(dirty, 1)
+                    page = adapter.list_fills(page_token=cursor, after=after,
+                                              symbols=(symbol,) if symbol else ())  # fmt: skip
+                except BaseException:
+                    ctx.redis.set(dirty, 1)  # the request stays for the next sync
                     raise
-            if not lock.renew():  # another syncer may hold the account now: it goes on
-                return left_for_later()
-            if not page.next_token:
-                break
-            if pages >= budget:
-                return left_for_later()
+                pages += 1
+                done, parked = _apply_page(ctx, account_id, page.items, len(page.malformed))
+                recorded += done
+                unmatched += parked
+                # Past this page even when nothing on it was readable (never re-read forever).
+                cursor_after = page.next_token or (
+                    adapter.fill_cursor(page.items[-1]) if page.items else None
+                )
+                if cursor_after:
+                    save_cursor(ctx, account_id, cursor_after, symbol)
+                    cursor = cursor_after
+                if keep_alive is not None:
+                    try:
+                        keep_alive()
+                    except BaseException:  # the caller stops (its lock lost): keep the request
+                        ctx.redis.set(dirty, 1)
+                        raise
+                if not lock.renew():  # another syncer may hold the account now: it goes on
+                    return left_for_later()
+                if not page.next_token:
+                    break
+                if pages >= budget:
+                    return left_for_later()
 
 
 # --- closing a gap the forward sync left ---------------------------------------------------
@@ -284,6 +308,7 @@ def _sync_while_dirty(
 def reread_window(
     ctx: WorkerContext, account_id: str, after: datetime, until: datetime | None,
     *, max_pages: int = MAX_PAGES, keep_alive: Callable[[], object] | None = None,
+    symbols: Sequence[str] = (),
 ) -> SyncResult:  # fmt: skip
     """Every fill of the account in (after, until), applied again (recorded ones dedupe),
     whatever the forward cursor says; what it cannot match is parked."""
@@ -295,7 +320,7 @@ def reread_window(
     ctx.redis.incr(REREADS_KEY)
     while pages < max_pages:
         page = adapter.list_fills(after=after if token is None else None, until=until,
-                                  page_token=token)  # fmt: skip
+                                  page_token=token, symbols=symbols)  # fmt: skip
         pages += 1
         done, parked = _apply_page(ctx, account_id, page.items, len(page.malformed))
         recorded += done

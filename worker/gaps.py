@@ -49,6 +49,7 @@ class _Window:
     created_at: datetime
     last_seen_at: datetime | None
     gap: bool
+    symbol: str = ""
 
 
 def _window(ctx: WorkerContext, order_id: str) -> _Window | None:
@@ -58,7 +59,7 @@ def _window(ctx: WorkerContext, order_id: str) -> _Window | None:
             return None
         return _Window(order.account_id, order.broker_order_id, order.client_order_id,
                        order.created_at, order.broker_updated_at or order.closed_at,
-                       bool(order.fill_gap))  # fmt: skip
+                       bool(order.fill_gap), order.symbol)  # fmt: skip
 
 
 def _closed(ctx: WorkerContext, order_id: str) -> Gap:
@@ -88,7 +89,7 @@ def close_gap(ctx: WorkerContext, order_id: str,
     if window.last_seen_at is not None:
         until = min(ctx.now(), window.last_seen_at + WINDOW_MARGIN)
     reread_window(ctx, window.account_id, window.created_at - WINDOW_MARGIN, until,
-                  keep_alive=keep_alive)  # fmt: skip
+                  keep_alive=keep_alive, symbols=(window.symbol,))  # fmt: skip
     window = _window(ctx, order_id)
     if window is None or not window.gap:
         logger.info("fill gap of order %s closed by re-reading its window", order_id)

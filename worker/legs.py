@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from brokers.base import OrderReport
+from core.enums import Intent, OrderStatus, ReportSource
+from core.reports import OrderReport
 from models.base import new_id
-from models.enums import Intent, OrderStatus, ReportSource
 from models.ledger import annotate_intent
 from models.orders import Order, OrderEvent
 from models.repository import apply_to_order
@@ -132,7 +132,7 @@ def _register(ctx: WorkerContext, parent_id: str, leg: OrderReport, source: Repo
             broker_order_id=leg.broker_order_id, symbol=leg.symbol, side=leg.side,
             intent=leg_intent(parent), decision_id=parent.decision_id,
             trade_id=inherited_trade_id(parent), order_type=leg.order_type,
-            time_in_force=leg.time_in_force, quantity=leg.quantity,
+            time_in_force=leg.time_in_force, quantity=leg.quantity, notional=leg.notional,
             limit_price=leg.limit_price, stop_price=leg.stop_price,
             requested_price=leg.limit_price or leg.stop_price, order_class=leg.order_class,
             parent_id=parent.id, status=OrderStatus.PENDING_NEW,

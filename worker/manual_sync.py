@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from brokers.errors import BrokerError, OrderNotFound
-from models.enums import OrderStatus, ReportSource
+from core.enums import OrderStatus, ReportSource
 from models.orders import Order
 from worker import placement, replacements
 from worker.budget import send_by
@@ -79,7 +79,7 @@ def _sync(ctx: WorkerContext, order_id: str, lock: HeldLock) -> SyncResult:
             raise NoSuchOrder(order_id)
         before, awaiting = order.status, placement.awaiting_broker(order)
         account = ctx.account(session, id=order.account_id)
-        broker_id, client_id = order.broker_order_id, order.client_order_id
+        broker_id, client_id, symbol = order.broker_order_id, order.client_order_id, order.symbol
     if awaiting:  # a write-ahead row: resolve its placement (a lookup first, never blind)
         if placement.placement_leased(ctx, order_id):
             raise OrderBusy(order_id, "its placement is in progress")
@@ -90,7 +90,7 @@ def _sync(ctx: WorkerContext, order_id: str, lock: HeldLock) -> SyncResult:
     try:
         with send_by(bound):
             report = (adapter.get_order(broker_id) if broker_id
-                      else adapter.get_order_by_client_id(client_id))  # fmt: skip
+                      else adapter.get_order_by_client_id(client_id, symbol=symbol))  # fmt: skip
             applied = apply_in_new_session(ctx, order_id, report, ReportSource.MANUAL,
                                            checked=True)  # fmt: skip
             if applied is not None and applied.state.broker_filled_quantity > (

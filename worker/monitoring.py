@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brokers.errors import BrokerError, OrderNotFound
-from models.enums import OPEN_STATUSES, OrderClass, OrderStatus, OrderType, ReportSource
+from core.enums import OPEN_STATUSES, OrderClass, OrderStatus, OrderType, ReportSource
 from models.orders import Fill, Order
 from worker import chains, placement, replacements
 from worker.budget import send_by
@@ -74,6 +74,7 @@ class Snapshot:
     account_id: str
     broker_order_id: str | None
     client_order_id: str
+    symbol: str
     complete: bool  # terminal and every fill recorded
     terminal: bool
     awaiting: bool = False  # a write-ahead row: the placement is not settled
@@ -100,6 +101,7 @@ def _snapshot(ctx: WorkerContext, order_id: str) -> Snapshot | None:
             is None
         )  # fmt: skip
         return Snapshot(order.account_id, order.broker_order_id, order.client_order_id,
+                        order.symbol,
                         order.status.is_terminal and not order.fill_gap and not unfollowed,
                         order.status.is_terminal, placement.awaiting_broker(order),
                         immediate, order.last_report_at or order.created_at,
@@ -203,7 +205,7 @@ def _check(ctx: WorkerContext, order_id: str, snapshot: Snapshot, check: int,
         report = (
             adapter.get_order(snapshot.broker_order_id)
             if snapshot.broker_order_id
-            else adapter.get_order_by_client_id(snapshot.client_order_id)
+            else adapter.get_order_by_client_id(snapshot.client_order_id, symbol=snapshot.symbol)
         )
     except OrderNotFound as error:
         _note(ctx, order_id, f"not found at the broker (check {check + 1}): {error}")

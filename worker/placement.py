@@ -22,11 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brokers import registry
-from brokers.base import PlaceOrderRequest
 from brokers.registry import CredentialsMissing
-from models.accounts import UnknownAccount
-from models.base import new_id
-from models.enums import (
+from core.enums import (
     BrokerKind,
     Intent,
     OrderOrigin,
@@ -35,6 +32,9 @@ from models.enums import (
     ReportSource,
     TimeInForce,
 )
+from core.reports import PlaceOrderRequest
+from models.accounts import UnknownAccount
+from models.base import new_id
 from models.ledger import ExitRefused, check_exit
 from models.orders import Order, OrderEvent
 from models.outbox import EventKind, add_order_event
@@ -128,8 +128,10 @@ def fit_to_broker(broker: BrokerKind, args: PlaceOrderArgs) -> PlaceOrderArgs:
         tif = registry.default_time_in_force(broker, args.symbol)
         if tif is not args.time_in_force:
             args = args.model_copy(update={"time_in_force": tif})
-    problem = registry.terms_problem(broker, args.symbol, args.order_type, args.time_in_force,
-                                     args.order_class)  # fmt: skip
+    problem = registry.terms_problem(
+        broker, args.symbol, args.order_type, args.time_in_force, args.order_class,
+        quantity=args.quantity, notional=args.notional,
+    )  # fmt: skip
     if problem is not None:
         raise InvalidTaskArguments(TASK, problem)
     return args
@@ -161,8 +163,9 @@ def _new_order(
         client_order_id=client_order_id,
         origin=OrderOrigin.PLACED, symbol=args.symbol, side=args.side, intent=args.intent,
         decision_id=args.decision_id, trade_id=args.trade_id, order_type=args.order_type,
-        time_in_force=args.time_in_force, quantity=args.quantity, limit_price=args.limit_price,
-        stop_price=args.stop_price, requested_price=_requested_price(args),
+        time_in_force=args.time_in_force, quantity=args.quantity, notional=args.notional,
+        limit_price=args.limit_price, stop_price=args.stop_price,
+        requested_price=_requested_price(args),
         status=OrderStatus.PENDING_NEW, created_at=now, updated_at=now,
         place_deadline=deadline, sent_at=now if now < deadline else None,
         order_class=args.order_class,
@@ -173,10 +176,10 @@ def _new_order(
 
 
 def _same_order(order: Order, args: PlaceOrderArgs) -> bool:
-    return (order.symbol, order.side, order.quantity, order.order_type, order.limit_price,
-            order.stop_price, order.order_class) == (
-                args.symbol, args.side, args.quantity, args.order_type, args.limit_price,
-                args.stop_price, args.order_class)  # fmt: skip
+    return (order.symbol, order.side, order.quantity, order.notional, order.order_type,
+            order.limit_price, order.stop_price, order.order_class) == (
+                args.symbol, args.side, args.quantity, args.notional, args.order_type,
+                args.limit_price, args.stop_price, args.order_class)  # fmt: skip
 
 
 def trading_account(ctx: WorkerContext, session: Session, name: str, task: str) -> AccountInfo:
@@ -237,7 +240,8 @@ def _refuse_an_oversized_exit(
 ) -> None:
     """An EXIT may close no more than its trade has open (a redelivered call, whose order
     exists already, is not judged again: it is answered with that order)."""
-    if args.intent is not Intent.EXIT or args.trade_id is None:
+    # (an EXIT names a quantity: a notional one is refused with the arguments)
+    if args.intent is not Intent.EXIT or args.trade_id is None or args.quantity is None:
         return
     known = select(Order.id).where(Order.account_id == account.id,
                                    Order.client_order_id == client_order_id)  # fmt: skip
@@ -310,7 +314,7 @@ def _load(ctx: WorkerContext, order_id: str) -> _Row | None:
             stop_price=order.stop_price, order_class=order.order_class,
             take_profit_limit_price=order.take_profit_limit_price,
             stop_loss_stop_price=order.stop_loss_stop_price,
-            stop_loss_limit_price=order.stop_loss_limit_price,
+            stop_loss_limit_price=order.stop_loss_limit_price, notional=order.notional,
         )  # fmt: skip
         replaces = None
         if order.replaces_id is not None:
@@ -355,9 +359,18 @@ def _attempt(ctx: WorkerContext, order_id: str, lock: HeldLock, first: bool) -> 
         _reject(ctx, order_id, reason)
         return Attempt(Step.REJECTED, reason)
     marked_here = first or row.sent_at is None  # no earlier send may have reached the broker
+    adapter = ctx.adapter(row.account)
+    if not marked_here and not adapter.refuses_reused_client_ids:
+        # An earlier send may have made the order, which may be done by now: this broker
+        # would take the same client order id again as a second order. Send only once it
+        # says it has none (an earlier send still under way cannot land by now: its answer
+        # timed out, and Binance drops a request older than its recvWindow).
+        why = "an earlier send may have reached the broker, which takes a used id again"
+        looked = _look(ctx, order_id, row, lock_bound, unclear=Step.RETRY, why=why)
+        if looked is not None:
+            return looked
     if row.sent_at is None:
         _set_sent(ctx, order_id, now)
-    adapter = ctx.adapter(row.account)
     with priority(Priority.PLACEMENT), send_by(min(row.deadline, lock_bound)):
         outcome = submit(adapter, row.request, row.replaces)
     if isinstance(outcome, Reported):  # the broker's truth: applied whoever holds the lock
@@ -405,7 +418,8 @@ def _look(ctx: WorkerContext, order_id: str, row: _Row, lock_bound: datetime, *,
     """Look the order up: PLACED when the broker shows it, ``unclear`` (with ``why`` noted)
     when it could not say, None on a not-found."""
     with priority(Priority.PLACEMENT), send_by(lock_bound):
-        found = look_up(ctx.adapter(row.account), row.request.client_order_id)
+        found = look_up(ctx.adapter(row.account), row.request.client_order_id,
+                        row.request.symbol)  # fmt: skip
     if isinstance(found, Reported):
         _placed(ctx, order_id, row, found)
         return Attempt(Step.PLACED)

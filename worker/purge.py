@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from models.enums import TERMINAL_STATUSES
+from core.enums import TERMINAL_STATUSES
 from models.fill_sync import ParkedFill
 from models.orders import ArchivedOrder, Fill, InvalidTaskCall, Order, OrderEvent
 from models.types import canonical

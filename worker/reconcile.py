@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
@@ -23,10 +23,11 @@ from sqlalchemy import Engine, and_, event, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from brokers.base import BrokerAdapter, ListStatus, OrderReport, PositionReport
+from brokers.base import BrokerAdapter, ListStatus
 from brokers.errors import BrokerError, OrderNotFound
+from core.enums import OPEN_STATUSES, OrderOrigin, OrderStatus, OrderType, ReportSource
+from core.reports import OrderReport, PositionReport
 from models.base import new_id
-from models.enums import OPEN_STATUSES, OrderOrigin, OrderStatus, OrderType, ReportSource
 from models.ledger import Position
 from models.orders import Order, OrderEvent
 from models.outbox import EventKind, add_order_event
@@ -44,6 +45,7 @@ from worker.alerts import Alert, AlertKind, send_alert
 from worker.budget import Priority, priority
 from worker.chains import is_live
 from worker.context import AccountInfo, WorkerContext
+from worker.fees import sync_fees, unposted_allowance
 from worker.fills import adopt_parked, gap_state, sync_now
 from worker.gaps import Gap, close_gap
 from worker.placement import Step
@@ -53,6 +55,8 @@ logger = logging.getLogger(__name__)
 ATTEMPTS = 5
 GAP_CHECK_CHUNK = 500
 LOST_KEY = "ordersync:stats:orders_declared_lost"
+# The status a broker gives an exit leg it holds back until its sibling ends (Alpaca's).
+HELD = "held"
 
 
 @dataclass
@@ -75,6 +79,7 @@ class SweepStats:
     gaps_given_up: int = 0  # fill gaps re-read to the limit (alerted once, not watched)
     adopted: int = 0
     replacements: int = 0  # orders found replacing ours, linked or registered
+    held_legs: int = 0  # held exit legs not looked up: an order of their group is listed
     malformed: int = 0
     queries: int = 0
     wall_s: float = 0.0
@@ -84,6 +89,12 @@ class SweepStats:
     # report is applied, so deciding on a fill sync costs no query per order.
     fill_gaps: set[str] = field(default_factory=set)
     position_mismatches: list[str] = field(default_factory=list)
+    # Crypto positions the broker holds less of than we do by fees not posted yet.
+    fees_to_post: list[str] = field(default_factory=list)
+    # Holdings another of our symbols pays with (BTC beside ETHBTC): its trades move the
+    # balance, which positions per symbol do not follow, so they are not compared.
+    positions_not_compared: list[str] = field(default_factory=list)
+    fees_recorded: int = 0
     # Orders the broker reports replaced whose replacement we have not linked yet:
     # (our id, the replacing order's broker id).
     unfollowed: list[tuple[str, str]] = field(default_factory=list)
@@ -98,6 +109,7 @@ class SweepStats:
         data["watch"] = len(self.watch)
         data["fill_gaps"] = len(self.fill_gaps)
         data["unfollowed"] = len(self.unfollowed)
+        data["fees_to_post"] = len(self.fees_to_post)
         return data
 
 
@@ -138,15 +150,16 @@ def counting_queries(engine: Engine) -> Iterator[list[int]]:
 
 def _ref(order: Order) -> LocalRef:
     return LocalRef(order.id, order.broker_order_id, order.client_order_id, order.status,
-                    order.created_at, order.miss_count, order.lost_at is not None)  # fmt: skip
+                    order.created_at, order.miss_count, order.lost_at is not None,
+                    order.symbol)  # fmt: skip
 
 
 _REF_COLUMNS = (Order.id, Order.broker_order_id, Order.client_order_id, Order.status,
-                Order.created_at, Order.miss_count, Order.lost_at)  # fmt: skip
+                Order.created_at, Order.miss_count, Order.lost_at, Order.symbol)  # fmt: skip
 
 
 def _refs(rows: Sequence[Any]) -> list[LocalRef]:
-    return [LocalRef(r[0], r[1], r[2], r[3], r[4], r[5], r[6] is not None) for r in rows]
+    return [LocalRef(r[0], r[1], r[2], r[3], r[4], r[5], r[6] is not None, r[7]) for r in rows]
 
 
 def sweep_open_orders(ctx: WorkerContext, account_id: str) -> SweepStats:
@@ -230,7 +243,9 @@ def deep_reconcile(ctx: WorkerContext, account_id: str) -> SweepStats:
         if stats.yielded is None:
             _close_fill_gaps(ctx, account, since, stats)
         if stats.yielded is None:
-            _compare_positions(ctx, account, stats)
+            _sync_fees(ctx, account, since, stats)
+        if stats.yielded is None:
+            _compare_positions(ctx, account, since, stats)
     stats.queries, stats.wall_s = queries[0], round(time.monotonic() - began, 3)
     return stats
 
@@ -240,8 +255,12 @@ def _reconcile(
     since: datetime | None, source: ReportSource, stats: SweepStats,
 ) -> None:  # fmt: skip
     adapter = ctx.adapter(account)
+    # A broker that lists one symbol at a time is asked for the symbols of our orders: an
+    # order placed outside ordersync in another symbol is not seen there (no adoption).
+    symbols = sorted({r.symbol for r in refs if r.symbol}) if adapter.lists_by_symbol else []
     try:
-        reports = _list_all(adapter, status, since, ctx.settings.sweep_page_size, stats)
+        reports = _list_all(adapter, status, since, ctx.settings.sweep_page_size, stats,
+                            symbols)  # fmt: skip
     except BrokerError as error:
         stats.yielded = f"listing stopped: {error}"
         logger.warning("%s of account %s stopped: %s", source.value, account.name, error)
@@ -267,6 +286,10 @@ def _reconcile(
             continue
         _keep_alive()
     unlisted = [r for r in matched.unlisted if r.status in OPEN_STATUSES]
+    if unlisted:
+        held = _held_while_listed(ctx, unlisted, reports)
+        stats.held_legs += len(held)
+        unlisted = [r for r in unlisted if r.id not in held]
     _look_up(ctx, adapter, account, unlisted, source, stats, latest)
     _follow_replacements(ctx, source, stats)
     _drop_given_up(ctx, stats)
@@ -291,13 +314,14 @@ def _drop_given_up(ctx: WorkerContext, stats: SweepStats) -> None:
 
 def _list_all(
     adapter: BrokerAdapter, status: ListStatus, since: datetime | None, page_size: int,
-    stats: SweepStats,
+    stats: SweepStats, symbols: Sequence[str] = (),
 ) -> list[OrderReport]:  # fmt: skip
     reports: list[OrderReport] = []
     token: str | None = None
     while True:
         page = adapter.list_orders(status=status, after=since if token is None else None,
-                                   page_size=page_size, page_token=token)  # fmt: skip
+                                   page_size=page_size, page_token=token,
+                                   symbols=symbols)  # fmt: skip
         stats.pages += 1
         _keep_alive()
         for item in page.malformed:
@@ -378,6 +402,29 @@ def _apply_batch(
     raise RuntimeError(f"could not apply a page of {len(pairs)} reports")
 
 
+def _held_while_listed(ctx: WorkerContext, unlisted: Sequence[LocalRef],
+                       reports: Sequence[OrderReport]) -> set[str]:  # fmt: skip
+    """Exit legs the broker holds (a bracket's stop-loss while its take-profit works) that
+    an open listing leaves out, while their parent or a sibling is listed open: nothing
+    happens to them before it does, so they are not looked up one by one every run."""
+    with ctx.sessions() as session:
+        held = session.execute(
+            select(Order.id, Order.parent_id).where(
+                Order.id.in_([r.id for r in unlisted]), Order.parent_id.is_not(None),
+                Order.raw_status == HELD)
+        ).all()  # fmt: skip
+        if not held:
+            return set()
+        parents = {parent for _, parent in held}
+        group = session.execute(
+            select(Order.broker_order_id, Order.id, Order.parent_id).where(
+                or_(Order.id.in_(parents), Order.parent_id.in_(parents)))
+        ).all()  # fmt: skip
+    listed_open = {r.broker_order_id for r in reports if r.status in OPEN_STATUSES}
+    working = {parent or own for broker_id, own, parent in group if broker_id in listed_open}
+    return {own for own, parent in held if parent in working}
+
+
 def _look_up(
     ctx: WorkerContext, adapter: BrokerAdapter, account: AccountInfo, refs: list[LocalRef],
     source: ReportSource, stats: SweepStats, latest: dict[str, OrderReport],
@@ -395,7 +442,7 @@ def _look_up(
             report = (
                 adapter.get_order(ref.broker_order_id)
                 if ref.broker_order_id
-                else adapter.get_order_by_client_id(ref.client_order_id)
+                else adapter.get_order_by_client_id(ref.client_order_id, symbol=ref.symbol)
             )
         except OrderNotFound:
             _record_miss(ctx, ref, stats)
@@ -540,8 +587,9 @@ def _adopt(
             client_order_id=report.client_order_id or f"broker-{report.broker_order_id}",
             broker_order_id=report.broker_order_id, symbol=report.symbol, side=report.side,
             order_type=report.order_type, time_in_force=report.time_in_force,
-            quantity=report.quantity, limit_price=report.limit_price,
-            stop_price=report.stop_price, status=OrderStatus.PENDING_NEW,
+            quantity=report.quantity, notional=report.notional,
+            limit_price=report.limit_price, stop_price=report.stop_price,
+            status=OrderStatus.PENDING_NEW,
             created_at=report.created_at, updated_at=now,
             submitted_at=report.submitted_at or report.created_at,
             check_count=1, last_checked_at=now,
@@ -633,36 +681,86 @@ def _close_fill_gaps(
             stats.fill_gaps.add(order_id)
 
 
-def position_mismatches(local: dict[str, Decimal], broker: Sequence[PositionReport]) -> list[str]:
-    """Symbols whose recorded position differs from the broker's."""
+def position_mismatches(
+    local: dict[str, Decimal], broker: Sequence[PositionReport],
+    to_post: Mapping[str, Decimal] | None = None,
+) -> tuple[list[str], list[str]]:  # fmt: skip
+    """Symbols whose recorded position differs from the broker's, and those the broker
+    holds less of by no more than fees still to post (``to_post``: the most, per symbol)."""
     theirs = {p.symbol: p.quantity for p in broker}
-    found = []
+    found, pending = [], []
     for symbol in sorted(set(local) | set(theirs)):
         ours, at_broker = local.get(symbol, Decimal(0)), theirs.get(symbol, Decimal(0))
-        if ours != at_broker:
-            found.append(f"{symbol}: our fills say {ours}, the broker holds {at_broker}")
-    return found
+        if ours == at_broker:
+            continue
+        line = f"{symbol}: our fills say {ours}, the broker holds {at_broker}"
+        if 0 < ours - at_broker <= (to_post or {}).get(symbol, Decimal(0)):
+            pending.append(f"{line} (fees to post)")
+        else:
+            found.append(line)
+    return found, pending
 
 
-def _compare_positions(ctx: WorkerContext, account: AccountInfo, stats: SweepStats) -> None:
-    """A difference is an alert for an operator, never a silent correction."""
+def _sync_fees(ctx: WorkerContext, account: AccountInfo, since: datetime,
+               stats: SweepStats) -> None:  # fmt: skip
+    """Fees posted apart from the fills, before positions are compared."""
     try:
-        broker = ctx.adapter(account).list_positions()
+        done = sync_fees(ctx, account, since, keep_alive=_keep_alive)
     except BrokerError as error:
-        stats.yielded = f"positions not compared: {error}"
+        stats.yielded = f"fee sync stopped: {error}"
         return
-    stats.pages += 1
+    stats.pages += done.pages
+    stats.malformed += done.malformed
+    stats.fees_recorded = done.recorded
+
+
+def _compare_positions(ctx: WorkerContext, account: AccountInfo, since: datetime,
+                       stats: SweepStats) -> None:  # fmt: skip
+    """A difference is an alert for an operator, never a silent correction."""
+    adapter = ctx.adapter(account)
     with ctx.sessions() as session:  # the positions table, kept with every fill, outlives purge
         rows = session.execute(
             select(Position.symbol, Position.quantity).where(Position.account_id == account.id)
         ).all()
-    stats.position_mismatches = position_mismatches({r[0]: r[1] for r in rows}, broker)
+    try:
+        broker = adapter.list_positions()
+        held_by = {symbol: adapter.holding_of(symbol) for symbol, _ in rows}
+        quoted = {q for symbol, _ in rows if (q := adapter.quoted_in(symbol)) is not None}
+    except BrokerError as error:
+        stats.yielded = f"positions not compared: {error}"
+        return
+    stats.pages += 1
+    local = _holdings(held_by, rows)
+    stats.positions_not_compared = sorted(quoted & set(local))
+    for name in stats.positions_not_compared:
+        del local[name]
+    if adapter.positions_by_asset:  # cash, and coins none of our symbols trades, are not ours
+        broker = [p for p in broker if p.symbol in local]
+    theirs = {p.symbol: p.quantity for p in broker}
+    short = {h for h, q in local.items() if q > theirs.get(h, Decimal(0))}
+    to_post: dict[str, Decimal] = {}
+    if short:  # the allowance is per symbol; a holding gets its symbols' together
+        allowed = unposted_allowance(ctx, account, [s for s, h in held_by.items() if h in short],
+                                     since)  # fmt: skip
+        for symbol, allowance in allowed.items():
+            to_post[held_by[symbol]] = to_post.get(held_by[symbol], Decimal(0)) + allowance
+    stats.position_mismatches, stats.fees_to_post = position_mismatches(local, broker, to_post)
     if stats.position_mismatches:
         symbols = tuple(line.split(":", 1)[0] for line in stats.position_mismatches)
         send_alert(ctx.redis, ctx.settings, Alert(
             AlertKind.POSITION_MISMATCH, f"positions:{account.name}", len(symbols), symbols,
             ctx.now(), detail="; ".join(stats.position_mismatches)[:1000],
         ))  # fmt: skip
+
+
+def _holdings(held_by: Mapping[str, str], rows: Sequence[Any]) -> dict[str, Decimal]:
+    """Our positions under the names the broker reports them by (summed where symbols share
+    a base asset, as BTCUSDT and BTCUSDC share BTC)."""
+    held: dict[str, Decimal] = {}
+    for symbol, quantity in rows:
+        name = held_by[symbol]
+        held[name] = held.get(name, Decimal(0)) + quantity
+    return held
 
 
 def catch_up(ctx: WorkerContext, account_id: str, source: ReportSource) -> SweepStats:

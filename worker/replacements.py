@@ -18,10 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from brokers.base import OrderReport
 from brokers.errors import BrokerError
+from core.enums import Intent, OrderStatus, ReportSource
+from core.reports import OrderReport
 from models.base import new_id
-from models.enums import Intent, OrderStatus, ReportSource
 from models.ledger import trade_id_of
 from models.orders import Order, OrderEvent
 from models.outbox import EventKind, add_order_event
@@ -89,7 +89,7 @@ def register(
             broker_order_id=report.broker_order_id, symbol=report.symbol, side=report.side,
             intent=old.intent, decision_id=old.decision_id, trade_id=inherited_trade_id(old),
             order_type=report.order_type, time_in_force=report.time_in_force,
-            quantity=report.quantity, limit_price=report.limit_price,
+            quantity=report.quantity, notional=report.notional, limit_price=report.limit_price,
             stop_price=report.stop_price, requested_price=old.requested_price,
             status=OrderStatus.PENDING_NEW, created_at=report.created_at, updated_at=now,
             submitted_at=report.submitted_at or report.created_at, check_count=1,

@@ -19,8 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models.base import new_id
-from models.enums import (
+from core.enums import (
     OPEN_STATUSES,
     Intent,
     OrderOrigin,
@@ -29,6 +28,7 @@ from models.enums import (
     ReportSource,
     TimeInForce,
 )
+from models.base import new_id
 from models.ledger import ExitRefused, check_exit
 from models.orders import Order, OrderEvent
 from models.outbox import EventKind, add_order_event
@@ -95,6 +95,11 @@ def in_flight(session: Session, order_id: str) -> str | None:
 def replace_terms(order: Order, changes: ReplaceOrderTerms) -> Terms:
     """The working order's terms with ``changes``; ``NotReplaceable`` for changes that do
     not apply to it or change nothing. The quantity defaults to what it has left to fill."""
+    if order.quantity is None:
+        raise NotReplaceable(
+            f"order {order.id} is a notional order (${order.notional}): it cannot be "
+            "replaced; cancel it and place another"
+        )
     limits = order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
     stops = order.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
     kind = order.order_type.value

@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from brokers.base import FillReport, OrderReport
-from models.enums import ReportSource
+from core.enums import ReportSource
+from core.reports import FillReport, OrderReport
 from models.orders import Order
 from models.reconciliation import derived_fill
 from models.repository import (

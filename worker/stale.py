@@ -23,7 +23,7 @@ from typing import Final
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
-from models.enums import OPEN_STATUSES, OrderStatus, OrderType
+from core.enums import OPEN_STATUSES, OrderStatus, OrderType
 from models.orders import Order
 from ordersync.settings import Settings
 

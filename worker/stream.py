@@ -22,11 +22,11 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from brokers.alpaca_stream import AlpacaStream, Unreadable, stream_url
-from brokers.base import StreamEvent
+from brokers.base import OrderStream, Unreadable
 from brokers.errors import BrokerError, BrokerUnavailable
-from brokers.registry import credentials
-from models.enums import ReportSource
+from brokers.registry import connect_stream
+from core.enums import ReportSource
+from core.reports import StreamEvent
 from models.orders import Account
 from ordersync.metrics import record
 from worker import replacements
@@ -47,7 +47,7 @@ from worker.stream_health import (
 logger = logging.getLogger(__name__)
 BACKOFF_BASE_S = 0.5
 RENEW_EVERY_S = 1.0
-Connect = Callable[[AccountInfo], AlpacaStream]
+Connect = Callable[[AccountInfo], OrderStream]
 
 
 def lease_name(account_id: str) -> str:
@@ -62,9 +62,10 @@ class LeaseLost(RuntimeError):
     """Another process holds the account's stream now: this one lets go."""
 
 
-def connect_alpaca(account: AccountInfo) -> AlpacaStream:
-    key_id, secret = credentials(account.name, account.credentials_env)
-    return AlpacaStream(stream_url(account.base_url), key_id, secret)
+def stream_for(account: AccountInfo) -> OrderStream:
+    return connect_stream(account=account.name, broker=account.broker,
+                          base_url=account.base_url,
+                          credentials_env=account.credentials_env)  # fmt: skip
 
 
 def backoff_s(failures: int, cap_s: float, rng: random.Random) -> float:
@@ -78,7 +79,7 @@ class AccountStream:
 
     def __init__(
         self, ctx: WorkerContext, account: AccountInfo, stop: threading.Event,
-        connect: Connect = connect_alpaca, rng: random.Random | None = None,
+        connect: Connect = stream_for, rng: random.Random | None = None,
     ) -> None:  # fmt: skip
         self.ctx = ctx
         self.account = account
@@ -194,7 +195,7 @@ def streamed_accounts(ctx: WorkerContext) -> list[AccountInfo]:
         return [AccountInfo.of(row) for row in rows]
 
 
-def run_streams(ctx: WorkerContext, stop: threading.Event, connect: Connect = connect_alpaca,
+def run_streams(ctx: WorkerContext, stop: threading.Event, connect: Connect = stream_for,
                 on_start: Callable[[AccountStream], None] | None = None) -> None:  # fmt: skip
     """A thread per streamed account (standby or holding), accounts looked up again every
     ``stream_accounts_refresh_s``; a disabled account's thread ends."""

@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from brokers.base import FillReport, OrderReport, StreamEvent
-from models.enums import ReportSource
+from core.enums import ReportSource
+from core.reports import FillReport, OrderReport, StreamEvent
 from models.money import in_money_context
 from models.orders import Order
 from models.repository import apply_to_order, load_state

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import redis
 
-from models.enums import BrokerKind
+from core.enums import BrokerKind
 
 PREFIX = "ordersync:stream:healthy:"
-STREAMING = frozenset({BrokerKind.ALPACA})  # the brokers whose accounts get a stream
+# The brokers whose accounts get a stream.
+STREAMING = frozenset({BrokerKind.ALPACA, BrokerKind.BINANCE, BrokerKind.COINBASE})
 
 
 def mark_healthy(client: redis.Redis, account_id: str, ttl_s: float) -> None:

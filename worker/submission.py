@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from brokers.base import BrokerAdapter, OrderReport, PlaceOrderRequest, ReplaceOrderRequest
+from brokers.base import BrokerAdapter
 from brokers.errors import (
     AnswerLost,
     AuthenticationFailed,
@@ -26,6 +26,7 @@ from brokers.errors import (
     OrderRejected,
     RateLimited,
 )
+from core.reports import OrderReport, PlaceOrderRequest, ReplaceOrderRequest
 from worker.budget import DeadlinePassed
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ Outcome = Reported | Refused | NotSent | Unclear
 
 def replacement_of(request: PlaceOrderRequest) -> ReplaceOrderRequest:
     """The replacing order's terms, as a replace request carries them."""
+    if request.quantity is None:  # notional orders are never replaced (worker/replacing.py)
+        raise ValueError(f"order {request.client_order_id!r}: a replacement names a quantity")
     return ReplaceOrderRequest(
         client_order_id=request.client_order_id, quantity=request.quantity,
         time_in_force=request.time_in_force, limit_price=request.limit_price,
@@ -65,11 +68,11 @@ def replacement_of(request: PlaceOrderRequest) -> ReplaceOrderRequest:
     )  # fmt: skip
 
 
-def look_up(adapter: BrokerAdapter, client_order_id: str) -> Reported | Unclear | None:
+def look_up(adapter: BrokerAdapter, client_order_id: str, symbol: str) -> Reported | Unclear | None:
     """The broker's report for a client order id, None if it answered that it has none,
     Unclear if it could not say (a 429, an empty budget or a timeout proves nothing)."""
     try:
-        return Reported(adapter.get_order_by_client_id(client_order_id))
+        return Reported(adapter.get_order_by_client_id(client_order_id, symbol=symbol))
     except OrderNotFound:
         return None
     except BrokerError as error:
@@ -87,14 +90,14 @@ def submit(adapter: BrokerAdapter, request: PlaceOrderRequest,
             return Reported(adapter.replace(replaces, replacement_of(request)))
         return Reported(adapter.place(request))
     except DuplicateClientOrderId:  # an earlier send got there: the order exists
-        found = look_up(adapter, request.client_order_id)
+        found = look_up(adapter, request.client_order_id, request.symbol)
         if isinstance(found, Reported):
             return found
         reason = found.reason if found is not None else "cannot show it yet"
         return Unclear(f"the broker reports the client order id as taken; {reason}", True)
     except (AnswerLost, MalformedResponse) as error:
         logger.warning("placement answer unclear for %s: %s", request.client_order_id, error)
-        return look_up(adapter, request.client_order_id) or Unclear(
+        return look_up(adapter, request.client_order_id, request.symbol) or Unclear(
             f"answer lost and not found by client order id yet: {error}"
         )
     except (OrderRejected, AuthenticationFailed) as error:

@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brokers.errors import BrokerError, OrderNotFound
+from core.enums import OrderOrigin, OrderStatus, ReportSource
 from models.accounts import UnknownAccount, get_account
 from models.base import new_id
-from models.enums import OrderOrigin, OrderStatus, ReportSource
 from models.ledger import annotate_intent
 from models.orders import Order
 from models.outbox import EventKind, add_order_event
@@ -50,12 +50,17 @@ def track_order(
                     what="annotating a tracked order", for_update=True)  # fmt: skip
         return TrackResult(known_id)
     adapter = ctx.adapter(account)
+    if args.broker_order_id is None and args.symbol is None and adapter.lists_by_symbol:
+        raise InvalidTaskArguments(TASK, (
+            f"account {args.account!r} is on {broker.value}, which finds an order by client "
+            "order id only within its symbol: give symbol (or broker_order_id)"
+        ))  # fmt: skip
 
     try:
         report = (
             adapter.get_order(args.broker_order_id)
             if args.broker_order_id
-            else adapter.get_order_by_client_id(str(args.client_order_id))
+            else adapter.get_order_by_client_id(str(args.client_order_id), symbol=args.symbol)
         )
     except OrderNotFound:
         if last_attempt:
@@ -74,7 +79,7 @@ def track_order(
             client_order_id=report.client_order_id or f"broker-{report.broker_order_id}",
             broker_order_id=report.broker_order_id, symbol=report.symbol, side=report.side,
             order_type=report.order_type, time_in_force=report.time_in_force,
-            quantity=report.quantity, limit_price=report.limit_price,
+            quantity=report.quantity, notional=report.notional, limit_price=report.limit_price,
             stop_price=report.stop_price, requested_price=args.requested_price,
             intent=args.intent, decision_id=args.decision_id, trade_id=args.trade_id,
             status=OrderStatus.PENDING_NEW, created_at=report.created_at, updated_at=now,

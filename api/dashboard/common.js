@@ -1,7 +1,7 @@
 // What the dashboard's modules share: the page's state, timers that end with the account's
 // session, and the small renderers every table uses.
 
-import { $, fill, h, money, sign } from "./dom.js";
+import { $, fill, h, money, num, sign } from "./dom.js";
 
 const TERMINAL = new Set(["FILLED", "CANCELED", "REJECTED", "EXPIRED", "REPLACED"]);
 
@@ -59,6 +59,11 @@ export function intentBadge(intent) {
 
 export function sideText(side) {
   return h("span", { class: `side side-${side}` }, side ?? "–");
+}
+
+/** What an order is for: its quantity, or a notional order's amount of money ("$500.00"). */
+export function ordered(order) {
+  return order.quantity === null && order.notional ? `$${money(order.notional)}` : num(order.quantity);
 }
 
 export function pnl(value, tag = "td") {

@@ -2,7 +2,7 @@
 // report, and the Sync now and Cancel buttons.
 
 import { accountPath, get, post } from "./api.js";
-import { debounce, emptyRow, intentBadge, isTerminal, pnl, sideText, stamp, state, statusPill } from "./common.js";
+import { debounce, emptyRow, intentBadge, isTerminal, ordered, pnl, sideText, stamp, state, statusPill } from "./common.js";
 import { $, duration, fill, h, money, num, shortId, time, timeCell } from "./dom.js";
 import { refreshOrder, renderOrders, upsert } from "./orders.js";
 
@@ -52,7 +52,7 @@ export function renderDetail(detail) {
   const drawer = $("#detail");
   drawer.dataset.loaded = "true";
   drawer.dataset.status = o.status;
-  fill($("#detail-title"), intentBadge(o.intent), " ", sideText(o.side), ` ${num(o.quantity)} ${o.symbol} `,
+  fill($("#detail-title"), intentBadge(o.intent), " ", sideText(o.side), ` ${ordered(o)} ${o.symbol} `,
     h("span", { class: "muted" }, o.order_type), " ",
     h("span", { id: "detail-status", dataset: { status: o.status } }, statusPill(o.status)));
   fill($("#detail-lifecycle"), o.lifecycle);
@@ -65,7 +65,7 @@ export function renderDetail(detail) {
     field("Account", o.account),
     field("Origin", o.origin),
     field("Type · TIF", `${o.order_type} · ${o.time_in_force}`),
-    field("Quantity", num(o.quantity)),
+    field(o.quantity === null ? "Notional" : "Quantity", ordered(o)),
     field("Limit price", o.limit_price && money(o.limit_price)),
     field("Stop price", o.stop_price && money(o.stop_price)),
     field("Requested price", o.requested_price && money(o.requested_price)),

@@ -1,7 +1,7 @@
 // The orders table: read by page with the filters, kept current by the event stream.
 
 import { accountPath, get } from "./api.js";
-import { emptyRow, intentBadge, isTerminal, sideText, soon, stamp, state, statusPill } from "./common.js";
+import { emptyRow, intentBadge, isTerminal, ordered, sideText, soon, stamp, state, statusPill } from "./common.js";
 import { openDetail, renderDetail } from "./detail.js";
 import { $, fill, h, money, num, shortId, timeCell } from "./dom.js";
 import { loadActivity, loadLatency } from "./panels.js";
@@ -96,7 +96,7 @@ function orderRow(o) {
   h("td", {}, intentBadge(o.intent)),
   h("td", { class: "symbol" }, o.symbol),
   h("td", {}, sideText(o.side)),
-  h("td", { class: "num" }, num(o.quantity)),
+  h("td", { class: "num" }, ordered(o)),
   h("td", { class: "status", dataset: { status: o.status } }, statusPill(o.status)),
   h("td", { class: "num" }, num(o.filled_quantity)),
   h("td", { class: "num" }, money(o.average_fill_price)),

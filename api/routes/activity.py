@@ -14,10 +14,10 @@ from api.auth import Principal, account_scope, principal, still_valid
 from api.deps import ApiState, api_state, db_session
 from api.event_log import read_page
 from api.events import event_stream
-from api.schemas import EventOut, EventPage, PositionOut, TradeOut
+from api.schemas import EventOut, EventPage, FeeOut, PositionOut, TradeOut
 from models.orders import Account
 from models.trades import TradeStatus
-from ordersync.positions import positions, trades
+from ordersync.positions import fees, positions, trades
 
 router = APIRouter(prefix="/api/v1/accounts/{account}", tags=["activity"])
 GAP_WAIT_S = 1.0  # how long a page waits for an event that may still commit before it
@@ -39,6 +39,15 @@ def list_trades(
 @router.get("/positions", response_model=list[PositionOut], summary="Positions by symbol")
 def list_positions(account: ScopedAccount, session: DbSession) -> list[PositionOut]:
     return [PositionOut.model_validate(p) for p in positions(session, account.name)]
+
+
+@router.get("/fees", response_model=list[FeeOut],
+            summary="Fees posted apart from the fills (crypto), newest first")  # fmt: skip
+def list_fees(
+    account: ScopedAccount, session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[FeeOut]:  # fmt: skip
+    return [FeeOut.model_validate(f) for f in fees(session, account.name, limit=limit)]
 
 
 @router.get("/events", response_model=EventPage,

@@ -13,8 +13,8 @@ from api.auth import admin_only
 from api.deps import ApiState, api_state
 from api.routes.orders import order_out
 from api.schemas import Money, OrderOut
-from brokers.base import OrderReport
 from brokers.errors import BrokerError
+from core.reports import OrderReport
 from models.orders import Account, Order
 from ordersync.positions import order_lifecycles
 from ordersync.queries import OrderFilter, get_order, list_orders
@@ -29,7 +29,8 @@ class BrokerOrderOut(BaseModel):
     symbol: str
     side: str
     order_type: str
-    quantity: Money
+    quantity: Money | None
+    notional: Money | None = None
     status: str
     raw_status: str
     filled_quantity: Money
@@ -65,6 +66,8 @@ def compare(report: OrderReport | None, ours: OrderOut | None) -> list[str]:
         found.append(f"filled: broker {report.filled_quantity}, ours {ours.filled_quantity}")
     if report.quantity != ours.quantity:
         found.append(f"quantity: broker {report.quantity}, ours {ours.quantity}")
+    if report.notional != ours.notional:
+        found.append(f"notional: broker {report.notional}, ours {ours.notional}")
     if report.symbol != ours.symbol or report.side != ours.side:
         found.append("symbol or side differ")
     return found
@@ -74,7 +77,8 @@ def _broker_out(report: OrderReport) -> BrokerOrderOut:
     return BrokerOrderOut(
         broker_order_id=report.broker_order_id, client_order_id=report.client_order_id,
         symbol=report.symbol, side=report.side.value, order_type=report.order_type.value,
-        quantity=report.quantity, status=report.status.value, raw_status=report.raw_status,
+        quantity=report.quantity, notional=report.notional, status=report.status.value,
+        raw_status=report.raw_status,
         filled_quantity=report.filled_quantity, average_fill_price=report.average_fill_price,
         created_at=report.created_at, updated_at=report.updated_at,
     )  # fmt: skip
@@ -97,7 +101,9 @@ def broker_orders(
                             limit=limit)  # fmt: skip
         texts = order_lifecycles(session, views)
         ours = {v.order_id: order_out(v, texts[v.order_id]) for v in views}
-        reports, error, truncated = _broker_listing(adapter, since, limit)
+        # A broker that lists one symbol at a time is asked for the symbols of ours.
+        symbols = sorted({v.symbol for v in views}) if adapter.lists_by_symbol else []
+        reports, error, truncated = _broker_listing(adapter, since, limit, symbols)
         listed_ids = [r.broker_order_id for r in reports]
         extra = session.scalars(select(Order.id).where(
             Order.account_id == row.id, Order.broker_order_id.in_(listed_ids),
@@ -121,13 +127,14 @@ def broker_orders(
                      truncated=truncated)  # fmt: skip
 
 
-def _broker_listing(adapter: Any, since: Any, limit: int
+def _broker_listing(adapter: Any, since: Any, limit: int, symbols: list[str]
                     ) -> tuple[list[OrderReport], str | None, bool]:  # fmt: skip
     reports: list[OrderReport] = []
     token: str | None = None
     try:
         for _ in range(MAX_PAGES):
-            page = adapter.list_orders(status="all", after=since, page_token=token)
+            page = adapter.list_orders(status="all", after=since if token is None else None,
+                                       page_token=token, symbols=symbols)  # fmt: skip
             reports.extend(page.items)
             token = page.next_token
             if token is None or len(reports) >= limit:

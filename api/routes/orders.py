@@ -29,7 +29,7 @@ from api.schemas import (
     TradeOut,
     UtcTime,
 )
-from models.enums import OPEN_STATUSES, TERMINAL_STATUSES, Intent, OrderStatus
+from core.enums import OPEN_STATUSES, TERMINAL_STATUSES, Intent, OrderStatus
 from models.orders import Account, Order
 from ordersync.positions import order_lifecycles
 from ordersync.queries import OrderFilter, OrderView, get_order, list_orders

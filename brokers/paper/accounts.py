@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from brokers.paper.crypto import Fee
 from brokers.paper.ledger import Ledger
-from brokers.paper.model import Fill, Order, OrderRequest
-from models.enums import Side
+from brokers.paper.model import Fee, Fill, Order, OrderRequest
+from core.enums import Side
 
 OrderKey = tuple[int, int, Order]  # (submitted_us, seq, order): seq is unique, so never ties
 PriceOf = Callable[[str], Decimal]
@@ -132,7 +131,7 @@ class Account:
         self.activities.insert(at, fill)
 
     def post_fee(self, fee: Fee) -> None:
-        """Make a crypto fill's CFEE activity visible in the listing, in id order."""
+        """Make a fill's fee activity (Alpaca's CFEE) visible in the listing, in id order."""
         at = bisect_left(self.fee_ids, fee.id)
         self.fee_ids.insert(at, fee.id)
         self.fees.insert(at, fee)

@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by both routers: JSON answers, Alpaca-shaped errors, extra headers."""
+"""HTTP plumbing shared by the dialects' routers: JSON answers, the fallback errors (in
+``{code, message}``, the shape of Alpaca's, which serves the root paths), extra headers."""
 
 from __future__ import annotations
 
@@ -6,11 +7,8 @@ import json
 from collections.abc import Mapping
 
 from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from brokers.paper.schemas import ApiError, describe_errors
 
 # Where the /v2 gate leaves the rate-limit headers for ``ExtraHeaders`` to send.
 EXTRA_HEADERS = "ordersync.extra_headers"
@@ -22,16 +20,6 @@ def json_response(
     """Serialize directly: the bodies are plain dicts already, no encoder pass needed."""
     content = json.dumps(body, separators=(",", ":"))
     return Response(content, status, headers, media_type="application/json")
-
-
-async def api_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return json_response({**exc.extra, "code": exc.code, "message": exc.message}, exc.status)
-
-
-async def validation_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    return json_response({"code": 40010001, "message": describe_errors(exc.errors())}, 422)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from itertools import count
 
 from brokers.paper.model import CENT, Order, initial_price
-from models.enums import Side
+from core.enums import Side
 
 _Entry = tuple[Decimal, int, Order]
 _COMPACT_SLACK = 1024
@@ -31,16 +31,21 @@ class SymbolBook:
     live: int = 0
     _seq: count[int] = field(default_factory=count)
     around_the_clock: bool = False  # a crypto pair: it trades while the market is closed
+    tick: Decimal = CENT  # the price step (a venue's listed symbol may set a finer one)
+    lot: Decimal | None = None  # the quantity step fills are cut in (None: the engine's)
 
     @classmethod
     def for_symbol(cls, symbol: str) -> SymbolBook:
         return cls(symbol=symbol, price=initial_price(symbol))
 
     def step(self, rng: random.Random, volatility_bps: float) -> None:
-        """One random-walk tick in whole cents; the float is only the random draw."""
-        sigma_cents = float(self.price) * 100 * volatility_bps / 10_000
-        delta = round(rng.gauss(0.0, sigma_cents))
-        self.price = max(CENT, self.price + Decimal(delta) * CENT)
+        """One random-walk tick in whole ticks (cents); the float is only the random draw."""
+        if self.tick == CENT:
+            sigma_ticks = float(self.price) * 100 * volatility_bps / 10_000
+        else:
+            sigma_ticks = float(self.price / self.tick) * volatility_bps / 10_000
+        delta = round(rng.gauss(0.0, sigma_ticks))
+        self.price = max(self.tick, self.price + Decimal(delta) * self.tick)
 
     def marketable(self, order: Order) -> bool:
         """Whether a limit price is at or through the market right now."""

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
+from brokers.alpaca.paper.schemas import describe_errors
+from brokers.coinbase.paper.auth import InvalidPublicKey, load_public_key
 from brokers.paper.engine import EngineConfig
 from brokers.paper.faults import DEFAULT_RATE_LIMIT_PER_MIN, DEFAULT_SESSION_S, FaultSettings
-from brokers.paper.schemas import describe_errors
 from brokers.paper.server import serve
 from brokers.paper.state import SimConfig
 
@@ -35,7 +37,9 @@ def parse_range_ms(text: str, option: str) -> tuple[int, int]:
     return low, high
 
 
-def parse_accounts(text: str | None, key_id: str | None) -> tuple[tuple[str, str], ...]:
+def parse_accounts(
+    text: str | None, key_id: str | None, option: str = "--accounts"
+) -> tuple[tuple[str, str], ...]:
     """``"KEY:SECRET,KEY2:SECRET2"`` -> pairs; errors name the entry, never its secret."""
     if not text or not text.strip():
         return ()
@@ -48,11 +52,11 @@ def parse_accounts(text: str | None, key_id: str | None) -> tuple[tuple[str, str
                 f"entry {number} is not KEY:SECRET with both parts non-empty",
                 None,
                 None,
-                "--accounts",
+                option,
             )
         if key in seen:
             raise typer.BadParameter(
-                f"entry {number}: key id {key!r} is configured twice", None, None, "--accounts"
+                f"entry {number}: key id {key!r} is configured twice", None, None, option
             )
         seen.add(key)
         pairs.append((key, secret))
@@ -67,6 +71,47 @@ def parse_money(text: str, option: str) -> Decimal:
     if not (value.is_finite() and value >= 0):
         raise typer.BadParameter(f"expected an amount >= 0, got {text!r}", None, None, option)
     return value
+
+
+def parse_balances(
+    text: str, option: str = "--binance-balances"
+) -> tuple[tuple[str, Decimal], ...]:
+    """``"USDT:100000,BNB:10"`` -> (asset, amount) pairs."""
+    balances: list[tuple[str, Decimal]] = []
+    for entry in text.split(","):
+        asset, colon, amount = entry.strip().partition(":")
+        if not (colon and asset.isalnum()):
+            raise typer.BadParameter(f"{entry.strip()!r} is not ASSET:AMOUNT", None, None, option)
+        balances.append((asset.upper(), parse_money(amount, option)))
+    return tuple(balances)
+
+
+def parse_coinbase_keys(text: str | None) -> tuple[tuple[str, str], ...]:
+    """``"NAME=public.pem[,NAME2=other.pem]"`` -> (key name, PEM public key) pairs; errors
+    name the entry and file."""
+    option = "--coinbase-accounts"
+    if not text or not text.strip():
+        return ()
+    keys: list[tuple[str, str]] = []
+    for number, entry in enumerate(text.split(","), start=1):
+        name, equals, path = entry.strip().partition("=")
+        if not (equals and name and path):
+            raise typer.BadParameter(f"entry {number} is not NAME=PEM_FILE", None, None, option)
+        if name in dict(keys):
+            raise typer.BadParameter(f"entry {number}: {name!r} is given twice", None, None, option)
+        try:
+            pem = Path(path).read_text()
+            load_public_key(pem)
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"entry {number} ({name!r}): cannot read {path}: {exc.strerror}", None, None, option
+            ) from None
+        except InvalidPublicKey as exc:
+            raise typer.BadParameter(
+                f"entry {number} ({name!r}): {path}: {exc}", None, None, option
+            ) from None
+        keys.append((name, pem))
+    return tuple(keys)
 
 
 def sim_command(
@@ -95,6 +140,48 @@ def sim_command(
         typer.Option(
             envvar="ORDERSYNC_SIM_ACCOUNTS",
             help="More accounts, KEY:SECRET[,KEY:SECRET...]; each key id is its own account.",
+            show_default=False,
+        ),
+    ] = None,
+    binance_accounts: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORDERSYNC_SIM_BINANCE_ACCOUNTS",
+            help="Binance (/api/v3) accounts, API_KEY:SECRET[,...]; none: any key is an "
+            "account signing with the key itself as its HMAC secret.",
+            show_default=False,
+        ),
+    ] = None,
+    binance_balances: Annotated[
+        str, typer.Option(help="What each Binance account starts with, ASSET:AMOUNT[,...].")
+    ] = "USDT:100000,BNB:10",
+    coinbase_accounts: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORDERSYNC_SIM_COINBASE_ACCOUNTS",
+            help="Coinbase (/api/v3/brokerage) API keys, NAME=PUBLIC_KEY_PEM_FILE[,...]; more "
+            "can be registered at POST /_sim/coinbase/accounts.",
+            show_default=False,
+        ),
+    ] = None,
+    coinbase_balances: Annotated[
+        str, typer.Option(help="What each Coinbase key starts with, CURRENCY:AMOUNT[,...].")
+    ] = "USD:100000",
+    tradier_accounts: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORDERSYNC_SIM_TRADIER_ACCOUNTS",
+            help="Tradier (/v1/accounts) accounts, NUMBER:ACCESS_TOKEN[,...], each token "
+            "bound to its account; none: any token opens any account number.",
+            show_default=False,
+        ),
+    ] = None,
+    oanda_accounts: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORDERSYNC_SIM_OANDA_ACCOUNTS",
+            help="OANDA (/v3) accounts, ACCOUNT_ID:TOKEN[,...] (a token may open several); "
+            "none: any bearer token opens any account id.",
             show_default=False,
         ),
     ] = None,
@@ -164,8 +251,19 @@ def sim_command(
     log_level: Annotated[
         str, typer.Option(help=f"Uvicorn log level: {', '.join(_LOG_LEVELS)}.")
     ] = "warning",
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve HTTPS with this PEM certificate (clients that only speak "
+            "https, such as coinbase-advanced-py); needs --ssl-keyfile."
+        ),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(help="The certificate's PEM private key.")
+    ] = None,
 ) -> None:
-    """Run the paper exchange: an HTTP server speaking the Alpaca Trading API v2."""
+    """Run the paper exchange: an HTTP server speaking the Alpaca Trading API v2, Binance
+    Spot, Coinbase Advanced Trade and OANDA v20."""
     if log_level.lower() not in _LOG_LEVELS:
         raise typer.BadParameter(f"one of {', '.join(_LOG_LEVELS)}", None, None, "--log-level")
     pairs = parse_accounts(accounts, key_id)
@@ -174,6 +272,9 @@ def sim_command(
             "needs --key-id when --accounts is given", None, None, "--secret-key"
         )
     cash = parse_money(starting_cash, "--starting-cash")
+    binance_pairs = parse_accounts(binance_accounts, None, "--binance-accounts")
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise typer.BadParameter("give both --ssl-certfile and --ssl-keyfile, or neither")
     try:
         faults = FaultSettings(
             latency_ms=parse_range_ms(latency_ms, "--latency-ms"),
@@ -197,12 +298,24 @@ def sim_command(
         key_id=key_id,
         secret_key=secret_key,
         accounts=pairs,
+        binance_accounts=binance_pairs,
+        binance_balances=parse_balances(binance_balances),
+        coinbase_accounts=parse_coinbase_keys(coinbase_accounts),
+        coinbase_balances=parse_balances(coinbase_balances, "--coinbase-balances"),
+        tradier_accounts=parse_accounts(tradier_accounts, None, "--tradier-accounts"),
+        oanda_accounts=parse_accounts(oanda_accounts, None, "--oanda-accounts"),
         seed=seed,
         engine=EngineConfig(tick_ms=tick_ms, volatility_bps=volatility_bps, starting_cash=cash),
         faults=faults,
     )
 
     def announce(url: str) -> None:
-        typer.echo(f"ordersync paper exchange serving Alpaca API v2 at {url}", err=False)
+        typer.echo(
+            "ordersync paper exchange serving Alpaca API v2, Binance Spot /api/v3, "
+            "Coinbase Advanced Trade /api/v3/brokerage, Tradier /v1/accounts and OANDA v20 /v3 "
+            f"at {url}",
+            err=False,
+        )
 
-    serve(config, host=host, port=port, log_level=log_level.lower(), announce=announce)
+    tls = None if ssl_certfile is None or ssl_keyfile is None else (ssl_certfile, ssl_keyfile)
+    serve(config, host=host, port=port, log_level=log_level.lower(), announce=announce, tls=tls)

@@ -14,13 +14,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import ValidationError
 
-from brokers.paper import crypto
-from brokers.paper.asgi import json_response
-from brokers.paper.engine import OrderClosedError, UnknownOrderError
-from brokers.paper.hub import CloseCause, Closing
-from brokers.paper.model import Order
-from brokers.paper.replace import NotCancelableError
-from brokers.paper.schemas import (
+from brokers.alpaca.paper import crypto
+from brokers.alpaca.paper.schemas import (
     ApiError,
     ForcedFill,
     MarketChange,
@@ -28,8 +23,7 @@ from brokers.paper.schemas import (
     invalid,
     parse_bulk_orders,
 )
-from brokers.paper.state import Sim
-from brokers.paper.wire import (
+from brokers.alpaca.paper.wire import (
     account_json,
     activity_json,
     clock_json,
@@ -37,6 +31,16 @@ from brokers.paper.wire import (
     order_json,
     truth_json,
 )
+from brokers.binance.paper.wire import truth_json as binance_truth_json
+from brokers.coinbase.paper.auth import InvalidPublicKey, load_public_key
+from brokers.coinbase.paper.wire import truth_json as coinbase_truth_json
+from brokers.oanda.paper.wire import truth_json as oanda_truth_json
+from brokers.paper.asgi import json_response
+from brokers.paper.engine import OrderClosedError, UnknownOrderError
+from brokers.paper.model import NotCancelableError, Order
+from brokers.paper.state import Sim
+from brokers.paper.streaming import CloseCause, Closing
+from brokers.tradier.paper.wire import truth_json as tradier_truth_json
 
 UNKNOWN_ORDER = ApiError(404, 40410000, "order not found")
 
@@ -48,6 +52,19 @@ def _first_repeated(values: Iterable[str]) -> str:
             return value
         seen.add(value)
     raise ValueError("no value repeats")
+
+
+def _balances(given: dict[str, str]) -> tuple[tuple[str, Decimal], ...]:
+    parsed: list[tuple[str, Decimal]] = []
+    for currency, text in given.items():
+        try:
+            amount = Decimal(str(text))
+        except InvalidOperation:
+            amount = Decimal("NaN")
+        if not (currency.isalnum() and amount.is_finite() and amount >= 0):
+            raise invalid(f"balances: {currency}: not an amount >= 0: {text!r}")
+        parsed.append((currency.upper(), amount))
+    return tuple(parsed)
 
 
 def build_control_router(sim: Sim) -> APIRouter:
@@ -76,6 +93,25 @@ def build_control_router(sim: Sim) -> APIRouter:
             raise invalid(f"account: unknown key id {account!r}")
         return account
 
+    def order_truth(order: Order) -> dict[str, object]:
+        """The engine's truth; an order placed through /api/v3 adds its Binance view, one
+        placed through /api/v3/brokerage its Coinbase view, one through /v1/accounts its
+        Tradier view."""
+        placed = sim.binance.by_engine_id.get(order.id)
+        if placed is not None:
+            return {**truth_json(order), **binance_truth_json(placed)}
+        on_coinbase = sim.coinbase.by_order_id.get(order.id)
+        if on_coinbase is not None:
+            key_name = order.account.removeprefix("coinbase:")
+            return {**truth_json(order), **coinbase_truth_json(on_coinbase, key_name)}
+        on_tradier = sim.tradier.by_engine_id.get(order.id)
+        if on_tradier is not None:
+            return {**truth_json(order), **tradier_truth_json(on_tradier)}
+        on_oanda = sim.oanda.by_engine_id.get(order.id)  # placed through /v3 (OANDA)
+        if on_oanda is not None:
+            return {**truth_json(order), **oanda_truth_json(*on_oanda)}
+        return truth_json(order)
+
     @router.get("/truth")
     async def truth(
         status: Literal["open", "closed", "all"] = "all", account: str | None = None
@@ -83,7 +119,7 @@ def build_control_router(sim: Sim) -> APIRouter:
         """Every order in arrival order (``?account=`` for one key's), forgotten ones too."""
         engine.advance()
         orders = [
-            truth_json(order)
+            order_truth(order)
             for order in engine.orders
             if (status == "all" or (status == "open") == order.is_open)
             and (account is None or order.account == account)
@@ -92,7 +128,7 @@ def build_control_router(sim: Sim) -> APIRouter:
 
     @router.get("/truth/orders/{id}")
     async def truth_order(id: str) -> Response:
-        return json_response(truth_json(any_order(id)))
+        return json_response(order_truth(any_order(id)))
 
     @router.get("/requests")
     async def requests() -> Response:
@@ -100,8 +136,11 @@ def build_control_router(sim: Sim) -> APIRouter:
 
     @router.get("/stream")
     async def stream_stats() -> Response:
-        """Live connections and the stream's counters since start-up or the last reset."""
-        return json_response(sim.stream.as_json())
+        """Live connections and the stream's counters since start-up or the last reset;
+        Binance's user data stream's under ``binance``, Coinbase's user channel's under
+        ``coinbase``."""
+        return json_response({**sim.stream.as_json(), "binance": sim.binance_stream.as_json(),
+                              "coinbase": sim.coinbase_stream.as_json()})  # fmt: skip
 
     @router.post("/stream/disconnect")
     async def disconnect_streams(
@@ -110,7 +149,9 @@ def build_control_router(sim: Sim) -> APIRouter:
         """Close every live stream connection now: abruptly (no close frame: the client
         sees 1006), or with a close frame carrying ``?code=``."""
         closing = Closing(CloseCause.CONTROL, code, "disconnected by /_sim/stream/disconnect")
-        return json_response({"disconnected": sim.stream.disconnect_all(closing)})
+        hubs = (sim.stream, sim.binance_stream, sim.coinbase_stream)
+        ended = sum(hub.disconnect_all(closing) for hub in hubs)
+        return json_response({"disconnected": ended})
 
     @router.get("/faults")
     async def get_faults() -> Response:
@@ -232,6 +273,26 @@ def build_control_router(sim: Sim) -> APIRouter:
         return json_response(
             {key: account_json(owner, engine.price_of) for key, owner in engine.accounts.items()}
         )
+
+    @router.post("/coinbase/accounts")
+    async def register_coinbase_key(
+        name: Annotated[str, Body()],
+        public_key: Annotated[str, Body()],
+        balances: Annotated[dict[str, str] | None, Body()] = None,
+    ) -> Response:
+        """Register a Coinbase API key by name and PEM public key (the exchange never sees
+        the private key); a new one starts with ``balances`` (currency -> amount) or the
+        configured ones. Kept across resets."""
+        if not name.strip():
+            raise invalid("name: must not be empty")
+        try:
+            key = load_public_key(public_key)
+        except InvalidPublicKey as exc:
+            raise invalid(f"public_key of {name!r}: {exc}") from exc
+        starting = None if balances is None else _balances(balances)
+        account = sim.coinbase.register(name, key, starting)
+        wallet = {currency: str(amount) for currency, amount in sorted(account.wallet.items())}
+        return json_response({"name": name, "balances": wallet})
 
     @router.post("/reset")
     async def reset() -> Response:

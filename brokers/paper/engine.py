@@ -19,16 +19,16 @@ from decimal import Decimal
 from enum import IntEnum
 from itertools import count, pairwise
 
-from brokers.paper import crypto
+from brokers.paper import notional
 from brokers.paper.accounts import Account
 from brokers.paper.book import SymbolBook
 from brokers.paper.events import Listener, OrderEvent, TradeEvent
 from brokers.paper.ledger import Ledger
 from brokers.paper.legs import Legs
 from brokers.paper.model import (
-    CENT,
     QTY_QUANTUM,
     Fill,
+    NotCancelableError,
     Order,
     OrderChanges,
     OrderRequest,
@@ -38,14 +38,9 @@ from brokers.paper.model import (
     to_us,
     wall_stamp,
 )
-from brokers.paper.replace import (
-    NotCancelableError,
-    check_changes,
-    check_replaceable,
-    replacement_request,
-)
+from brokers.paper.rules import NEUTRAL, FillDraft, Market, VenueRules
 from brokers.paper.session import Session, seconds_to_us
-from models.enums import OrderType, Side, TimeInForce
+from core.enums import OrderType, Side, TimeInForce
 
 Clock = Callable[[], datetime]
 
@@ -72,15 +67,21 @@ class EngineConfig:
     p_suspended: float = 0.0
     p_calculated: float = 0.0
     rare_status_ms: tuple[int, int] = (50, 500)
-    # Crypto (brokers.paper.crypto): the fee per fill in basis points of what it credits
-    # (Alpaca's tier-1 taker; 0: none), when its CFEE activity is posted, and the smallest
-    # order in dollars (Alpaca paper's floor; 0: none).
-    crypto_fee_bps: Decimal = Decimal(25)
-    cfee_delay_ms: tuple[int, int] = (1000, 5000)
-    crypto_min_notional: Decimal = Decimal(10)
 
 
 DEFAULT_ACCOUNT = "paper"
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A symbol a venue dialect lists itself: where its price starts, its price and quantity
+    steps; it trades around the clock under ``rules`` (neutral ones by default: the dialect
+    checks its venue's own before it submits), not the engine's default rules."""
+
+    price: Decimal
+    tick: Decimal
+    lot: Decimal
+    rules: VenueRules = NEUTRAL
 
 
 class DuplicateClientOrderIdError(Exception):
@@ -122,7 +123,7 @@ class _Event(IntEnum):
     REPLACE = 5  # a replacement reaches the venue: it takes its predecessor's place or fails
     RESUME = 6  # a suspended order is eligible for trading again
     SETTLE = 7  # a filled order becomes calculated, or calculated becomes filled again
-    POST_FEE = 8  # a crypto fill's CFEE activity is posted
+    POST_FEE = 8  # a fill's fee activity is posted
 
 
 # (due, seq, event, order, qty, the order's work generation, the fill to publish)
@@ -160,8 +161,12 @@ class Engine:
         clock: Clock,
         rng: random.Random,
         accounts: Iterable[str] = (DEFAULT_ACCOUNT,),
+        *,
+        rules: VenueRules,
     ) -> None:
         self.config = config
+        self.rules = rules  # every symbol's that no venue dialect lists
+        self._market = Market(self.price_of, self._delay_us, self._uuid)  # what fees draw on
         self._clock = clock
         self._rng = rng
         self.account_keys = tuple(accounts)  # known from the start and kept across resets
@@ -171,6 +176,8 @@ class Engine:
         self.listeners: list[Listener] = []
         self._order_seq = count()
         self._legs = Legs(self)  # bracket, OTO and OCO orders' hooks
+        # Symbols a venue dialect lists (brokers.binance.paper): kept across resets.
+        self.listings: dict[str, Listing] = {}
         self.reset(config)
 
     def reset(self, config: EngineConfig) -> None:
@@ -292,7 +299,7 @@ class Engine:
         expired = done = 0
         for account in list(self.accounts.values()):
             for order in list(account.open.values()):
-                if order.crypto:
+                if self.book(order.symbol).around_the_clock:
                     continue  # crypto trades around the clock: the close is not its
                 if not order.is_open or self._legs.waiting(order):
                     continue  # ended with its parent, or held: its entry decides its fate
@@ -355,17 +362,9 @@ class Engine:
         cid = request.client_order_id
         if cid is not None and cid in owner.by_client_id:
             raise DuplicateClientOrderIdError(cid)
-        is_crypto = crypto.is_pair(request.symbol)
-        if is_crypto:
-            request = crypto.admit(
-                request,
-                owner,
-                self.price_of,
-                min_notional=self.config.crypto_min_notional,
-                check_funds=check_buying_power,
-            )
-        self._legs.check(request, owner)
-        if check_buying_power and not is_crypto:
+        rules = self.rules_for(request.symbol)
+        request = rules.admit(request, owner, self.price_of, check_funds=check_buying_power)
+        if check_buying_power and not rules.is_crypto(request.symbol):
             self._check_buying_power(owner, request)
         partner = owner.last_order if same_timestamp else None
         created = self.now_us if partner is None else partner.created_us
@@ -398,7 +397,7 @@ class Engine:
         """A new accepted order, known to the venue and its account, holding buying power;
         a leg of ``parent`` is held instead, and holds none."""
         status = PaperStatus.ACCEPTED if parent is None else PaperStatus.HELD
-        is_crypto = self.book(request.symbol).around_the_clock
+        rules = self.rules_for(request.symbol)
         order = Order(
             id=self._uuid(),
             client_order_id=request.client_order_id or self._uuid(),
@@ -419,9 +418,9 @@ class Engine:
             replaces=replaces,
             order_class=request.order_class,
             parent_id=None if parent is None else parent.id,
-            # A coin pair pays in a coin, not in buying power: crypto.held counts it.
-            reserving=parent is None and (not is_crypto or crypto.spends_usd(request.symbol)),
-            crypto=is_crypto,
+            reserving=parent is None and rules.reserves(request.symbol),
+            crypto=rules.is_crypto(request.symbol),
+            notional=request.notional,
         )
         self.orders.append(order)
         self._by_id[order.id] = order
@@ -430,17 +429,13 @@ class Engine:
         return order
 
     def replace(self, order_id: str, account: str, changes: OrderChanges) -> Order:
-        """Alpaca's replace: a new accepted order now; the old one is pending_replace (it may
-        still fill) until the ack delay later, when the new one takes its place, or is
-        rejected if the old one ended first."""
+        """A new accepted order now, as the venue's rules allow the change; the old one is
+        pending_replace (it may still fill) until the ack delay later, when the new one takes
+        its place, or is rejected if the old one ended first (Alpaca's PATCH)."""
         self.advance()
         old = self._known(order_id, account)
-        check_replaceable(old)
-        check_changes(old, changes)
         owner = self.accounts[old.account]
-        request = replacement_request(old, changes)
-        if old.crypto:
-            crypto.check_replacement(old, request, owner, self.price_of)
+        request = self.rules_for(old.symbol).replacement(old, changes, owner, self.price_of)
         cid = request.client_order_id
         if cid is not None and cid in owner.by_client_id:
             raise DuplicateClientOrderIdError(cid)
@@ -458,18 +453,25 @@ class Engine:
     def _check_buying_power(self, owner: Account, request: OrderRequest) -> None:
         """Refuse an order whose reservation would take more than the buying power left."""
         symbol = request.symbol
-        increase = owner.exposure_of(symbol).increase(
-            request.side,
-            request.limit_price,
-            request.qty,
-            owner.long_qty(symbol),
-            self.book(symbol).price,
-        )
+        increase = notional.holds(request)
+        if increase is None:
+            increase = owner.exposure_of(symbol).increase(
+                request.side,
+                request.limit_price,
+                request.qty,
+                owner.long_qty(symbol),
+                self.book(symbol).price,
+            )
         if increase > 0 and increase > owner.buying_power(self.price_of):
             raise InsufficientBuyingPowerError(request.symbol)
 
     def price_of(self, symbol: str) -> Decimal:
         return self.book(symbol).price
+
+    def rules_for(self, symbol: str) -> VenueRules:
+        """A listed symbol's rules (its dialect's), else the engine's default rules."""
+        listing = self.listings.get(symbol)
+        return self.rules if listing is None else listing.rules
 
     def get(self, order_id: str, account: str | None = None) -> Order | None:
         """The order if the venue knows it (and it is ``account``'s, when one is given)."""
@@ -499,6 +501,15 @@ class Engine:
             self._legs.cancel(order, self.now_us)  # an exit takes its sibling with it
         else:
             self._request_cancel(order)
+        return order
+
+    def cancel_at_once(self, order_id: str, account: str | None = None) -> Order:
+        """Cancel now, for a venue whose cancel answers with the final state (Binance)."""
+        self.advance()
+        order = self._known(order_id, account)
+        if not order.is_open:
+            raise OrderClosedError(order_id)
+        self._finish(order, PaperStatus.CANCELED, self.now_us)
         return order
 
     def _request_cancel(self, order: Order) -> None:
@@ -538,13 +549,15 @@ class Engine:
             raise ValueError("order is a replacement not at the venue yet: it cannot trade")
         if order.status is PaperStatus.HELD:
             raise ValueError("order is held: a leg trades once its entry fills or its stop is hit")
-        qty = order.leaves_qty if qty is None else qty
-        if not 0 < qty <= order.leaves_qty:
-            raise ValueError(f"qty must be > 0 and <= leaves_qty {order.leaves_qty}")
         if price is None:
             price = self.book(order.symbol).price
         elif price <= 0:
             raise ValueError("price must be > 0")
+        if order.notional is not None:  # what its dollars left buy at this price
+            notional.resize(order, price, self.accounts[order.account])
+        qty = order.leaves_qty if qty is None else qty
+        if not 0 < qty <= order.leaves_qty:
+            raise ValueError(f"qty must be > 0 and <= leaves_qty {order.leaves_qty}")
         return self._apply_fill(order, qty, price, self.now_us)
 
     def forget(self, order_id: str) -> Order:
@@ -561,16 +574,21 @@ class Engine:
 
     def set_price(self, symbol: str, price: Decimal) -> None:
         self.advance()
-        book = self.book(crypto.pair_of(symbol) or symbol)
-        book.price = max(CENT, price.quantize(CENT))
+        book = self.book(self.rules_for(symbol).book_symbol(symbol))
+        book.price = max(book.tick, price.quantize(book.tick))
         self._match(book)
         self.advance(from_us(self.now_us))  # fills due at once happen at once
 
     def book(self, symbol: str) -> SymbolBook:
         found = self.books.get(symbol)
         if found is None:
+            listing = self.listings.get(symbol)
+            if listing is not None:
+                found = self.books[symbol] = SymbolBook(symbol, listing.price)
+                found.tick, found.lot, found.around_the_clock = listing.tick, listing.lot, True
+                return found
             found = self.books[symbol] = SymbolBook.for_symbol(symbol)
-            found.around_the_clock = crypto.is_pair(symbol)
+            found.around_the_clock = self.rules.is_crypto(symbol)
         return found
 
     def _known(self, order_id: str, account: str | None = None) -> Order:
@@ -612,9 +630,7 @@ class Engine:
         elif event is _Event.FILL:
             if generation != order.work_gen:
                 return  # scheduled before the close parked the order
-            qty = min(qty, order.leaves_qty)
-            if qty > 0:
-                self._apply_fill(order, qty, self._fill_price(order), at)
+            self._fill_part(order, qty, at)
         else:
             self._finish(order, PaperStatus.CANCELED, at)
 
@@ -639,7 +655,8 @@ class Engine:
         """Routed and new while the market is open (rarely after a pending_new or the like);
         accepted until the open, overnight."""
         order.ack_due_us = None
-        is_open = self.session.is_open or order.crypto  # crypto is never closed
+        # crypto is never closed
+        is_open = self.session.is_open or self.book(order.symbol).around_the_clock
         if not order.routed and (is_open or order.tie_us is not None):
             self._resubmit(order, at if order.tie_us is None else order.tie_us)
         if not is_open:
@@ -748,10 +765,10 @@ class Engine:
             not limits or book.marketable(order)
         )
         if marketable:
-            parts = [order.leaves_qty]
+            parts = [order.leaves_qty if order.notional is None else notional.REST]
             if order.time_in_force is TimeInForce.IOC:
-                parts = self._split(order.leaves_qty)
-            self._apply_fill(order, parts[0], self._fill_price(order), at)
+                parts = self._parts(order)
+            self._fill_part(order, parts[0], at)
         if order.is_open:
             self._finish(order, PaperStatus.CANCELED, at)
 
@@ -771,16 +788,17 @@ class Engine:
             order.set_status(PaperStatus.STOPPED, at)
             self._emit(TradeEvent.STOPPED, order, at)
         end = at + self._delay_us(self.config.fill_delay_ms)
-        parts = self._split(order.leaves_qty)
+        parts = self._parts(order)
         times = [*sorted(self._rng.randint(at, end) for _ in parts[1:]), end]
         for due, qty in zip(times, parts, strict=True):
             self._push(due, _Event.FILL, order, qty)
 
-    def _split(self, qty: Decimal) -> list[Decimal]:
-        """Cut ``qty`` into 1 part, or 2-4 with the partial-fill probability."""
+    def _split(self, qty: Decimal, lot: Decimal | None = None) -> list[Decimal]:
+        """Cut ``qty`` into 1 part, or 2-4 with the partial-fill probability (in whole
+        ``lot``s when the symbol's listing names one)."""
         if self._rng.random() >= self.config.partial_fill_probability:
             return [qty]
-        unit = Decimal(1) if qty == qty.to_integral_value() else QTY_QUANTUM
+        unit = Decimal(1) if qty == qty.to_integral_value() else (lot or QTY_QUANTUM)
         units = int(qty / unit)
         pieces = min(self._rng.randint(2, 4), units)
         if pieces <= 1:
@@ -788,9 +806,29 @@ class Engine:
         bounds = [0, *sorted(self._rng.sample(range(1, units), pieces - 1)), units]
         return [(hi - lo) * unit for lo, hi in pairwise(bounds)]
 
+    def _parts(self, order: Order) -> list[Decimal]:
+        """The parts to fill: quantities, or a notional order's dollars (its last part
+        spends what is left)."""
+        if order.notional is None:
+            return self._split(order.leaves_qty, self.book(order.symbol).lot)
+        return notional.parts(self._split(notional.whole_cents(order)))
+
+    def _fill_part(self, order: Order, part: Decimal, at: int) -> None:
+        """Fill one scheduled part now, as far as the order still takes it."""
+        if order.notional is None:
+            qty = min(part, order.leaves_qty)
+            if qty > 0:
+                self._apply_fill(order, qty, self._fill_price(order), at)
+            return
+        price = self._fill_price(order)
+        qty = notional.part_qty(order, part, price, self.accounts[order.account])
+        if qty > 0:
+            self._apply_fill(order, qty, price, at)
+
     def _fill_price(self, order: Order) -> Decimal:
         """The market price with up to a cent of slippage, never worse than a limit."""
-        price = max(CENT, self.book(order.symbol).price + self._rng.randint(-1, 1) * CENT)
+        book = self.book(order.symbol)
+        price = max(book.tick, book.price + self._rng.randint(-1, 1) * book.tick)
         if order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and order.limit_price:
             if order.side is Side.BUY:
                 return min(price, order.limit_price)
@@ -817,19 +855,8 @@ class Engine:
             order.updated_us = at
         delay = max(0, self.activity_delay_us())
         fill_id = self._fill_id(at)
-        fee = None
-        if order.crypto:
-            fee = crypto.make_fee(
-                order,
-                fill_id,
-                qty,
-                price,
-                at,
-                bps=self.config.crypto_fee_bps,
-                rate=crypto.quote_rate(order.symbol, self.price_of),
-                delay_us=lambda: self._delay_us(self.config.cfee_delay_ms),
-                new_uuid=self._uuid,
-            )
+        rules = self.rules_for(order.symbol)
+        fee = rules.fee(FillDraft(order, fill_id, qty, price, at), self._market)
         fill = Fill(
             id=fill_id,
             order=order,
@@ -844,38 +871,25 @@ class Engine:
         )
         order.fills.append(fill)
         self.fills.append(fill)
-        if order.crypto:
-            self._settle_crypto(owner, fill)
-        else:
-            owner.ledger.record(order.symbol, order.side, qty, price)
+        rules.settle(owner.ledger, fill, self.price_of)
+        if fill.fee is not None:  # its activity is posted later, or at once without a delay
+            if fill.fee.posted_us > at:
+                self._push(fill.fee.posted_us, _Event.POST_FEE, order, fill=fill)
+            else:
+                owner.post_fee(fill.fee)
         if delay:
             self._push(fill.visible_us, _Event.PUBLISH, order, fill=fill)
         else:
             owner.publish(fill)
         if self.listeners:
             event = TradeEvent.FILL if fill.is_final else TradeEvent.PARTIAL_FILL
-            held = crypto.held_in(order.symbol) if order.crypto else order.symbol
-            position = owner.long_qty(held)
+            position = owner.long_qty(rules.position_of(order))
             self._emit(event, order, at, fill=fill, position_qty=position)
             if canceling and fill.is_final:  # the fill beat the cancel: it is refused
                 self._emit(TradeEvent.ORDER_CANCEL_REJECTED, order, at)
         if order.order_class != "simple":
             self._legs.filled(order, fill, at)  # legs activated, or the sibling canceled
         return fill
-
-    def _settle_crypto(self, owner: Account, fill: Fill) -> None:
-        """A crypto fill changes the balances at once, net of its fee, which is posted as a
-        CFEE activity later (or at once, without a delay)."""
-        order, fee = fill.order, fill.fee
-        amount = Decimal(0) if fee is None else fee.amount
-        rate = crypto.quote_rate(order.symbol, self.price_of)
-        crypto.settle(owner.ledger, order.symbol, order.side, fill.qty, fill.price, amount, rate)
-        if fee is None:
-            return
-        if fee.posted_us > fill.time_us:
-            self._push(fee.posted_us, _Event.POST_FEE, order, fill=fill)
-        else:
-            owner.post_fee(fee)
 
     def _finish(self, order: Order, status: PaperStatus, at: int) -> None:
         self._close(order)

@@ -41,7 +41,7 @@ RARE_STATUS_FIELDS = frozenset(
         "rare_status_ms",
     }
 )
-# Crypto settings, the engine's too (brokers.paper.crypto).
+# Alpaca's crypto settings (brokers.alpaca.paper.crypto.CryptoSettings).
 CRYPTO_FIELDS = frozenset({"crypto_fee_bps", "cfee_delay_ms", "crypto_min_notional"})
 
 
@@ -114,6 +114,36 @@ class FaultSettings(BaseModel):
     stream_next_refuse_auth: Count = 0
     # A connection holding more unsent messages than this is closed (1008): a slow consumer.
     stream_max_queue: Annotated[int, Field(ge=1)] = DEFAULT_STREAM_MAX_QUEUE
+
+    # Binance (brokers.binance.paper): request weight per client address per minute, new
+    # orders per key per 10 s and per day (0: no limit), how many 429s in a minute before
+    # the address is banned (418) and for how long, and the commission per trade.
+    binance_weight_per_min: Annotated[int, Field(ge=0)] = 6000
+    binance_orders_per_10s: Annotated[int, Field(ge=0)] = 50
+    binance_orders_per_day: Annotated[int, Field(ge=0)] = 160_000
+    binance_ban_after: Annotated[int, Field(ge=0)] = 10
+    binance_ban_s: Seconds = 120.0
+    binance_fee_bps: Annotated[Decimal, Field(ge=0, le=10_000, allow_inf_nan=False)] = Decimal(10)
+    # Binance's BNB burn: commissions in BNB, a quarter off, while enough BNB is held.
+    binance_bnb_burn: bool = False
+    # Coinbase (brokers.coinbase.paper): requests per key per second (0: no limit), and the
+    # commission per fill in basis points of its value, for an order that rested in the
+    # book first (maker) and for one that took liquidity (taker).
+    coinbase_requests_per_s: Annotated[int, Field(ge=0)] = 30
+    coinbase_maker_fee_bps: Annotated[Decimal, Field(ge=0, le=10_000, allow_inf_nan=False)] = (
+        Decimal(40)
+    )
+    coinbase_taker_fee_bps: Annotated[Decimal, Field(ge=0, le=10_000, allow_inf_nan=False)] = (
+        Decimal(60)
+    )
+    # OANDA (brokers.oanda.paper): requests per token per second (0: no limit), past which
+    # it answers 429 (OANDA documents 100 per second and sends no rate limit headers).
+    oanda_requests_per_s: Annotated[int, Field(ge=0)] = 100
+
+    # Tradier (brokers.tradier.paper): requests per access token per minute, reads (its
+    # "standard" bucket: 120 in production) and orders (their own bucket, size [U]); 0: none.
+    tradier_reads_per_min: Annotated[int, Field(ge=0)] = 120
+    tradier_orders_per_min: Annotated[int, Field(ge=0)] = 60
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> Self:
@@ -246,9 +276,11 @@ class Faults:
 
 @dataclass(slots=True)
 class RateLimiter:
-    """A fixed 60 s window per API key, starting at the key's first request."""
+    """A fixed window per API key (60 s unless ``window_s`` says otherwise), starting at the
+    key's first request."""
 
     windows: dict[str, tuple[float, int]] = field(default_factory=dict)
+    window_s: float = WINDOW_S
 
     def hit(self, key: str, now_s: float, limit: int) -> tuple[bool, dict[str, str]]:
         """Count one request; returns whether it may proceed and the headers to send."""
@@ -257,16 +289,16 @@ class RateLimiter:
         self.windows[key] = (start, used)
         figure = limit or UNLIMITED_FIGURE
         allowed = limit == 0 or used <= limit
-        return allowed, self._headers(figure, max(0, figure - used), start + WINDOW_S)
+        return allowed, self._headers(figure, max(0, figure - used), start + self.window_s)
 
     def peek(self, key: str, now_s: float, limit: int) -> dict[str, str]:
         start, used = self._current(key, now_s)
         figure = limit or UNLIMITED_FIGURE
-        return self._headers(figure, max(0, figure - used), start + WINDOW_S)
+        return self._headers(figure, max(0, figure - used), start + self.window_s)
 
     def _current(self, key: str, now_s: float) -> tuple[float, int]:
         window = self.windows.get(key)
-        if window is None or now_s >= window[0] + WINDOW_S:
+        if window is None or now_s >= window[0] + self.window_s:
             return now_s, 0
         return window
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from models.enums import Side
+from core.enums import Side
 
 
 @dataclass(slots=True)

@@ -1,4 +1,6 @@
-"""Alpaca's order classes: bracket, OTO (one-triggers-other) and OCO (one-cancels-other).
+"""Order classes as the engine runs them: bracket, OTO (one-triggers-other) and OCO
+(one-cancels-other), in Alpaca's model, whose checks at placement are its rules'
+(``brokers.alpaca.paper.legs``).
 
 A bracket is an entry (market or limit) with two exit legs, a take-profit limit order and a
 stop-loss stop (or stop_limit) order; an OTO is an entry with one of them; an OCO is an exit
@@ -19,46 +21,32 @@ Lifecycle, as Alpaca reports it:
 - An exit's first fill, even partial, cancels its sibling.
 - The entry ending unfilled or partly filled (canceled, expired, rejected) cancels its legs.
 - Canceling an exit cancels its sibling too: a held one at once, a working one as any cancel.
-- Legs cannot be replaced (``brokers.paper.replace``).
+- Legs cannot be replaced (Alpaca: ``brokers.alpaca.paper.replace``).
 
 No I/O: the engine calls these hooks from its own lifecycle, with its clock.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Protocol
 
 from brokers.paper.accounts import Account
 from brokers.paper.book import SymbolBook
 from brokers.paper.events import TradeEvent
 from brokers.paper.model import (
-    CENT,
     Fill,
+    NotCancelableError,
     Order,
     OrderClass,
     OrderRequest,
     PaperStatus,
-    StopLoss,
-    TakeProfit,
 )
-from brokers.paper.replace import NotCancelableError
 from brokers.paper.session import Session
-from models.enums import OrderType, Side
+from core.enums import OrderType, Side
 
 ENTRY_CLASSES: frozenset[OrderClass] = frozenset({"bracket", "oto"})
 # How an entry's end before its last fill ends its held legs.
 _ENTRY_ENDS = frozenset({PaperStatus.CANCELED, PaperStatus.EXPIRED, PaperStatus.REJECTED})
-
-
-class OrderClassError(Exception):
-    """Alpaca refuses the order (422, 42210000): a rule that depends on the market or the
-    account; ``base_price`` when the rule compares a leg's price with it."""
-
-    def __init__(self, message: str, base_price: Decimal | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.base_price = base_price
 
 
 class Venue(Protocol):
@@ -94,48 +82,6 @@ class Venue(Protocol):
 
 def _opposite(side: Side) -> Side:
     return Side.SELL if side is Side.BUY else Side.BUY
-
-
-def check(request: OrderRequest, long_qty: Decimal, market_price: Decimal) -> None:
-    """The rules Alpaca checks against the market and the position (the body's shape is
-    ``brokers.paper.schemas``'). ``base_price`` is the entry's limit price, or the market
-    price for a market entry (Alpaca: the ask for a buy, the bid for a sell)."""
-    kind = request.order_class
-    if kind == "simple":
-        return
-    buy = request.side is Side.BUY
-    take_profit, stop_loss = request.take_profit, request.stop_loss
-    if kind == "oco":
-        if long_qty == 0 or (long_qty > 0) == buy:
-            raise OrderClassError("oco orders must be exit orders")
-        assert take_profit is not None
-        assert stop_loss is not None
-        if buy and not take_profit.limit_price < stop_loss.stop_price:
-            raise OrderClassError("take_profit.limit_price must be < stop_loss.stop_price")
-        if not buy and not take_profit.limit_price > stop_loss.stop_price:
-            raise OrderClassError("take_profit.limit_price must be > stop_loss.stop_price")
-        return
-    if (buy and long_qty < 0) or (not buy and long_qty > 0):
-        raise OrderClassError(f"{kind} orders must be entry orders")
-    base = market_price if request.limit_price is None else request.limit_price
-    _check_exits(buy, base, take_profit, stop_loss)
-
-
-def _check_exits(
-    buy: bool, base: Decimal, take_profit: TakeProfit | None, stop_loss: StopLoss | None
-) -> None:
-    """A buy's take-profit above its base price and stop-loss below it; a sell's reversed."""
-    above, below = ">= base_price + 0.01", "<= base_price - 0.01"
-    if take_profit is not None:
-        limit = take_profit.limit_price
-        if not (limit >= base + CENT if buy else limit <= base - CENT):
-            rule = above if buy else below
-            raise OrderClassError(f"take_profit.limit_price must be {rule}", base)
-    if stop_loss is not None:
-        stop = stop_loss.stop_price
-        if not (stop <= base - CENT if buy else stop >= base + CENT):
-            rule = below if buy else above
-            raise OrderClassError(f"stop_loss.stop_price must be {rule}", base)
 
 
 def leg_requests(request: OrderRequest) -> list[OrderRequest]:
@@ -186,10 +132,6 @@ class Legs:
         self._venue = venue
 
     # -- placing -------------------------------------------------------------------------
-
-    def check(self, request: OrderRequest, owner: Account) -> None:
-        venue = self._venue
-        check(request, owner.long_qty(request.symbol), venue.book(request.symbol).price)
 
     def attach(self, parent: Order, request: OrderRequest, owner: Account) -> None:
         """Create the legs with their parent, held, in the same microsecond."""

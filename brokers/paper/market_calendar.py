@@ -1,4 +1,5 @@
-"""The US equity market's regular schedule, as Alpaca's ``GET /v2/calendar`` serves it.
+"""The US equity market's regular schedule, for any dialect that serves it (Alpaca's
+``GET /v2/calendar``: ``brokers.alpaca.paper.calendar``).
 
 Computed by rule for any year, not read from a table: weekdays, 09:30-16:00 New York time,
 closed on the NYSE's full-day holidays (New Year's Day, Martin Luther King Jr. Day from 1998,
@@ -11,9 +12,9 @@ September 2001) are listed, as no rule gives them. Trades settle T+1: the next t
 Today's rules are applied to every year, so dates before 1981 (Election Day closures, the
 holidays before the Uniform Monday Holiday Act) and before T+1 (2024) can differ from history.
 
-This is the exchange's regular calendar. The paper exchange's clock (``GET /v2/clock``)
-follows the engine's simulated session instead (a market that never closes, or sessions of
-``session_s`` seconds), so the two agree only when a test makes them.
+This is the exchange's regular calendar. The paper exchange's clocks (Alpaca's
+``GET /v2/clock``) follow the engine's simulated session instead (a market that never
+closes, or sessions of ``session_s`` seconds), so the two agree only when a test makes them.
 """
 
 from __future__ import annotations
@@ -30,11 +31,6 @@ EARLY_CLOSE = time(13, 0)
 SESSION_OPEN = time(4, 0)  # pre-market opens
 SESSION_CLOSE = time(20, 0)  # after-hours end
 EARLY_SESSION_CLOSE = time(17, 0)  # after-hours end on an early-close day
-# Alpaca's calendar runs from 1970 to 2029: what it lists when asked without dates.
-FIRST_DAY = date(1970, 1, 1)
-DEFAULT_LAST_DAY = date(2029, 12, 31)
-# Later years are answered too (by rule), up to here: no request lists more than this.
-LAST_DAY = date(2099, 12, 31)
 _MONDAY, _THURSDAY, _FRIDAY, _SATURDAY, _SUNDAY = 0, 3, 4, 5, 6
 
 # Closures no rule predicts (NYSE): the day and why.
@@ -201,15 +197,3 @@ def market_days(start: date, end: date) -> list[MarketDay]:
             days.append(found)
         day += timedelta(days=1)
     return days
-
-
-def day_json(day: MarketDay) -> dict[str, str]:
-    """Alpaca's calendar entry: ``open``/``close`` as ``HH:MM``, the session as ``HHMM``."""
-    return {
-        "date": day.day.isoformat(),
-        "open": day.open.strftime("%H:%M"),
-        "close": day.close.strftime("%H:%M"),
-        "session_open": day.session_open.strftime("%H%M"),
-        "session_close": day.session_close.strftime("%H%M"),
-        "settlement_date": day.settlement_date.isoformat(),
-    }

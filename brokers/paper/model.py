@@ -12,13 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from models.enums import OrderType, Side, TimeInForce
-
-if TYPE_CHECKING:
-    from brokers.paper.crypto import Fee
+from core.enums import OrderType, Side, TimeInForce
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
@@ -71,6 +68,30 @@ _TERMINAL = frozenset(
         PaperStatus.REPLACED,
     }
 )
+
+
+class Refusal(Exception):
+    """What Alpaca answers instead of taking an order for its terms: status, code, message
+    and extra fields (a balance refusal names what is available)."""
+
+    def __init__(
+        self, status: int, code: int, message: str, extra: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra or {}
+
+
+class NotCancelableError(Exception):
+    """The order is being replaced, or is a held leg its entry decides: a cancel is refused
+    until that is settled."""
+
+    def __init__(self, order_id: str, status: PaperStatus) -> None:
+        super().__init__(f"order {order_id} is not cancelable: status is {status.value}")
+        self.order_id = order_id
+        self.status = status
 
 
 def to_us(moment: datetime) -> int:
@@ -166,7 +187,7 @@ class StopLoss:
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """A validated submission; the app layer does the validating (shape only: the rules that
-    depend on the market or the account are ``brokers.paper.legs``')."""
+    depend on the market or the account are the venue's rules')."""
 
     symbol: str
     qty: Decimal
@@ -179,6 +200,9 @@ class OrderRequest:
     order_class: OrderClass = "simple"
     take_profit: TakeProfit | None = None
     stop_loss: StopLoss | None = None
+    # A dollar amount instead of a quantity (brokers.paper.notional): ``qty`` is then what
+    # it buys at the price of the moment, and the fills decide the real quantity.
+    notional: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,11 +251,27 @@ class Fill:
     leaves_qty: Decimal
     order_status: PaperStatus
     visible_us: int
-    fee: Fee | None = None  # a crypto fill's (brokers.paper.crypto); equities have none
+    fee: Fee | None = None  # what the venue's rules took (Alpaca: a crypto fill's)
 
     @property
     def is_final(self) -> bool:
         return self.leaves_qty == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    """One fill's fee: ``amount`` (> 0) of ``asset``, the asset the fill credited; ``price`` is
+    the asset's USD price at the fill (None for USD). Its activity is listed from
+    ``posted_us`` on, under ``id``."""
+
+    id: str
+    fill_id: str
+    order: Order
+    asset: str
+    amount: Decimal
+    price: Decimal | None
+    time_us: int
+    posted_us: int
 
 
 @dataclass(slots=True, eq=False)
@@ -280,8 +320,12 @@ class Order:
     parent_id: str | None = None
     legs: list[Order] = field(default_factory=list)
     reserving: bool = True  # holds buying power while open (a held leg does not)
-    # A crypto pair's order (brokers.paper.crypto): trades around the clock, pays fees.
+    # A coin pair's order (the venue's rules say which): trades around the clock, and the
+    # rules settle its balances and fees.
     crypto: bool = False
+    # A notional order's dollars (brokers.paper.notional): ``qty`` is then the filled
+    # quantity plus what the dollars left buy at the last price, and is not shown.
+    notional: Decimal | None = None
 
     @property
     def leaves_qty(self) -> Decimal:

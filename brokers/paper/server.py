@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
 
@@ -20,13 +21,14 @@ class _AnnouncingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, announce: Callable[[str], None]) -> None:
         super().__init__(config)
         self._announce = announce
+        self._scheme = "https" if config.ssl_certfile else "http"
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and self.servers:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
-            self._announce(f"http://{shown}:{port}")
+            self._announce(f"{self._scheme}://{shown}:{port}")
 
 
 def serve(
@@ -36,8 +38,9 @@ def serve(
     port: int = 8765,
     log_level: str = "warning",
     announce: Callable[[str], None] = print,
+    tls: tuple[Path, Path] | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM."""
+    """Run until SIGINT/SIGTERM; over HTTPS with ``tls`` (certificate file, key file)."""
     app = create_app(Sim(config))
     uv_config = uvicorn.Config(
         app,
@@ -50,5 +53,7 @@ def serve(
         log_level=log_level,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,
+        ssl_certfile=None if tls is None else str(tls[0]),
+        ssl_keyfile=None if tls is None else str(tls[1]),
     )
     _AnnouncingServer(uv_config, announce).run()

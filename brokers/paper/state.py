@@ -1,5 +1,6 @@
 """Everything one paper exchange holds: engine, faults, limiter, stats, credentials, the
-trade_updates stream's connections."""
+trade_updates stream's connections, the Binance user data stream's and the Coinbase user
+channel's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,19 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 
+from brokers.alpaca.paper.crypto import CryptoSettings
+from brokers.alpaca.paper.hub import StreamHub
+from brokers.alpaca.paper.rules import AlpacaRules
+from brokers.binance.paper.hub import UserDataHub
+from brokers.binance.paper.limits import WeightCounter
+from brokers.binance.paper.venue import DEFAULT_BALANCES, BinanceVenue, engine_account
+from brokers.coinbase.paper.auth import load_public_key
+from brokers.coinbase.paper.hub import UserHub
+from brokers.coinbase.paper.venue import DEFAULT_BALANCES as COINBASE_BALANCES
+from brokers.coinbase.paper.venue import CoinbaseVenue, Fees
+from brokers.oanda.paper.venue import OandaVenue
 from brokers.paper.engine import Clock, Engine, EngineConfig
 from brokers.paper.faults import (
     CRYPTO_FIELDS,
@@ -19,7 +32,8 @@ from brokers.paper.faults import (
     RateLimiter,
     RequestStats,
 )
-from brokers.paper.hub import StreamHub
+from brokers.tradier.paper.limits import Buckets
+from brokers.tradier.paper.venue import TradierVenue
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -44,6 +58,28 @@ class SimConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     faults: FaultSettings = field(default_factory=FaultSettings)
     accounts: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # Binance (/api/v3): (api key, HMAC secret) pairs; none: open mode, where any key is
+    # an account that signs with the key itself as its secret. Each starts with the balances.
+    binance_accounts: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    binance_balances: tuple[tuple[str, Decimal], ...] = DEFAULT_BALANCES
+    # Coinbase (/api/v3/brokerage): (key name, PEM public key) pairs; more can be registered
+    # through /_sim/coinbase/accounts. Each starts with the balances.
+    coinbase_accounts: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    coinbase_balances: tuple[tuple[str, Decimal], ...] = COINBASE_BALANCES
+    # Tradier (/v1/accounts): (account number, access token) pairs; none: open mode, where
+    # any token opens any account number.
+    tradier_accounts: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # OANDA (/v3): (account id, bearer token) pairs; none: open mode, any token opens any
+    # account id.
+    oanda_accounts: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    @property
+    def oanda_tokens(self) -> dict[str, tuple[str, ...]]:
+        """Token -> the OANDA account ids it opens."""
+        tokens: dict[str, tuple[str, ...]] = {}
+        for account_id, token in self.oanda_accounts:
+            tokens[token] = (*tokens.get(token, ()), account_id)
+        return tokens
 
     @property
     def credentials(self) -> dict[str, str | None]:
@@ -79,7 +115,11 @@ class Sim:
             self._engine_config(),
             clock,
             random.Random(seeds.getrandbits(64)),
-            accounts=tuple(self._credentials),
+            accounts=(
+                *self._credentials,
+                *(engine_account(key) for key, _ in config.binance_accounts),
+            ),
+            rules=AlpacaRules(self._crypto_settings),
         )
         self.engine.activity_delay_us = self.faults.take_late_activity_us
         # Drawn after the engine's seed, so a seed gives the engine what it gave before.
@@ -87,6 +127,36 @@ class Sim:
         self.engine.listeners.append(self.stream.on_event)
         self.limiter = RateLimiter()
         self.stats = RequestStats()
+        self.binance = BinanceVenue(
+            self.engine,
+            dict(config.binance_accounts),
+            config.binance_balances,
+            lambda: self.faults.settings.binance_fee_bps,
+            lambda: self.faults.settings.binance_bnb_burn,
+        )
+        self.binance_limits = WeightCounter()
+        # After the venue's listener, so its ids, trades and wallets are current.
+        self.binance_stream = UserDataHub(self.faults, self.binance)
+        self.engine.listeners.append(self.binance_stream.on_event)
+        self.coinbase = CoinbaseVenue(
+            self.engine,
+            {name: load_public_key(pem) for name, pem in config.coinbase_accounts},
+            config.coinbase_balances,
+            self._coinbase_fees,
+        )
+        self.coinbase_limits = RateLimiter(window_s=1.0)
+        # After the venue's listener, so its fills and fees are current.
+        self.coinbase_stream = UserHub(self.faults, self.coinbase)
+        self.engine.listeners.append(self.coinbase_stream.on_event)
+        self.tradier = TradierVenue(self.engine, dict(config.tradier_accounts))
+        self.tradier_limits = Buckets()
+        # OANDA (/v3) --------------------------------------------------------------------
+        self.oanda = OandaVenue(self.engine, config.oanda_tokens)
+        self.oanda_limits = RateLimiter(window_s=1.0)
+
+    def _coinbase_fees(self) -> Fees:
+        settings = self.faults.settings
+        return Fees(settings.coinbase_maker_fee_bps, settings.coinbase_taker_fee_bps)
 
     @property
     def open_mode(self) -> bool:
@@ -100,10 +170,14 @@ class Sim:
             fill_delay_ms=settings.fill_delay_ms,
             ack_delay_ms=settings.ack_delay_ms,
             partial_fill_probability=settings.partial_fill_probability,
-            **settings.model_dump(include=set(RARE_STATUS_FIELDS | CRYPTO_FIELDS)),
+            **settings.model_dump(include=set(RARE_STATUS_FIELDS)),
             session_s=settings.session_s,
             overnight_s=settings.overnight_s,
         )
+
+    def _crypto_settings(self) -> CryptoSettings:
+        """Alpaca's crypto fee and floor are fault settings, read at each order and fill."""
+        return CryptoSettings(**self.faults.settings.model_dump(include=set(CRYPTO_FIELDS)))
 
     def update_faults(self, changes: dict[str, object]) -> FaultSettings:
         """Merge ``changes``; setting ``session_s`` starts a new session now."""
@@ -129,6 +203,16 @@ class Sim:
         self.limiter = RateLimiter()
         self.stats = RequestStats()
         self.stream.reset()
+        self.binance_stream.reset()
+        self.binance.reset()
+        self.binance_limits = WeightCounter()
+        self.coinbase_stream.reset()
+        self.coinbase.reset()
+        self.coinbase_limits = RateLimiter(window_s=1.0)
+        self.tradier.reset()
+        self.tradier_limits = Buckets()
+        self.oanda.reset()
+        self.oanda_limits = RateLimiter(window_s=1.0)
 
     def authenticate(self, key_id: str, secret_key: str) -> str | None:
         """The account the pair opens, or None."""

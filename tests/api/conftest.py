@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from api.app import create_app
 from api.deps import ApiState
+from core.enums import BrokerKind, Intent, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.accounts import ensure_account
 from models.api_keys import create_key
 from models.db import make_engine
-from models.enums import BrokerKind, Intent, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Fill, Order
 from ordersync.settings import Settings
 from ordersync.stack import sender

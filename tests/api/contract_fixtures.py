@@ -19,7 +19,7 @@ import schemathesis
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from models.enums import OrderStatus
+from core.enums import OrderStatus
 from models.outbox import EventKind, add_event
 from tests.api.conftest import T0, ApiWorld
 

@@ -16,8 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from brokers.base import FillReport, OrderReport
-from models.enums import (
+from core.enums import (
     BrokerKind,
     Intent,
     OrderOrigin,
@@ -27,6 +26,7 @@ from models.enums import (
     Side,
     TimeInForce,
 )
+from core.reports import FillReport, OrderReport
 from models.ledger import Position, Trade, TradeOutcome
 from models.orders import Fill, InvalidTaskCall, Order, OrderEvent
 from models.outbox import EventKind, OutboxEvent, add_event
@@ -46,15 +46,18 @@ def make_order(
     limit_price: str | None = None, status: OrderStatus = OrderStatus.NEW,
     intent: Intent | None = None, trade_id: str | None = None, decision_id: str | None = None,
     symbol: str = "AAPL", created_at: datetime = T0, broker_order_id: str | None = None,
+    notional: str | None = None,
 ) -> str:  # fmt: skip
-    """An order row of any side and type, without fills (``apply`` brings them)."""
+    """An order row of any side and type (``notional``: for that amount of money, with no
+    quantity), without fills (``apply`` brings them)."""
     with Session(api.engine) as session:
         order = Order(
             account_id=api.account_ids[account], broker=BrokerKind.ALPACA,
             client_order_id=client_order_id,
             broker_order_id=broker_order_id or f"b-{client_order_id}",
             origin=OrderOrigin.PLACED, symbol=symbol, side=side, order_type=order_type,
-            time_in_force=TimeInForce.DAY, quantity=D(quantity),
+            time_in_force=TimeInForce.DAY, quantity=None if notional else D(quantity),
+            notional=D(notional) if notional else None,
             limit_price=None if limit_price is None else D(limit_price), status=status,
             intent=intent, trade_id=trade_id, decision_id=decision_id,
             created_at=created_at, updated_at=created_at,
@@ -88,6 +91,7 @@ def apply(
             raw_status=raw_status or status.value.lower(), filled_quantity=D(filled),
             average_fill_price=sum(prices, D(0)) / D(filled) if D(filled) else None,
             created_at=order.created_at, updated_at=at(second), fills=reports,
+            notional=order.notional,
         )  # fmt: skip
         apply_to_order(session, order, report, now=at(second), source=ReportSource.MONITOR)
         session.commit()

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -14,7 +15,9 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from core.reports import FeeReport
 from models.api_keys import ApiKey
+from models.fees import record_fee
 from models.outbox import EventKind
 from tests.api.conftest import ApiWorld
 from tests.api.fixtures import (
@@ -74,6 +77,29 @@ def test_positions_by_symbol(api: ApiWorld) -> None:
     assert (aapl["average_cost"], aapl["realized_pnl"], aapl["fees"]) == (None, "99", "1")
     assert (msft["average_cost"], msft["realized_pnl"], msft["fees"]) == ("50", "-0.5", "0.5")
     assert [p["symbol"] for p in get(api, "positions", account="beta")] == ["NVDA"]
+
+
+def test_fees_posted_apart_from_the_fills_newest_first(api: ApiWorld) -> None:
+    """A coin fee names the trade it came out of; a cash fee names no symbol."""
+    assert get(api, "fees") == []
+    open_trade(api, "alpha", "t-open", symbol="BTC/USD")  # 4 at 50
+    with Session(api.engine) as session:
+        record_fee(session, api.account_ids["alpha"], FeeReport(
+            "20261201000000000::coin", "BTC/USD", Decimal("0.01"), Decimal(50), Decimal("0.5"),
+            "USD", datetime(2026, 12, 1, 20, tzinfo=UTC), "Coin Pair Transaction Fee (Non USD)",
+        ), now=datetime(2026, 12, 1, 20, 1, tzinfo=UTC))  # fmt: skip
+        record_fee(session, api.account_ids["beta"], FeeReport(
+            "20261201000000000::cash", None, None, None, Decimal("0.37"), "USD",
+            datetime(2026, 12, 1, 21, tzinfo=UTC)), now=datetime(2026, 12, 1, 21, tzinfo=UTC),
+        )  # fmt: skip
+        session.commit()
+    [coin] = get(api, "fees")
+    assert (coin["symbol"], coin["quantity"], coin["amount"]) == ("BTC/USD", "0.01", "0.5")
+    assert coin["trades"] == [["t-open", "0.01"]]
+    assert coin["posted_at"] == "2026-12-01T20:00:00Z"
+    [cash] = get(api, "fees", account="beta")
+    assert (cash["symbol"], cash["quantity"], cash["amount"]) == (None, None, "0.37")
+    assert get(api, "positions")[0]["quantity"] == "3.99"
 
 
 def events_world(api: ApiWorld) -> tuple[list[int], list[int]]:

@@ -4,11 +4,13 @@ every account; the admin-only debug view refuses account keys."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from core.reports import OrderReport, Page
 from tests.api.conftest import ApiWorld
 from tests.api.fixtures import make_order, random_order_id, row_counts, without
 
@@ -138,3 +140,30 @@ def test_the_debug_views_window_is_bounded(api: ApiWorld) -> None:
         answer = api.client.get(f"/api/v1/admin/accounts/alpha/broker-orders{query}",
                                 headers=api.admin)  # fmt: skip
         assert answer.status_code == 422, query
+
+
+class PerSymbolBroker:
+    """A broker that lists one symbol at a time (Binance): it lists what it is asked for."""
+
+    lists_by_symbol = True
+
+    def __init__(self) -> None:
+        self.asked: list[list[str]] = []
+
+    def list_orders(self, *, symbols: list[str], **_: Any) -> Page[OrderReport]:
+        self.asked.append(list(symbols))
+        return Page(())
+
+
+def test_the_debug_view_asks_a_per_symbol_broker_for_the_symbols_of_ours(api: ApiWorld) -> None:
+    now = datetime.now(UTC)  # within the view's window
+    make_order(api, "alpha", "btc", symbol="BTCUSDT", created_at=now)
+    make_order(api, "alpha", "eth", symbol="ETHUSDT", created_at=now)
+    broker = PerSymbolBroker()
+    api.client.app.state.api.ctx.adapter = lambda account: broker  # type: ignore[attr-defined]
+
+    answer = api.client.get("/api/v1/admin/accounts/alpha/broker-orders", headers=api.admin)
+
+    assert answer.status_code == 200, answer.text
+    assert broker.asked == [["BTCUSDT", "ETHUSDT"]]
+    assert {row["ours"]["client_order_id"] for row in answer.json()["rows"]} == {"btc", "eth"}

@@ -47,7 +47,7 @@ EXAMPLES = {"admin": 25, "alpha": 15, "anonymous": 6}  # per operation
 FAKE_KEY = "osk_0123456789ab_" + "A" * 43  # well formed, unknown
 VALID_ORDERS: list[dict[str, Any]] = [
     {"symbol": "AAPL", "side": "buy", "quantity": "10"},
-    {"symbol": "msft", "side": "sell", "quantity": "0.5", "order_type": "limit",
+    {"symbol": "msft", "side": "sell", "quantity": "5", "order_type": "limit",
      "limit_price": "187.25", "time_in_force": "gtc", "client_order_id": "contract-1"},
     {"symbol": "BRK.B", "side": "buy", "quantity": 3, "order_type": "stop_limit",
      "limit_price": "101", "stop_price": "100", "intent": "ENTRY", "valid_for_s": 60},

@@ -7,14 +7,16 @@ import base64
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from models.enums import Intent, OrderStatus
+from core.enums import Intent, OrderStatus
 from models.orders import Account
 from tests.api.conftest import ApiWorld
 from tests.api.fixtures import (
     add_history,
+    apply,
     at,
     closed_trade,
     make_order,
@@ -206,6 +208,27 @@ def test_an_order_without_trade_or_reports_has_none(api: ApiWorld) -> None:
     assert detail(api, order_id)["last_broker_report"] == {"unparsed": "not json {"}
 
 
+def listed_orders(api: ApiWorld) -> list[dict[str, Any]]:
+    answer = api.client.get("/api/v1/accounts/alpha/orders", headers=api.auth("alpha"))
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+def test_a_notional_order_shows_its_amount_and_no_quantity(api: ApiWorld) -> None:
+    order_id = make_order(api, "alpha", "notional-1", notional="500", intent=Intent.ENTRY,
+                          trade_id="t-n")  # fmt: skip
+    apply(api, order_id, S.PARTIALLY_FILLED, "1", ("n-1", "1", "200"), second=1)
+    order = detail(api, order_id)["order"]
+    assert (order["quantity"], order["notional"]) == (None, "500")
+    assert order["lifecycle"] == f"Entry partially filled {DASH} 1 of $500 {DASH} trade OPEN"
+    assert [o["notional"] for o in listed_orders(api)] == ["500"]
+
+    apply(api, order_id, S.FILLED, "2.5", ("n-1", "1", "200"), ("n-2", "1.5", "200"), second=2)
+    order = detail(api, order_id)["order"]
+    assert (order["status"], order["filled_quantity"]) == ("FILLED", "2.5")
+    assert order["lifecycle"] == f"Entry filled {DASH} trade OPEN"
+
+
 def test_an_unknown_id_of_each_kind_is_404(api: ApiWorld) -> None:
     for path in [random_order_id(), "by-client-id/nope", "by-broker-id/nope"]:
         answer = api.client.get(f"/api/v1/accounts/alpha/orders/{path}", headers=api.auth("alpha"))
@@ -229,7 +252,7 @@ def test_placing_sends_the_place_order_task_with_the_paths_account_and_the_bodys
         {
             "symbol": "msft",
             "side": "buy",
-            "quantity": "12.5",
+            "quantity": "12",
             "order_type": "limit",
             "limit_price": "187.25",
             "time_in_force": "gtc",
@@ -249,7 +272,7 @@ def test_placing_sends_the_place_order_task_with_the_paths_account_and_the_bodys
     [(task, kwargs)] = api.sent()
     assert task == "ordersync.place_order"
     assert kwargs == {
-        "account": "alpha", "symbol": "MSFT", "side": "buy", "quantity": "12.5",
+        "account": "alpha", "symbol": "MSFT", "side": "buy", "quantity": "12",
         "order_type": "limit", "limit_price": "187.25", "time_in_force": "gtc",
         "intent": "ENTRY", "requested_price": "187", "valid_for_s": 30.0,
         "client_order_id": client_order_id,
@@ -272,6 +295,36 @@ def test_terms_the_broker_would_refuse_get_422_and_nothing_is_sent(api: ApiWorld
     assert crypto.status_code == 202, crypto.text
     [(_, kwargs)] = api.sent()
     assert "time_in_force" not in kwargs  # the worker gives crypto its default, gtc
+
+
+def test_a_notional_order_is_sent_with_its_amount(api: ApiWorld) -> None:
+    answer = place(api, {"symbol": "aapl", "side": "buy", "notional": "500.25"})
+    assert answer.status_code == 202, answer.text
+    [(_, kwargs)] = api.sent()
+    assert (kwargs["notional"], "quantity" in kwargs) == ("500.25", False)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"quantity": "1", "notional": "500"}, "give quantity or notional (an amount of money), "
+         "not both"),
+        ({}, "give quantity or notional (an amount of money)"),
+        ({"notional": "500", "order_type": "limit", "limit_price": "10"},
+         "a notional order must be market, not limit"),
+        ({"notional": "500", "time_in_force": "gtc"},
+         "a notional order of AAPL must be day, not gtc"),
+        ({"quantity": "1.5", "time_in_force": "gtc"},
+         "a fractional quantity of AAPL (1.5) must be a market order, day, not market, gtc"),
+    ],
+)  # fmt: skip
+def test_notional_and_fractional_terms_the_broker_refuses_get_422(
+    api: ApiWorld, body: dict[str, str], problem: str
+) -> None:
+    answer = place(api, {"symbol": "AAPL", "side": "buy", **body})
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == problem
+    assert api.sent() == []
 
 
 def test_a_repeated_request_is_the_same_order(api: ApiWorld) -> None:

@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from models.enums import OrderStatus, OrderType
+from core.enums import OrderStatus, OrderType
 from models.orders import Account, Order
 from tests.api.conftest import ApiWorld
 from tests.api.fixtures import make_order, random_order_id, without

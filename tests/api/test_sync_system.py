@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from api.app import create_app
 from api.deps import ApiState
-from models.enums import OrderStatus
+from core.enums import OrderStatus
 from models.orders import Order
 from ordersync.settings import Settings
 from ordersync.status import StatusReader

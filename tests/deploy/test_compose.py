@@ -189,7 +189,7 @@ def test_the_image_puts_those_commands_on_the_path() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'ordersync = "ordersync.cli:app"' in pyproject
     assert '"celery[redis]' in pyproject
-    for package in ("ordersync", "worker", "models", "brokers", "api", "alembic"):
+    for package in ("ordersync", "core", "worker", "models", "brokers", "api", "alembic"):
         assert f"COPY {package} {package}" in text
     assert "beat_schedule.py" in text
 

@@ -35,7 +35,7 @@ EXPIRES_AT = "2026-11-21T14:30:00+00:00"
 
 def order(decision_id: str) -> dict[str, str]:
     """The task arguments the scripts send for ``run(..., decision_id)``."""
-    return {"account": "desk-1", "symbol": "AAPL", "side": "sell", "quantity": "12.5",
+    return {"account": "desk-1", "symbol": "AAPL", "side": "buy", "quantity": "12.5",
             "decision_id": decision_id, "expires_at": EXPIRES_AT}  # fmt: skip
 
 
@@ -44,7 +44,7 @@ def run(script: str, url: str, cwd: Path, decision_id: str,
     """The example in a process of its own, outside the checkout, as a service runs it."""
     return subprocess.run(
         [sys.executable, str(EXAMPLES / script), url, "--account", "desk-1", "--symbol",
-         "AAPL", "--side", "sell", "--quantity", "12.5", "--decision-id", decision_id,
+         "AAPL", "--side", "buy", "--quantity", "12.5", "--decision-id", decision_id,
          "--expires-at", EXPIRES_AT, *extra],
         capture_output=True, text=True, timeout=120, cwd=cwd,
     )  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
+from core.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Account, Order
 from tests.models.factories import T0
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from brokers.base import FillReport, OrderReport
-from models.enums import OrderStatus, OrderType, Side, TimeInForce
+from core.enums import OrderStatus, OrderType, Side, TimeInForce
+from core.reports import FillReport, OrderReport
 
 T0 = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
 BROKER_ID = "b-1"
@@ -26,7 +26,9 @@ def report(
     fills: tuple[FillReport, ...] = (),
     broker_order_id: str = BROKER_ID,
     raw_status: str | None = None,
+    notional: str | None = None,
 ) -> OrderReport:
+    """A report of an order for ``quantity``, or with ``notional`` of a notional order."""
     return OrderReport(
         broker_order_id=broker_order_id,
         client_order_id="c-1",
@@ -34,7 +36,8 @@ def report(
         side=Side.BUY,
         order_type=OrderType.MARKET,
         time_in_force=TimeInForce.DAY,
-        quantity=Decimal(quantity),
+        quantity=None if notional is not None else Decimal(quantity),
+        notional=None if notional is None else Decimal(notional),
         status=status,
         raw_status=raw_status or status.value.lower(),
         filled_quantity=Decimal(filled),

@@ -16,9 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from brokers.base import FillReport
-from models.db import make_sessionmaker
-from models.enums import (
+from core.enums import (
     BrokerKind,
     Intent,
     OrderOrigin,
@@ -28,6 +26,8 @@ from models.enums import (
     Side,
     TimeInForce,
 )
+from core.reports import FillReport
+from models.db import make_sessionmaker
 from models.ledger import (
     ExitRefused,
     LedgerConflict,

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.enums import Intent, OrderOrigin, OrderStatus, ReportSource, Side
+from core.enums import Intent, OrderOrigin, OrderStatus, ReportSource, Side
 from models.ledger import ExitRefused, Position, Trade, TradeOutcome, annotate_intent, check_exit
 from models.orders import Account, Order, OrderEvent
 from models.repository import apply_to_order

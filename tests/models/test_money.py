@@ -7,8 +7,8 @@ from decimal import Decimal, localcontext
 
 from sqlalchemy import Engine, text
 
-from brokers.base import FillReport
-from models.enums import OrderStatus, Side
+from core.enums import OrderStatus, Side
+from core.reports import FillReport
 from models.state_machine import OrderState, apply_fill
 from models.types import Money, canonical
 

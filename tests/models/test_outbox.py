@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from brokers.base import FillReport
-from models.enums import OrderStatus, Side
+from core.enums import OrderStatus, Side
+from core.reports import FillReport
 from models.outbox import PRIORITY, EventKind, OutboxEvent, add_event, order_event_kinds
 from models.state_machine import (
     Applied,

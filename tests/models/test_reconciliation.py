@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from brokers.base import OrderReport
-from models.enums import OrderStatus, OrderType, Side, TimeInForce
+from core.enums import OrderStatus, OrderType, Side, TimeInForce
+from core.reports import OrderReport
 from models.reconciliation import LocalRef, MissAction, derived_fill, judge_miss, match
 from models.state_machine import OrderState
 

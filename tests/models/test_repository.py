@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from models.enums import (
+from core.enums import (
     BrokerKind,
     OrderOrigin,
     OrderStatus,

@@ -9,8 +9,8 @@ from itertools import product
 
 import pytest
 
-from models.enums import OPEN_STATUSES, TERMINAL_STATUSES
-from models.enums import OrderStatus as S
+from core.enums import OPEN_STATUSES, TERMINAL_STATUSES
+from core.enums import OrderStatus as S
 from models.state_machine import (
     TRANSITIONS,
     HistoryKind,
@@ -47,12 +47,14 @@ def _filled_in(status: S) -> Decimal:
     return {S.PARTIALLY_FILLED: Decimal(4), S.FILLED: QTY}.get(status, Decimal(0))
 
 
-def _state(status: S) -> OrderState:
-    """An order in ``status`` as the broker last reported it."""
+def _state(status: S, notional: Decimal | None = None) -> OrderState:
+    """An order in ``status`` as the broker last reported it (a notional order's FILLED
+    quantity is whatever the broker bought: ``QTY`` here too)."""
     filled = _filled_in(status)
     return OrderState(
         status=status,
-        quantity=QTY,
+        quantity=QTY if notional is None else None,
+        notional=notional,
         broker_filled_quantity=filled,
         broker_order_id=None if status is S.PENDING_NEW else BROKER_ID,
         raw_status=None if status is S.PENDING_NEW else status.value.lower(),
@@ -75,12 +77,14 @@ def _expected(current: S, target: S) -> str:
 PAIRS = [(a, b) for a, b in product(S, S) if a is not b]
 
 
+@pytest.mark.parametrize("notional", [None, "500"], ids=["quantity", "notional"])
 @pytest.mark.parametrize(("current", "target"), PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])
-def test_every_pair_of_statuses(current: S, target: S) -> None:
-    state = _state(current)
+def test_every_pair_of_statuses(current: S, target: S, notional: str | None) -> None:
+    state = _state(current, None if notional is None else Decimal(notional))
     target_filled = {S.PARTIALLY_FILLED: Decimal(6), S.FILLED: QTY}.get(target, Decimal(0))
     filled = max(state.broker_filled_quantity, target_filled)
-    result = apply_report(state, report(target, filled, updated=2), now=at(3))
+    result = apply_report(state, report(target, filled, updated=2, notional=notional),
+                          now=at(3))  # fmt: skip
 
     expected = _expected(current, target)
     if expected == "applied":

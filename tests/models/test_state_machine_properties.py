@@ -7,8 +7,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from brokers.base import FillReport, OrderReport
-from models.enums import OrderStatus as S
+from core.enums import OrderStatus as S
+from core.reports import FillReport, OrderReport
 from models.state_machine import (
     AVERAGE_PRICE_QUANTUM,
     OrderState,

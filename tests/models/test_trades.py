@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.enums import Intent, OrderStatus, ReportSource, Side
+from core.enums import Intent, OrderStatus, ReportSource, Side
 from models.trades import (
     PositionState,
     TradeNotFlat,
@@ -25,6 +25,7 @@ from models.trades import (
     order_lifecycle,
     outcome_of,
     seconds,
+    take_asset_fee,
     trade_lifecycle,
 )
 from tests.models.factories import at
@@ -284,3 +285,42 @@ def test_trade_lifecycle_text() -> None:
     assert trade_lifecycle(closed, False, D(100)) == (
         f"Trade CLOSED {DASH} 100 exited {DASH} realized PnL 100"
     )
+
+
+def test_a_fee_taken_in_the_asset_comes_out_of_the_open_quantity_only() -> None:
+    state = add_entry_fill(TradeState(side=Side.BUY), D("0.01"), D(60000), D(0), at(0), None)
+    state, rest = take_asset_fee(state, D("0.000025"), D("1.5"))
+    assert (state.open_quantity, state.fee_quantity, state.fees, rest) == (
+        D("0.009975"), D("0.000025"), D("1.5"), D(0))  # fmt: skip
+    flat, rest = take_asset_fee(add_exit_fill(state, D("0.009975"), D(60000), D(0), at(1),
+                                              None, ReportSource.DEEP)[0],
+                                D("0.00001"), D("0.6"))  # fmt: skip
+    assert (flat.fee_quantity, rest) == (D("0.000025"), D("0.00001"))  # nothing open: untaken
+
+
+def test_part_of_an_asset_fee_is_taken_with_its_share_of_the_value() -> None:
+    state = add_entry_fill(TradeState(side=Side.BUY), D("0.01"), D(100), D(0), at(0), None)
+    state, _ = add_exit_fill(state, D("0.009"), D(100), D(0), at(1), None, ReportSource.DEEP)
+    state, rest = take_asset_fee(state, D("0.004"), D("0.4"))
+    assert (state.fee_quantity, state.asset_fees, rest) == (D("0.001"), D("0.1"), D("0.003"))
+
+
+def test_an_asset_fee_is_in_the_outcome_s_fees_but_not_taken_off_its_pnl_twice() -> None:
+    """Bought 0.01 at 60000 (600), the fee took 0.000025 (1.50), the rest sold at 61000:
+    the cash result is 608.475 - 600 less the 0.25 cash fee of the sale."""
+    state = add_entry_fill(TradeState(side=Side.BUY), D("0.01"), D(60000), D(0), at(0), None)
+    state, _ = take_asset_fee(state, D("0.000025"), D("1.5"))
+    state, _ = add_exit_fill(state, D("0.009975"), D(61000), D("0.25"), at(5), None,
+                             ReportSource.STREAM)  # fmt: skip
+    outcome = outcome_of(state, now=at(6))
+    assert outcome.quantity == D("0.009975")
+    assert outcome.fees == D("1.75")
+    assert outcome.realized_pnl == D("8.225")  # 608.475 - 600 - 0.25
+
+
+def test_a_fee_in_the_coin_gives_it_up_at_its_price_and_realizes_its_cost() -> None:
+    held = position((Side.BUY, "0.01", "60000", "0"))
+    after = apply_to_position(held, Side.SELL, D("0.000025"), D(62000), D("1.55"))
+    assert after.quantity == D("0.009975")
+    assert after.cost_basis == D("598.5")  # the average cost stays 60000
+    assert (after.realized_pnl, after.fees) == (D("-1.5"), D("1.55"))

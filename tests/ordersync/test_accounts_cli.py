@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner, Result
 
 from brokers.registry import credentials
+from core.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models import migrate
 from models.api_keys import KEY_PATTERN, ApiKey, digest_of, verify_key
 from models.db import make_engine
-from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Account, Order
 from ordersync.accounts_cli import credential_variables
 from ordersync.cli import app
@@ -96,6 +96,19 @@ def test_add_creates_an_account_that_stores_only_the_credentials_prefix(url: str
     assert (account.broker, account.base_url, account.credentials_env,
             account.rate_limit_per_min, account.is_active) == (
         BrokerKind.ALPACA, "http://127.0.0.1:8765", "DEMO", 150, True)  # fmt: skip
+
+
+@pytest.mark.parametrize(("broker", "limit"), [("alpaca", 200), ("binance", 6000),
+                                               ("coinbase", 1800)])  # fmt: skip
+def test_a_new_account_gets_its_brokers_documented_rate_limit(
+    url: str, broker: str, limit: int
+) -> None:
+    result = run("accounts", "add", "acct", "--broker", broker, "--base-url",
+                 "http://127.0.0.1:8765", "--credentials-env", "ACCT")  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    account = accounts(url)["acct"]
+    assert (account.broker.value, account.rate_limit_per_min) == (broker, limit)
 
 
 def test_add_again_updates_and_keeps_an_unmentioned_rate_limit(url: str) -> None:

@@ -16,11 +16,9 @@ from typing import Any
 import pytest
 import typer
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
-from models import migrate
-from models.accounts import ensure_account
-from models.db import make_engine
-from models.enums import (
+from core.enums import (
     BrokerKind,
     OrderOrigin,
     OrderStatus,
@@ -29,6 +27,9 @@ from models.enums import (
     Side,
     TimeInForce,
 )
+from models import migrate
+from models.accounts import ensure_account
+from models.db import make_engine
 from models.orders import Order, OrderEvent
 from ordersync import bench_sender
 from ordersync.bench import (
@@ -44,6 +45,10 @@ from ordersync.bench import (
     recovery,
     transport_url,
 )
+from ordersync.bench_venue import TruthOrder
+from ordersync.bench_venue.alpaca import SENDER_VENUE as ALPACA_VENUE
+from ordersync.bench_venue.alpaca import truth_order as alpaca_truth
+from ordersync.cli import app
 from ordersync.settings import get_settings
 from tests.ordersync.test_up import STDLIB, TASKS_EXIST, imported_roots
 
@@ -55,7 +60,7 @@ REQUIRED_KEYS = {
 T0 = datetime(2026, 1, 5, 15, 30, tzinfo=UTC)
 
 
-def truth_order(client_order_id: str, fills: list[tuple[str, str, str]]) -> dict[str, Any]:
+def truth_record(client_order_id: str, fills: list[tuple[str, str, str]]) -> dict[str, Any]:
     """An exchange truth record: FILLED with these (id, qty, price) fills."""
     qty = sum(Decimal(q) for _, q, _ in fills)
     notional = sum(Decimal(q) * Decimal(p) for _, q, p in fills)
@@ -64,7 +69,12 @@ def truth_order(client_order_id: str, fills: list[tuple[str, str, str]]) -> dict
         "status": "filled", "qty": str(qty), "filled_qty": str(qty),
         "filled_avg_price": str((notional / qty).quantize(Decimal("1e-9"))),
         "fills": [{"id": i, "qty": q, "price": p, "time": T0.isoformat()} for i, q, p in fills],
+        "created_at": T0.isoformat(),
     }  # fmt: skip
+
+
+def truth_order(client_order_id: str, fills: list[tuple[str, str, str]]) -> TruthOrder:
+    return alpaca_truth(truth_record(client_order_id, fills))
 
 
 def local_order(client_order_id: str, filled: str, avg: str | None) -> LocalOrder:
@@ -117,6 +127,25 @@ def test_missed_duplicate_and_mismatched_are_counted() -> None:
     assert mismatched["b-3"] == ["missing locally"]
 
 
+def test_an_order_the_exchange_holds_twice_under_one_client_id_is_counted_and_fails() -> None:
+    """Binance takes a client order id again once its first order is closed: a resend after
+    a fill makes a second order, which the local record (one order) cannot show."""
+    first = truth_order("b-1", [("f1", "1", "10.00")])
+    second = dataclasses.replace(truth_order("b-1", [("f2", "1", "10.50")]),
+                                 broker_order_id="broker-b-1-again")  # fmt: skip
+    orders = {"b-1": dataclasses.replace(local_order("b-1", "1", "10.50"),
+                                         broker_order_id="broker-b-1-again")}  # fmt: skip
+    result = compare([first, second], orders, [local_fill("b-1", "f2", "1", "10.50")])
+    assert result["duplicate_orders"] == 1
+    assert result["duplicate_order_examples"] == [
+        {"client_order_id": "b-1", "broker_order_ids": ["broker-b-1", "broker-b-1-again"]}
+    ]
+    assert failed({**result, "late": 0, "deadline_passed": False})
+    clean = compare([second], orders, [local_fill("b-1", "f2", "1", "10.50")])
+    assert clean["duplicate_orders"] == 0
+    assert not failed({**clean, "late": 0, "deadline_passed": False})
+
+
 def test_a_streamed_fill_matches_the_exchanges_by_its_cumulative_quantity() -> None:
     """Recorded from the stream under its execution id: the exchange's fill is the one of
     the order's filled quantity with it; a second record of it is a duplicate."""
@@ -160,7 +189,9 @@ def test_the_sender_imports_only_celery_kombu_and_the_standard_library() -> None
 def test_the_sender_mixes_limits_and_cancels_with_decimal_strings() -> None:
     rng = random.Random(1)
     made = [
-        bench_sender.order_kwargs(n, account="a", prefix="p-", mix="mixed", rng=rng, prices={})
+        bench_sender.order_kwargs(
+            n, account="a", prefix="p-", mix="mixed", rng=rng, prices={}, venue=ALPACA_VENUE
+        )
         for n in range(10)
     ]
     assert [kwargs["client_order_id"] for kwargs, _ in made] == [f"p-{n}" for n in range(10)]
@@ -194,6 +225,75 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
+@pytest.mark.skipif(not TASKS_EXIST, reason="the worker's tasks are not built yet")
+def test_bench_runs_round_trips_at_binance_end_to_end(tmp_path: Path) -> None:
+    """Binance accounts at the exchange's /api/v3, funded; orders of its pairs; the truth
+    read from its Binance part, fills by trade id; requests and weight of its routes."""
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "ORDERSYNC_VAR_DIR": str(tmp_path / "var")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ordersync", "bench", "--broker", "binance", "--orders", "12",
+         "--mix", "roundtrip", "--exit-after-s", "0.5", "--json", str(out), "--workers", "1",
+         "--deadline-s", "90"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert out.exists(), result.stderr
+    figures = json.loads(out.read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(figures) >= REQUIRED_KEYS | {"broker_weight_per_order"}
+    assert figures["settings"]["broker"] == "binance"
+    assert (figures["missed_fills"], figures["duplicate_fills"]) == (0, 0), figures
+    assert figures["mismatched_orders"] == 0, figures["mismatches"]
+    assert figures["exchange_orders"] == 12  # every entry and exit placed, none refused
+    assert figures["exits_refused"] == figures["broker_refused"] == 0
+    routes = figures["broker_requests_by_route"]
+    assert routes["POST /api/v3/order"] >= 12
+    assert all(" /api/v3/" in route for route in routes)
+    assert "ordersync bench --broker binance" in result.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not TASKS_EXIST, reason="the worker's tasks are not built yet")
+def test_bench_runs_mixed_orders_at_coinbase_end_to_end(tmp_path: Path) -> None:
+    """Coinbase keys made by the stack (the exchange holds their public halves), funded;
+    market orders, limits that fill and limits canceled, of its products; the truth read
+    from its Coinbase part, fills by entry id; requests of its brokerage routes."""
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "ORDERSYNC_VAR_DIR": str(tmp_path / "var")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ordersync", "bench", "--broker", "coinbase", "--orders", "10",
+         "--mix", "mixed", "--json", str(out), "--workers", "1", "--deadline-s", "90"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert out.exists(), result.stderr
+    figures = json.loads(out.read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(figures) >= REQUIRED_KEYS
+    assert "broker_weight_per_order" not in figures  # Coinbase counts requests, not weight
+    assert (figures["settings"]["broker"], figures["settings"]["rate_limit_per_min"]) == (
+        "coinbase", 1800)  # fmt: skip
+    assert (figures["missed_fills"], figures["duplicate_fills"]) == (0, 0), figures
+    assert figures["mismatched_orders"] == 0, figures["mismatches"]
+    assert figures["exchange_orders"] == 10  # every order placed, none refused
+    assert figures["broker_refused"] == figures["dropped"] == 0
+    assert figures["exchange_fills"] == figures["local_fills"] > 0
+    routes = figures["broker_requests_by_route"]
+    assert routes["POST /api/v3/brokerage/orders"] >= 10
+    assert routes["POST /api/v3/brokerage/orders/batch_cancel"] >= 2  # the resting limits
+    assert all(" /api/v3/brokerage/" in route for route in routes)
+    assert "ordersync bench --broker coinbase" in result.stdout
+
+
+def test_the_sweep_is_refused_at_binance_before_anything_starts(tmp_path: Path) -> None:
+    found = CliRunner().invoke(app, ["bench", "--broker", "binance", "--sweep-orders", "10",
+                                     "--json", str(tmp_path / "b.json")])  # fmt: skip
+    assert found.exit_code == 2
+    assert "--sweep-orders" in found.output
+    assert "Alpaca" in found.output
+    assert not (tmp_path / "b.json").exists()
+
+
 @pytest.mark.skipif(not TASKS_EXIST, reason="the worker's tasks are not built yet")
 def test_bench_stream_measures_polling_and_the_stream_on_the_same_orders(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
@@ -216,8 +316,9 @@ def test_bench_stream_measures_polling_and_the_stream_on_the_same_orders(tmp_pat
     assert "stream)" in result.stdout
 
 
-def placed_at(client_order_id: str, created: datetime) -> dict[str, Any]:
-    return {**truth_order(client_order_id, [("f", "1", "10")]), "created_at": created.isoformat()}
+def placed_at(client_order_id: str, created: datetime) -> TruthOrder:
+    record = truth_record(client_order_id, [("f", "1", "10")])
+    return alpaca_truth({**record, "created_at": created.isoformat()})
 
 
 def rejected(client_order_id: str, error: str) -> LocalOrder:
@@ -256,6 +357,7 @@ def test_round_trips_send_each_exit_after_its_entry_in_the_same_account() -> Non
     args = bench_sender.argparse.Namespace(
         seed=1,
         prices="{}",
+        venue=json.dumps(ALPACA_VENUE),
         accounts="a,b",
         mix="roundtrip",
         orders=4,

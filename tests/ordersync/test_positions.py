@@ -13,12 +13,13 @@ import pytest
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from brokers.base import FillReport
+from core.enums import BrokerKind, Intent, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
+from core.enums import ReportSource as Source
+from core.reports import FeeReport, FillReport
 from models import migrate
 from models.accounts import UnknownAccount
 from models.db import make_engine
-from models.enums import BrokerKind, Intent, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
-from models.enums import ReportSource as Source
+from models.fees import record_fee
 from models.orders import Account, Order
 from models.repository import apply_to_order
 from models.trades import TradeStatus
@@ -82,6 +83,8 @@ def seed(session: Session) -> None:
     exit_ = _order(session, beta, "b2", "AAPL", Side.SELL, "4", intent=Intent.EXIT,
                    trade_id="t-beta")  # fmt: skip
     _fill(session, exit_, "4", "15", 4)
+    record_fee(session, beta.id, FeeReport("20261121000000000::cash", None, None, None,
+                                           D("0.37"), "USD", at(5)), now=at(6))  # fmt: skip
 
 
 def test_positions_by_account_and_symbol(db_session: Session) -> None:
@@ -140,6 +143,9 @@ def test_the_command_prints_positions_and_open_trades(database: str) -> None:
     assert any("beta" in line and "20" in line for line in lines)  # the flat, realized one
     [open_trade] = [line for line in lines if "dec-a" in line]
     assert f"Trade OPEN {DASH} long 10" in open_trade
+    [cash_fee] = [line for line in lines if "(cash)" in line]
+    assert "beta" in cash_fee
+    assert "0.37 USD" in cash_fee
 
 
 def test_the_command_as_json_for_one_account(database: str) -> None:
@@ -152,6 +158,10 @@ def test_the_command_as_json_for_one_account(database: str) -> None:
     [trade] = document["open_trades"]
     assert (trade["trade_id"], trade["open_quantity"], trade["status"]) == ("dec-a", "10", "OPEN")
     assert trade["opened_at"] == at(1).isoformat()
+    assert document["fees"] == []  # beta's only
+    code, out, err = invoke("--account", "beta", "--json")
+    [fee] = json.loads(out)["fees"]
+    assert (fee["symbol"], fee["amount"], fee["trades"]) == (None, "0.37", [])
 
 
 def test_the_command_says_when_the_account_is_unknown(database: str) -> None:

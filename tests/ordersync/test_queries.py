@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from core.enums import BrokerKind, Intent, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.accounts import UnknownAccount
 from models.db import make_engine
-from models.enums import BrokerKind, Intent, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Account, ArchivedOrder, Order
 from models.outbox import OutboxEvent
 from ordersync.queries import (

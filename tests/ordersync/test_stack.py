@@ -23,8 +23,8 @@ from kombu import Connection
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from core.enums import BrokerKind
 from models.accounts import ensure_account
-from models.enums import BrokerKind
 from models.orders import Account
 from ordersync.stack import (
     STACK_FILE,

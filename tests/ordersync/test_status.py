@@ -21,8 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from core.enums import OrderStatus
 from models.db import make_engine
-from models.enums import OrderStatus
 from models.orders import Account
 from models.outbox import EventKind, add_event
 from ordersync.cli import app

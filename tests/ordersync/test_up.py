@@ -27,9 +27,9 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from core.enums import BrokerKind
 from models import migrate
 from models.accounts import ensure_account
-from models.enums import BrokerKind
 from ordersync import demo_trader
 from ordersync.embedded_redis import free_port
 from ordersync.settings import Settings

@@ -29,17 +29,20 @@ from celery.result import AsyncResult
 from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session
 
+from core.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models import migrate
 from models.accounts import ensure_account
 from models.db import make_engine, make_sessionmaker
-from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
-from models.orders import Fill, InvalidTaskCall, Order
+from models.ledger import Position, Trade
+from models.orders import Account, Fill, InvalidTaskCall, Order
+from models.trades import TradeStatus
 from ordersync.settings import Settings
 from ordersync.stack import prepare_rabbitmq, sender
 from tests.conftest import migrated_database, session_redis
 from tests.paper_exchange import PaperExchange
 from tests.processes import stop_process
 from worker.context import WorkerContext
+from worker.stream_health import is_healthy
 
 ACCOUNT = "test"
 CREDENTIALS_ENV = "ORDERSYNC_ACCOUNT_TEST"
@@ -58,6 +61,40 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout_s} s")
         time.sleep(0.05)
+
+
+def start_streaming(system: TrackingSystem, account: str) -> None:
+    """A worker and a stream process, until ``account``'s stream is healthy."""
+    system.start_worker("w1")
+    system.start_stream()
+    _wait_streaming(system, account)
+
+
+def _wait_streaming(system: TrackingSystem, account: str) -> None:
+    with Session(system.engine) as session:
+        account_id = session.scalar(select(Account.id).where(Account.name == account))
+    health = redis.Redis.from_url(system.redis_url)
+    wait_for(lambda: is_healthy(health, str(account_id)), 30, f"the stream of {account} healthy")
+
+
+def place_until_faults_drawn(
+    system: TrackingSystem,
+    account: str,
+    faults: dict[str, int],
+    batch: Callable[[int], list[str]],
+) -> list[str]:
+    """Set the stream ``faults`` and place ``batch(n)`` after batch, each once ``account``'s
+    stream is healthy again (a fault is drawn only while it is connected), until each fault
+    was drawn (at most 20 batches); every cid placed."""
+    system.exchange.set_faults(**faults)
+    cids: list[str] = []
+    for n in range(20):
+        _wait_streaming(system, account)
+        cids += batch(n)
+        left = system.exchange.set_faults()
+        if not any(left[name] for name in faults):
+            break
+    return cids
 
 
 @pytest.fixture(scope="session")
@@ -394,3 +431,15 @@ def unit(tmp_path: Path) -> Iterator[UnitWorker]:
     ctx.adapter = lambda account: worker.adapter  # type: ignore[method-assign]
     yield worker
     engine.dispose()
+
+
+def position_of(system: TrackingSystem, symbol: str) -> Decimal:
+    """Our recorded position in ``symbol`` (0 when none)."""
+    with Session(system.engine) as session:
+        held = session.scalar(select(Position.quantity).where(Position.symbol == symbol))
+    return Decimal(0) if held is None else held
+
+
+def trade_status(system: TrackingSystem, trade_id: str) -> TradeStatus | None:
+    with Session(system.engine) as session:
+        return session.scalar(select(Trade.status).where(Trade.id == trade_id))

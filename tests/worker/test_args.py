@@ -45,6 +45,30 @@ def test_bad_calls_say_what_is_wrong(change: dict[str, Any], reason: str) -> Non
         parse_args(PlaceOrderArgs, "t", (), {**BASE, **change})
 
 
+def test_a_notional_order_names_an_amount_of_money_instead_of_a_quantity() -> None:
+    notional = {k: v for k, v in BASE.items() if k != "quantity"} | {"notional": "500.25"}
+    args = parse_args(PlaceOrderArgs, "t", (), notional)
+    assert (args.quantity, args.notional) == (None, Decimal("500.25"))
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"notional": "500"}, "^t: give quantity or notional \\(an amount of money\\), not both$"),
+        ({"quantity": None}, "^t: give quantity or notional \\(an amount of money\\)$"),
+        ({"quantity": None, "notional": "0"}, "notional: must be positive, got 0"),
+        ({"quantity": None, "notional": 500.0}, "notional: send decimals as strings"),
+        ({"quantity": None, "notional": "1E+25"}, "notional: '1E\\+25' is out of range"),
+        ({"quantity": None, "notional": "500", "intent": "EXIT", "trade_id": "t-1"},
+         "an EXIT order gives quantity, not notional"),
+    ],
+)  # fmt: skip
+def test_quantity_or_notional_exactly_one(change: dict[str, Any], reason: str) -> None:
+    kwargs = {k: v for k, v in {**BASE, **change}.items() if v is not None}
+    with pytest.raises(InvalidTaskArguments, match=reason):
+        parse_args(PlaceOrderArgs, "t", (), kwargs)
+
+
 def test_a_refusal_reaches_a_celery_caller_as_itself_with_the_problem_as_its_message() -> None:
     """Celery's worker pickles a failure first (a class that fails comes back as its nearest
     base, ValueError), then the JSON result carries its type name and args."""

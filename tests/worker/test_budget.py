@@ -11,10 +11,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from brokers.alpaca import RateLimitInfo
+from brokers.base import RateLimitInfo
 from brokers.errors import BrokerError, RateLimited
 from brokers.registry import AccountConnection
-from models.enums import BrokerKind
+from core.enums import BrokerKind
 from ordersync.settings import Settings
 from worker.budget import (
     JITTER_S,
@@ -162,6 +162,49 @@ def test_refill_is_proportional_to_time_and_capped_at_capacity(
     assert len(clock.sleeps) == 1
 
 
+def test_a_request_takes_as_many_tokens_as_it_weighs(
+    budget: Budget, clock: FakeClock, server: fakeredis.FakeServer
+) -> None:
+    budget.acquire(cost=15)
+    budget.acquire(cost=5)
+    assert clock.sleeps == []
+
+    budget.acquire(cost=4)  # the bucket is empty: four intervals for four tokens
+
+    assert clock.sleeps == [pytest.approx(4 * TOKEN_S, abs=JITTER_S)]
+    assert stats(server).granted == 24
+
+
+@pytest.mark.parametrize("cost", [0, -1])
+def test_a_weight_below_one_is_refused(budget: Budget, cost: int) -> None:
+    with pytest.raises(ValueError, match=f"not {cost}"):
+        budget.acquire(cost=cost)
+
+
+def test_a_request_heavier_than_the_bucket_waits_for_it_full_and_takes_all(
+    budget: Budget, clock: FakeClock, server: fakeredis.FakeServer
+) -> None:
+    budget.acquire(cost=1)
+    budget.acquire(cost=21)  # 21 of a 20-token bucket: once it is full again, all of it
+    assert clock.sleeps == [pytest.approx(TOKEN_S, abs=JITTER_S)]
+    assert stats(server).granted == 21
+    assert bucket_tokens(server) == 0
+
+
+def test_a_sweep_heavier_than_the_bucket_above_its_reserve_is_still_granted(
+    budget: Budget, clock: FakeClock
+) -> None:
+    budget.acquire(Priority.SWEEP, cost=16)  # more than the 15 above the reserve of 5
+    assert clock.sleeps == []
+
+
+def test_a_heavy_request_waits_for_the_sweep_reserve_too(budget: Budget, clock: FakeClock) -> None:
+    budget.acquire(Priority.SWEEP, cost=10)  # 10 left of 20, 5 of them reserved
+    assert clock.sleeps == []
+    budget.acquire(Priority.SWEEP, cost=6)  # would leave 4: waits for 1 token
+    assert clock.sleeps == [pytest.approx(TOKEN_S, abs=JITTER_S)]
+
+
 def test_processes_share_one_bucket(make_budget: Callable[..., Budget], clock: FakeClock) -> None:
     first, second = make_budget(), make_budget()
     drain(first, 20)
@@ -262,6 +305,21 @@ def test_a_large_bucket_lends_a_lease_spent_without_asking_redis(
     budget.acquire()
     assert bucket_tokens(server) == LARGE.capacity - 2 * MAX_LEASE
     assert stats(server).granted == 2 * MAX_LEASE  # tokens taken, leases included
+
+
+def test_what_is_left_of_a_lease_is_spent_before_the_bucket_and_never_lost(
+    make_budget: Callable[..., Budget], server: fakeredis.FakeServer
+) -> None:
+    budget = make_budget(LARGE)
+    for _ in range(MAX_LEASE - 3):
+        budget.acquire()  # 3 of the first lease left
+    budget.acquire(cost=5)  # those 3, and 2 of a second lease: 14 of it left
+    assert bucket_tokens(server) == LARGE.capacity - 2 * MAX_LEASE
+    for _ in range(MAX_LEASE - 2):
+        budget.acquire()
+    assert bucket_tokens(server) == LARGE.capacity - 2 * MAX_LEASE
+    budget.acquire()
+    assert bucket_tokens(server) == LARGE.capacity - 3 * MAX_LEASE
 
 
 def test_a_lease_not_spent_in_time_is_dropped(
@@ -386,6 +444,18 @@ def test_few_remaining_shrink_the_bucket(budget: Budget, clock: FakeClock) -> No
     assert clock.sleeps == [pytest.approx(TOKEN_S, abs=JITTER_S)]
 
 
+def test_what_is_left_of_a_shorter_window_does_not_shrink_the_bucket(
+    budget: Budget, clock: FakeClock, server: fakeredis.FakeServer
+) -> None:
+    """Coinbase's 30 a second: 3 left this second is no reason to hold the minute's bucket
+    at 3 (monitors, which must leave a reserve, would wait for ever); none left is."""
+    budget.observe(RateLimitInfo(30, 3, clock.utc() + timedelta(seconds=1), 200, window_s=1))
+    drain(budget, 10)
+    assert clock.sleeps == []
+    budget.observe(RateLimitInfo(30, 0, clock.utc() + timedelta(seconds=1), 200, window_s=1))
+    assert bucket_tokens(server) == 0
+
+
 def test_plenty_remaining_changes_nothing(budget: Budget, clock: FakeClock) -> None:
     drain(budget, 10)
     budget.observe(RateLimitInfo(100, 90, clock.utc() + timedelta(seconds=9), 200))
@@ -457,9 +527,9 @@ def test_adapter_hooks_spend_the_connections_account_budget(
     assert hooks.observer is not None
 
     for _ in range(8):  # 40/min at 0.8: 8 at once
-        hooks.gate()
+        hooks.gate(1)
     with pytest.raises(BudgetExhausted):
-        hooks.gate()
+        hooks.gate(1)
     hooks.observer(RateLimitInfo(40, 0, None, 429))
 
     assert stats(server) == BudgetStats(granted=8, exhausted=1, throttled_429=1)

@@ -20,9 +20,9 @@ import redis
 from sqlalchemy.orm import Session
 
 from brokers.errors import RateLimited
+from core.enums import BrokerKind
 from models.accounts import ensure_account
 from models.db import make_engine
-from models.enums import BrokerKind
 from tests.conftest import migrated_database
 from tests.paper_exchange import PaperExchange
 from worker.budget import BudgetExhausted, BudgetSize, budget_stats

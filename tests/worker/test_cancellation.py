@@ -12,7 +12,7 @@ from celery.exceptions import Retry
 from sqlalchemy import select
 
 from brokers.errors import BrokerUnavailable
-from models.enums import OrderStatus
+from core.enums import OrderStatus
 from models.orders import Order, OrderEvent
 from tests.worker.conftest import UnitWorker
 from worker import tasks
@@ -30,6 +30,8 @@ from worker.cancellation import (
 
 class StubBroker:
     """Records cancels; fails the first ``failures`` of them as unavailable."""
+
+    refuses_reused_client_ids = True  # as Alpaca: a second send is refused
 
     def __init__(self, failures: int = 0) -> None:
         self.cancels: list[str] = []

@@ -4,7 +4,8 @@ id, and adopting them once the id is stored (fakeredis, SQLite, a stub adapter).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from brokers.base import FillReport, MalformedItem, Page
+from core.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
+from core.reports import FillReport, MalformedItem, Page
 from models import migrate
 from models.accounts import ensure_account
 from models.db import make_engine, make_sessionmaker
-from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Fill, Order
 from ordersync.settings import Settings
 from worker import fills, tasks
@@ -29,6 +30,8 @@ T0 = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
 
 class StubAdapter:
     """Serves fills after a cursor, two per page, like an activities endpoint."""
+
+    lists_by_symbol = False  # lists the whole account's fills
 
     def __init__(self) -> None:
         self.fills: list[FillReport] = []
@@ -218,3 +221,60 @@ def test_a_long_sync_keeps_the_callers_lock_alive(ctx: Any) -> None:
     result = fills.sync_now(context, account_id, keep_alive=lambda: renewed.append(1))
     assert result.pages == fills.MAX_PAGES
     assert len(renewed) == fills.MAX_PAGES  # after every page
+
+
+class PerSymbolAdapter(StubAdapter):
+    """A broker that lists fills one symbol at a time (Binance): asked without a symbol, it
+    has nothing to say; its tokens hold no symbol, so each must come back to its own."""
+
+    lists_by_symbol = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[tuple[str, ...], str | None]] = []
+
+    def list_fills(self, *, page_token: str | None = None, symbols: tuple[str, ...] = (),
+                   **_: Any) -> Page[FillReport]:  # fmt: skip
+        self.asked.append((tuple(symbols), page_token))
+        assert len(symbols) == 1, "one symbol a call"
+        mine = [f for f in self.fills if f.symbol == symbols[0]]
+        ids = [f.broker_fill_id for f in mine]
+        start = ids.index(page_token) + 1 if page_token else 0
+        items = tuple(mine[start : start + 2])
+        more = start + 2 < len(mine)
+        return Page(items, next_token=items[-1].broker_fill_id if more else None)
+
+
+def test_a_broker_listing_per_symbol_is_read_per_symbol_each_from_its_own_cursor(
+    ctx: Any,
+) -> None:
+    context, _, account_id = ctx
+    stub = PerSymbolAdapter()
+    context.adapter = lambda account: stub
+    with Session(context.engine) as session:
+        rows = [("BTCUSDT", OrderStatus.NEW, 0), ("OLDUSDT", OrderStatus.FILLED, 10)]
+        for n, (symbol, status, age) in enumerate(rows):
+            session.add(Order(
+                account_id=account_id, broker=BrokerKind.ALPACA, client_order_id=f"c-{n}",
+                broker_order_id=f"{symbol}:{n}", origin=OrderOrigin.PLACED, symbol=symbol,
+                side=Side.BUY, order_type=OrderType.MARKET, time_in_force=TimeInForce.GTC,
+                quantity=Decimal(10), status=status, created_at=T0 - timedelta(days=age),
+                updated_at=T0 - timedelta(days=age),
+            ))  # fmt: skip
+        session.commit()
+    btc = [replace(_fill(n, "BTCUSDT:0"), symbol="BTCUSDT") for n in (1, 2, 3)]
+    stub.fills = [_fill(4, "b-known"), *btc]
+
+    first = fills.sync_now(context, account_id)
+
+    assert (first.recorded, first.pages) == (4, 3)  # AAPL 1 page, BTCUSDT 2; OLDUSDT never
+    assert {symbols for symbols, _ in stub.asked} == {("AAPL",), ("BTCUSDT",)}
+    assert fills.load_cursor(context, account_id, "BTCUSDT") == "f003"
+    assert fills.load_cursor(context, account_id, "AAPL") == "f004"
+    assert fills.load_cursor(context, account_id) is None  # no whole-account cursor
+    stub.fills.append(replace(_fill(5, "BTCUSDT:0"), symbol="BTCUSDT"))
+    stub.asked.clear()
+
+    assert fills.sync_now(context, account_id).recorded == 1
+    assert sorted(stub.asked) == [(("AAPL",), "f004"), (("BTCUSDT",), "f003")]
+    assert _recorded(context) == ["f001", "f002", "f003", "f004", "f005"]

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from brokers.base import FillReport, OrderReport, Page
-from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
+from core.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
+from core.reports import FillReport, OrderReport, Page
 from models.fill_sync import FillCursor, ParkedFill
 from models.orders import Fill, Order
 from tests.worker.conftest import UnitWorker
@@ -30,6 +30,8 @@ T0 = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
 class Listing:
     """An activity listing ordered by id, as Alpaca's: ``after``/``until`` on the fill
     time, ``page_token`` on the id; a fill is listed only once ``visible``."""
+
+    lists_by_symbol = False  # lists the whole account's fills
 
     def __init__(self) -> None:
         self.fills: list[tuple[FillReport, bool]] = []
@@ -105,7 +107,7 @@ def test_the_cursor_and_parked_fills_survive_losing_redis(world: Any) -> None:
     fills.sync_now(ctx, account_id)
     ctx.redis.flushall()  # Redis restarted without persistence
     with ctx.sessions() as session:
-        assert session.get(FillCursor, account_id) is not None
+        assert session.get(FillCursor, (account_id, "")) is not None
         assert session.scalar(select(ParkedFill.broker_fill_id)) == "20261121110000100::a"
     listing.calls.clear()
     fills.sync_now(ctx, account_id)
@@ -175,7 +177,7 @@ def test_a_monitor_step_re_reads_instead_of_polling_the_cursor_forever(world: An
     ctx, listing, account_id, clock = world
     order_id = add_order(ctx, account_id)
     listing.add(fill("20261121110000500::a", T0 + timedelta(seconds=1)))
-    snapshot = Snapshot(account_id, "b-1", "c-b-1", complete=False, terminal=True)
+    snapshot = Snapshot(account_id, "b-1", "c-b-1", "AAPL", complete=False, terminal=True)
     delays = []
     for check in range(20):
         step = check_order(ctx, order_id, snapshot, check)

@@ -11,8 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from brokers.base import OrderReport, PlaceOrderRequest
-from models.enums import (
+from core.enums import (
     Intent,
     OrderClass,
     OrderStatus,
@@ -21,6 +20,7 @@ from models.enums import (
     Side,
     TimeInForce,
 )
+from core.reports import OrderReport, PlaceOrderRequest
 from models.ledger import default_trade_id
 from models.orders import Order, OrderEvent
 from tests.worker.conftest import UnitWorker
@@ -48,6 +48,8 @@ def _report(broker_id: str, client_id: str, *, side: Side = Side.BUY,
 
 class BracketBroker:
     """Answers a placement with the order and the two legs Alpaca would make for it."""
+
+    refuses_reused_client_ids = True  # as Alpaca: a second send is refused
 
     def __init__(self) -> None:
         self.requests: list[PlaceOrderRequest] = []

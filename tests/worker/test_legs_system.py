@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.enums import Intent, OrderClass, OrderStatus, OrderType, Side
+from core.enums import Intent, OrderClass, OrderStatus, OrderType, Side
 from models.ledger import Trade, TradeOutcome, trade_id_of
 from models.orders import Order
 from models.state_machine import AVERAGE_PRICE_QUANTUM

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from brokers.base import FillReport, OrderReport, Page
 from brokers.errors import OrderNotFound, RateLimited
-from models.enums import OrderStatus, OrderType, ReportSource, Side, TimeInForce
+from core.enums import OrderStatus, OrderType, ReportSource, Side, TimeInForce
+from core.reports import FillReport, OrderReport, Page
 from models.orders import Fill, OrderEvent
 from tests.worker.conftest import UnitWorker
 from worker.locks import HeldLock, order_lock_name
@@ -23,7 +23,10 @@ from worker.manual_sync import BrokerNotAsked, NoSuchOrder, OrderBusy, sync_orde
 class Broker:
     """The order as the broker sees it: ``status`` and ``filled`` of 5, in one fill."""
 
+    refuses_reused_client_ids = True  # as Alpaca: a second send is refused
+
     lists_fills = True
+    lists_by_symbol = False
 
     def __init__(self, unit: UnitWorker, status: OrderStatus, filled: str = "0") -> None:
         self.now = unit.clock[0]

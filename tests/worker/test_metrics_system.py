@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from models.enums import OrderStatus
+from core.enums import OrderStatus
 from ordersync.embedded_redis import free_port
 from ordersync.stack import group_members
 from tests.conftest import migrated_database

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from brokers.base import FillReport, OrderReport, Page
-from models.enums import OrderStatus, OrderType, Side, TimeInForce
+from core.enums import OrderStatus, OrderType, Side, TimeInForce
+from core.reports import FillReport, OrderReport, Page
 from models.orders import Fill
 from tests.worker.conftest import UnitWorker
 from worker import chains
@@ -28,6 +28,9 @@ class SlowBroker:
     """The order filled in three fills, reported a page each; every call takes "long":
     it leaves the lock nearly expired, and records how much was left when it began."""
 
+    refuses_reused_client_ids = True  # as Alpaca: a second send is refused
+
+    lists_by_symbol = False  # lists the whole account's fills
     lists_fills = True
 
     def __init__(self, unit: UnitWorker, order_id: str) -> None:

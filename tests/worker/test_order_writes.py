@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from models.enums import Intent, OrderStatus
+from core.enums import Intent, OrderStatus
 from models.orders import Order
 from tests.worker.conftest import UnitWorker
 from worker import monitoring, placement, tracking

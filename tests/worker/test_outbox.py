@@ -13,8 +13,8 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from brokers.base import FillReport, OrderReport
-from models.enums import OrderStatus, OrderType, ReportSource, Side, TimeInForce
+from core.enums import OrderStatus, OrderType, ReportSource, Side, TimeInForce
+from core.reports import FillReport, OrderReport
 from models.outbox import OutboxEvent
 from tests.worker.conftest import UnitWorker
 from worker import outbox

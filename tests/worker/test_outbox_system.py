@@ -10,7 +10,7 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.enums import OrderStatus
+from core.enums import OrderStatus
 from models.outbox import OutboxEvent
 from ordersync.embedded_redis import EmbeddedRedis
 from tests.worker.conftest import TrackingSystem, wait_for

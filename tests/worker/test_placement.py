@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from brokers.base import OrderReport, PlaceOrderRequest
-from brokers.errors import AnswerLost
-from models.enums import (
+from brokers.errors import AnswerLost, OrderNotFound
+from core.enums import (
     BrokerKind,
     Intent,
     OrderOrigin,
@@ -23,6 +22,7 @@ from models.enums import (
     Side,
     TimeInForce,
 )
+from core.reports import OrderReport, PlaceOrderRequest
 from models.orders import Order
 from models.repository import apply_to_order
 from tests.models.factories import fill
@@ -34,6 +34,8 @@ from worker.placement import place_order
 
 class StubBroker:
     """Accepts every order; loses the first ``lose`` answers. Records each call's priority."""
+
+    refuses_reused_client_ids = True  # as Alpaca: a second send is refused
 
     def __init__(self, lose: int = 0) -> None:
         self.lose = lose
@@ -55,7 +57,7 @@ class StubBroker:
             raise AnswerLost("504 gateway timeout", client_order_id=request.client_order_id)
         return report
 
-    def get_order_by_client_id(self, client_order_id: str) -> OrderReport:
+    def get_order_by_client_id(self, client_order_id: str, **_: Any) -> OrderReport:
         self.calls.append(("lookup", current_priority()))
         return self.orders[client_order_id]
 
@@ -96,6 +98,51 @@ def test_a_redelivered_placement_is_sent_again_at_placement_priority(unit: UnitW
     again = place_order(unit.ctx, args("p-3"), task_id="t-3")
     assert again.order_id == first.order_id
     assert broker.calls == [("place", Priority.PLACEMENT)]
+
+
+class ReusingBroker(StubBroker):
+    """Takes a client order id again once its order has closed, as Binance does."""
+
+    refuses_reused_client_ids = False
+
+    def get_order_by_client_id(self, client_order_id: str, **_: Any) -> OrderReport:
+        self.calls.append(("lookup", current_priority()))
+        if client_order_id not in self.orders:
+            raise OrderNotFound(client_order_id)
+        return self.orders[client_order_id]
+
+
+def _redelivered_unanswered(unit: UnitWorker, broker: ReusingBroker, cid: str) -> str:
+    """A placement sent once, its row left as if the worker died before the answer."""
+    first = place_order(unit.ctx, args(cid), task_id=f"t-{cid}")
+    with unit.ctx.sessions.begin() as session:
+        order = session.get(Order, first.order_id)
+        assert order is not None
+        order.broker_order_id, order.status = None, OrderStatus.PENDING_NEW
+    broker.calls.clear()
+    return first.order_id
+
+
+def test_a_resend_to_a_broker_that_takes_a_used_id_again_is_looked_up_first(
+    unit: UnitWorker,
+) -> None:
+    """The earlier send made the order (it may have filled and closed by now): sending
+    again would make a second one at a broker that takes the id again. It is found."""
+    unit.adapter = broker = ReusingBroker()
+    order_id = _redelivered_unanswered(unit, broker, "p-4")
+    again = place_order(unit.ctx, args("p-4"), task_id="t-p-4")
+    assert again.order_id == order_id
+    assert broker.calls == [("lookup", Priority.PLACEMENT)]  # found: nothing sent again
+    assert unit.order(order_id).broker_order_id == "b-p-4"
+
+
+def test_a_resend_is_made_once_that_broker_says_it_has_no_such_order(unit: UnitWorker) -> None:
+    unit.adapter = broker = ReusingBroker()
+    order_id = _redelivered_unanswered(unit, broker, "p-5")
+    broker.orders.clear()  # the earlier send never got there
+    place_order(unit.ctx, args("p-5"), task_id="t-p-5")
+    assert broker.calls == [("lookup", Priority.PLACEMENT), ("place", Priority.PLACEMENT)]
+    assert unit.order(order_id).broker_order_id == "b-p-5"
 
 
 # --- an EXIT may close no more than its trade has open -----------------------------------

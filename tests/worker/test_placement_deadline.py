@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from brokers.base import OrderReport, PlaceOrderRequest
 from brokers.errors import (
     AnswerLost,
     DuplicateClientOrderId,
@@ -19,7 +19,8 @@ from brokers.errors import (
     OrderRejected,
     RateLimited,
 )
-from models.enums import OrderStatus, OrderType, Side, TimeInForce
+from core.enums import OrderStatus, OrderType, Side, TimeInForce
+from core.reports import OrderReport, PlaceOrderRequest
 from models.orders import Order
 from models.outbox import OutboxEvent
 from tests.worker.conftest import T0, UnitWorker
@@ -33,6 +34,8 @@ from worker.placement import Step, place_order
 class Broker:
     """Keeps orders by client order id and refuses a duplicate. ``place_script`` and
     ``lookup_script`` say what the next calls do (then: behave)."""
+
+    refuses_reused_client_ids = True  # as Alpaca: a second send is refused
 
     def __init__(self) -> None:
         self.orders: dict[str, OrderReport] = {}
@@ -70,7 +73,7 @@ class Broker:
             raise AnswerLost("504 gateway timeout", client_order_id=cid)
         return report
 
-    def get_order_by_client_id(self, client_order_id: str) -> OrderReport:
+    def get_order_by_client_id(self, client_order_id: str, **_: Any) -> OrderReport:
         self.calls.append("lookup")
         action = self.lookup_script.pop(0) if self.lookup_script else "ok"
         if action == "429":
@@ -308,8 +311,8 @@ def test_expires_at_and_valid_for_s_together_are_refused() -> None:
 
 def snapshot(unit: UnitWorker, order_id: str) -> Snapshot:
     order = unit.order(order_id)
-    return Snapshot(order.account_id, order.broker_order_id, order.client_order_id, False,
-                    False, placement.awaiting_broker(order))  # fmt: skip
+    return Snapshot(order.account_id, order.broker_order_id, order.client_order_id,
+                    order.symbol, False, False, placement.awaiting_broker(order))  # fmt: skip
 
 
 def test_a_monitor_waits_while_the_placement_task_holds_its_lease_then_takes_over(

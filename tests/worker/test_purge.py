@@ -15,8 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.db import make_engine, make_sessionmaker
-from models.enums import (
+from core.enums import (
     BrokerKind,
     OrderOrigin,
     OrderStatus,
@@ -25,6 +24,7 @@ from models.enums import (
     Side,
     TimeInForce,
 )
+from models.db import make_engine, make_sessionmaker
 from models.orders import Account, ArchivedOrder, Fill, InvalidTaskCall, Order, OrderEvent
 from ordersync.settings import Settings
 from tests.conftest import migrated_database

@@ -4,7 +4,7 @@ positions. The real worker, beat and paper exchange are in test_reconcile_system
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,14 +13,10 @@ from typing import Any
 
 import fakeredis
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from brokers.base import FillReport, OrderReport, Page, PlaceOrderRequest, PositionReport
 from brokers.errors import OrderNotFound
-from models import migrate
-from models.accounts import ensure_account
-from models.db import make_engine, make_sessionmaker
-from models.enums import (
+from core.enums import (
     BrokerKind,
     OrderOrigin,
     OrderStatus,
@@ -29,6 +25,11 @@ from models.enums import (
     Side,
     TimeInForce,
 )
+from core.reports import FeeReport, FillReport, OrderReport, Page, PlaceOrderRequest, PositionReport
+from models import migrate
+from models.accounts import ensure_account
+from models.db import make_engine, make_sessionmaker
+from models.fees import FeePosting
 from models.ledger import Position
 from models.orders import Fill, Order, OrderEvent
 from models.outbox import OutboxEvent
@@ -57,7 +58,18 @@ def report(n: int, status: OrderStatus = OrderStatus.NEW, filled: str = "0") -> 
 class StubBroker:
     """Lists ``open``/``all`` orders two per page; counts every request."""
 
+    refuses_reused_client_ids = True  # as Alpaca: a second send is refused
+
     lists_fills = True
+    lists_by_symbol = False
+    lists_fees = False
+    positions_by_asset = False
+
+    def holding_of(self, symbol: str) -> str:
+        return symbol
+
+    def quoted_in(self, symbol: str) -> str | None:
+        return None
 
     def __init__(self) -> None:
         self.orders: dict[str, OrderReport] = {}
@@ -67,7 +79,11 @@ class StubBroker:
     def list_orders(self, *, status: str = "all", page_token: str | None = None,
                     **_: Any) -> Page[OrderReport]:  # fmt: skip
         self.requests.append(f"list {status}")
-        items = [o for o in self.orders.values() if status == "all" or o.status.is_open]
+        items = [
+            o
+            for o in self.orders.values()  # held legs: under "all" only, as Alpaca
+            if status == "all" or (o.status.is_open and o.raw_status != "held")
+        ]
         start = int(page_token or 0)
         more = start + 2 < len(items)
         return Page(tuple(items[start : start + 2]), next_token=str(start + 2) if more else None)
@@ -78,7 +94,7 @@ class StubBroker:
             raise OrderNotFound("gone", broker="stub", broker_order_id=broker_order_id)
         return self.orders[broker_order_id]
 
-    def get_order_by_client_id(self, client_order_id: str) -> OrderReport:
+    def get_order_by_client_id(self, client_order_id: str, **_: Any) -> OrderReport:
         self.requests.append(f"get-by-client {client_order_id}")
         for order in self.orders.values():
             if order.client_order_id == client_order_id:
@@ -102,6 +118,11 @@ class StubBroker:
 
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[tuple[WorkerContext, StubBroker, str, list[datetime]]]:
+    yield from _system(tmp_path, StubBroker())
+
+
+def _system(tmp_path: Path, stub: StubBroker
+            ) -> Iterator[tuple[WorkerContext, StubBroker, str, list[datetime]]]:  # fmt: skip
     url = f"sqlite:///{tmp_path / 'o.db'}"
     migrate.upgrade(url)
     engine = make_engine(url)
@@ -112,7 +133,6 @@ def system(tmp_path: Path) -> Iterator[tuple[WorkerContext, StubBroker, str, lis
         session.commit()
         account_id = account.id
     clock = [T0]
-    stub = StubBroker()
     settings = Settings(_env_file=None, lost_after_misses=3, pending_new_grace_s=120)  # type: ignore[call-arg]
     ctx = WorkerContext(settings, engine, sessions, fakeredis.FakeRedis(decode_responses=True),
                         None, now=lambda: clock[0])  # type: ignore[arg-type]  # fmt: skip
@@ -358,6 +378,186 @@ def test_positions_are_compared_from_the_positions_table(system: Any) -> None:
     assert stats.position_mismatches == ["MSFT: our fills say -2, the broker holds -3"]
 
 
+class AssetBroker(StubBroker):
+    """Positions are asset balances, cash included (Binance, Coinbase)."""
+
+    positions_by_asset = True
+
+    def holding_of(self, symbol: str) -> str:
+        return PAIRS[symbol][0]
+
+    def quoted_in(self, symbol: str) -> str | None:
+        return PAIRS[symbol][1]
+
+
+PAIRS = {"BTCUSDT": ("BTC", "USDT"), "BTCUSDC": ("BTC", "USDC"), "ETHUSDT": ("ETH", "USDT"),
+         "ETHBTC": ("ETH", "BTC")}  # fmt: skip
+
+
+def _positions(ctx: WorkerContext, account_id: str, held: dict[str, str]) -> None:
+    with ctx.sessions.begin() as session:
+        for symbol, quantity in held.items():
+            session.add(Position(account_id=account_id, symbol=symbol,
+                                 quantity=Decimal(quantity), cost_basis=Decimal(0),
+                                 realized_pnl=Decimal(0), fees=Decimal(0),
+                                 updated_at=T0))  # fmt: skip
+
+
+def test_asset_balances_are_compared_with_our_positions_in_their_base_asset(
+    tmp_path: Path,
+) -> None:
+    """BTCUSDT and BTCUSDC both hold BTC; cash (USDT) and a coin we never traded (BNB)
+    are not ours to compare; a base asset held in another amount is a mismatch."""
+    stub = AssetBroker()
+    for ctx, _, account_id, _ in _system(tmp_path, stub):
+        _positions(ctx, account_id, {"BTCUSDT": "0.5", "BTCUSDC": "0.25", "ETHUSDT": "2"})
+        balances = (("BTC", "0.75"), ("ETH", "1.9"), ("USDT", "9000"), ("BNB", "3"))
+        stub.positions = [PositionReport(asset, Decimal(q), None) for asset, q in balances]
+
+        stats = reconcile.deep_reconcile(ctx, account_id)
+
+        assert stats.position_mismatches == ["ETH: our fills say 2, the broker holds 1.9"]
+
+
+def test_a_holding_another_of_our_symbols_pays_with_is_not_compared(tmp_path: Path) -> None:
+    """ETHBTC pays with BTC: its trades move the BTC balance, which our BTCUSDT position does
+    not follow, so BTC is named as not compared instead of raising a false mismatch."""
+    stub = AssetBroker()
+    for ctx, _, account_id, _ in _system(tmp_path, stub):
+        _positions(ctx, account_id, {"BTCUSDT": "0.5", "ETHBTC": "2", "ETHUSDT": "1"})
+        balances = (("BTC", "0.47"), ("ETH", "2.5"), ("USDT", "9000"))
+        stub.positions = [PositionReport(asset, Decimal(q), None) for asset, q in balances]
+
+        stats = reconcile.deep_reconcile(ctx, account_id)
+
+        assert stats.positions_not_compared == ["BTC"]
+        assert stats.position_mismatches == ["ETH: our fills say 3, the broker holds 2.5"]
+
+
+def test_a_held_leg_is_not_looked_up_while_its_sibling_is_listed_open(system: Any) -> None:
+    """A bracket's stop-loss waits ("held") while its take-profit works, and the open
+    listing leaves it out: a lookup per sweep would find it unchanged. Once the sibling is
+    no longer listed open, the held leg is looked up."""
+    ctx, stub, account_id, _ = system
+    parent = add_order(ctx, account_id, 1, status=OrderStatus.FILLED)
+    take_profit, stop_loss = add_order(ctx, account_id, 2), add_order(ctx, account_id, 3)
+    with ctx.sessions.begin() as session:
+        for leg, raw in ((take_profit, "new"), (stop_loss, "held")):
+            session.execute(update(Order).where(Order.id == leg)
+                            .values(parent_id=parent, raw_status=raw))  # fmt: skip
+    stub.orders["b2"] = report(2)
+    stub.orders["b3"] = replace(report(3), raw_status="held")  # by id only, as Alpaca
+
+    stats = reconcile.sweep_open_orders(ctx, account_id)
+
+    assert (stats.held_legs, stats.lookups) == (1, 0)
+    assert "get b3" not in stub.requests
+    stub.orders["b2"] = replace(report(2, OrderStatus.FILLED, filled="5"), raw_status="filled")
+    stub.requests.clear()
+    stats = reconcile.sweep_open_orders(ctx, account_id)
+    assert stats.held_legs == 0
+    assert "get b3" in stub.requests
+
+
+class FeeBroker(StubBroker):
+    """Posts crypto fees apart from the fills, one page of them."""
+
+    lists_fees = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fees: list[FeeReport] = []
+
+    def list_fees(self, **_: Any) -> Page[FeeReport]:
+        self.requests.append("fees")
+        return Page(tuple(self.fees))
+
+
+def _bought(ctx: WorkerContext, account_id: str, symbol: str, quantity: str) -> None:
+    """A filled buy of ours, as its fill moved the position."""
+    with ctx.sessions.begin() as session:
+        order = Order(account_id=account_id, broker=BrokerKind.ALPACA, client_order_id="c-btc",
+                      broker_order_id="b-btc", origin=OrderOrigin.PLACED, symbol=symbol,
+                      side=Side.BUY, order_type=OrderType.MARKET, time_in_force=TimeInForce.GTC,
+                      quantity=Decimal(quantity), status=OrderStatus.FILLED,
+                      filled_quantity=Decimal(quantity), broker_filled_quantity=Decimal(quantity),
+                      created_at=T0, updated_at=T0)  # fmt: skip
+        session.add(order)
+        session.flush()
+        session.add(Fill(order_id=order.id, broker_fill_id="f-btc", quantity=Decimal(quantity),
+                         price=Decimal(60000), filled_at=T0, recorded_at=T0,
+                         source=ReportSource.DEEP))  # fmt: skip
+        session.add(Position(account_id=account_id, symbol=symbol, quantity=Decimal(quantity),
+                             cost_basis=Decimal(quantity) * 60000, realized_pnl=Decimal(0),
+                             fees=Decimal(0), updated_at=T0))  # fmt: skip
+
+
+def test_a_crypto_position_short_by_fees_still_to_post_is_no_mismatch_until_they_post(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stub = FeeBroker()
+    for ctx, _, account_id, _ in _system(tmp_path, stub):
+        _bought(ctx, account_id, "BTC/USD", "0.01")
+        stub.positions = [PositionReport("BTC/USD", Decimal("0.009975"), None)]
+        with caplog.at_level("WARNING", logger="ordersync.alerts"):
+            stats = reconcile.deep_reconcile(ctx, account_id)
+        assert stats.position_mismatches == []
+        assert stats.fees_to_post == [
+            "BTC/USD: our fills say 0.01, the broker holds 0.009975 (fees to post)"
+        ]
+        assert "position_mismatch" not in caplog.text
+
+        stub.fees = [FeeReport("20261121000000000::a", "BTC/USD", Decimal("0.000025"),
+                               Decimal(60000), Decimal("1.5"), "USD", T0)]  # fmt: skip
+        for _ in range(2):  # the same listing again records nothing twice
+            stats = reconcile.deep_reconcile(ctx, account_id)
+            assert (stats.position_mismatches, stats.fees_to_post) == ([], [])
+        with ctx.sessions() as session:
+            assert session.scalars(select(FeePosting.broker_fee_id)).all() == [
+                "20261121000000000::a"
+            ]
+            held = session.get(Position, (account_id, "BTC/USD"))
+            assert held is not None
+            assert held.quantity == Decimal("0.009975")
+
+        stub.positions = [PositionReport("BTC/USD", Decimal("0.0099"), None)]
+        stats = reconcile.deep_reconcile(ctx, account_id)  # more than any fee: a mismatch
+        assert stats.position_mismatches == [
+            "BTC/USD: our fills say 0.009975, the broker holds 0.0099"
+        ]
+
+
+class RenamingFeeBroker(FeeBroker):
+    """Names positions apart from the symbols its orders trade (BTC/USD held as BTCUSD)."""
+
+    def holding_of(self, symbol: str) -> str:
+        return symbol.replace("/", "")
+
+
+def test_fees_to_post_are_allowed_for_a_holding_named_apart_from_its_symbol(
+    tmp_path: Path,
+) -> None:
+    stub = RenamingFeeBroker()
+    for ctx, _, account_id, _ in _system(tmp_path, stub):
+        _bought(ctx, account_id, "BTC/USD", "0.01")
+        stub.positions = [PositionReport("BTCUSD", Decimal("0.009975"), None)]
+        stats = reconcile.deep_reconcile(ctx, account_id)
+        assert stats.position_mismatches == []
+        assert stats.fees_to_post == [
+            "BTCUSD: our fills say 0.01, the broker holds 0.009975 (fees to post)"
+        ]
+
+
+def test_a_fee_short_of_an_equity_position_is_a_mismatch(tmp_path: Path) -> None:
+    stub = FeeBroker()
+    for ctx, _, account_id, _ in _system(tmp_path, stub):
+        _bought(ctx, account_id, "AAPL", "100")
+        stub.positions = [PositionReport("AAPL", Decimal("99.99"), None)]
+        stats = reconcile.deep_reconcile(ctx, account_id)
+        assert stats.position_mismatches == ["AAPL: our fills say 100, the broker holds 99.99"]
+        assert stats.fees_to_post == []
+
+
 class FillessBroker(StubBroker):
     """A broker with no executions endpoint: its fills are derived from its order figures."""
 
@@ -517,3 +717,55 @@ def test_an_ended_order_with_a_fill_gap_is_watched_and_its_fills_fetched_by_the_
     stats = reconcile.sweep_open_orders(ctx, account_id)
     assert (stats.watch, stats.fill_gaps) == ([order_id], {order_id})
     assert stub.requests.count("fills") == 1
+
+
+class PerSymbolBroker(StubBroker):
+    """A broker that lists one symbol at a time (Binance): it sees only what it is asked."""
+
+    lists_by_symbol = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.symbols_asked: list[tuple[str, ...]] = []
+
+    def list_orders(self, *, status: str = "all", page_token: str | None = None,
+                    symbols: Sequence[str] = (), **_: Any) -> Page[OrderReport]:  # fmt: skip
+        self.symbols_asked.append(tuple(symbols))
+        return super().list_orders(status=status, page_token=page_token)
+
+
+def test_a_broker_that_lists_per_symbol_is_asked_for_the_symbols_of_our_orders(
+    tmp_path: Path,
+) -> None:
+    stub = PerSymbolBroker()
+    for ctx, _, account_id, _ in _system(tmp_path, stub):
+        first, second = add_order(ctx, account_id, 1), add_order(ctx, account_id, 2)
+        with ctx.sessions() as session:
+            order = session.get(Order, second)
+            assert order is not None
+            order.symbol = "BTCUSDT"
+            session.commit()
+        stub.orders = {"b1": report(1), "b2": replace(report(2), symbol="BTCUSDT")}
+
+        stats = reconcile.sweep_open_orders(ctx, account_id)
+
+        assert stub.symbols_asked == [("AAPL", "BTCUSDT")]
+        assert stats.local_orders == 2
+        assert {load(ctx, first).raw_status, load(ctx, second).raw_status} == {"new"}
+
+
+def test_a_broker_that_lists_the_whole_account_is_given_no_symbols(system: Any) -> None:
+    ctx, stub, account_id, _ = system
+    add_order(ctx, account_id, 1)
+    stub.orders["b1"] = report(1)
+    asked: list[Any] = []
+    listing = stub.list_orders
+
+    def recording(**kwargs: Any) -> Page[OrderReport]:
+        asked.append(kwargs["symbols"])
+        return listing(**kwargs)
+
+    stub.list_orders = recording  # type: ignore[method-assign]
+    reconcile.sweep_open_orders(ctx, account_id)
+
+    assert asked == [[]]

@@ -12,7 +12,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.enums import OrderOrigin, OrderStatus
+from core.enums import OrderOrigin, OrderStatus
 from models.orders import Order, OrderEvent
 from tests.processes import stop_process
 from tests.worker.conftest import TrackingSystem, wait_for

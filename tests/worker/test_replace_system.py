@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from brokers.alpaca_parse import order_status
-from models.enums import Intent, OrderOrigin, OrderStatus
+from brokers.alpaca.parse import order_status
+from core.enums import Intent, OrderOrigin, OrderStatus
 from models.ledger import Position, Trade
 from models.orders import Fill, Order
 from tests.worker.conftest import ACCOUNT, TrackingSystem, wait_for

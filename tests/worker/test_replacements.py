@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from brokers.base import OrderReport
-from models.enums import Intent, OrderOrigin, OrderStatus, ReportSource, TimeInForce
+from core.enums import Intent, OrderOrigin, OrderStatus, ReportSource, TimeInForce
+from core.reports import OrderReport
 from models.orders import Fill, Order, OrderEvent
 from tests.models.factories import fill
 from tests.worker.conftest import UnitWorker

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from brokers.base import OrderReport, PlaceOrderRequest, ReplaceOrderRequest
 from brokers.errors import AnswerLost, OrderRejected
-from models.enums import Intent, OrderStatus, OrderType, ReportSource, Side, TimeInForce
+from core.enums import Intent, OrderStatus, OrderType, ReportSource, Side, TimeInForce
+from core.reports import OrderReport, PlaceOrderRequest, ReplaceOrderRequest
 from models.orders import Order, OrderEvent
 from models.outbox import OutboxEvent
 from models.repository import apply_to_order
@@ -42,6 +42,8 @@ def _report(broker_id: str, client_id: str, quantity: Decimal, tif: TimeInForce,
 class ReplacingBroker:
     """Places and replaces every order; loses the first ``lose`` replace answers, or
     refuses replaces with ``refuse``."""
+
+    refuses_reused_client_ids = True  # as Alpaca: a second send is refused
 
     def __init__(self, lose: int = 0, refuse: str | None = None) -> None:
         self.lose = lose
@@ -74,7 +76,7 @@ class ReplacingBroker:
             raise AnswerLost("504", client_order_id=request.client_order_id)
         return report
 
-    def get_order_by_client_id(self, client_order_id: str) -> OrderReport:
+    def get_order_by_client_id(self, client_order_id: str, **_: Any) -> OrderReport:
         self.calls.append(("lookup", client_order_id))
         return self.by_client[client_order_id]
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from models.enums import OrderStatus, ReportSource
+from core.enums import OrderStatus, ReportSource
 from models.orders import Fill
 from tests.models.factories import fill
 from tests.worker.conftest import UnitWorker

@@ -15,7 +15,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
 import httpx
@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brokers.paper.model import from_us, parse_time
-from models.enums import Intent, OrderStatus
+from core.enums import Intent, OrderStatus
 from models.ledger import Position, Trade, TradeOutcome
 from models.orders import Order, OrderEvent
 from models.outbox import EventKind, OutboxEvent
@@ -47,6 +47,7 @@ FILL_DELAY_MS = (0, 300)  # acknowledgement to last fill; the ack itself takes 1
 FILLED_WITHIN = timedelta(milliseconds=500)
 POLL_S = 0.1
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY")
+SHORTED = SYMBOLS[:3]  # shorts and whole shares only; TSLA and SPY are bought in fractions
 QUANTITIES = ("1", "2", "3", "5", "7", "10", "25", "0.5", "1.25")
 ZERO = Decimal(0)
 
@@ -99,11 +100,19 @@ def _time(text: str) -> datetime:
 def _plan(n: int, seed: int, accounts: list[str]) -> list[RoundTrip]:
     rng = random.Random(seed)
     run = f"rt{rng.getrandbits(32):08x}"
-    return [
-        RoundTrip(f"{run}-{i:05d}", rng.choice(SYMBOLS), rng.choice(("buy", "sell")),
-                  Decimal(rng.choice(QUANTITIES)), accounts[i % len(accounts)])
-        for i in range(n)
-    ]  # fmt: skip
+    trips = []
+    for i in range(n):
+        symbol, side = rng.choice(SYMBOLS), rng.choice(("buy", "sell"))
+        quantity = Decimal(rng.choice(QUANTITIES))
+        if side == "sell":  # a short entry: Alpaca shorts whole shares only
+            symbol = SHORTED[SYMBOLS.index(symbol) % len(SHORTED)]
+        if symbol in SHORTED:
+            # Alpaca refuses a fractional sell that would go short, and positions net per
+            # account: a fractional exit beside another trip's short would be refused.
+            quantity = quantity.to_integral_value(ROUND_CEILING)
+        trips.append(RoundTrip(f"{run}-{i:05d}", symbol, side, quantity,
+                               accounts[i % len(accounts)]))  # fmt: skip
+    return trips
 
 
 def _filled_entries(system: TrackingSystem) -> list[tuple[str, str | None, Decimal, Decimal]]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from models.enums import OrderStatus, OrderType
+from core.enums import OrderStatus, OrderType
 from worker.stale import (
     LOST,
     MARKET_NOT_TERMINAL,

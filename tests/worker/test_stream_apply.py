@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from brokers.base import FillReport, OrderReport, StreamEvent
-from models.enums import OrderStatus, OrderType, ReportSource, Side, TimeInForce
+from core.enums import OrderStatus, OrderType, ReportSource, Side, TimeInForce
+from core.reports import FillReport, OrderReport, StreamEvent
 from models.orders import Fill, Order
 from tests.worker.conftest import T0, UnitWorker
 from worker.reports import apply_fills

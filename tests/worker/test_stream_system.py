@@ -20,7 +20,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.enums import OrderStatus, ReportSource
+from core.enums import OrderStatus, ReportSource
 from models.orders import Account, Fill, Order
 from tests.conftest import migrated_database
 from tests.paper_exchange import PaperExchange
@@ -31,7 +31,14 @@ from worker.stream import lease_name
 from worker.stream_health import is_healthy
 
 pytestmark = pytest.mark.integration
-QUANTITIES = ("1", "2", "3", "5", "0.5", "7")
+QUANTITIES = (
+    "1",
+    "2",
+    "3",
+    "5",
+    "7",
+    "0.5",
+)  # the fraction on odd i: a buy (Alpaca shorts no fractions)
 ORDERS = 1000
 ORDERS_PER_S = 8.0  # six accounts' budgets take it with room to spare
 

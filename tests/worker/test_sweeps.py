@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from core.enums import BrokerKind
 from models.accounts import ensure_account
-from models.enums import BrokerKind
 from ordersync.metrics.instruments import REGISTRY
 from tests.worker.conftest import T0, UnitWorker
 from worker import sweeps

@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.enums import OrderStatus, ReportSource
+from core.enums import OrderStatus, ReportSource
 from models.orders import Order, OrderEvent
 from tests.worker.conftest import Hook, TrackingSystem, wait_for
 from tests.worker.test_reconcile_system import FAST_SWEEPS

@@ -7,9 +7,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
-from models.enums import (
+from brokers.errors import OrderNotFound
+from core.enums import (
     BrokerKind,
     Intent,
     OrderOrigin,
@@ -27,7 +29,7 @@ from models.trades import PositionState, TradeStatus
 from tests.models.factories import fill, report
 from tests.worker.conftest import T0, UnitWorker
 from worker import tracking
-from worker.args import TrackOrderArgs
+from worker.args import InvalidTaskArguments, TrackOrderArgs
 
 D = Decimal
 
@@ -106,3 +108,27 @@ def test_tracking_an_adopted_order_without_an_intent_changes_no_trade(unit: Unit
     assert unit.order(order_id).decision_id == "d-9"
     assert trades(unit) == []
     assert trade_events(unit) == []
+
+
+class _PerSymbolBroker:
+    """A broker that finds an order by client id only within its symbol (as Binance)."""
+
+    lists_by_symbol = True
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str | None]] = []
+
+    def get_order_by_client_id(self, client_order_id: str, *, symbol: str | None = None) -> Any:
+        self.asked.append((client_order_id, symbol))
+        raise OrderNotFound(client_order_id)
+
+
+def test_tracking_by_client_id_on_a_per_symbol_broker_without_a_symbol_is_refused(
+    unit: UnitWorker,
+) -> None:
+    unit.adapter = broker = _PerSymbolBroker()
+    with pytest.raises(InvalidTaskArguments, match="give symbol"):
+        track(unit, "new")
+    assert broker.asked == []  # refused before anything was asked
+    assert track(unit, "new", symbol="BTCUSDT") is None  # with it: looked up (not found yet)
+    assert broker.asked == [("svc-new", "BTCUSDT")]

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from models.enums import OrderStatus
+from core.enums import OrderStatus
 from models.outbox import OutboxEvent
 from models.webhooks import WebhookDelivery
 from ordersync.cli import app

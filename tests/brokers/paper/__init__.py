@@ -5,17 +5,20 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import AsyncIterator
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
 
+from brokers.alpaca.paper.crypto import CryptoSettings
+from brokers.alpaca.paper.rules import AlpacaRules
 from brokers.paper.app import create_app
 from brokers.paper.engine import DEFAULT_ACCOUNT, Engine, EngineConfig
 from brokers.paper.faults import FaultSettings
 from brokers.paper.model import Order, OrderRequest, PaperStatus
 from brokers.paper.state import Sim, SimConfig
-from models.enums import OrderType, Side, TimeInForce
+from core.enums import OrderType, Side, TimeInForce
 
 START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
@@ -42,9 +45,13 @@ def make_engine(
     accounts: tuple[str, ...] = (DEFAULT_ACCOUNT,),
     **config: object,
 ) -> Engine:
-    """A seeded engine; frozen by default so prices move only when a test sets them."""
+    """A seeded engine under Alpaca's rules (``config`` may name its crypto settings too);
+    frozen by default so prices move only when a test sets them."""
+    named = {field.name for field in fields(CryptoSettings)} & config.keys()
+    crypto = CryptoSettings(**{name: config.pop(name) for name in named})  # type: ignore[arg-type]
     settings = EngineConfig(**config)  # type: ignore[arg-type]
-    engine = Engine(settings, clock, random.Random(seed), accounts=accounts)
+    rules = AlpacaRules(lambda: crypto)
+    engine = Engine(settings, clock, random.Random(seed), accounts=accounts, rules=rules)
     engine.frozen = frozen
     return engine
 

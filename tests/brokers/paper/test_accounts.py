@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from brokers.paper.state import Sim, SimConfig
-from models.enums import OrderType, TimeInForce
+from core.enums import OrderType, TimeInForce
 from tests.brokers.paper import (
     AUTH,
     KEY_ID,

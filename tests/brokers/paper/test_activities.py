@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from brokers.alpaca.paper.queries import list_fills
 from brokers.paper.engine import Engine
 from brokers.paper.model import Fill, eastern_wall, from_us, parse_time, to_us, wall_stamp
-from brokers.paper.queries import list_fills
-from models.enums import OrderType
+from core.enums import OrderType
 from tests.brokers.paper import FakeClock, make_engine, order
 
 ACTIVITY_ID = re.compile(

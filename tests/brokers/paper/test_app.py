@@ -61,7 +61,7 @@ async def test_qty_may_be_a_json_number_and_is_kept_exact(sim: Sim) -> None:
     async with api_client(sim) as client:
         placed = await client.post(
             "/v2/orders",
-            content=b'{"symbol":"AAPL","qty":0.123456789,"side":"sell","type":"market",'
+            content=b'{"symbol":"AAPL","qty":0.123456789,"side":"buy","type":"market",'
             b'"time_in_force":"day"}',
             headers={"content-type": "application/json"},
         )

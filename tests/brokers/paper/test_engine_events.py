@@ -10,11 +10,11 @@ from decimal import Decimal
 
 import pytest
 
+from brokers.alpaca.paper.replace import NotReplaceableError
 from brokers.paper.engine import DEFAULT_ACCOUNT, Engine
 from brokers.paper.events import OrderEvent
-from brokers.paper.model import Order, OrderChanges, PaperStatus
-from brokers.paper.replace import NotCancelableError, NotReplaceableError
-from models.enums import OrderType, Side, TimeInForce
+from brokers.paper.model import NotCancelableError, Order, OrderChanges, PaperStatus
+from core.enums import OrderType, Side, TimeInForce
 from tests.brokers.paper import FakeClock, make_engine, order, status_time
 
 ACK_MS = 5

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from brokers.paper.model import PaperStatus, to_us
-from models.enums import OrderType, Side, TimeInForce
+from core.enums import OrderType, Side, TimeInForce
 from tests.brokers.paper import FakeClock, make_engine, order, status_time, statuses
 
 FILL_WINDOW_MS = 300

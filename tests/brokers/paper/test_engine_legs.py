@@ -10,10 +10,13 @@ from decimal import Decimal
 
 import pytest
 
+from brokers.alpaca.paper.legs import OrderClassError
+from brokers.alpaca.paper.queries import list_orders
+from brokers.alpaca.paper.replace import OrderClassNotReplaceableError
 from brokers.paper.engine import DEFAULT_ACCOUNT, Engine
 from brokers.paper.events import OrderEvent
-from brokers.paper.legs import OrderClassError
 from brokers.paper.model import (
+    NotCancelableError,
     OrderChanges,
     OrderClass,
     OrderRequest,
@@ -21,9 +24,7 @@ from brokers.paper.model import (
     StopLoss,
     TakeProfit,
 )
-from brokers.paper.queries import list_orders
-from brokers.paper.replace import NotCancelableError, OrderClassNotReplaceableError
-from models.enums import OrderType, Side, TimeInForce
+from core.enums import OrderType, Side, TimeInForce
 from tests.brokers.paper import FakeClock, make_engine, order, statuses
 
 ACK_MS = 5

@@ -15,7 +15,7 @@ from brokers.paper.engine import (
     UnknownOrderError,
 )
 from brokers.paper.model import PaperStatus, from_us
-from models.enums import OrderType, Side, TimeInForce
+from core.enums import OrderType, Side, TimeInForce
 from tests.brokers.paper import FakeClock, make_engine, order, status_time, statuses
 
 ACK_MAX_MS = 5

@@ -9,12 +9,12 @@ from decimal import Decimal
 
 import pytest
 
+from brokers.alpaca.paper.queries import list_orders
+from brokers.alpaca.paper.replace import NotReplaceableError
 from brokers.paper.engine import DEFAULT_ACCOUNT, Engine
 from brokers.paper.events import OrderEvent
 from brokers.paper.model import OrderChanges, PaperStatus
-from brokers.paper.queries import list_orders
-from brokers.paper.replace import NotReplaceableError
-from models.enums import OrderType, TimeInForce
+from core.enums import OrderType, TimeInForce
 from tests.brokers.paper import FakeClock, make_engine, order, statuses
 
 ACK_MS = 5

@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from brokers.alpaca.paper.queries import list_orders
+from brokers.alpaca.paper.replace import InvalidChangeError, NotReplaceableError
 from brokers.paper.engine import (
     DEFAULT_ACCOUNT,
     DayClose,
@@ -15,10 +17,8 @@ from brokers.paper.engine import (
     InsufficientBuyingPowerError,
     UnknownOrderError,
 )
-from brokers.paper.model import Order, OrderChanges, PaperStatus, from_us
-from brokers.paper.queries import list_orders
-from brokers.paper.replace import InvalidChangeError, NotCancelableError, NotReplaceableError
-from models.enums import OrderType, Side, TimeInForce
+from brokers.paper.model import NotCancelableError, Order, OrderChanges, PaperStatus, from_us
+from core.enums import OrderType, Side, TimeInForce
 from tests.brokers.paper import FakeClock, make_engine, order, status_time, statuses
 
 ACK_MS = 5  # the ack delay, so the replace delay too

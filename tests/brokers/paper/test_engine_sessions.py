@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from brokers.alpaca.paper.queries import list_orders
+from brokers.alpaca.paper.wire import clock_json
 from brokers.paper.engine import DayClose, Engine
 from brokers.paper.model import PaperStatus, to_us
-from brokers.paper.queries import list_orders
 from brokers.paper.session import NEVER_US
-from brokers.paper.wire import clock_json
-from models.enums import OrderType, TimeInForce
+from core.enums import OrderType, TimeInForce
 from tests.brokers.paper import FakeClock, make_engine, order, statuses
 
 ACK_MAX_MS = 5

@@ -89,9 +89,12 @@ def test_market_fills_show_in_activities_and_positions(
     positions = client.get("/v2/positions").json()
 
     truth = paper_exchange.truth_order(bought["id"])
+    # Listed in id order (its millisecond, then a random uuid, as Alpaca's): two fills in
+    # one millisecond may list in either order.
     assert [(a["id"], a["qty"], a["price"], a["transaction_time"]) for a in activities] == [
-        (f["id"], f["qty"], f["price"], f["time"]) for f in truth["fills"]
-    ]
+        (f["id"], f["qty"], f["price"], f["time"]) for f in sorted(truth["fills"],
+                                                                   key=lambda f: f["id"])
+    ]  # fmt: skip
     assert sum(Decimal(a["qty"]) for a in activities) == 10
     assert [(p["symbol"], p["qty"], p["side"]) for p in positions] == [("AAPL", "10", "long")]
 
@@ -297,6 +300,12 @@ def test_a_late_activity_is_listed_later_below_one_seen_before(
     second = client.post("/v2/orders", json=resting()).json()
     paper_exchange.set_faults(next_late_activity=1, late_activity_ms=[1500, 1500])
     late = paper_exchange.force_fill(first["id"])["fill"]
+    # Activity ids order by their millisecond, then at random (Alpaca's
+    # ``<YYYYMMDDhhmmssSSS>::<uuid>``): the second fill must come a millisecond later.
+    late_ms = parse_time(paper_exchange.truth_order(first["id"])["fills"][0]["time"]) // 1000
+    paper_exchange.wait_for(
+        lambda: parse_time(paper_exchange.clock()["timestamp"]) // 1000 > late_ms, timeout_s=5
+    )
     on_time = paper_exchange.force_fill(second["id"])["fill"]
 
     listed = client.get("/v2/account/activities/FILL", params={"direction": "asc"}).json()

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from brokers.alpaca.paper.wire import fmt_money
 from brokers.paper.model import fmt_decimal, initial_price, parse_time, rfc3339
-from brokers.paper.wire import fmt_money
 
 
 @pytest.mark.parametrize(

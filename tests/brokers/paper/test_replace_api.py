@@ -229,7 +229,22 @@ async def test_a_body_that_is_not_a_json_object_is_422(
             {"limit_price": "5"},
             "limit_price applies only to limit and stop_limit orders",
         ),
-        ({"qty": "0.5"}, {"qty": 1}, "qty of a fractional order cannot be changed"),
+        (
+            {"qty": "0.5", "type": "market", "time_in_force": "day", "limit_price": None},
+            {"qty": 1},
+            "qty of a fractional order cannot be changed",
+        ),
+        (
+            {
+                "qty": None,
+                "notional": "100",
+                "type": "market",
+                "time_in_force": "day",
+                "limit_price": None,
+            },
+            {"time_in_force": "day"},
+            "notional orders cannot be replaced: cancel it and submit a new one",
+        ),
     ],
 )
 async def test_changes_the_order_cannot_take_are_422(
@@ -239,6 +254,7 @@ async def test_changes_the_order_cannot_take_are_422(
     body: dict[str, Any],
     complaint: str,
 ) -> None:
+    sim.engine.config = replace(sim.engine.config, fill_delay_ms=(1000, 1000))  # market: open
     async with api_client(sim) as client:
         fields = {k: v for k, v in {**RESTING, **placed}.items() if v is not None}
         order_id = (await client.post("/v2/orders", json=fields)).json()["id"]

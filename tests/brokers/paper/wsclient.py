@@ -128,6 +128,15 @@ class AsgiWebSocket:
         payload: bytes = message["bytes"]
         return payload
 
+    async def receive_text(self, timeout: float = DEADLINE_S) -> dict[str, Any]:
+        """The next frame's JSON object; fails unless it is a text frame, as Binance sends."""
+        message = await self._next(timeout)
+        assert message["type"] == "websocket.send", message
+        assert message.get("text") is not None, f"a binary frame: {message}"
+        body = json.loads(message["text"])
+        assert isinstance(body, dict)
+        return body
+
     async def receive(self, timeout: float = DEADLINE_S) -> dict[str, Any]:
         payload = await self.receive_frame(timeout)
         body = msgpack.unpackb(payload, raw=False) if self.msgpack else json.loads(payload)

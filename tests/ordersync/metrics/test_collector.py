@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.db import make_engine
-from models.enums import BrokerKind, OrderOrigin, OrderStatus, OrderType, Side, TimeInForce
 from models.orders import Account, Order
 from models.outbox import OutboxEvent
 from ordersync.metrics.collector import COLLECTED_METRICS, Sources, StateCollector

@@ -17,7 +17,7 @@ import redis
 from kombu import Connection, Exchange, Producer
 from sqlalchemy.orm import Session
 
-from models.enums import (
+from core.enums import (
     BrokerKind,
     OrderOrigin,
     OrderStatus,

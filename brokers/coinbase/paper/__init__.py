@@ -1,0 +1,1 @@
+"""Coinbase Advanced Trade (``/api/v3/brokerage``) as a dialect of the paper exchange."""

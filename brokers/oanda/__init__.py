@@ -1,0 +1,1 @@
+"""OANDA v20 REST adapter (``/v3/accounts/{accountID}``)."""

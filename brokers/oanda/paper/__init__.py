@@ -1,0 +1,1 @@
+"""OANDA v20 as the paper exchange speaks it (``/v3``)."""

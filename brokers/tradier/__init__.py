@@ -1,0 +1,1 @@
+"""Tradier Brokerage API adapter (REST only: no order stream or paper dialect yet)."""

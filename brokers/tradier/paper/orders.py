@@ -1,0 +1,129 @@
+"""Tradier's placement form (place-equity-order docs), checked as Tradier checks it: equity
+only (option and multileg classes are not served by the paper exchange), whole shares, a
+tag of letters, digits and ``-`` up to 255 characters, a price for limit orders and a stop
+for stop orders. Refusal wording is [U]: Tradier's exact messages are not documented."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from urllib.parse import parse_qs
+
+from brokers.tradier.paper.errors import TradierError, invalid
+from core.enums import OrderType, Side, TimeInForce
+
+SIDES = {"buy": Side.BUY, "sell": Side.SELL, "buy_to_cover": Side.BUY, "sell_short": Side.SELL}
+TYPES = {
+    "market": OrderType.MARKET,
+    "limit": OrderType.LIMIT,
+    "stop": OrderType.STOP,
+    "stop_limit": OrderType.STOP_LIMIT,
+}
+DURATIONS = {"day": TimeInForce.DAY, "gtc": TimeInForce.GTC, "pre": TimeInForce.DAY,
+             "post": TimeInForce.DAY}  # fmt: skip
+OTHER_CLASSES = frozenset({"option", "multileg", "combo", "oto", "oco", "otoco"})
+TAG = re.compile(r"[A-Za-z0-9-]{1,255}")
+SYMBOL = re.compile(r"[A-Z][A-Z0-9.]{0,9}")
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    symbol: str
+    side: str
+    quantity: Decimal
+    type: str
+    duration: str
+    price: Decimal | None
+    stop: Decimal | None
+    tag: str | None
+
+    @property
+    def engine_side(self) -> Side:
+        return SIDES[self.side]
+
+
+def read_form(raw: bytes) -> dict[str, str]:
+    """The form's fields; a field given twice is refused (which one Tradier keeps is [U])."""
+    try:
+        fields = parse_qs(raw.decode(), keep_blank_values=True, strict_parsing=bool(raw))
+    except (UnicodeDecodeError, ValueError):
+        raise invalid("the body is not a form (application/x-www-form-urlencoded)") from None
+    twice = sorted(name for name, values in fields.items() if len(values) > 1)
+    if twice:
+        raise invalid(f"{twice[0]} is given more than once")
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _decimal(form: dict[str, str], name: str) -> Decimal | None:
+    text = form.get(name, "")
+    if text == "":
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise invalid(f"{name} {text!r} is not a number") from None
+    if not value.is_finite() or value <= 0:
+        raise invalid(f"{name} must be a positive number, got {text}")
+    return value
+
+
+def _choice(form: dict[str, str], name: str, allowed: dict[str, object]) -> str:
+    value = form.get(name, "")
+    if not value:
+        raise invalid(f"{name} is required")
+    if value not in allowed:
+        raise invalid(f"{name} {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def parse_order(form: dict[str, str]) -> NewOrder:
+    order_class = form.get("class", "")
+    if order_class in OTHER_CLASSES:
+        raise TradierError(
+            400,
+            messages=(f"class {order_class}: only equity orders are served by the paper exchange",),
+        )
+    if order_class != "equity":
+        raise invalid(f"class {order_class!r} is not valid" if order_class else "class is required")
+    symbol = form.get("symbol", "")
+    if not SYMBOL.fullmatch(symbol):
+        raise invalid(f"symbol {symbol!r} is not a valid equity symbol")
+    side = _choice(form, "side", dict(SIDES))
+    quantity = _decimal(form, "quantity")
+    if quantity is None:
+        raise invalid("quantity is required")
+    if quantity != quantity.to_integral_value():
+        raise invalid(f"quantity {form['quantity']} must be a whole number of shares")
+    kind = _choice(form, "type", dict(TYPES))
+    duration = _choice(form, "duration", dict(DURATIONS))
+    price, stop = _decimal(form, "price"), _decimal(form, "stop")
+    if kind in ("limit", "stop_limit") and price is None:
+        raise invalid(f"price is required for a {kind} order")
+    if kind in ("stop", "stop_limit") and stop is None:
+        raise invalid(f"stop is required for a {kind} order")
+    tag = form.get("tag")
+    if tag is not None and not TAG.fullmatch(tag):
+        raise invalid("tag: at most 255 characters; valid characters are letters, numbers and -")
+    return NewOrder(
+        symbol, side, quantity, kind, duration,
+        price if kind in ("limit", "stop_limit") else None,
+        stop if kind in ("stop", "stop_limit") else None,
+        tag,
+    )  # fmt: skip
+
+
+def check_side(new: NewOrder, held: Decimal, selling: Decimal) -> None:
+    """Tradier's equity sides: sell only shares held (less open sells), sell_short only
+    without a long position, buy_to_cover only a short one, buy not while short."""
+    if new.side == "sell" and new.quantity > held - selling:
+        raise invalid(
+            f"sell {new.quantity} {new.symbol}: the account holds {max(held, Decimal(0))}"
+            f" (open sell orders: {selling}); a short sale is sell_short"
+        )
+    if new.side == "sell_short" and held > 0:
+        raise invalid(f"sell_short {new.symbol}: the account holds a long position; use sell")
+    if new.side == "buy_to_cover" and held >= 0:
+        raise invalid(f"buy_to_cover {new.symbol}: the account holds no short position")
+    if new.side == "buy" and held < 0:
+        raise invalid(f"buy {new.symbol}: the account is short; use buy_to_cover")

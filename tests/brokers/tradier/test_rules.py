@@ -1,0 +1,89 @@
+"""What ordersync asks Tradier for: the terms it refuses before anything is written, and the
+registry building the adapter from the account's environment slots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from brokers import registry
+from brokers.tradier import paging
+from brokers.tradier.adapter import TradierBroker
+from brokers.tradier.build import Unplaceable, place_form
+from core.enums import BrokerKind, OrderClass, OrderType, Side, TimeInForce
+from core.reports import PlaceOrderRequest
+
+SIMPLE = OrderClass.SIMPLE
+
+
+@pytest.mark.parametrize(
+    ("symbol", "order_type", "tif", "order_class", "quantity", "notional", "said"),
+    [
+        ("AAPL", OrderType.LIMIT, TimeInForce.GTC, SIMPLE, "10", None, None),
+        ("AAPL", OrderType.STOP_LIMIT, TimeInForce.DAY, SIMPLE, "10", None, None),
+        ("AAPL", OrderType.MARKET, TimeInForce.IOC, SIMPLE, "10", None, "ioc does not exist"),
+        ("AAPL", OrderType.MARKET, TimeInForce.DAY, SIMPLE, "0.5", None, "whole shares"),
+        ("AAPL", OrderType.MARKET, TimeInForce.DAY, SIMPLE, None, "100", "not an amount"),
+        ("AAPL", OrderType.LIMIT, TimeInForce.DAY, OrderClass.BRACKET, "1", None,
+         "order class bracket"),
+        ("AAPL", OrderType.TRAILING_STOP, TimeInForce.DAY, SIMPLE, "1", None,
+         "trailing_stop is not placed"),
+        ("AAPL240119C00150000", OrderType.LIMIT, TimeInForce.DAY, SIMPLE, "1", None,
+         "buy_to_open/buy_to_close/sell_to_open/sell_to_close"),
+    ],
+)  # fmt: skip
+def test_terms_tradier_cannot_take_are_refused_through_the_registry(
+    symbol: str, order_type: OrderType, tif: TimeInForce, order_class: OrderClass,
+    quantity: str | None, notional: str | None, said: str | None,
+) -> None:  # fmt: skip
+    problem = registry.terms_problem(
+        BrokerKind.TRADIER, symbol, order_type, tif, order_class,
+        quantity=None if quantity is None else Decimal(quantity),
+        notional=None if notional is None else Decimal(notional),
+    )  # fmt: skip
+
+    if said is None:
+        assert problem is None
+    else:
+        assert problem is not None
+        assert said in problem
+
+
+def test_an_order_that_names_no_time_in_force_is_a_day_order() -> None:
+    assert registry.default_time_in_force(BrokerKind.TRADIER, "AAPL") is TimeInForce.DAY
+
+
+def test_a_limit_order_without_its_price_is_unplaceable() -> None:
+    request = PlaceOrderRequest(client_order_id="c", symbol="AAPL", side=Side.BUY,
+                                quantity=Decimal(1), order_type=OrderType.LIMIT)  # fmt: skip
+
+    with pytest.raises(Unplaceable, match="needs a limit price"):
+        place_form(request)
+
+
+def test_the_registry_builds_the_adapter_from_the_account_number_and_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TR_KEY_ID", "VA000000")
+    monkeypatch.setenv("TR_SECRET_KEY", "token-xyz")
+
+    adapter = registry.make_adapter(
+        account="t", broker=BrokerKind.TRADIER, base_url="https://sandbox.tradier.com/v1",
+        credentials_env="TR", timeout_s=1.0, max_attempts=2, max_retry_wait_s=1.0,
+    )  # fmt: skip
+
+    assert isinstance(adapter, TradierBroker)
+    assert "VA000000" in repr(adapter)
+    assert "token-xyz" not in repr(adapter)
+    adapter.close()
+
+
+def test_a_page_token_round_trips_and_a_foreign_one_is_refused() -> None:
+    cursor = paging.Cursor(datetime(2024, 3, 5, 15, tzinfo=UTC), 42,
+                           datetime(2024, 3, 4, tzinfo=UTC), None)  # fmt: skip
+
+    assert paging.decode(paging.encode(cursor)) == cursor
+    with pytest.raises(ValueError, match="not a Tradier list_orders page token"):
+        paging.decode("eyJ2IjogMn0=")  # {"v": 2}

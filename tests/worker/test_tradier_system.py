@@ -1,0 +1,164 @@
+"""A Tradier account tracked end to end: real workers, the paper exchange's Tradier dialect
+over HTTP (a bearer token per account, open mode), its positions and balances read as the
+witness. Tradier lists no executions: the worker derives each fill from the changes in an
+order's cumulative exec_quantity and avg_fill_price."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from brokers.tradier.tags import client_order_id_of
+from core.enums import BrokerKind
+from models.accounts import ensure_account
+from models.ledger import Trade, TradeOutcome
+from models.orders import Fill, Order
+from models.trades import TradeStatus
+from tests.worker.conftest import Hook, TrackingSystem, wait_for
+from tests.worker.test_binance_system import _filled, _fills
+from tests.worker.test_crypto_system import _deep_run_after
+from tests.worker.test_reconcile_system import FAST_SWEEPS
+from tests.worker.truth import held, trade_status
+
+ACCOUNT = "tr"
+NUMBER = "VA55500011"
+TOKEN = "tradier-system-token"
+SYMBOL = "AAPL"
+
+
+def _tradier_account(system: TrackingSystem) -> httpx.Client:
+    """An account in ordersync holding the account number and token; and a client with the
+    same token, to read the positions and balances."""
+    with Session(system.engine) as session:
+        ensure_account(session, name=ACCOUNT, broker=BrokerKind.TRADIER,
+                       base_url=system.exchange.base_url, credentials_env="TR",
+                       rate_limit_per_min=120, now=datetime.now(UTC))  # fmt: skip
+        session.commit()
+    system.env.update({"TR_KEY_ID": NUMBER, "TR_SECRET_KEY": TOKEN})
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+    return httpx.Client(base_url=f"{system.exchange.base_url}/v1/accounts/{NUMBER}",
+                        headers=headers, timeout=10)  # fmt: skip
+
+
+def _read(witness: httpx.Client, path: str) -> Any:
+    answer = witness.get(path)
+    answer.raise_for_status()
+    return answer.json(parse_float=Decimal)
+
+
+def _venue_position(witness: httpx.Client) -> Decimal:
+    positions = _read(witness, "/positions")["positions"]
+    if positions == "null":
+        return Decimal(0)
+    found = positions["position"]
+    return Decimal(0) if found["symbol"] != SYMBOL else Decimal(str(found["quantity"]))
+
+
+def _cash(witness: httpx.Client) -> Decimal:
+    return Decimal(str(_read(witness, "/balances")["balances"]["total_cash"]))
+
+
+def _check_derived(system: TrackingSystem, order: Order) -> list[Fill]:
+    """The order's fills are derived ones, each once, named by the order id and the
+    cumulative quantity it brought the order to, which the exchange's fills reached."""
+    recorded = sorted(_fills(system, order.id), key=lambda f: f.filled_at)
+    truth = system.exchange.truth_order(system.exchange.truth()[-1]["id"])
+    assert truth["tradier"]["id"] == int(str(order.broker_order_id))
+    reached, total = set(), Decimal(0)
+    for fill in truth["fills"]:
+        total += Decimal(fill["qty"])
+        reached.add(total)
+    cumulative = Decimal(0)
+    for fill in recorded:
+        cumulative += fill.quantity
+        assert cumulative in reached
+        assert fill.broker_fill_id == f"derived-{order.broker_order_id}-{cumulative.normalize():f}"
+        assert fill.fee == 0
+    assert cumulative == order.quantity
+    assert len({f.broker_fill_id for f in recorded}) == len(recorded)
+    return recorded
+
+
+def test_a_tradier_round_trip_is_tracked_with_fills_derived_once(
+    system: TrackingSystem, hook_factory: type[Hook]
+) -> None:
+    """Buy 2 AAPL and sell them, each filled in two parts: each derived fill is recorded once
+    under its deterministic id, the position equals Tradier's, the trade closes, and its PnL
+    is what the cash moved by (no commission). Two shares, so that a derived step's price
+    (its notional over 1 or 2 shares) is exact: a step merging fills at different prices
+    over, say, 3 shares has a price with no finite decimal, which the worker rounds."""
+    hook = hook_factory()
+    exchange = system.exchange
+    exchange.freeze_market()
+    exchange.set_price(SYMBOL, "200")
+    exchange.set_faults(partial_fill_probability=1.0)  # several fills per order
+    witness = _tradier_account(system)
+    system.env.update({**FAST_SWEEPS, "ORDERSYNC_ALERT_WEBHOOK_URL": hook.url})
+    system.start_worker("w1")
+    system.start_beat()
+    cash_before = _cash(witness)
+
+    system.place(account=ACCOUNT, client_order_id="tr-in", symbol=SYMBOL, side="buy",
+                 quantity="2", intent="ENTRY", decision_id="tr-trade").get(timeout=60)  # fmt: skip
+    entry = wait_for(lambda: _filled(system, "tr-in"), 60, "the buy filled and recorded")
+    _check_derived(system, entry)
+    ours = wait_for(lambda: held(system, SYMBOL) == _venue_position(witness)
+                    and held(system, SYMBOL), 30, "our position equal to Tradier's")  # fmt: skip
+    assert ours == Decimal(2)
+
+    system.place(account=ACCOUNT, client_order_id="tr-out", symbol=SYMBOL, side="sell",
+                 quantity=str(ours), intent="EXIT",
+                 trade_id="tr-trade").get(timeout=60)  # fmt: skip
+    exit_order = wait_for(lambda: _filled(system, "tr-out"), 60, "the sale filled and recorded")
+    _check_derived(system, exit_order)
+    wait_for(lambda: trade_status(system, "tr-trade") is TradeStatus.CLOSED, 60, "the trade closed")
+    _deep_run_after(system, datetime.now(UTC))
+
+    assert _venue_position(witness) == held(system, SYMBOL) == 0
+    with Session(system.engine) as session:
+        outcome = session.scalar(select(TradeOutcome))
+        trade = session.scalar(select(Trade).where(Trade.id == "tr-trade"))
+    assert outcome is not None
+    assert trade is not None
+    # The decision's chain: the proposal's id on the entry order, the trade and its outcome.
+    assert (entry.decision_id, entry.trade_id, exit_order.trade_id) == (
+        "tr-trade", "tr-trade", "tr-trade")  # fmt: skip
+    assert (trade.decision_id, trade.entry_order_id) == ("tr-trade", entry.id)
+    assert (outcome.trade_id, outcome.decision_id) == ("tr-trade", "tr-trade")
+    assert outcome.quantity == Decimal(2)
+    assert outcome.realized_pnl == _cash(witness) - cash_before
+    assert [b for b in hook.delivered if b["kind"] == "position_mismatch"] == []
+    witness.close()
+
+
+def test_placements_whose_answers_are_lost_are_each_placed_exactly_once(
+    system: TrackingSystem,
+) -> None:
+    """Tradier has no lookup by client order id: after a lost answer ordersync lists the
+    session's orders and matches the tag; every order ends placed once and tracked."""
+    exchange = system.exchange
+    exchange.freeze_market()
+    exchange.set_price(SYMBOL, "200")
+    witness = _tradier_account(system)
+    exchange.set_faults(p_lose_response=0.5, next_lose_response=2, p_5xx=0.05, timeout_s=2,
+                        routes=[f"POST /v1/accounts/{NUMBER}/orders"])  # fmt: skip
+    system.env.update(FAST_SWEEPS)
+    system.start_worker("w1", concurrency=3)
+    system.start_beat()
+    orders = [f"tr-lost-{n}" for n in range(6)]
+    for cid in orders:
+        system.place(account=ACCOUNT, client_order_id=cid, symbol=SYMBOL, side="buy",
+                     quantity="1")  # fmt: skip
+    for cid in orders:
+        wait_for(lambda cid=cid: _filled(system, cid), 120, f"{cid} filled and recorded")
+
+    placed = [client_order_id_of(o["tradier"]["tag"]) for o in exchange.truth()]
+    assert sorted(str(cid) for cid in placed) == sorted(orders)  # each exactly once
+    assert exchange.requests()["faulted"] >= 2
+    assert _venue_position(witness) == held(system, SYMBOL) == Decimal(6)
+    witness.close()
