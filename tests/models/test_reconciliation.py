@@ -111,6 +111,18 @@ def test_a_derived_fill_carries_what_the_cumulative_figures_add() -> None:
     assert (Decimal(10) + fill.quantity * fill.price) / 3 == Decimal("10.5")
 
 
+def test_a_derived_price_without_a_finite_decimal_misses_the_cash_by_under_5e_11_a_share() -> None:
+    # 1 recorded at 190.00, then the broker says 4 at an average of 190.01: the 3 new shares
+    # cost 570.04, 190.01333... each, which is rounded to 10 places.
+    state = OrderState(OrderStatus.PARTIALLY_FILLED, Decimal(5), filled_quantity=Decimal(1),
+                       fill_notional=Decimal("190.00"))  # fmt: skip
+    fill = derived_fill(state, filled_report("4", "190.01"), now=T0)
+    assert fill is not None
+    assert fill.price == Decimal("190.0133333333")
+    missed = abs(fill.quantity * fill.price - Decimal("570.04"))
+    assert Decimal(0) < missed <= fill.quantity * Decimal("5e-11")
+
+
 @pytest.mark.parametrize("filled", ["3", "3.0", "3.000"])
 def test_a_replayed_report_derives_the_same_id(filled: str) -> None:
     fill = derived_fill(OrderState(OrderStatus.NEW, Decimal(5)), filled_report(filled, "10"),
