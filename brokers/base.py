@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import ClassVar, Literal, Self
 
 from core.reports import (
+    BrokerTradeReport,
     FeeReport,
     FillReport,
     OrderReport,
@@ -65,6 +66,9 @@ class BrokerAdapter(abc.ABC):
     # True for a broker whose positions are its asset balances ("BTC"), cash included: a
     # balance of an asset none of our symbols trades is not ours to compare.
     positions_by_asset: ClassVar[bool] = False
+    # True for a broker that keeps trades of its own, each opened by one fill (OANDA):
+    # ``get_trades`` reads them, so the deep run can compare their realized P&L with ours.
+    reports_trades: ClassVar[bool] = False
 
     @abc.abstractmethod
     def place(self, request: PlaceOrderRequest) -> OrderReport:
@@ -146,6 +150,11 @@ class BrokerAdapter(abc.ABC):
         """Fees posted apart from the fills in (after, now], oldest first, one page per call;
         none where a broker charges its fees on the fills (``lists_fees`` False)."""
         return Page(items=())
+
+    def get_trades(self, trade_ids: Sequence[str]) -> Page[BrokerTradeReport]:
+        """The broker's trades with these ids, open or closed; an id it does not know is
+        left out. Only where ``reports_trades``: other brokers keep no trades."""
+        raise NotImplementedError(f"{self.kind} keeps no trades of its own")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the adapter's resources (an owned client)."""

@@ -152,6 +152,30 @@ class PositionReport:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerTradeReport:
+    """A trade as a broker that keeps its own trades (OANDA, FIFO per instrument) sees it:
+    what it realized, and the fills (by ``broker_fill_id``) that closed it."""
+
+    trade_id: str  # the id of the fill that opened it
+    symbol: str
+    state: str  # the broker's: OPEN, CLOSED, ...
+    closed: bool
+    initial_quantity: Decimal  # unsigned: what the opening fill opened
+    realized_pnl: Decimal  # of the closed part, before commission and financing
+    financing: Decimal
+    # The unit ``realized_pnl`` is stated to (OANDA: 0.0001 of the home currency); each
+    # closing fill's share of it was rounded to that once.
+    pnl_quantum: Decimal
+    # False where the broker states ``realized_pnl`` in another currency than the symbol's
+    # quote currency (USD_JPY in a USD account): not comparable with notionals.
+    pnl_in_quote: bool
+    closing_fill_ids: tuple[str, ...]
+    opened_at: datetime
+    closed_at: datetime | None = None
+    raw: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class MalformedItem:
     """An item of a list answer that could not be read; kept so it is never silently lost."""
 

@@ -29,6 +29,7 @@ RATE_LIMITED = OandaError(429, "Requests per second exceeded.")  # [U: wording]
 UNAVAILABLE = OandaError(503, "Service Unavailable")  # [U: wording]
 ANSWER_LOST = OandaError(504, "Gateway Timeout")  # the order was made; its answer is not
 ORDER_MISSING = OandaError(404, "The order ID specified does not exist", "ORDER_DOESNT_EXIST")
+TRADE_MISSING = OandaError(404, "The Trade specified does not exist", "TRADE_DOESNT_EXIST")  # [U]
 
 
 def bad_request(message: str, code: str | None = None) -> OandaError:

@@ -33,6 +33,7 @@ from brokers.paper.state import Sim
 PREFIX = "/v3"
 ORDERS_PAGE, ORDERS_MOST = 50, 500
 ORDER_STATES = ("PENDING", "FILLED", "TRIGGERED", "CANCELLED", "ALL")
+TRADE_STATES = ("OPEN", "CLOSED", "CLOSE_WHEN_TRADEABLE", "ALL")
 
 
 def _token(header: str | None) -> str | None:
@@ -199,16 +200,7 @@ def build_oanda_router(sim: Sim) -> APIRouter:
     @api.get("/accounts/{account_id}/orders")
     async def list_orders(request: Request, account_id: str) -> Response:
         account, stamp = ctx(request, account_id)
-        query = request.query_params
-        state = query.get("state", "PENDING")
-        if state not in ORDER_STATES:
-            raise err.bad_request(f"Invalid value specified for 'state': {state!r}")
-        count = _count(query.get("count"))
-        before = query.get("beforeID")
-        if before is not None and not before.isdigit():
-            raise err.bad_request(f"Invalid value specified for 'beforeID': {before!r}")
-        ids = None if query.get("ids") is None else set(query["ids"].split(","))
-        instrument = query.get("instrument")
+        state, count, before, ids, instrument = _listing(request, ORDER_STATES, "PENDING")
         chosen = [
             o
             for o in sorted(account.orders.values(), key=lambda o: -o.id)
@@ -286,6 +278,35 @@ def build_oanda_router(sim: Sim) -> APIRouter:
         trades = sorted(account.trades, key=lambda t: -t.id)
         return answer(account, {"trades": [trade_json(venue, t, stamp) for t in trades]})
 
+    @api.get("/accounts/{account_id}/trades")
+    async def list_trades(request: Request, account_id: str) -> Response:
+        """Newest first, ``count`` (default 50) at most, ``beforeID`` the highest id
+        listed; ``state`` defaults to OPEN, ``ids`` names trades (still within state)."""
+        account, stamp = ctx(request, account_id)
+        state, count, before, ids, instrument = _listing(request, TRADE_STATES, "OPEN")
+        if ids is not None and not all(i.isdigit() for i in ids):
+            raise err.bad_request(f"Invalid value specified for 'ids': {','.join(sorted(ids))!r}")
+        chosen = [
+            t
+            for t in sorted(account.trades + account.closed_trades, key=lambda t: -t.id)
+            if (state == "ALL" or t.state == state)
+            and (before is None or t.id <= int(before))
+            and (ids is None or str(t.id) in ids)
+            and (instrument is None or t.instrument.name == instrument)
+        ][:count]
+        return answer(account, {"trades": [trade_json(venue, t, stamp) for t in chosen]})
+
+    @api.get("/accounts/{account_id}/trades/{specifier}")
+    async def get_trade(request: Request, account_id: str, specifier: str) -> Response:
+        """By id; ``@clientID`` names a trade's client extensions, which the paper never
+        sets, so it finds none."""
+        account, stamp = ctx(request, account_id)
+        trade = next((t for t in account.trades + account.closed_trades
+                      if specifier.isdigit() and t.id == int(specifier)), None)  # fmt: skip
+        if trade is None:
+            raise err.TRADE_MISSING
+        return answer(account, {"trade": trade_json(venue, trade, stamp)})
+
     @api.get("/accounts/{account_id}/openPositions")
     async def open_positions(request: Request, account_id: str) -> Response:
         account, _ = ctx(request, account_id)
@@ -322,6 +343,23 @@ def _named(specifier: str, order: OandaOrder | None) -> dict[str, str]:
     if specifier.startswith("@"):
         return {"clientOrderID": specifier[1:]}
     return {"orderID": specifier}
+
+
+def _listing(
+    request: Request, states: tuple[str, ...], default: str
+) -> tuple[str, int, str | None, set[str] | None, str | None]:
+    """A list request's ``state``, ``count``, ``beforeID``, ``ids`` and ``instrument``,
+    each refused with OANDA's 400 when it cannot be read."""
+    query = request.query_params
+    state = query.get("state", default)
+    if state not in states:
+        raise err.bad_request(f"Invalid value specified for 'state': {state!r}")
+    count = _count(query.get("count"))
+    before = query.get("beforeID")
+    if before is not None and not before.isdigit():
+        raise err.bad_request(f"Invalid value specified for 'beforeID': {before!r}")
+    ids = None if query.get("ids") is None else set(query["ids"].split(","))
+    return state, count, before, ids, query.get("instrument")
 
 
 def _count(raw: str | None) -> int:

@@ -49,6 +49,13 @@ class Trade:
     initial_units: Decimal  # signed
     units: Decimal  # signed, what is left open
     realized: Decimal = Decimal(0)  # home currency
+    closing_ids: list[int] = field(default_factory=list)  # the fills that closed units of it
+    closed_value: Decimal = Decimal(0)  # sum of units closed * price, for averageClosePrice
+    close_us: int | None = None  # when its last unit was closed
+
+    @property
+    def state(self) -> str:
+        return "OPEN" if self.units else "CLOSED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +103,7 @@ class OandaAccount:
     orders: dict[int, OandaOrder] = field(default_factory=dict)
     by_client_id: dict[str, OandaOrder] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)  # open ones, oldest first
+    closed_trades: list[Trade] = field(default_factory=list)
 
     @property
     def last_id(self) -> int:
@@ -248,7 +256,8 @@ class OandaVenue:
         instrument = order.terms.instrument
         units = fill.qty if order.terms.units > 0 else -fill.qty
         fill_id = account.last_id + 1
-        closed, reduced, left, pl = self._net(account, instrument, units, fill.price)
+        closed, reduced, left, pl = self._net(account, instrument, units, fill.price,
+                                              (fill_id, fill.time_us))  # fmt: skip
         account.balance += pl
         account.pl += pl
         body: Json = {
@@ -322,7 +331,12 @@ class OandaVenue:
         }
 
     def _net(
-        self, account: OandaAccount, instrument: Instrument, units: Decimal, price: Decimal
+        self,
+        account: OandaAccount,
+        instrument: Instrument,
+        units: Decimal,
+        price: Decimal,
+        fill: tuple[int, int],
     ) -> tuple[
         list[tuple[Trade, Decimal, Decimal]],
         tuple[Trade, Decimal, Decimal] | None,
@@ -330,7 +344,8 @@ class OandaVenue:
         Decimal,
     ]:
         """Close the instrument's opposite trades oldest first: those closed (trade, signed
-        units, realized P&L), the one reduced, the units left to open, the total P&L."""
+        units, realized P&L), the one reduced, the units left to open, the total P&L.
+        ``fill`` is the closing fill's (transaction id, time)."""
         closed: list[tuple[Trade, Decimal, Decimal]] = []
         reduced = None
         total = Decimal(0)
@@ -345,10 +360,14 @@ class OandaVenue:
             )
             trade.units += signed
             trade.realized += pl
+            trade.closing_ids.append(fill[0])
+            trade.closed_value += take * price
             total += pl
             left -= signed
             if trade.units == 0:
+                trade.close_us = fill[1]
                 account.trades.remove(trade)
+                account.closed_trades.append(trade)
                 closed.append((trade, signed, pl))
             else:
                 reduced = (trade, signed, pl)

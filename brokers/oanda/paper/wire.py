@@ -89,23 +89,32 @@ def order_json(order: OandaOrder, stamp: Stamp) -> Json:
 
 
 def trade_json(venue: OandaVenue, trade: Trade, stamp: Stamp) -> Json:
+    """A Trade object: a closed one has ``closeTime`` and no open figures; the close price
+    and closing transactions only once some of it was closed, as OANDA leaves them out."""
     i = trade.instrument
-    return {
+    body: Json = {
         "id": str(trade.id),
         "instrument": i.name,
         "price": i.price_str(trade.price),
         "openTime": stamp(trade.open_us),
-        "state": "OPEN",
+        "state": trade.state,
         "initialUnits": i.units_str(trade.initial_units),
+        "initialMarginRequired": money(venue.margin_of(i, trade.initial_units)),
         "currentUnits": i.units_str(trade.units),
         "realizedPL": money(trade.realized),
-        "unrealizedPL": money(venue.unrealized(trade)),
-        "marginUsed": money(venue.margin_of(i, trade.units)),
-        "averageClosePrice": None,
         "financing": "0.0000",
         "dividendAdjustment": "0.0000",
-        "initialMarginRequired": money(venue.margin_of(i, trade.initial_units)),
     }
+    if trade.units:
+        body["unrealizedPL"] = money(venue.unrealized(trade))
+        body["marginUsed"] = money(venue.margin_of(i, trade.units))
+    if trade.closing_ids:
+        closed = abs(trade.initial_units - trade.units)
+        body["averageClosePrice"] = f"{(trade.closed_value / closed).quantize(i.tick / 10):f}"
+        body["closingTransactionIDs"] = [str(t) for t in trade.closing_ids]
+    if trade.close_us is not None:
+        body["closeTime"] = stamp(trade.close_us)
+    return body
 
 
 def _side(venue: OandaVenue, trades: list[Trade], i: Instrument, pl: Decimal) -> Json:

@@ -170,3 +170,27 @@ def other(tx_id: int, kind: str = "DAILY_FINANCING") -> dict[str, Any]:
     """A transaction that is not a fill (skipped by the fill listing)."""
     return {"id": str(tx_id), "type": kind, "accountID": ACCOUNT, "batchID": str(tx_id),
             "time": "2024-05-02T10:00:00.000000000Z"}  # fmt: skip
+
+
+# hootnot trades.py (GET /trades?instrument=DE30_EUR,EUR_USD): two OPEN trades, newest first.
+TRADES: dict[str, Any] = {
+    "trades": [
+        {"financing": "0.0000", "openTime": "2016-10-28T14:28:05.231759081Z",
+         "price": "10678.3", "unrealizedPL": "25.0000", "realizedPL": "0.0000",
+         "instrument": "DE30_EUR", "state": "OPEN", "initialUnits": "10",
+         "currentUnits": "10", "id": "2315"},
+        {"financing": "0.0000", "openTime": "2016-10-28T14:27:19.011002322Z",
+         "price": "1.09448", "unrealizedPL": "-0.0933", "realizedPL": "0.0000",
+         "instrument": "EUR_USD", "state": "OPEN", "initialUnits": "100",
+         "currentUnits": "100", "id": "2313"},
+    ],
+    "lastTransactionID": "2315",
+}  # fmt: skip
+# spec (trade.Trade): trade 2313 above once FILL_CLOSE (2317) closed it.
+CLOSED_TRADE: dict[str, Any] = {
+    "financing": "0.0000", "openTime": "2016-10-28T14:27:19.011002322Z", "price": "1.09448",
+    "realizedPL": "-0.1455", "instrument": "EUR_USD", "state": "CLOSED",
+    "initialUnits": "100", "initialMarginRequired": "2.1890", "currentUnits": "0",
+    "averageClosePrice": "1.09303", "closingTransactionIDs": ["2317"],
+    "closeTime": "2016-10-28T15:11:58.023004583Z", "id": "2313",
+}  # fmt: skip

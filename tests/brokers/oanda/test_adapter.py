@@ -462,6 +462,35 @@ def test_positions_are_one_signed_quantity_per_instrument() -> None:
     assert position.quantity == Decimal(-100)
 
 
+def test_get_trades_asks_for_the_ids_in_any_state_fifty_a_request() -> None:
+    """Each request names at most 50 ids with ``state=ALL`` and a count as large; the trades
+    come back oldest first, an unreadable one kept as malformed, one not asked for dropped."""
+    venue = Venue()
+    unreadable = {**p.CLOSED_TRADE, "id": "2400", "state": "GONE"}
+    venue.on("/trades", _json({"trades": [unreadable, *p.TRADES["trades"]]}),
+             _json({"trades": [p.CLOSED_TRADE]}))  # fmt: skip
+    ids = [str(n) for n in range(2300, 2351)]  # 51 ids: two requests
+    page = _broker(venue).get_trades(ids)
+    first, second = venue.sent("GET", "/trades")
+    assert first.url.params["state"] == "ALL"
+    assert first.url.params["ids"] == ",".join(ids[:50])
+    assert first.url.params["count"] == "50"
+    assert second.url.params["ids"] == "2350"
+    assert second.url.params["count"] == "1"
+    # the second answer's 2313 is not among that request's ids: dropped
+    assert [(t.trade_id, t.state) for t in page.items] == [("2313", "OPEN"), ("2315", "OPEN")]
+    assert [m.raw for m in page.malformed] == [unreadable]
+
+
+def test_get_trades_needs_oanda_ids_and_an_empty_ask_sends_nothing() -> None:
+    venue = Venue()
+    broker = _broker(venue)
+    with pytest.raises(ValueError, match="transaction ids"):
+        broker.get_trades(["@mine"])
+    assert broker.get_trades([]).items == ()
+    assert venue.sent("GET", "/trades") == []
+
+
 def test_the_home_currency_is_read_once() -> None:
     venue = Venue()
     broker = _broker(venue)

@@ -108,3 +108,32 @@ def test_refusals(broker: OandaBroker) -> None:
         broker.place(_order("pre-1", "1.5"))  # refused by the adapter from /instruments
     with pytest.raises(OrderNotFound):
         broker.get_order_by_client_id("never-placed")
+
+
+def test_get_trades_reads_oandas_trades_opened_by_fills(
+    broker: OandaBroker, oanda_exchange: PaperExchange
+) -> None:
+    """A round trip's trade, named by its opening fill id, is CLOSED by the exit's fill with
+    realizedPL as the fill stated it; a still open one is OPEN; an unknown id is left out."""
+    bought = broker.place(_order("t-in", "1000"))
+    oanda_exchange.set_price("oanda:EUR_USD", "1.08500")
+    sold = broker.place(_order("t-out", "1000", Side.SELL))
+    held = broker.place(_order("t-held", "10"))
+    entry, exit_ = bought.fills[0], sold.fills[0]
+    page = broker.get_trades([entry.broker_fill_id, held.fills[0].broker_fill_id, "99999"])
+    assert page.malformed == ()
+    closed, still_open = page.items
+    assert closed.trade_id == entry.broker_fill_id
+    assert closed.closed
+    assert closed.state == "CLOSED"
+    assert closed.closing_fill_ids == (exit_.broker_fill_id,)
+    closes = exit_.raw["tradesClosed"]
+    assert isinstance(closes, list)
+    assert closed.realized_pnl == Decimal(closes[0]["realizedPL"]) > 0
+    assert closed.initial_quantity == Decimal(1000)
+    assert closed.pnl_quantum == Decimal("0.0001")
+    assert closed.pnl_in_quote
+    assert closed.closed_at == exit_.filled_at
+    assert not still_open.closed
+    assert still_open.closing_fill_ids == ()
+    assert broker.get_trades([]).items == ()

@@ -63,3 +63,51 @@ def test_usd_jpy_realized_pl_is_converted_to_usd(
     assert summary["currency"] == "USD"
     assert Decimal(summary["balance"]) == Decimal(100_000) + in_usd
     assert api.get("/openPositions").json()["positions"] == []
+
+
+def test_closed_trades_are_kept_and_listed_as_oanda_lists_them(
+    api: httpx.Client, oanda_exchange: PaperExchange
+) -> None:
+    """A trade closed by two fills is CLOSED with its closing transactions, close time and
+    the sum of their realizedPL; open figures are gone. ``/trades`` lists OPEN by default,
+    newest first, ``count`` at most and ``beforeID`` the highest id."""
+    opened = _fill(api, "100")
+    second = _fill(api, "50")
+    oanda_exchange.set_price("oanda:EUR_USD", "1.08100")
+    part = _fill(api, "-40")
+    oanda_exchange.set_price("oanda:EUR_USD", "1.08200")
+    rest = _fill(api, "-60")
+    trade = api.get(f"/trades/{opened['id']}").json()["trade"]
+    assert trade["state"] == "CLOSED"
+    assert trade["currentUnits"] == "0"
+    assert trade["initialUnits"] == "100"
+    assert trade["closingTransactionIDs"] == [part["id"], rest["id"]]
+    assert trade["closeTime"] == rest["time"]
+    p0, p1, p2 = (Decimal(f["price"]) for f in (opened, part, rest))
+    realized = ((p1 - p0) * 40).quantize(Decimal("0.0001")) + ((p2 - p0) * 60).quantize(
+        Decimal("0.0001"))  # fmt: skip
+    assert trade["realizedPL"] == f"{realized:f}"
+    assert realized > 0
+    assert trade["financing"] == "0.0000"
+    assert Decimal(trade["averageClosePrice"]) == ((p1 * 40 + p2 * 60) / 100).quantize(
+        Decimal("0.000001"))  # fmt: skip
+    assert "unrealizedPL" not in trade
+    assert "marginUsed" not in trade
+    assert [t["id"] for t in api.get("/trades").json()["trades"]] == [second["id"]]
+    listed = api.get("/trades", params={"state": "ALL", "count": "1"}).json()["trades"]
+    assert [t["id"] for t in listed] == [second["id"]]
+    older = api.get("/trades", params={"state": "CLOSED", "beforeID": opened["id"]}).json()
+    assert [t["id"] for t in older["trades"]] == [opened["id"]]
+    named = api.get("/trades", params={"state": "ALL", "ids": f"{opened['id']},{rest['id']}"})
+    assert [t["id"] for t in named.json()["trades"]] == [opened["id"]]
+
+
+def test_trade_requests_oanda_refuses_are_refused(api: httpx.Client) -> None:
+    """An unknown trade is a 404; a state, count or ids OANDA does not take a 400."""
+    missing = api.get("/trades/999")
+    assert missing.status_code == 404
+    assert missing.json()["errorCode"] == "TRADE_DOESNT_EXIST"
+    assert api.get("/trades/@nobody").status_code == 404
+    for params in ({"state": "closed"}, {"count": "501"}, {"count": "0"}, {"ids": "1,x"},
+                   {"beforeID": "x"}):  # fmt: skip
+        assert api.get("/trades", params=params).status_code == 400, params
