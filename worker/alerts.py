@@ -46,6 +46,8 @@ class AlertKind(StrEnum):
     SWEEP_DEADMAN = "sweep_deadman"
     POSITION_MISMATCH = "position_mismatch"  # ids are the symbols, cooled down per symbol
     FILL_GAP = "fill_gap"  # the broker reports fills no listing shows, after every re-read
+    # A closed trade's realized P&L differs from the broker's trades' (ids are our trade ids).
+    PNL_MISMATCH = "pnl_mismatch"
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ from worker.fills import adopt_parked, gap_state, sync_now
 from worker.gaps import Gap, close_gap
 from worker.placement import Step
 from worker.reports import apply_in_new_session, log_anomalies, raced, record_derived_fill
+from worker.trade_pl import compare_trade_pnl
 
 logger = logging.getLogger(__name__)
 ATTEMPTS = 5
@@ -95,6 +96,11 @@ class SweepStats:
     # balance, which positions per symbol do not follow, so they are not compared.
     positions_not_compared: list[str] = field(default_factory=list)
     fees_recorded: int = 0
+    # Closed trades whose realized P&L was held against the broker's own trades (OANDA's),
+    # those that differ (alerted), and those the broker matched with other fills (why).
+    pnl_compared: int = 0
+    pnl_mismatches: list[str] = field(default_factory=list)
+    pnl_not_compared: list[str] = field(default_factory=list)
     # Orders the broker reports replaced whose replacement we have not linked yet:
     # (our id, the replacing order's broker id).
     unfollowed: list[tuple[str, str]] = field(default_factory=list)
@@ -110,6 +116,9 @@ class SweepStats:
         data["fill_gaps"] = len(self.fill_gaps)
         data["unfollowed"] = len(self.unfollowed)
         data["fees_to_post"] = len(self.fees_to_post)
+        # counted apart, so the run's totals carry them; the lines stay with the account
+        data["pnl_mismatched"] = len(self.pnl_mismatches)
+        data["pnl_not_comparable"] = len(self.pnl_not_compared)
         return data
 
 
@@ -223,7 +232,8 @@ def _watch_ended_gaps(ctx: WorkerContext, account: AccountInfo, gapped: list[str
 
 def deep_reconcile(ctx: WorkerContext, account_id: str) -> SweepStats:
     """The broker's orders of the lookback window against ours: adopt the unknown, resolve
-    write-ahead rows, declare the lost (after repeated misses), fill gaps, positions."""
+    write-ahead rows, declare the lost (after repeated misses), fill gaps, positions, and
+    closed trades' realized P&L where the broker keeps trades."""
     stats = SweepStats(account_id)
     began = time.monotonic()
     with counting_queries(ctx.engine) as queries, priority(Priority.SWEEP):
@@ -246,6 +256,8 @@ def deep_reconcile(ctx: WorkerContext, account_id: str) -> SweepStats:
             _sync_fees(ctx, account, since, stats)
         if stats.yielded is None:
             _compare_positions(ctx, account, since, stats)
+        if stats.yielded is None:
+            compare_trade_pnl(ctx, account, since, stats)
     stats.queries, stats.wall_s = queries[0], round(time.monotonic() - began, 3)
     return stats
 
