@@ -26,6 +26,8 @@ from brokers.oanda import rules as oanda_rules
 from brokers.oanda.adapter import OandaBroker
 from brokers.tradier import rules as tradier_rules
 from brokers.tradier.adapter import TradierBroker
+from brokers.tradier.stream import TradierStream
+from brokers.tradier.stream import stream_url as tradier_stream_url
 from core.enums import BrokerKind, OrderClass, OrderType, TimeInForce
 
 
@@ -109,6 +111,8 @@ def connect_stream(
     if broker is BrokerKind.BINANCE:
         return BinanceStream(binance_stream_url(base_url), key_id, secret_key,
                              symbol_assets=ExchangeInfoAssets(base_url))  # fmt: skip
+    if broker is BrokerKind.TRADIER:  # the account number and the token, as make_adapter's
+        return TradierStream(tradier_stream_url(base_url), base_url, secret_key)
     raise ValueError(f"no stream for broker kind {broker!r}")
 
 

@@ -89,6 +89,7 @@ class AccountStream:
         self.holding = False
         self.connected = False  # this hold came up and caught up
         self.keep: Callable[[], None] = lambda: None  # renews the lease (or raises)
+        self.derives: bool | None = None  # the broker lists no fills: they are derived
 
     def run(self) -> None:
         failures = 0
@@ -173,19 +174,25 @@ class AccountStream:
                          item.reason, item.excerpt)  # fmt: skip
             suspect(self.ctx.redis, self.account.id, f"an unreadable message: {item.reason}")
             return
-        applied = apply_event(self.ctx, self.account.id, item)
+        applied = apply_event(self.ctx, self.account.id, item, derive_fills=self._derives())
         record.stream_event(name, item.kind, item.at)
         if applied.order_id is None:
             if item.fill is not None:  # an order not known here yet: its fill waits for it
                 park(self.ctx, self.account.id, [item.fill])
             return
-        if applied.fill_gap and not applied.fill_recorded:  # an execution that did not add up
-            sync_now(self.ctx, self.account.id, keep_alive=self.keep)
+        if applied.fill_gap and not applied.fill_recorded and not self._derives():
+            sync_now(self.ctx, self.account.id, keep_alive=self.keep)  # did not add up
         if applied.replaced_by is not None:
             replacements.follow(self.ctx, applied.order_id, applied.replaced_by,
                                 ReportSource.STREAM)  # fmt: skip
         if item.report.legs:  # an order with legs whose placement answer may be lost
             register_legs(self.ctx, applied.order_id, item.report, ReportSource.STREAM)
+
+    def _derives(self) -> bool:
+        """Whether the broker has no fill listing, so fills are derived from the events."""
+        if self.derives is None:
+            self.derives = not self.ctx.adapter(self.account).lists_fills
+        return self.derives
 
 
 def streamed_accounts(ctx: WorkerContext) -> list[AccountInfo]:

@@ -7,10 +7,14 @@ its price with theirs makes the broker's average): a
 dropped or reordered event, or a ``qty`` meaning something else, then leaves a fill gap
 that the broker's fill listing closes, never a wrong fill. A listed execution and a
 streamed one are the same fill when their cumulative quantities are (``fill_keys``).
+For a broker with no fill listing (Tradier), the execution an event's cumulative figures
+imply is derived (``derived_fill``) under the same lock, named by its cumulative quantity
+as a REST report's would be, so the two paths never record it twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,6 +28,7 @@ from core.enums import ReportSource
 from core.reports import FillReport, OrderReport, StreamEvent
 from models.money import in_money_context
 from models.orders import Order
+from models.reconciliation import derived_fill
 from models.repository import apply_to_order, load_state
 from worker.context import WorkerContext
 from worker.replacements import unfollowed
@@ -41,14 +46,16 @@ class Applied:
     replaced_by: str | None = None  # the broker id of a replacement not linked yet
 
 
-def apply_event(ctx: WorkerContext, account_id: str, event: StreamEvent) -> Applied:
+def apply_event(
+    ctx: WorkerContext, account_id: str, event: StreamEvent, *, derive_fills: bool = False
+) -> Applied:
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with ctx.sessions.begin() as session:
                 order = _ours(session, account_id, event.report)
                 if order is None:
                     return Applied(None)
-                return _apply(ctx, session, order, event)
+                return _apply(ctx, session, order, event, derive_fills)
         except (StaleDataError, IntegrityError, OperationalError) as error:
             if not raced(error):
                 raise
@@ -73,22 +80,38 @@ def _ours(session: Session, account_id: str, report: OrderReport) -> Order | Non
     return next((o for o in found if o.broker_order_id is None), None)
 
 
-def _apply(ctx: WorkerContext, session: Session, order: Order, event: StreamEvent) -> Applied:
+def _apply(ctx: WorkerContext, session: Session, order: Order, event: StreamEvent,
+           derive_fills: bool) -> Applied:  # fmt: skip
     now = ctx.now()
     recorded = False
     fill = event.fill
+    report = _with_our_terms(order, event.report)
     if fill is not None and fill.cum_quantity is not None:
         state = load_state(session, order)
-        if _adds_up(state.filled_quantity, state.fill_notional, fill, event.report):
+        if _adds_up(state.filled_quantity, state.fill_notional, fill, report):
             applied = apply_to_order(session, order, fill, now=now, source=ReportSource.STREAM)
             log_anomalies(order, applied)
             recorded = bool(applied.new_fills)
-    applied = apply_to_order(session, order, event.report, now=now, source=ReportSource.STREAM)
+    applied = apply_to_order(session, order, report, now=now, source=ReportSource.STREAM)
     log_anomalies(order, applied)
+    if derive_fills and (derived := derived_fill(applied.state, report, now=now)) is not None:
+        applied = apply_to_order(session, order, derived, now=now, source=ReportSource.STREAM)
+        log_anomalies(order, applied)
+        recorded = bool(applied.new_fills)
     order.miss_count, order.lost_at = 0, None  # the broker showed the order
     state = applied.state
     return Applied(order.id, recorded, state.broker_filled_quantity > state.filled_quantity,
-                   state.status.is_terminal, unfollowed(order, event.report))  # fmt: skip
+                   state.status.is_terminal, unfollowed(order, report))  # fmt: skip
+
+
+def _with_our_terms(order: Order, report: OrderReport) -> OrderReport:
+    """A report that does not state what was ordered (Tradier's events name no symbol,
+    side or quantity) read with our record's terms, so nothing shows placeholders."""
+    if report.states_terms:
+        return report
+    return dataclasses.replace(report, symbol=order.symbol, side=order.side,
+                               time_in_force=order.time_in_force, quantity=order.quantity,
+                               notional=order.notional)  # fmt: skip
 
 
 PRICE_TOLERANCE = Decimal("1e-6")  # relative: the broker's average is rounded

@@ -10,7 +10,8 @@ from core.enums import BrokerKind
 
 PREFIX = "ordersync:stream:healthy:"
 # The brokers whose accounts get a stream.
-STREAMING = frozenset({BrokerKind.ALPACA, BrokerKind.BINANCE, BrokerKind.COINBASE})
+STREAMING = frozenset({BrokerKind.ALPACA, BrokerKind.BINANCE, BrokerKind.COINBASE,
+                       BrokerKind.TRADIER})  # fmt: skip
 
 
 def mark_healthy(client: redis.Redis, account_id: str, ttl_s: float) -> None:

@@ -1,7 +1,8 @@
 """The paper exchange as an ASGI app: Alpaca's /v2 surface, its trade_updates stream at
 /stream, Binance Spot's /api/v3 and its WebSocket API's user data stream at /ws-api/v3,
 Coinbase Advanced Trade's /api/v3/brokerage and its user WebSocket at /ws/user, Tradier's
-/v1/accounts, OANDA v20's /v3, and the /_sim control API."""
+/v1/accounts and its account events WebSocket at /v1/accounts/events, OANDA v20's /v3,
+and the /_sim control API."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from brokers.paper.asgi import ExtraHeaders, http_error_handler, unexpected_erro
 from brokers.paper.control import build_control_router
 from brokers.paper.state import Sim
 from brokers.tradier.paper.errors import TradierError, tradier_error_handler
+from brokers.tradier.paper.events import build_events_router
 from brokers.tradier.paper.routes import build_tradier_router
 
 logger = logging.getLogger(__name__)
@@ -92,4 +94,5 @@ def create_app(sim: Sim) -> FastAPI:
     app.include_router(build_stream_router(sim))
     app.include_router(build_ws_api_router(sim))
     app.include_router(build_user_stream_router(sim))
+    app.include_router(build_events_router(sim))
     return app

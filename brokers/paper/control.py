@@ -138,9 +138,10 @@ def build_control_router(sim: Sim) -> APIRouter:
     async def stream_stats() -> Response:
         """Live connections and the stream's counters since start-up or the last reset;
         Binance's user data stream's under ``binance``, Coinbase's user channel's under
-        ``coinbase``."""
+        ``coinbase``, Tradier's account events' under ``tradier``."""
         return json_response({**sim.stream.as_json(), "binance": sim.binance_stream.as_json(),
-                              "coinbase": sim.coinbase_stream.as_json()})  # fmt: skip
+                              "coinbase": sim.coinbase_stream.as_json(),
+                              "tradier": sim.tradier_stream.as_json()})  # fmt: skip
 
     @router.post("/stream/disconnect")
     async def disconnect_streams(
@@ -149,7 +150,7 @@ def build_control_router(sim: Sim) -> APIRouter:
         """Close every live stream connection now: abruptly (no close frame: the client
         sees 1006), or with a close frame carrying ``?code=``."""
         closing = Closing(CloseCause.CONTROL, code, "disconnected by /_sim/stream/disconnect")
-        hubs = (sim.stream, sim.binance_stream, sim.coinbase_stream)
+        hubs = (sim.stream, sim.binance_stream, sim.coinbase_stream, sim.tradier_stream)
         ended = sum(hub.disconnect_all(closing) for hub in hubs)
         return json_response({"disconnected": ended})
 

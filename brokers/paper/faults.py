@@ -144,6 +144,11 @@ class FaultSettings(BaseModel):
     # "standard" bucket: 120 in production) and orders (their own bucket, size [U]); 0: none.
     tradier_reads_per_min: Annotated[int, Field(ge=0)] = 120
     tradier_orders_per_min: Annotated[int, Field(ge=0)] = 60
+    # Its account events stream: a session not connected within tradier_stream_session_s
+    # expires (5 minutes, Tradier's docs), and a heartbeat every tradier_heartbeat_s (one a
+    # minute in the docs' sample).
+    tradier_stream_session_s: Seconds = 300.0
+    tradier_heartbeat_s: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 60.0
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> Self:

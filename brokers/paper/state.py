@@ -1,6 +1,6 @@
 """Everything one paper exchange holds: engine, faults, limiter, stats, credentials, the
-trade_updates stream's connections, the Binance user data stream's and the Coinbase user
-channel's."""
+trade_updates stream's connections, the Binance user data stream's, the Coinbase user
+channel's and Tradier's account events'."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from brokers.paper.faults import (
     RateLimiter,
     RequestStats,
 )
+from brokers.tradier.paper.hub import EventsHub
 from brokers.tradier.paper.limits import Buckets
 from brokers.tradier.paper.venue import TradierVenue
 
@@ -150,6 +151,8 @@ class Sim:
         self.engine.listeners.append(self.coinbase_stream.on_event)
         self.tradier = TradierVenue(self.engine, dict(config.tradier_accounts))
         self.tradier_limits = Buckets()
+        self.tradier_stream = EventsHub(self.faults, self.tradier)
+        self.engine.listeners.append(self.tradier_stream.on_event)
         # OANDA (/v3) --------------------------------------------------------------------
         self.oanda = OandaVenue(self.engine, config.oanda_tokens)
         self.oanda_limits = RateLimiter(window_s=1.0)
@@ -209,6 +212,7 @@ class Sim:
         self.coinbase_stream.reset()
         self.coinbase.reset()
         self.coinbase_limits = RateLimiter(window_s=1.0)
+        self.tradier_stream.reset()
         self.tradier.reset()
         self.tradier_limits = Buckets()
         self.oanda.reset()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 from brokers.tradier.build import is_option
 from brokers.tradier.tags import client_order_id_of
@@ -256,15 +256,38 @@ def parse_order(value: object) -> OrderReport:
         average_fill_price=average,
         created_at=when(data, "create_date"),
         updated_at=changed,
-        limit_price=_opt_dec(data, "price") if raw_type in _PRICED else None,
-        stop_price=_opt_dec(data, "stop_price") if raw_type in _STOPPED else None,
-        filled_at=changed if status is OrderStatus.FILLED else None,
-        canceled_at=changed if status is OrderStatus.CANCELED else None,
+        **_prices(data, raw_type),
+        **_ended_at(changed, status),
         fees=None,  # Tradier's orders carry no commission (only the nightly history does)
         reject_reason=reason if status is OrderStatus.REJECTED else None,
         order_class=order_class,
         legs=tuple(parse_order(leg) for leg in _legs(data)),
         raw=data,
+    )
+
+
+class _Prices(TypedDict):
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+
+
+class _Ended(TypedDict):
+    filled_at: datetime | None
+    canceled_at: datetime | None
+
+
+def _prices(data: Mapping[str, object], raw_type: str) -> _Prices:
+    """The limit and stop an order of this type has (Tradier writes 0 for those it has not)."""
+    return _Prices(
+        limit_price=_opt_dec(data, "price") if raw_type in _PRICED else None,
+        stop_price=_opt_dec(data, "stop_price") if raw_type in _STOPPED else None,
+    )
+
+
+def _ended_at(changed: datetime | None, status: OrderStatus) -> _Ended:
+    return _Ended(
+        filled_at=changed if status is OrderStatus.FILLED else None,
+        canceled_at=changed if status is OrderStatus.CANCELED else None,
     )
 
 
@@ -313,3 +336,49 @@ def created_key(value: object) -> tuple[datetime, int] | None:
     except (ParseError, ValueError):
         return None
     return at, number
+
+
+# -- the account events stream ----------------------------------------------------------
+
+
+def parse_event_order(value: object) -> OrderReport:
+    """One ``order`` event of the account events stream (account-streaming-responses docs).
+
+    The event names no symbol, side, duration or quantity: the report does not state the
+    order's terms (``states_terms=False``), the worker finds the order by its id (or its tag)
+    and takes them from its own record. ``symbol``, ``side`` and ``time_in_force`` are
+    placeholders, and the quantity is filled plus remaining. ``exec_quantity`` is the
+    sample's name (an older field list says ``executed_quantity`` [U]); ``parent_id``
+    (a leg's parent) is not read.
+    """
+    data = as_object(value, "order event")
+    raw_type = text(data, "type")
+    order_type = _choice(data, "type", _TYPES)
+    filled = decimal(data, "exec_quantity")
+    remaining = decimal(data, "remaining_quantity")
+    if filled < 0 or remaining < 0:
+        fail(f"exec_quantity {filled} and remaining_quantity {remaining}, expected >= 0")
+    raw_status = text(data, "status")
+    quantity = filled + remaining
+    status = order_status(raw_status, quantity, filled)
+    average = _opt_dec(data, "avg_fill_price") if filled > 0 else None
+    changed = _opt_time(data, "transaction_date")
+    return OrderReport(
+        broker_order_id=order_id(data),
+        client_order_id=client_order_id_of(opt_text(data, "tag")),
+        symbol="",
+        side=Side.BUY,
+        order_type=order_type,
+        time_in_force=TimeInForce.DAY,
+        quantity=quantity,
+        status=status,
+        raw_status=raw_status,
+        filled_quantity=filled,
+        average_fill_price=average,
+        created_at=when(data, "create_date"),
+        updated_at=changed,
+        **_prices(data, raw_type),
+        **_ended_at(changed, status),
+        states_terms=False,
+        raw=data,
+    )

@@ -5,6 +5,7 @@ duplicates change nothing; an update before the placement's answer finds its row
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,7 +15,7 @@ from core.enums import OrderStatus, OrderType, ReportSource, Side, TimeInForce
 from core.reports import FillReport, OrderReport, StreamEvent
 from models.orders import Fill, Order
 from tests.worker.conftest import T0, UnitWorker
-from worker.reports import apply_fills
+from worker.reports import apply_fills, record_derived_fill
 from worker.stream_apply import apply_event
 
 
@@ -128,3 +129,53 @@ def test_an_execution_whose_price_does_not_make_the_average_is_left_to_the_listi
     assert (result.fill_recorded, result.fill_gap) == (False, True)
     assert fills(unit) == [("e-1", Decimal(2))]
     assert unit.order(order_id).broker_filled_quantity == Decimal(5)
+
+
+def termless(status: OrderStatus, cum: str, average: str, *, seconds: float) -> StreamEvent:
+    """A Tradier event: the order's figures, no terms (placeholders), no execution."""
+    order = dataclasses.replace(
+        report(status, cum, seconds=seconds), symbol="", side=Side.SELL, quantity=Decimal(cum),
+        average_fill_price=Decimal(average) if Decimal(cum) else None, states_terms=False,
+    )  # fmt: skip
+    return StreamEvent("order", order, order.updated_at or T0)
+
+
+def test_a_broker_without_a_fill_listing_gets_each_fill_derived_once_from_its_events(
+    unit: UnitWorker,
+) -> None:
+    order_id = unit.add_order("c-1", broker_order_id="b-1", status=OrderStatus.NEW)
+    first = termless(OrderStatus.PARTIALLY_FILLED, "2", "10", seconds=1)
+    done = apply_event(unit.ctx, unit.account_id, first, derive_fills=True)
+    again = apply_event(unit.ctx, unit.account_id, first, derive_fills=True)  # a duplicate
+    # The REST path derives the next one first (it reads the order as 4 filled)...
+    rest = dataclasses.replace(report(OrderStatus.PARTIALLY_FILLED, "4", seconds=2),
+                               average_fill_price=Decimal("10.5"))  # fmt: skip
+    assert record_derived_fill(unit.ctx, order_id, rest, ReportSource.MONITOR)
+    # ...the stream's older event of 4 changes nothing, its last one brings the rest.
+    apply_event(unit.ctx, unit.account_id, termless(OrderStatus.PARTIALLY_FILLED, "4", "10.5",
+                seconds=2), derive_fills=True)  # fmt: skip
+    last = apply_event(unit.ctx, unit.account_id, termless(OrderStatus.FILLED, "5", "10.6",
+                       seconds=3), derive_fills=True)  # fmt: skip
+
+    assert (done.fill_recorded, done.fill_gap, again.fill_recorded) == (True, False, False)
+    assert (last.fill_recorded, last.terminal) == (True, True)
+    assert fills(unit) == [("derived-b-1-2", Decimal(2)), ("derived-b-1-4", Decimal(2)),
+                           ("derived-b-1-5", Decimal(1))]  # fmt: skip
+    order = unit.order(order_id)
+    assert (order.status, order.filled_quantity, order.side) == (
+        OrderStatus.FILLED, Decimal(5), Side.BUY)  # fmt: skip
+    assert order.anomaly_count == 0
+    # The events' placeholders never reached the record: it shows our terms.
+    with unit.ctx.sessions() as session:
+        shown = json.loads(session.scalar(select(Order.last_report)) or "{}")
+    assert (shown["symbol"], shown["side"], shown["quantity"]) == ("AAPL", "buy", "5")
+
+
+def test_without_derivation_a_termless_event_leaves_the_gap_for_the_fill_listing(
+    unit: UnitWorker,
+) -> None:
+    unit.add_order("c-1", broker_order_id="b-1", status=OrderStatus.NEW)
+    result = apply_event(unit.ctx, unit.account_id,
+                         termless(OrderStatus.FILLED, "5", "10", seconds=1))  # fmt: skip
+    assert (result.fill_recorded, result.fill_gap) == (False, True)
+    assert fills(unit) == []

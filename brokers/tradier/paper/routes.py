@@ -16,6 +16,7 @@ from brokers.paper.faults import Fault
 from brokers.paper.model import OrderRequest
 from brokers.paper.state import Sim
 from brokers.tradier.paper import errors as err
+from brokers.tradier.paper.events import EVENTS_SESSION, build_session_router
 from brokers.tradier.paper.orders import DURATIONS, TYPES, check_side, parse_order, read_form
 from brokers.tradier.paper.venue import (
     AccountRefused,
@@ -65,15 +66,15 @@ def build_tradier_router(sim: Sim) -> APIRouter:
     engine = sim.engine
     venue = sim.tradier
 
-    async def gate(request: Request, account_id: str) -> None:
+    async def admit(request: Request, template: str) -> tuple[str, bool]:
+        """Stats, latency, the bearer token known and its bucket counted: (token, whether
+        the bucket allows the request)."""
         method, path = request.method, request.url.path
         stats = sim.stats
         stats.total += 1
-        template = getattr(request.scope.get("route"), "path", "")  # below the prefix
         stats.by_route[f"{method} {PREFIX}{template}"] += 1
         faults = sim.faults
-        applies = faults.applies(method, path)
-        if applies and (delay := faults.latency_s()) > 0:
+        if faults.applies(method, path) and (delay := faults.latency_s()) > 0:
             await sim.sleep(delay)
         token = _bearer(request.headers.get("authorization"))
         if token is None or not venue.known_token(token):
@@ -87,19 +88,18 @@ def build_tradier_router(sim: Sim) -> APIRouter:
         )
         allowed, headers = sim.tradier_limits.hit(token, bucket, sim.now_s(), limit)
         request.scope.setdefault(EXTRA_HEADERS, {}).update(headers)
-        try:
-            account = venue.authorize(token, account_id)
-        except TokenRefused:
-            raise err.INVALID_TOKEN from None
-        except AccountRefused:
-            raise err.account_refused(account_id) from None
-        key = engine_account(account.number)
-        stats.by_account[key] += 1
+        return token, allowed
+
+    async def proceed(request: Request, allowed: bool, key: str | None) -> None:
+        """The bucket's verdict, then the request faults; the engine brought up to now."""
+        stats, faults = sim.stats, sim.faults
         if not allowed:
             stats.rate_limited += 1
-            stats.rate_limited_by_account[key] += 1
+            if key is not None:
+                stats.rate_limited_by_account[key] += 1
             raise err.RATE_LIMITED
-        fault = faults.draw(creates_order=method == "POST") if applies else None
+        applies = faults.applies(request.method, request.url.path)
+        fault = faults.draw(creates_order=request.method == "POST") if applies else None
         if fault is not None:
             stats.faulted += 1
         if fault is Fault.RATE_LIMIT:
@@ -107,10 +107,29 @@ def build_tradier_router(sim: Sim) -> APIRouter:
         if fault is Fault.UNAVAILABLE:
             raise err.UNAVAILABLE
         if fault is Fault.TIMEOUT:
-            await sim.sleep(settings.timeout_s)
+            await sim.sleep(faults.settings.timeout_s)
         request.state.lose_response = fault is Fault.LOSE_RESPONSE
-        request.state.account = account
         engine.advance()
+
+    async def gate(request: Request, account_id: str) -> None:
+        template = getattr(request.scope.get("route"), "path", "")  # below the prefix
+        token, allowed = await admit(request, template)
+        try:
+            account = venue.authorize(token, account_id)
+        except TokenRefused:
+            raise err.INVALID_TOKEN from None
+        except AccountRefused:
+            raise err.account_refused(account_id) from None
+        key = engine_account(account.number)
+        sim.stats.by_account[key] += 1
+        request.state.account = account
+        await proceed(request, allowed, key)
+
+    async def session_gate(request: Request) -> str:
+        """The account events session's: the token alone (it names no account)."""
+        token, allowed = await admit(request, EVENTS_SESSION.removeprefix(PREFIX))
+        await proceed(request, allowed, None)
+        return token
 
     api = APIRouter(prefix="/{account_id}", dependencies=[Depends(gate)])
 
@@ -144,7 +163,9 @@ def build_tradier_router(sim: Sim) -> APIRouter:
             order = engine.submit(order_request, account=owner.key, reject=sim.faults.take_reject())
         except InsufficientBuyingPowerError:
             raise err.invalid("There is not enough buying power for this order") from None
-        venue.keep(TradierOrder(order_id, account.number, new.side, new.duration, new.tag, order))
+        placed = TradierOrder(order_id, account.number, new.side, new.duration, new.tag, order)
+        venue.keep(placed)
+        sim.tradier_stream.publish(placed)  # "pending", as Tradier streams an order received
         if getattr(request.state, "lose_response", False):
             await sim.sleep(sim.faults.settings.timeout_s)
             raise err.ANSWER_LOST
@@ -243,5 +264,7 @@ def build_tradier_router(sim: Sim) -> APIRouter:
         raise err.TradierError(404, messages=(f"{request.method} {request.url.path}: not found",))
 
     router = APIRouter(prefix=PREFIX)
+    # Before the account routes, whose ``/{account_id}/{rest}`` would take it.
+    router.include_router(build_session_router(sim, session_gate))
     router.include_router(api)
     return router

@@ -89,6 +89,7 @@ class TradierVenue:
         self.by_id: dict[int, TradierOrder] = {}
         self.by_engine_id: dict[str, TradierOrder] = {}
         self._ids = count(FIRST_ID)
+        self._opened: dict[str, set[str]] = {}  # open mode: token -> account numbers it opened
 
     @property
     def open_mode(self) -> bool:
@@ -100,6 +101,7 @@ class TradierVenue:
         if not token:
             raise TokenRefused
         if self.open_mode:
+            self._opened.setdefault(token, set()).add(account_number)
             return self.account(account_number)
         owner = next(
             (n for n, t in self.tokens.items() if hmac.compare_digest(t.encode(), token.encode())),
@@ -117,6 +119,14 @@ class TradierVenue:
             return False
         return self.open_mode or any(
             hmac.compare_digest(t.encode(), token.encode()) for t in self.tokens.values()
+        )
+
+    def accounts_of(self, token: str) -> frozenset[str]:
+        """The account numbers the token acts for: its own, or in open mode those it opened."""
+        if self.open_mode:
+            return frozenset(self._opened.get(token, ()))
+        return frozenset(
+            n for n, t in self.tokens.items() if hmac.compare_digest(t.encode(), token.encode())
         )
 
     def account(self, number: str) -> TradierAccount:

@@ -86,6 +86,33 @@ def order_json(placed: TradierOrder, *, include_tag: bool) -> Json:
     return body
 
 
+def event_json(placed: TradierOrder) -> Json:
+    """The order as the account events stream writes it (account-streaming-responses docs):
+    no symbol, side, quantity or duration; 0.0 for a price or stop it has not, as the docs'
+    sample writes ``stop_price`` [U for market orders' ``price``]; ``tag`` when it has one."""
+    order = placed.order
+    body = order_json(placed, include_tag=True)
+    event: Json = {
+        "id": placed.id,
+        "event": "order",
+        "status": body["status"],
+        "type": body["type"],
+        "price": order.limit_price if order.limit_price is not None else ZERO,
+        "stop_price": order.stop_price if order.stop_price is not None else ZERO,
+        **{k: body[k] for k in ("avg_fill_price", "exec_quantity", "last_fill_quantity",
+                                "remaining_quantity", "transaction_date", "create_date")},
+        "account": placed.account_number,
+    }  # fmt: skip
+    if placed.tag is not None:
+        event["tag"] = placed.tag
+    return event
+
+
+def event_text(message: Json) -> str:
+    """One stream frame: Tradier's JSON, Decimals as numbers."""
+    return _json(message)
+
+
 def position_json(symbol: str, position: Position, opened_us: int, position_id: int) -> Json:
     return {
         "cost_basis": position.qty * position.avg_price,
