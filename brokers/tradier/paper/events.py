@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
@@ -32,6 +33,7 @@ PATH = "/v1/accounts/events"
 EVENTS_SESSION = PATH + "/session"
 SESSION_NOT_FOUND = "session not found"  # [U]
 INVALID_PAYLOAD = "invalid payload"  # [U]
+BEAT_CHECK_S = 0.5
 EVENTS = frozenset({"order"})  # "only order is supported at the moment"
 
 
@@ -99,9 +101,15 @@ class Listener:
         self.conn.account = ",".join(accounts) or None
 
     async def _beat(self) -> None:
-        """A heartbeat every ``tradier_heartbeat_s`` while subscribed."""
+        """A heartbeat every ``tradier_heartbeat_s`` while subscribed (the setting read
+        every BEAT_CHECK_S, so a change applies to connections already open)."""
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(self.sim.faults.settings.tradier_heartbeat_s)
+            every = self.sim.faults.settings.tradier_heartbeat_s
+            await asyncio.sleep(max(0.0, min(BEAT_CHECK_S, last + every - time.monotonic())))
+            if time.monotonic() - last < self.sim.faults.settings.tradier_heartbeat_s:
+                continue
+            last = time.monotonic()
             if self.conn.token is not None and self.conn.open:
                 now = self.sim.clock()
                 stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"  # as the docs' sample
