@@ -24,6 +24,7 @@ from brokers.coinbase.stream import CoinbaseStream
 from brokers.coinbase.stream import stream_url as coinbase_stream_url
 from brokers.oanda import rules as oanda_rules
 from brokers.oanda.adapter import OandaBroker
+from brokers.oanda.stream import OandaStream
 from brokers.tradier import rules as tradier_rules
 from brokers.tradier.adapter import TradierBroker
 from brokers.tradier.stream import TradierStream
@@ -113,6 +114,8 @@ def connect_stream(
                              symbol_assets=ExchangeInfoAssets(base_url))  # fmt: skip
     if broker is BrokerKind.TRADIER:  # the account number and the token, as make_adapter's
         return TradierStream(tradier_stream_url(base_url), base_url, secret_key)
+    if broker is BrokerKind.OANDA:  # the account id and token, as make_adapter reads them
+        return OandaStream.from_url(base_url, account_id=key_id, token=secret_key)
     raise ValueError(f"no stream for broker kind {broker!r}")
 
 

@@ -11,7 +11,7 @@ from core.enums import BrokerKind
 PREFIX = "ordersync:stream:healthy:"
 # The brokers whose accounts get a stream.
 STREAMING = frozenset({BrokerKind.ALPACA, BrokerKind.BINANCE, BrokerKind.COINBASE,
-                       BrokerKind.TRADIER})  # fmt: skip
+                       BrokerKind.TRADIER, BrokerKind.OANDA})  # fmt: skip
 
 
 def mark_healthy(client: redis.Redis, account_id: str, ttl_s: float) -> None:

@@ -178,6 +178,17 @@ class OandaBroker(BrokerAdapter):
                 raise self._http.malformed(call, response, str(exc)) from None
         return self._home
 
+    def last_transaction_id(self) -> int:
+        """The account's last transaction id now (``GET /summary``, which also tells the home
+        currency): where a transaction stream opened before this reads on from."""
+        call = Call("GET", "/summary", "GET /summary")
+        response = self._http.read(call)
+        try:
+            self._home, last = parse.account_summary(response.content)
+        except ParseError as exc:
+            raise self._http.malformed(call, response, str(exc)) from None
+        return last
+
     def _instrument(self, call: Call, symbol: str) -> rules.Instrument | None:
         """An instrument's units rules for this account, cached for ten minutes."""
         cached = self._instruments.get(symbol)

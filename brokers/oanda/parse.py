@@ -390,6 +390,15 @@ def home_currency(body: bytes) -> str:
     return text(account, "currency")
 
 
+def account_summary(body: bytes) -> tuple[str, int]:
+    """``GET /accounts/{id}/summary`` -> the home ``currency`` and ``lastTransactionID``."""
+    data = as_object(loads(body), "body")
+    last = opt_text(data, "lastTransactionID")
+    if last is None or not last.isdigit():
+        fail(f"lastTransactionID is {describe(data.get('lastTransactionID'))}")
+    return home_currency(body), int(last)
+
+
 def orders(body: bytes) -> list[object]:
     """``GET /orders`` -> its raw orders, newest first as OANDA lists them."""
     return as_list(as_object(loads(body), "body").get("orders"), "orders")

@@ -138,10 +138,12 @@ def build_control_router(sim: Sim) -> APIRouter:
     async def stream_stats() -> Response:
         """Live connections and the stream's counters since start-up or the last reset;
         Binance's user data stream's under ``binance``, Coinbase's user channel's under
-        ``coinbase``, Tradier's account events' under ``tradier``."""
+        ``coinbase``, Tradier's account events' under ``tradier``, OANDA's transaction stream's
+        under ``oanda``."""
         return json_response({**sim.stream.as_json(), "binance": sim.binance_stream.as_json(),
                               "coinbase": sim.coinbase_stream.as_json(),
-                              "tradier": sim.tradier_stream.as_json()})  # fmt: skip
+                              "tradier": sim.tradier_stream.as_json(),
+                              "oanda": sim.oanda_stream.as_json()})  # fmt: skip
 
     @router.post("/stream/disconnect")
     async def disconnect_streams(
@@ -150,7 +152,8 @@ def build_control_router(sim: Sim) -> APIRouter:
         """Close every live stream connection now: abruptly (no close frame: the client
         sees 1006), or with a close frame carrying ``?code=``."""
         closing = Closing(CloseCause.CONTROL, code, "disconnected by /_sim/stream/disconnect")
-        hubs = (sim.stream, sim.binance_stream, sim.coinbase_stream, sim.tradier_stream)
+        hubs = (sim.stream, sim.binance_stream, sim.coinbase_stream, sim.tradier_stream,
+                sim.oanda_stream)
         ended = sum(hub.disconnect_all(closing) for hub in hubs)
         return json_response({"disconnected": ended})
 

@@ -22,6 +22,7 @@ from brokers.coinbase.paper.auth import load_public_key
 from brokers.coinbase.paper.hub import UserHub
 from brokers.coinbase.paper.venue import DEFAULT_BALANCES as COINBASE_BALANCES
 from brokers.coinbase.paper.venue import CoinbaseVenue, Fees
+from brokers.oanda.paper.hub import TransactionHub
 from brokers.oanda.paper.venue import OandaVenue
 from brokers.paper.engine import Clock, Engine, EngineConfig
 from brokers.paper.faults import (
@@ -156,6 +157,8 @@ class Sim:
         # OANDA (/v3) --------------------------------------------------------------------
         self.oanda = OandaVenue(self.engine, config.oanda_tokens)
         self.oanda_limits = RateLimiter(window_s=1.0)
+        self.oanda_stream = TransactionHub(self.faults)
+        self.oanda.listeners.append(self.oanda_stream.on_transaction)
 
     def _coinbase_fees(self) -> Fees:
         settings = self.faults.settings
@@ -215,6 +218,7 @@ class Sim:
         self.tradier_stream.reset()
         self.tradier.reset()
         self.tradier_limits = Buckets()
+        self.oanda_stream.reset()
         self.oanda.reset()
         self.oanda_limits = RateLimiter(window_s=1.0)
 

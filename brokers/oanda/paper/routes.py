@@ -58,6 +58,12 @@ def build_oanda_router(sim: Sim) -> APIRouter:
         bound = bound_to(token)
         return bound is not None and (account_id is None or account_id in bound)
 
+    def refused(path: str, error: OandaError) -> OandaError:
+        """The refusal, counted in the stream's figures when the stream was asked for."""
+        if path.endswith("/transactions/stream"):
+            sim.oanda_stream.stats.unauthorized += 1
+        return error
+
     async def gate(request: Request) -> None:
         method, path = request.method, request.url.path
         stats = sim.stats
@@ -71,9 +77,9 @@ def build_oanda_router(sim: Sim) -> APIRouter:
         token = _token(request.headers.get("authorization"))
         account_id = request.path_params.get("account_id")
         if token is None or not opens(token, None):
-            raise err.UNAUTHORIZED
+            raise refused(path, err.UNAUTHORIZED)
         if account_id is not None and not opens(token, account_id):
-            raise err.FORBIDDEN
+            raise refused(path, err.FORBIDDEN)
         stamp = stamp_for(request.headers.get("accept-datetime-format"))
         if stamp is None:
             raise err.bad_request("Invalid value specified for 'Accept-Datetime-Format'")
@@ -316,7 +322,8 @@ def build_oanda_router(sim: Sim) -> APIRouter:
             {"positions": [position_json(venue, account, i) for _, i in sorted(held.items())]},
         )
 
-    add_stream_route(api, ctx, lambda: engine.now_us)  # before /transactions/{id}
+    # Before /transactions/{id}, which would take "stream" for an id.
+    add_stream_route(api, ctx, lambda: engine.now_us, sim.oanda_stream, sim.faults)
     add_transaction_routes(api, ctx)
 
     unknown = APIRouter()

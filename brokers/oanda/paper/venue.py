@@ -9,7 +9,7 @@ every fill and end through the engine's listeners and writes the transactions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -104,6 +104,10 @@ class OandaAccount:
     by_client_id: dict[str, OandaOrder] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)  # open ones, oldest first
     closed_trades: list[Trade] = field(default_factory=list)
+    # Told of each transaction as it is made (the transaction stream's hub).
+    notify: Callable[[OandaAccount, Transaction], None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def last_id(self) -> int:
@@ -113,6 +117,8 @@ class OandaAccount:
         made = Transaction(self.last_id + 1, at_us, {"accountID": self.id, "userID": 1, **body})
         made.body.setdefault("batchID", str(made.id))
         self.transactions.append(made)
+        if self.notify is not None:
+            self.notify(self, made)
         return made
 
     def known(self, order_id: int) -> OandaOrder | None:
@@ -130,6 +136,8 @@ class OandaVenue:
         for instrument in INSTRUMENTS.values():
             engine.listings[instrument.engine_symbol] = instrument.listing
         engine.listeners.append(self.on_event)
+        # Told of every account's transactions as they are made, in id order.
+        self.listeners: list[Callable[[OandaAccount, Transaction], None]] = []
         self._batch: int | None = None
         self.pending: tuple[OandaAccount, OandaOrder] | None = None  # being submitted
         self.reset()
@@ -148,7 +156,9 @@ class OandaVenue:
         found = self.accounts.get(account_id)
         if found is None:
             now = self.engine.now_us
-            found = self.accounts[account_id] = OandaAccount(account_id, created_us=now)
+            found = self.accounts[account_id] = OandaAccount(
+                account_id, created_us=now, notify=self._made
+            )
             found.add(
                 now,
                 {
@@ -170,6 +180,10 @@ class OandaVenue:
                 },
             )
         return found
+
+    def _made(self, account: OandaAccount, made: Transaction) -> None:
+        for listener in self.listeners:
+            listener(account, made)
 
     # -- prices -----------------------------------------------------------------------------
 
