@@ -150,6 +150,20 @@ def test_a_market_order_cancelled_in_its_batch_is_rejected_with_oandas_reason() 
     assert (report.status, report.reject_reason) == (OrderStatus.REJECTED, "MARKET_HALTED")
 
 
+def test_a_replaced_order_names_its_successor_which_names_it() -> None:
+    create = {**p.LIMIT_CREATED["orderCreateTransaction"], "id": "6368", "batchID": "6368",
+              "clientExtensions": {"id": "cid-3"}}  # fmt: skip
+    cancel = {"type": "ORDER_CANCEL", "orderID": "6368", "clientOrderID": "cid-3",
+              "reason": "CLIENT_REQUEST_REPLACED", "replacedByOrderID": "6370", "id": "6369",
+              "batchID": "6369", "time": "2024-05-02T10:00:01.000000000Z"}  # fmt: skip
+    successor = {**create, "id": "6370", "batchID": "6369", "replacesOrderID": "6368",
+                 "clientExtensions": {"id": "cid-4"}, "price": "1.19000"}  # fmt: skip
+    _, old, new = (_event(x).report for x in _read(Lines(create, cancel, successor), 3))
+    assert (old.status, old.replaced_by) == (OrderStatus.REPLACED, "6370")
+    assert (new.status, new.replaces, new.limit_price) == (OrderStatus.NEW, "6368",
+                                                           Decimal("1.19"))  # fmt: skip
+
+
 def test_a_refused_order_is_rejected_with_the_reject_reason() -> None:
     refusal = p.reject("INSUFFICIENT_MARGIN", "no margin")["orderRejectTransaction"]
     refusal = {**refusal, "id": str(LAST + 1), "clientExtensions": {"id": "cid-9"}}
