@@ -152,8 +152,13 @@ def build_control_router(sim: Sim) -> APIRouter:
         """Close every live stream connection now: abruptly (no close frame: the client
         sees 1006), or with a close frame carrying ``?code=``."""
         closing = Closing(CloseCause.CONTROL, code, "disconnected by /_sim/stream/disconnect")
-        hubs = (sim.stream, sim.binance_stream, sim.coinbase_stream, sim.tradier_stream,
-                sim.oanda_stream)
+        hubs = (
+            sim.stream,
+            sim.binance_stream,
+            sim.coinbase_stream,
+            sim.tradier_stream,
+            sim.oanda_stream,
+        )
         ended = sum(hub.disconnect_all(closing) for hub in hubs)
         return json_response({"disconnected": ended})
 
