@@ -667,7 +667,11 @@ def run(options: BenchOptions) -> dict[str, Any]:
     try:
         with (
             Stack(config) as stack,
-            httpx.Client(base_url=f"{stack.exchange_url}/_sim", timeout=60) as sim,
+            httpx.Client(
+                base_url=f"{stack.exchange_url}/_sim",
+                timeout=60,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            ) as sim,  # fmt: skip
         ):
             if options.workers == 0:
                 require_account(engine, options.account)

@@ -256,7 +256,10 @@ def run_exchange(
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT)
     try:
-        with httpx.Client(base_url=f"{base_url}/_sim", timeout=10) as control:
+        # No kept-alive connections: the exchange closes one idle for 5 s (uvicorn's default),
+        # and a control call sent on it as it closes fails "disconnected without a response".
+        no_reuse = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=f"{base_url}/_sim", timeout=10, limits=no_reuse) as control:
             _wait_healthy(process, control, log)
             known = list(ACCOUNTS[:1]) if accounts is None else accounts
             yield PaperExchange(base_url, KEY_ID, SECRET_KEY, control, known)
