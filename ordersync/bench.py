@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 
 from core.enums import OPEN_STATUSES, BrokerKind, OrderStatus
 from models.db import make_engine
+from models.ledger import Position
 from models.orders import Account, Fill, InvalidTaskCall, Order, OrderEvent
 from ordersync import bench_faults, bench_sweep
 from ordersync.bench_venue import BenchVenue, TruthFill, TruthOrder, VenueRefused, venue_for
@@ -252,35 +253,27 @@ def order_differences(truth: TruthOrder, local: LocalOrder) -> list[str]:
 
 
 def compare(
-    truth: list[TruthOrder], orders: dict[str, LocalOrder], fills: list[LocalFill]
-) -> dict[str, Any]:
+    truth: list[TruthOrder], orders: dict[str, LocalOrder], fills: list[LocalFill], *,
+    fills_derived: bool = False,
+) -> dict[str, Any]:  # fmt: skip
     """Fills matched by broker fill id (the venue's fill id as ordersync records it) or, for
     one recorded from the stream under its execution id, by the order's filled quantity
-    with it; orders by client id."""
+    with it; at a venue whose fills ordersync derives (``fills_derived``), per order by
+    quantity and average; orders by client id."""
     local_fills: dict[str, list[LocalFill]] = defaultdict(list)
     for fill in fills:
         local_fills[fill.client_order_id].append(fill)
     missed = duplicate = mismatched_fills = 0
     mismatches: list[dict[str, Any]] = []
     truth_ids = set()
+    match = by_cumulative if fills_derived else by_fill_id
     for order in truth:
         client_order_id = order.client_order_id
         truth_ids.add(client_order_id)
-        truth_fills = {fill.id: fill for fill in order.fills}
-        by_cum = dict(zip(itertools.accumulate(f.qty for f in order.fills),
-                          truth_fills, strict=True))  # fmt: skip
         local = orders.get(client_order_id)
-        ids = {id(fill): _truth_id(fill, truth_fills, by_cum)
-               for fill in local_fills[client_order_id]}  # fmt: skip
-        seen = Counter(ids.values())
-        missed += sum(1 for fill_id in truth_fills if fill_id not in seen)
-        for fill in local_fills[client_order_id]:
-            expected = truth_fills.get(ids[id(fill)])
-            if expected is None:
-                duplicate += 1
-            elif fill.quantity != expected.qty or fill.price != expected.price:
-                mismatched_fills += 1
-        duplicate += sum(count - 1 for count in seen.values())
+        counts = match(order, local_fills[client_order_id])
+        missed, duplicate = missed + counts[0], duplicate + counts[1]
+        mismatched_fills += counts[2]
         reasons = ["missing locally"] if local is None else order_differences(order, local)
         if reasons:
             mismatches.append(
@@ -302,6 +295,71 @@ def compare(
         "exchange_fills": sum(len(order.fills) for order in truth),
         "local_fills": len(fills),
     }
+
+
+def by_fill_id(order: TruthOrder, local: list[LocalFill]) -> tuple[int, int, int]:
+    """(missed, duplicate, mismatched) fills of one order, matched by fill id."""
+    truth_fills = {fill.id: fill for fill in order.fills}
+    by_cum = dict(zip(itertools.accumulate(f.qty for f in order.fills),
+                      truth_fills, strict=True))  # fmt: skip
+    ids = {id(fill): _truth_id(fill, truth_fills, by_cum) for fill in local}
+    seen = Counter(ids.values())
+    missed = sum(1 for fill_id in truth_fills if fill_id not in seen)
+    duplicate = mismatched = 0
+    for fill in local:
+        expected = truth_fills.get(ids[id(fill)])
+        if expected is None:
+            duplicate += 1
+        elif fill.quantity != expected.qty or fill.price != expected.price:
+            mismatched += 1
+    return missed, duplicate + sum(count - 1 for count in seen.values()), mismatched
+
+
+def by_cumulative(order: TruthOrder, local: list[LocalFill]) -> tuple[int, int, int]:
+    """(missed, duplicate, mismatched) fills of one order whose fills ordersync derives:
+    each recorded once; short of the exchange's filled quantity a miss, past it a
+    duplicate; a step ending at a quantity the exchange's fills never reached, or all of
+    them at another average than the exchange's (each step's price is rounded), a mismatch."""
+    ids = Counter(fill.broker_fill_id for fill in local)
+    unique = sorted({f.broker_fill_id: f for f in local}.values(), key=lambda f: f.recorded_at)
+    quantity = sum((fill.quantity for fill in unique), Decimal(0))
+    reached = set(itertools.accumulate(fill.qty for fill in order.fills))
+    steps = itertools.accumulate(fill.quantity for fill in unique)
+    mismatched = sum(1 for step in steps if step not in reached)
+    if quantity and order.average_price is not None:
+        average = sum((f.quantity * f.price for f in unique), Decimal(0)) / quantity
+        mismatched += abs(average - order.average_price) > AVG_PRICE_TOLERANCE * len(unique)
+    duplicate = sum(count - 1 for count in ids.values()) + (quantity > order.filled)
+    return int(quantity < order.filled), duplicate, mismatched
+
+
+def load_positions(engine: Engine, accounts: list[str]) -> dict[str, Decimal]:
+    """The ledger's position per symbol, summed over these accounts."""
+    query = (
+        select(Position.symbol, func.sum(Position.quantity))
+        .join(Account, Account.id == Position.account_id)
+        .where(Account.name.in_(accounts))
+        .group_by(Position.symbol)
+    )
+    with engine.connect() as connection:
+        return {symbol: Decimal(qty) for symbol, qty in connection.execute(query)}
+
+
+def position_differences(truth: list[TruthOrder], before: dict[str, Decimal],
+                         after: dict[str, Decimal]) -> dict[str, Any]:  # fmt: skip
+    """Per symbol, what the ledger's positions moved by during the run against what the
+    exchange's fills of the run's orders moved them by."""
+    moved: dict[str, Decimal] = defaultdict(Decimal)
+    for order in truth:
+        moved[order.symbol] += order.signed_filled
+    differences = [
+        {"symbol": symbol, "local": str(after.get(symbol, 0) - before.get(symbol, 0)),
+         "exchange": str(moved[symbol])}
+        for symbol in sorted(set(moved) | set(after) | set(before))
+        if after.get(symbol, 0) - before.get(symbol, 0) != moved[symbol]
+    ]  # fmt: skip
+    return {"position_mismatches": len(differences),
+            "position_mismatch_examples": differences[:SHOWN_MISMATCHES]}  # fmt: skip
 
 
 def doubled_orders(truth: list[TruthOrder]) -> dict[str, Any]:
@@ -406,19 +464,22 @@ def print_table(result: dict[str, Any], phase: str | None = None) -> None:
     table.add_column("value", justify="right")
     for key in (
         "missed_fills", "duplicate_fills", "duplicate_orders", "mismatched_orders",
-        "mismatched_fills", "incomplete_orders", "dropped", "late", "exits_refused",
-        "broker_refused", "rate_limited_requests",
+        "mismatched_fills", "position_mismatches", "incomplete_orders", "dropped", "late",
+        "exits_refused", "broker_refused", "rate_limited_requests",
         "latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s",
         "broker_requests_per_order", "broker_weight_per_order", "orders_per_s", "sent_per_s",
         "drain_s", "wall_s",
     ):  # fmt: skip
-        if key == "broker_weight_per_order" and key not in result:
-            continue  # a venue that does not weigh its requests
+        if key in ("broker_weight_per_order", "position_mismatches") and key not in result:
+            continue  # a venue that does not weigh its requests, or compare positions
         value = result.get(key)
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
     for cause, count in result.get("dropped_by_cause", {}).items():
         console.print(f"  dropped {count}: {cause}")
+    for moved in result.get("position_mismatch_examples", []):
+        console.print(f"  {moved['symbol']}: position moved {moved['local']} here, "
+                      f"{moved['exchange']} at the exchange")  # fmt: skip
     for doubled in result.get("duplicate_order_examples", []):
         ids = ", ".join(doubled["broker_order_ids"])
         console.print(f"  {doubled['client_order_id']}: placed more than once ({ids})")
@@ -460,6 +521,8 @@ class BenchBroker(StrEnum):
     ALPACA = "alpaca"
     BINANCE = "binance"
     COINBASE = "coinbase"
+    TRADIER = "tradier"
+    OANDA = "oanda"
 
 
 def bench_venue(kind: BrokerKind, *, stream: bool, sweep_orders: int) -> BenchVenue:
@@ -548,6 +611,7 @@ def send_and_compare(
     """The order benchmark: send N orders by task name, wait until they are complete, compare."""
     n, venue = options.orders, options.venue
     before = sim.get("/requests").json()
+    positions_before = load_positions(engine, stack.accounts) if venue.positions else {}
     sending_s = n / options.rate if options.rate else 0.0
     chaos = (bench_faults.Chaos(stack, sim, sending_s, venue.exchange_faults)
              if options.faults else None)  # fmt: skip
@@ -577,8 +641,14 @@ def send_and_compare(
     kills = chaos.kill_times() if chaos is not None else []
     recovered = recovery(kills, engine, prefix, sent.pop("sent_at", {}))
     first, last = float(sent["first_send"]), float(sent["last_send"])
+    positions = (
+        position_differences(truth, positions_before, load_positions(engine, stack.accounts))
+        if venue.positions
+        else {}
+    )
     return {
-        **compare(truth, orders, fills),
+        **compare(truth, orders, fills, fills_derived=venue.fills_derived),
+        **positions,
         **drops(truth, orders, refused, [f"{prefix}{i}" for i in range(n)]),
         **latencies(fills),
         **({"faults": chaos.report()} if chaos is not None else {}),
@@ -742,7 +812,7 @@ def failed(result: dict[str, Any]) -> bool:
     if silent:
         return True
     counts = ("missed_fills", "duplicate_fills", "duplicate_orders", "mismatched_orders",
-              "mismatched_fills", "late")  # fmt: skip
+              "mismatched_fills", "position_mismatches", "late")  # fmt: skip
     if "sweep" in result and bench_sweep.failed(result["sweep"]):
         return True
     if "polling" in result:
@@ -785,7 +855,9 @@ def bench_command(
             help="Each account's limit, at the exchange and here (default: the venue's, "
             f"{RATE_LIMIT_PER_MIN} at Alpaca); binance: the request weight of the bench's "
             "address, which its accounts share (6000, as Binance's); coinbase: each key's, "
-            "enforced a second (1800: 30 a second, as Coinbase's).",
+            "enforced a second (1800: 30 a second, as Coinbase's); tradier: each token's "
+            "read bucket (120, as Tradier's in production; orders have their own, 60); "
+            "oanda: each token's, enforced a second (6000: 100 a second, as OANDA's).",
             show_default=False,
         ),
     ] = None,

@@ -11,8 +11,8 @@ Every ``client_order_id`` is ``<prefix><n>``, so the run's orders can be found.
 ``--venue`` says what may be traded (ordersync's ``bench_venue`` writes it for the broker):
 ``{"symbols": {"BTCUSDT": {"step": "0.00001", "min_steps": 23, "max_steps": 230,
 "tick": "0.01"}, ...}, "buy_fee_rate": "0.001"}``: quantities ``step * k``, limit prices on
-``tick``, and the part of a buy the venue keeps in the asset bought (an exit sells what is
-left, down to the step).
+``tick``, the part of a buy the venue keeps in the asset bought (an exit sells what is left,
+down to the step), and ``"long_only": true`` for a venue that sells only what is held.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def order_kwargs(
     """The n-th order's task arguments, and whether it is to be canceled later."""
     symbol = rng.choice(list(venue["symbols"]))
     terms = venue["symbols"][symbol]
-    side = "buy" if turn % 2 == 0 else "sell"  # each account buys and sells in turn
+    # Each account buys and sells in turn; at a venue that sells only what is held
+    # (``long_only``) it only buys, and sells in round trips.
+    side = "buy" if turn % 2 == 0 or venue.get("long_only") else "sell"
     quantity = Decimal(terms["step"]) * rng.randint(terms["min_steps"], terms["max_steps"])
     kwargs: dict[str, Any] = {
         "account": account, "symbol": symbol, "side": side,

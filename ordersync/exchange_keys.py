@@ -1,7 +1,8 @@
 """The key pairs the stack makes for its accounts at a paper exchange it starts, and the
 exchange's environment that makes them accounts of the venue: Alpaca and Binance keys are
 shared secrets, a Coinbase key is a name and an EC key pair of which the exchange gets only
-the public half (as Coinbase registers a CDP key)."""
+the public half (as Coinbase registers a CDP key), a Tradier or OANDA account is an account
+number or id with the access token bound to it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from core.enums import BrokerKind
 
 # The organization in the names of the stack's Coinbase keys (organizations/<org>/apiKeys/<id>).
 COINBASE_ORGANIZATION = "ordersync-paper"
+# Tradier's account numbers (VA00000000) and OANDA's v20 account ids (101-004-1234567-001).
+ACCOUNT_IDS = {BrokerKind.TRADIER: "VA{:08d}", BrokerKind.OANDA: "101-004-{:07d}-001"}
 
 
 class ExchangeKeysError(RuntimeError):
@@ -28,6 +31,10 @@ def new_key_pairs(broker: BrokerKind, names: Iterable[str]) -> dict[str, tuple[s
     account's ``_KEY_ID`` and ``_SECRET_KEY`` slots."""
     if broker is BrokerKind.COINBASE:
         return {name: coinbase_key_pair() for name in names}
+    if broker in ACCOUNT_IDS:  # an account number or id (distinct), and its token
+        first = secrets.randbelow(10**6)
+        return {name: (ACCOUNT_IDS[broker].format(first + n), secrets.token_hex(24))
+                for n, name in enumerate(names)}  # fmt: skip
     return {name: (secrets.token_hex(12), secrets.token_hex(24)) for name in names}
 
 
@@ -64,6 +71,10 @@ def exchange_accounts_env(
         return {"ORDERSYNC_SIM_BINANCE_ACCOUNTS": joined}
     if broker is BrokerKind.COINBASE:
         return {"ORDERSYNC_SIM_COINBASE_ACCOUNTS": coinbase_accounts(pairs, key_dir)}
+    if broker is BrokerKind.TRADIER:
+        return {"ORDERSYNC_SIM_TRADIER_ACCOUNTS": joined}
+    if broker is BrokerKind.OANDA:
+        return {"ORDERSYNC_SIM_OANDA_ACCOUNTS": joined}
     if broker is not BrokerKind.ALPACA:
         raise ExchangeKeysError(f"the paper exchange has no {broker.value} accounts to start")
     (first_key, first_secret), *more = pairs

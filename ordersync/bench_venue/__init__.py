@@ -11,6 +11,8 @@ from ordersync.bench_venue.alpaca import AlpacaVenue
 from ordersync.bench_venue.base import BenchVenue, TruthFill, TruthOrder, VenueRefused
 from ordersync.bench_venue.binance import BinanceVenue
 from ordersync.bench_venue.coinbase import CoinbaseVenue
+from ordersync.bench_venue.oanda import OandaVenue
+from ordersync.bench_venue.tradier import TradierVenue
 
 __all__ = ["VENUES", "BenchVenue", "TruthFill", "TruthOrder", "VenueRefused", "venue_for"]
 
@@ -18,6 +20,8 @@ VENUES: dict[BrokerKind, type[BenchVenue]] = {
     BrokerKind.ALPACA: AlpacaVenue,
     BrokerKind.BINANCE: BinanceVenue,
     BrokerKind.COINBASE: CoinbaseVenue,
+    BrokerKind.TRADIER: TradierVenue,
+    BrokerKind.OANDA: OandaVenue,
 }
 
 

@@ -36,6 +36,10 @@ class TruthOrder:
     created_at: datetime
     fills: tuple[TruthFill, ...]
     status_problem: str | None = None  # why ``status`` is None
+    # Where the venue's positions are compared (``BenchVenue.positions``): its symbol as
+    # ordersync records it, and what its fills moved the position by (sells negative).
+    symbol: str = ""
+    signed_filled: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,7 @@ class SymbolTerms:
 
 
 # The sections ``/_sim/truth`` adds to an order placed through a dialect other than Alpaca's.
-DIALECTS = ("binance", "coinbase")
+DIALECTS = ("binance", "coinbase", "tradier", "oanda")
 
 
 class VenueRefused(ValueError):
@@ -67,6 +71,12 @@ class BenchVenue(ABC):
     rate_limit_per_min: ClassVar[int]
     streams: ClassVar[bool] = False  # ordersync has a stream for it (``--stream``)
     sweeps: ClassVar[bool] = False  # the sweep benchmark can seed its orders
+    # The venue lists no executions: ordersync derives fills from an order's cumulative
+    # figures, so they are compared per order (quantity, average), not by fill id.
+    fills_derived: ClassVar[bool] = False
+    # The run's positions are compared: what ordersync's ledger moved by, per symbol, with
+    # what the exchange's fills of the run's orders moved them by (``TruthOrder.symbol``).
+    positions: ClassVar[bool] = False
     # ``--faults``: what the exchange does to this venue's routes (PUT /_sim/faults).
     exchange_faults: ClassVar[Json]
     routes: ClassVar[str]  # what the paths of the venue's routes start with ("/api/v3/")
@@ -126,3 +136,8 @@ class BenchVenue(ABC):
     def stream_faults(self, faults: Json) -> Json:
         """Of ``--stream-faults``, what this venue's stream takes (its wire's own statuses)."""
         return faults
+
+
+def stream_only(faults: Json) -> Json:
+    """The stream's own faults: Alpaca's rare statuses have no form on another venue's wire."""
+    return {key: value for key, value in faults.items() if key.startswith("stream_")}

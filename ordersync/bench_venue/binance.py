@@ -15,7 +15,14 @@ from brokers.binance.paper.symbols import PAIRS, Pair
 from brokers.binance.parse import STATUS_MAP, broker_id
 from core.enums import BrokerKind
 from ordersync.bench_faults import EXCHANGE_FAULTS
-from ordersync.bench_venue.base import BenchVenue, Json, SymbolTerms, TruthFill, TruthOrder
+from ordersync.bench_venue.base import (
+    BenchVenue,
+    Json,
+    SymbolTerms,
+    TruthFill,
+    TruthOrder,
+    stream_only,
+)
 from ordersync.bench_venue.coinbase import CoinbaseVenue
 
 ENGINE_PREFIX = "binance:"  # the engine's name of a pair: ``binance:BTCUSDT``
@@ -49,8 +56,7 @@ class BinanceVenue(BenchVenue):
         return messages
 
     def stream_faults(self, faults: Json) -> Json:
-        """The stream's own faults: Alpaca's rare statuses have no executionReport form."""
-        return {key: value for key, value in faults.items() if key.startswith("stream_")}
+        return stream_only(faults)
 
     def prepare(self, sim: httpx.Client, rate_limit_per_min: int) -> None:
         """The exchange's weight limit (it has no option for it on its command line)."""

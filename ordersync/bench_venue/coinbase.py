@@ -16,7 +16,14 @@ from brokers.coinbase.parse import order_status
 from brokers.coinbase.values import ParseError, when
 from core.enums import BrokerKind
 from ordersync.bench_faults import EXCHANGE_FAULTS
-from ordersync.bench_venue.base import BenchVenue, Json, SymbolTerms, TruthFill, TruthOrder
+from ordersync.bench_venue.base import (
+    BenchVenue,
+    Json,
+    SymbolTerms,
+    TruthFill,
+    TruthOrder,
+    stream_only,
+)
 
 # The smallest order is worth this many quote_min_size at the market: a resting buy at half
 # the market (and the market's drift) is still above the minimum.
@@ -45,8 +52,7 @@ class CoinbaseVenue(BenchVenue):
         return messages
 
     def stream_faults(self, faults: Json) -> Json:
-        """The channel's own faults: Alpaca's rare statuses have no user-channel form."""
-        return {key: value for key, value in faults.items() if key.startswith("stream_")}
+        return stream_only(faults)
 
     def prepare(self, sim: httpx.Client, rate_limit_per_min: int) -> None:
         """The exchange's limit per key a second (it has no option for it on its command

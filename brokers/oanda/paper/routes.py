@@ -68,8 +68,9 @@ def build_oanda_router(sim: Sim) -> APIRouter:
         method, path = request.method, request.url.path
         stats = sim.stats
         stats.total += 1
-        route = request.scope.get("route")
-        stats.by_route[f"{method} {getattr(route, 'path', path)}"] += 1
+        route = request.scope.get("route")  # its path is below the prefix
+        template = getattr(route, "path", None)
+        stats.by_route[f"{method} {path if template is None else PREFIX + template}"] += 1
         faults = sim.faults
         applies = faults.applies(method, path)
         if applies and (delay := faults.latency_s()) > 0:

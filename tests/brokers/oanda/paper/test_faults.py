@@ -72,3 +72,11 @@ def test_orders_cancelled_as_made_and_forgotten_orders_are_in_the_truth(
     oanda_exchange.forget(truth["lost"]["id"])
     assert api.get("/orders/@lost").json()["errorCode"] == "ORDER_DOESNT_EXIST"
     assert "lost" in {o["oanda"]["client_id"] for o in oanda_exchange.truth() if "oanda" in o}
+
+
+def test_requests_are_counted_by_their_full_route(
+    oanda_exchange: PaperExchange, api: httpx.Client
+) -> None:
+    """As every other dialect's: ``METHOD /v3/...`` with the route's template."""
+    api.get("/summary").raise_for_status()
+    assert oanda_exchange.requests()["by_route"] == {"GET /v3/accounts/{account_id}/summary": 1}
