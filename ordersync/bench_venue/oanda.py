@@ -5,6 +5,7 @@ OANDA. Each fill is an ORDER_FILL transaction, its id the fill id ordersync reco
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import ClassVar
 
@@ -95,7 +96,7 @@ def terms(instrument: Instrument, price: Decimal) -> SymbolTerms:
     size and at most its maximum order units; limit prices on its display precision."""
     step, worth = instrument.lot, usd_per_unit(instrument, price)
     low, high = (max(instrument.minimum_trade_size, usd / worth) for usd in ORDER_USD)
-    min_steps = int((low / step).to_integral_value())
+    min_steps = math.ceil(low / step)
     max_steps = int(min(high, instrument.maximum_order_units) / step)
     return SymbolTerms(step=step, min_steps=max(1, min_steps), max_steps=max(min_steps, max_steps),
                        tick=instrument.tick)  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,15 +10,18 @@ import typer
 
 from core.enums import BrokerKind
 from ordersync.bench import bench_venue
-from ordersync.bench_venue import VenueRefused, venue_for
-from ordersync.exchange_keys import exchange_accounts_env
+from ordersync.bench_venue import VENUES, VenueRefused, venue_for
+from ordersync.exchange_keys import exchange_accounts_env, new_key_pairs
 
 
-def test_each_broker_with_a_paper_dialect_has_a_venue_and_another_is_refused_by_name() -> None:
-    for kind in (BrokerKind.ALPACA, BrokerKind.BINANCE, BrokerKind.COINBASE):
+def test_each_broker_with_a_paper_dialect_has_a_venue_and_another_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for kind in BrokerKind:
         assert venue_for(kind).kind is kind
-    with pytest.raises(VenueRefused, match="no venue for 'tradier'"):
-        venue_for(BrokerKind.TRADIER)
+    monkeypatch.delitem(VENUES, BrokerKind.OANDA)
+    with pytest.raises(VenueRefused, match="no venue for 'oanda'"):
+        venue_for(BrokerKind.OANDA)
 
 
 def test_binance_streams_and_its_sweep_is_refused_with_what_to_do() -> None:
@@ -42,3 +46,15 @@ def test_the_exchange_gets_the_key_pairs_as_accounts_of_the_venue() -> None:
         "ORDERSYNC_SIM_KEY_ID": "k1", "ORDERSYNC_SIM_SECRET_KEY": "s1",
         "ORDERSYNC_SIM_ACCOUNTS": "k2:s2",
     }  # fmt: skip
+
+
+def test_tradier_and_oanda_accounts_are_numbers_with_tokens_bound_to_them() -> None:
+    for kind, variable, shape in (
+        (BrokerKind.TRADIER, "ORDERSYNC_SIM_TRADIER_ACCOUNTS", r"VA\d{8}"),
+        (BrokerKind.OANDA, "ORDERSYNC_SIM_OANDA_ACCOUNTS", r"101-004-\d{7}-001"),
+    ):
+        pairs = new_key_pairs(kind, ["a", "b"])
+        assert all(re.fullmatch(shape, number) for number, _ in pairs.values())
+        assert len({number for number, _ in pairs.values()}) == 2
+        env = exchange_accounts_env(kind, list(pairs.values()), Path("unused"))
+        assert env == {variable: ",".join(f"{n}:{t}" for n, t in pairs.values())}
