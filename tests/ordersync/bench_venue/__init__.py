@@ -27,6 +27,20 @@ def control_api(prices: dict[str, str], faults: dict[str, Any]) -> httpx.Client:
     return httpx.Client(base_url="http://sim/_sim", transport=httpx.MockTransport(answer))
 
 
+def prepared(venue: BenchVenue, *limits: int) -> list[object]:
+    """What ``venue.prepare`` puts to ``/_sim/faults`` for each run's limit a minute."""
+    put: list[object] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        put.append(json.loads(request.content))
+        return httpx.Response(200, json={})
+
+    with httpx.Client(base_url="http://sim/_sim", transport=httpx.MockTransport(answer)) as sim:
+        for limit in limits:
+            venue.prepare(sim, limit)
+    return put
+
+
 def sender_orders(venue: BenchVenue, sim: httpx.Client, mix: str, n: int) -> list[dict[str, Any]]:
     """Every task the sender sends for ``n`` orders of ``mix`` at ``venue`` (two accounts)."""
     args = bench_sender.argparse.Namespace(

@@ -8,7 +8,6 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from brokers.coinbase.build import place_body
@@ -23,6 +22,7 @@ from tests.ordersync.bench_venue import (
     LIMIT_FACTORS,
     control_api,
     limit_prices,
+    prepared,
     recorded_under,
     round_trips,
 )
@@ -184,14 +184,5 @@ def test_requests_are_the_brokerage_routes_and_binance_does_not_count_them() -> 
 
 
 def test_the_exchanges_limit_a_second_is_the_runs_a_minute() -> None:
-    put: list[object] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        put.append(json.loads(request.content))
-        return httpx.Response(200, json={})
-
-    with httpx.Client(base_url="http://sim/_sim", transport=httpx.MockTransport(answer)) as sim:
-        CoinbaseVenue().prepare(sim, CoinbaseVenue.rate_limit_per_min)
-        CoinbaseVenue().prepare(sim, 600)
-        CoinbaseVenue().prepare(sim, 20)
+    put = prepared(CoinbaseVenue(), CoinbaseVenue.rate_limit_per_min, 600, 20)
     assert put == [{"coinbase_requests_per_s": n} for n in (30, 10, 1)]

@@ -5,11 +5,9 @@ requests are the /v3 routes."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 import typer
 
@@ -19,7 +17,13 @@ from brokers.values import decimal_str
 from core.enums import BrokerKind, OrderStatus
 from ordersync.bench import bench_venue
 from ordersync.bench_venue.oanda import ORDER_USD, OandaVenue, terms, usd_per_unit
-from tests.ordersync.bench_venue import LIMIT_FACTORS, control_api, limit_prices, recorded_under
+from tests.ordersync.bench_venue import (
+    LIMIT_FACTORS,
+    control_api,
+    limit_prices,
+    prepared,
+    recorded_under,
+)
 from tests.ordersync.bench_venue import sender_orders as send_at
 
 
@@ -113,15 +117,7 @@ def test_requests_are_the_v3_routes_and_the_exchanges_limit_a_second_the_runs_a_
                                       "GET /v3/accounts/{account_id}/transactions/sinceid": 3,
                                       "POST /v1/accounts/{account_id}/orders": 2}}  # fmt: skip
     assert OandaVenue().requests(stats) == 7
-    put: list[object] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        put.append(json.loads(request.content))
-        return httpx.Response(200, json={})
-
-    with httpx.Client(base_url="http://sim/_sim", transport=httpx.MockTransport(answer)) as sim:
-        OandaVenue().prepare(sim, OandaVenue.rate_limit_per_min)
-        OandaVenue().prepare(sim, 30)
+    put = prepared(OandaVenue(), OandaVenue.rate_limit_per_min, 30)
     assert put == [{"oanda_requests_per_s": 100}, {"oanda_requests_per_s": 1}]
 
 

@@ -5,13 +5,11 @@ compared per order, its requests are the /v1 routes."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 import typer
 
@@ -24,7 +22,7 @@ from ordersync.bench import LocalFill, LocalOrder, bench_venue, compare, positio
 from ordersync.bench_venue import TruthOrder
 from ordersync.bench_venue.alpaca import SYMBOLS
 from ordersync.bench_venue.tradier import TradierVenue
-from tests.ordersync.bench_venue import control_api, round_trips
+from tests.ordersync.bench_venue import control_api, prepared, round_trips
 from tests.ordersync.bench_venue import sender_orders as send_at
 
 T0 = datetime(2026, 1, 5, 15, 30, tzinfo=UTC)
@@ -165,14 +163,7 @@ def test_requests_are_the_v1_routes_and_the_read_bucket_is_the_runs_limit() -> N
                                       "GET /v1/accounts/{account_id}/orders/{order_id}": 3,
                                       "GET /v2/orders": 2}}  # fmt: skip
     assert TradierVenue().requests(stats) == 7
-    put: list[object] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        put.append(json.loads(request.content))
-        return httpx.Response(200, json={})
-
-    with httpx.Client(base_url="http://sim/_sim", transport=httpx.MockTransport(answer)) as sim:
-        TradierVenue().prepare(sim, TradierVenue.rate_limit_per_min)
+    put = prepared(TradierVenue(), TradierVenue.rate_limit_per_min)
     assert put == [{"tradier_reads_per_min": 120}]
 
 
