@@ -285,6 +285,69 @@ def test_bench_runs_mixed_orders_at_coinbase_end_to_end(tmp_path: Path) -> None:
     assert "ordersync bench --broker coinbase" in result.stdout
 
 
+@pytest.mark.integration
+@pytest.mark.skipif(not TASKS_EXIST, reason="the worker's tasks are not built yet")
+def test_bench_runs_mixed_orders_at_tradier_end_to_end(tmp_path: Path) -> None:
+    """Tradier accounts made by the stack (account numbers with their tokens bound at the
+    exchange); market orders and limits that fill or are canceled, all buys; the truth read
+    from its Tradier part, derived fills compared per order, positions with the ledger's;
+    requests of its /v1 routes within its 120 reads a minute."""
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "ORDERSYNC_VAR_DIR": str(tmp_path / "var")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ordersync", "bench", "--broker", "tradier", "--orders", "10",
+         "--mix", "mixed", "--json", str(out), "--workers", "1", "--deadline-s", "90"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert out.exists(), result.stderr
+    figures = json.loads(out.read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (figures["settings"]["broker"], figures["settings"]["rate_limit_per_min"]) == (
+        "tradier", 120)  # fmt: skip
+    assert (figures["missed_fills"], figures["duplicate_fills"]) == (0, 0), figures
+    assert figures["mismatched_orders"] == figures["mismatched_fills"] == 0, figures["mismatches"]
+    assert figures["position_mismatches"] == 0, figures["position_mismatch_examples"]
+    assert figures["exchange_orders"] == 10  # every order placed, none refused
+    assert figures["broker_refused"] == figures["dropped"] == 0
+    assert figures["local_fills"] > 0
+    routes = figures["broker_requests_by_route"]
+    assert routes["POST /v1/accounts/{account_id}/orders"] >= 10
+    assert routes["DELETE /v1/accounts/{account_id}/orders/{order_id}"] >= 2  # resting limits
+    assert all(" /v1/accounts/" in route for route in routes)
+    assert "ordersync bench --broker tradier" in result.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not TASKS_EXIST, reason="the worker's tasks are not built yet")
+def test_bench_runs_round_trips_at_oanda_end_to_end(tmp_path: Path) -> None:
+    """OANDA accounts made by the stack (v20 account ids with their tokens); round trips of
+    its instruments in whole units; the truth read from its OANDA part, fills by ORDER_FILL
+    transaction id, positions with the ledger's; requests of its /v3 routes."""
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "ORDERSYNC_VAR_DIR": str(tmp_path / "var")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ordersync", "bench", "--broker", "oanda", "--orders", "10",
+         "--mix", "roundtrip", "--exit-after-s", "0.5", "--json", str(out), "--workers", "1",
+         "--deadline-s", "90"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert out.exists(), result.stderr
+    figures = json.loads(out.read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (figures["settings"]["broker"], figures["settings"]["rate_limit_per_min"]) == (
+        "oanda", 6000)  # fmt: skip
+    assert (figures["missed_fills"], figures["duplicate_fills"]) == (0, 0), figures
+    assert figures["mismatched_orders"] == 0, figures["mismatches"]
+    assert figures["position_mismatches"] == 0, figures["position_mismatch_examples"]
+    assert figures["exchange_orders"] == 10  # every entry and exit placed, none refused
+    assert figures["exits_refused"] == figures["broker_refused"] == 0
+    assert figures["exchange_fills"] == figures["local_fills"] >= 10
+    routes = figures["broker_requests_by_route"]
+    assert routes["POST /v3/accounts/{account_id}/orders"] >= 10
+    assert all(" /v3/accounts/" in route for route in routes)
+    assert "ordersync bench --broker oanda" in result.stdout
+
+
 def test_the_sweep_is_refused_at_binance_before_anything_starts(tmp_path: Path) -> None:
     found = CliRunner().invoke(app, ["bench", "--broker", "binance", "--sweep-orders", "10",
                                      "--json", str(tmp_path / "b.json")])  # fmt: skip
