@@ -3,6 +3,7 @@ a Coinbase key's public half reaches the exchange, its private half only ordersy
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from brokers.coinbase.paper.auth import authenticate, load_public_key
 from brokers.coinbase.paper.errors import Unauthorized
 from brokers.paper.cli import parse_coinbase_keys
 from core.enums import BrokerKind
-from ordersync.exchange_keys import ExchangeKeysError, exchange_accounts_env, new_key_pairs
+from ordersync.exchange_keys import exchange_accounts_env, new_key_pairs
 
 NOW_S = 1_767_627_000
 HOST = "127.0.0.1:8765"
@@ -55,6 +56,13 @@ def test_the_exchange_gets_each_coinbase_keys_public_half_and_checks_its_signatu
         authenticate(f"Bearer {forged}", "POST", HOST, PATH, keys, NOW_S)
 
 
-def test_a_venue_without_paper_accounts_is_refused_by_name(tmp_path: Path) -> None:
-    with pytest.raises(ExchangeKeysError, match="no tradier accounts"):
-        exchange_accounts_env(BrokerKind.TRADIER, [("k", "s")], tmp_path)
+def test_tradier_and_oanda_accounts_are_numbers_with_tokens_bound_to_them(tmp_path: Path) -> None:
+    for kind, variable, shape in (
+        (BrokerKind.TRADIER, "ORDERSYNC_SIM_TRADIER_ACCOUNTS", r"VA\d{8}"),
+        (BrokerKind.OANDA, "ORDERSYNC_SIM_OANDA_ACCOUNTS", r"101-004-\d{7}-001"),
+    ):
+        pairs = new_key_pairs(kind, ["a", "b"])
+        assert all(re.fullmatch(shape, number) for number, _ in pairs.values())
+        assert len({number for number, _ in pairs.values()}) == 2
+        env = exchange_accounts_env(kind, list(pairs.values()), tmp_path)
+        assert env == {variable: ",".join(f"{n}:{t}" for n, t in pairs.values())}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import typer
 from core.enums import BrokerKind
 from ordersync.bench import bench_venue
 from ordersync.bench_venue import VENUES, VenueRefused, venue_for
-from ordersync.exchange_keys import exchange_accounts_env, new_key_pairs
+from ordersync.exchange_keys import exchange_accounts_env
 
 
 def test_each_broker_with_a_paper_dialect_has_a_venue_and_another_is_refused_by_name(
@@ -46,15 +45,3 @@ def test_the_exchange_gets_the_key_pairs_as_accounts_of_the_venue() -> None:
         "ORDERSYNC_SIM_KEY_ID": "k1", "ORDERSYNC_SIM_SECRET_KEY": "s1",
         "ORDERSYNC_SIM_ACCOUNTS": "k2:s2",
     }  # fmt: skip
-
-
-def test_tradier_and_oanda_accounts_are_numbers_with_tokens_bound_to_them() -> None:
-    for kind, variable, shape in (
-        (BrokerKind.TRADIER, "ORDERSYNC_SIM_TRADIER_ACCOUNTS", r"VA\d{8}"),
-        (BrokerKind.OANDA, "ORDERSYNC_SIM_OANDA_ACCOUNTS", r"101-004-\d{7}-001"),
-    ):
-        pairs = new_key_pairs(kind, ["a", "b"])
-        assert all(re.fullmatch(shape, number) for number, _ in pairs.values())
-        assert len({number for number, _ in pairs.values()}) == 2
-        env = exchange_accounts_env(kind, list(pairs.values()), Path("unused"))
-        assert env == {variable: ",".join(f"{n}:{t}" for n, t in pairs.values())}
