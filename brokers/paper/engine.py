@@ -82,6 +82,7 @@ class Listing:
     tick: Decimal
     lot: Decimal
     rules: VenueRules = NEUTRAL
+    whole_fills: bool = False  # the venue fills an order in one execution (OANDA), never parts
 
 
 class DuplicateClientOrderIdError(Exception):
@@ -809,6 +810,9 @@ class Engine:
     def _parts(self, order: Order) -> list[Decimal]:
         """The parts to fill: quantities, or a notional order's dollars (its last part
         spends what is left)."""
+        listing = self.listings.get(order.symbol)
+        if listing is not None and listing.whole_fills:
+            return [order.leaves_qty]
         if order.notional is None:
             return self._split(order.leaves_qty, self.book(order.symbol).lot)
         return notional.parts(self._split(notional.whole_cents(order)))

@@ -48,7 +48,7 @@ class Instrument:
 
     @property
     def listing(self) -> Listing:
-        return Listing(self.price, self.tick, self.lot)
+        return Listing(self.price, self.tick, self.lot, whole_fills=True)  # one ORDER_FILL an order
 
     def price_str(self, price: Decimal) -> str:
         return f"{price.quantize(self.tick):f}"

@@ -22,12 +22,10 @@ def oanda_exchange_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture
 def oanda_exchange(oanda_exchange_process: PaperExchange) -> PaperExchange:
-    """Emptied, without faults, its market frozen at EUR_USD 1.08000 and USD_JPY 150.000,
-    and fills whole (OANDA fills an order in one transaction)."""
+    """Emptied, without faults, its market frozen at EUR_USD 1.08000 and USD_JPY 150.000."""
     exchange = oanda_exchange_process
     exchange.reset()
     exchange.clear_faults()
-    exchange.set_faults(partial_fill_probability=0.0)
     exchange.freeze_market()
     exchange.set_price("oanda:EUR_USD", "1.08000")
     exchange.set_price("oanda:USD_JPY", "150.000")

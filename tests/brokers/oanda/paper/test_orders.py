@@ -148,3 +148,19 @@ def test_pending_orders_that_cannot_rest_end_in_their_batch(
     assert filled
     gtd = _place(api, "10", "gtd", "LIMIT", "1.05000", timeInForce="GTD")
     assert gtd.json()["errorCode"] == "TIME_IN_FORCE_INVALID"
+
+
+def test_an_order_fills_in_one_transaction_whatever_the_partial_fill_chance(
+    api: httpx.Client, oanda_exchange: PaperExchange
+) -> None:
+    """OANDA has no partly filled order: a resting limit fills whole, one ORDER_FILL."""
+    oanda_exchange.set_faults(partial_fill_probability=1.0)
+    resting = _place(api, "1000", "whole", "LIMIT", "1.07900").json()
+    created = resting["orderCreateTransaction"]["id"]
+    oanda_exchange.set_price("oanda:EUR_USD", "1.07800")
+    order = oanda_exchange.wait_for(
+        lambda: (o := api.get("/orders/@whole").json()["order"])["state"] == "FILLED" and o
+    )
+    since = api.get("/transactions/sinceid", params={"id": created}).json()["transactions"]
+    fills = [t for t in since if t["type"] == "ORDER_FILL" and t["orderID"] == order["id"]]
+    assert [(f["id"], f["units"]) for f in fills] == [(order["fillingTransactionID"], "1000")]
