@@ -34,9 +34,7 @@ STATES = {"PENDING": OrderStatus.NEW, "TRIGGERED": OrderStatus.NEW, "FILLED": Or
 class OandaVenue(BenchVenue):
     kind: ClassVar[BrokerKind] = BrokerKind.OANDA
     rate_limit_per_min: ClassVar[int] = 100 * PER_S  # 100 requests a second per token
-    # No stream in ordersync for OANDA yet: True (and ``stream_messages``' section named as
-    # ``/_sim/stream`` names it) once ``brokers.registry.connect_stream`` has one.
-    streams: ClassVar[bool] = False
+    streams: ClassVar[bool] = True  # the transaction stream (chunked HTTP)
     # Transactions are listed the moment they happen: no late activities to inject.
     exchange_faults: ClassVar[Json] = {
         key: value for key, value in EXCHANGE_FAULTS.items() if "late_activity" not in key

@@ -35,9 +35,7 @@ SENDER_VENUE: Json = {"symbols": {symbol: SHARES.as_json() for symbol in SYMBOLS
 class TradierVenue(BenchVenue):
     kind: ClassVar[BrokerKind] = BrokerKind.TRADIER
     rate_limit_per_min: ClassVar[int] = 120  # the "standard" (read) bucket in production
-    # No stream in ordersync for Tradier yet: True (and ``stream_messages``' section named
-    # as ``/_sim/stream`` names it) once ``brokers.registry.connect_stream`` has one.
-    streams: ClassVar[bool] = False
+    streams: ClassVar[bool] = True  # the account events at /v1/accounts/events
     # Orders are read by their status: no activities are listed late at /v1.
     exchange_faults: ClassVar[Json] = {
         key: value for key, value in EXCHANGE_FAULTS.items() if "late_activity" not in key

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import typer
 
 from brokers.oanda.paper.instruments import INSTRUMENTS
 from brokers.oanda.paper.orders import parse_order
@@ -121,6 +120,5 @@ def test_requests_are_the_v3_routes_and_the_exchanges_limit_a_second_the_runs_a_
     assert put == [{"oanda_requests_per_s": 100}, {"oanda_requests_per_s": 1}]
 
 
-def test_oanda_has_no_stream_to_bench_yet() -> None:
-    with pytest.raises(typer.BadParameter, match="cannot stream oanda orders yet"):
-        bench_venue(BrokerKind.OANDA, stream=True, sweep_orders=0)
+def test_oanda_streams() -> None:
+    assert bench_venue(BrokerKind.OANDA, stream=True, sweep_orders=0).streams

@@ -167,8 +167,7 @@ def test_requests_are_the_v1_routes_and_the_read_bucket_is_the_runs_limit() -> N
     assert put == [{"tradier_reads_per_min": 120}]
 
 
-def test_tradier_has_no_stream_to_bench_yet() -> None:
-    with pytest.raises(typer.BadParameter, match="cannot stream tradier orders yet"):
-        bench_venue(BrokerKind.TRADIER, stream=True, sweep_orders=0)
+def test_tradier_streams_and_its_orders_are_not_seeded_for_the_sweep_bench() -> None:
+    assert bench_venue(BrokerKind.TRADIER, stream=True, sweep_orders=0).streams
     with pytest.raises(typer.BadParameter, match="seeds Alpaca orders only, not tradier"):
         bench_venue(BrokerKind.TRADIER, stream=False, sweep_orders=10)
