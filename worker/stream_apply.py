@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.enums import ReportSource
+from core.enums import OrderClass, OrderStatus, ReportSource
 from core.reports import FillReport, OrderReport, StreamEvent
 from models.money import in_money_context
 from models.orders import Order
@@ -94,7 +94,8 @@ def _apply(ctx: WorkerContext, session: Session, order: Order, event: StreamEven
             recorded = bool(applied.new_fills)
     applied = apply_to_order(session, order, report, now=now, source=ReportSource.STREAM)
     log_anomalies(order, applied)
-    if derive_fills and (derived := derived_fill(applied.state, report, now=now)) is not None:
+    derives = derive_fills and not _priced_by_its_legs(session, order)
+    if derives and (derived := derived_fill(applied.state, report, now=now)) is not None:
         applied = apply_to_order(session, order, derived, now=now, source=ReportSource.STREAM)
         log_anomalies(order, applied)
         recorded = bool(applied.new_fills)
@@ -104,14 +105,28 @@ def _apply(ctx: WorkerContext, session: Session, order: Order, event: StreamEven
                    state.status.is_terminal, unfollowed(order, report))  # fmt: skip
 
 
+def _priced_by_its_legs(session: Session, order: Order) -> bool:
+    """A simple order with legs (Tradier's multileg and combo): its price is a net of its
+    legs' and its legs carry the fills, so nothing is derived for it (as by polling)."""
+    if order.order_class is not OrderClass.SIMPLE:
+        return False
+    return session.scalar(select(Order.id).where(Order.parent_id == order.id).limit(1)) is not None
+
+
 def _with_our_terms(order: Order, report: OrderReport) -> OrderReport:
     """A report that does not state what was ordered (Tradier's events name no symbol,
     side or quantity) read with our record's terms, so nothing shows placeholders."""
     if report.states_terms:
         return report
+    status = report.status
+    # A working order with every share of ours filled is filled (its report could not tell:
+    # it does not know the quantity).
+    done = order.quantity is not None and report.filled_quantity >= order.quantity
+    if status is OrderStatus.PARTIALLY_FILLED and done:
+        status = OrderStatus.FILLED
     return dataclasses.replace(report, symbol=order.symbol, side=order.side,
                                time_in_force=order.time_in_force, quantity=order.quantity,
-                               notional=order.notional)  # fmt: skip
+                               notional=order.notional, status=status)  # fmt: skip
 
 
 PRICE_TOLERANCE = Decimal("1e-6")  # relative: the broker's average is rounded

@@ -64,6 +64,7 @@ _TYPES: dict[str, OrderType] = {
     "even": OrderType.LIMIT,
 }
 _PRICED = frozenset({"limit", "stop_limit", "debit", "credit", "even"})
+_NET_TYPES = frozenset({"debit", "credit", "even"})
 _STOPPED = frozenset({"stop", "stop_limit"})
 _SIDES: dict[str, Side] = {
     "buy": Side.BUY,
@@ -360,8 +361,12 @@ def parse_event_order(value: object) -> OrderReport:
         fail(f"exec_quantity {filled} and remaining_quantity {remaining}, expected >= 0")
     raw_status = text(data, "status")
     quantity = filled + remaining
-    status = order_status(raw_status, quantity, filled)
-    average = _opt_dec(data, "avg_fill_price") if filled > 0 else None
+    # Never FILLED from the event's own figures (remaining may be written 0 while working):
+    # the worker promotes a working order once our quantity is filled.
+    status = order_status(raw_status, Decimal("Infinity"), filled)
+    # A net price (a multileg's debit, credit or even) is not a price of the underlying.
+    priced = filled > 0 and raw_type not in _NET_TYPES
+    average = _opt_dec(data, "avg_fill_price") if priced else None
     changed = _opt_time(data, "transaction_date")
     return OrderReport(
         broker_order_id=order_id(data),

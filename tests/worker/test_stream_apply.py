@@ -179,3 +179,30 @@ def test_without_derivation_a_termless_event_leaves_the_gap_for_the_fill_listing
                          termless(OrderStatus.FILLED, "5", "10", seconds=1))  # fmt: skip
     assert (result.fill_recorded, result.fill_gap) == (False, True)
     assert fills(unit) == []
+
+
+def test_a_termless_working_report_with_all_of_our_quantity_filled_settles_the_order(
+    unit: UnitWorker,
+) -> None:
+    order_id = unit.add_order("c-1", broker_order_id="b-1", status=OrderStatus.NEW)
+    part = apply_event(unit.ctx, unit.account_id, termless(OrderStatus.PARTIALLY_FILLED, "3",
+                       "10", seconds=1), derive_fills=True)  # fmt: skip
+    assert (part.terminal, unit.order(order_id).status) == (False, OrderStatus.PARTIALLY_FILLED)
+    rest = apply_event(unit.ctx, unit.account_id, termless(OrderStatus.PARTIALLY_FILLED, "5",
+                       "10", seconds=2), derive_fills=True)  # fmt: skip
+    assert (rest.terminal, unit.order(order_id).status) == (True, OrderStatus.FILLED)
+
+
+def test_nothing_is_derived_for_a_simple_order_whose_legs_carry_the_fills(
+    unit: UnitWorker,
+) -> None:
+    """Tradier's multileg: the parent's average is a net of its legs' prices."""
+    parent = unit.add_order("spread", broker_order_id="b-1", status=OrderStatus.NEW)
+    leg = unit.add_order("leg", broker_order_id="b-2", status=OrderStatus.NEW)
+    with unit.ctx.sessions.begin() as session:
+        session.get_one(Order, leg).parent_id = parent
+    result = apply_event(unit.ctx, unit.account_id, termless(OrderStatus.PARTIALLY_FILLED, "2",
+                         "1.35", seconds=1), derive_fills=True)  # fmt: skip
+    assert result.fill_recorded is False
+    assert fills(unit) == []
+    assert unit.order(parent).status is OrderStatus.PARTIALLY_FILLED

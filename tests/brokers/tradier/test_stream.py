@@ -72,6 +72,21 @@ def test_an_open_event_with_shares_filled_is_partially_filled_and_its_tag_names_
     assert found.report.client_order_id == "os-1_b"
 
 
+def test_a_working_event_is_never_filled_by_its_own_figures() -> None:
+    """remaining_quantity 0 on an open order: the worker decides by our quantity."""
+    (found,) = read(event(status="open", exec_quantity=2.0, remaining_quantity=0.0))
+    assert isinstance(found, StreamEvent)
+    assert found.report.status is OrderStatus.PARTIALLY_FILLED
+
+
+@pytest.mark.parametrize("net", ["debit", "credit", "even"])
+def test_a_net_priced_event_has_no_average_of_its_own(net: str) -> None:
+    """A multileg order's price is a net of its legs' prices; its legs carry the fills."""
+    (found,) = read(event(type=net, avg_fill_price=1.35))
+    assert isinstance(found, StreamEvent)
+    assert found.report.average_fill_price is None
+
+
 def test_an_unfilled_event_has_no_average_and_a_foreign_tag_names_no_id() -> None:
     (found,) = read(event(status="pending", exec_quantity=0.0, avg_fill_price=0.0,
                           remaining_quantity=2.0, tag="someone-else"))  # fmt: skip
