@@ -185,7 +185,11 @@ class OrderStream(abc.ABC):
     def close(self) -> None: ...
 
     def __enter__(self) -> Self:
-        self.open()
+        try:
+            self.open()
+        except BaseException:
+            self.close()  # what ``open`` made before it failed (an owned REST client)
+            raise
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,

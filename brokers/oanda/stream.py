@@ -91,7 +91,10 @@ class OandaStream(OrderStream):
     def from_url(cls, base_url: str, *, account_id: str, token: str) -> Self:
         """A stream of the account at OANDA's REST host ``base_url``, reading by REST through
         an adapter of its own, closed with it (a closed stream is not opened again)."""
-        rest = OandaBroker.from_url(base_url, account_id=account_id, token=token)
+        # One quick try: the stream's loop waits on it (its lease too), and a failed look-up
+        # only costs a reconnect, whose catch-up reads the same.
+        rest = OandaBroker.from_url(base_url, account_id=account_id, token=token,
+                                    timeout_s=3.0, max_attempts=1)  # fmt: skip
         stream = cls(stream_url(base_url), account_id, token, rest)
         stream._owned = rest
         return stream

@@ -25,15 +25,17 @@ from brokers.values import (
 from core.reports import BrokerTradeReport
 
 STATES = frozenset({"OPEN", "CLOSED", "CLOSE_WHEN_TRADEABLE"})
+PNL_QUANTUM_CAP = Decimal("0.01")  # the coarsest unit a P&L is compared to
 
 
 def quantum(value: Decimal) -> Decimal:
     """The unit an amount is written to: ``-0.1455`` -> 0.0001 (OANDA writes home currency
-    amounts to 4 places in every payload seen [U: no documented rule])."""
+    amounts to 4 places in every payload seen [U: no documented rule]), never coarser than a
+    cent: an amount written ``12`` may be exactly 12, and must not hide a mismatch."""
     exponent = value.as_tuple().exponent
     if not isinstance(exponent, int):
         fail(f"{value} has no decimal exponent")
-    return Decimal(1).scaleb(min(exponent, 0))
+    return min(Decimal(1).scaleb(min(exponent, 0)), PNL_QUANTUM_CAP)
 
 
 def _closing_ids(data: dict[str, object]) -> tuple[str, ...]:

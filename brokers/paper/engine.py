@@ -811,7 +811,7 @@ class Engine:
         """The parts to fill: quantities, or a notional order's dollars (its last part
         spends what is left)."""
         listing = self.listings.get(order.symbol)
-        if listing is not None and listing.whole_fills:
+        if listing is not None and listing.whole_fills and order.notional is None:
             return [order.leaves_qty]
         if order.notional is None:
             return self._split(order.leaves_qty, self.book(order.symbol).lot)

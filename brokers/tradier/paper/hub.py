@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from brokers.paper.events import OrderEvent, TradeEvent
 from brokers.paper.faults import Faults
@@ -37,7 +37,7 @@ UPDATES = frozenset({
 @dataclass(slots=True)
 class StreamSession:
     id: str
-    token: str
+    token: str = field(repr=False)
     created_s: float
     connection: int | None = None  # the connection it subscribed, once it has
 

@@ -48,3 +48,11 @@ def test_an_unreadable_trade_is_a_parse_error(field: str, value: object) -> None
     raw[field] = value
     with pytest.raises(ParseError):
         trades.parse_trade(raw, "USD")
+
+
+@pytest.mark.parametrize(("written", "unit"), [("-0.1455", "0.0001"), ("12.35", "0.01"),
+                                                ("12", "0.01"), ("12.0", "0.01")])  # fmt: skip
+def test_a_pnl_is_compared_to_the_unit_it_is_written_to_never_coarser_than_a_cent(
+    written: str, unit: str
+) -> None:
+    assert trades.quantum(Decimal(written)) == Decimal(unit)
