@@ -39,10 +39,10 @@ def _streaming(system: TrackingSystem) -> Spot:
     return spot
 
 
-def _buy(system: TrackingSystem, n: int, prefix: str) -> list[str]:
+def _buy(system: TrackingSystem, n: int, prefix: str, **terms: str) -> list[str]:
     cids = [f"{prefix}-{i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
     results = [system.place(account=ACCOUNT, client_order_id=cid, symbol=SYMBOL, side="buy",
-                            quantity=str(QUANTITY)) for cid in cids]  # fmt: skip
+                            quantity=str(QUANTITY), **terms) for cid in cids]  # fmt: skip
     for result in results:
         result.get(timeout=60)
     return cids
@@ -87,7 +87,10 @@ def test_streamed_binance_fills_are_recorded_once_with_their_commissions(
     system: TrackingSystem,
 ) -> None:
     spot = _streaming(system)
-    cids = _buy(system, 6, "bns")
+    # Resting first, so the fills come after the placement's answer (a FULL answer carries
+    # the fills of an order that filled at once, and may be read before the stream's).
+    cids = _buy(system, 6, "bns", order_type="limit", limit_price="59000", time_in_force="gtc")
+    system.exchange.set_price(f"binance:{SYMBOL}", "58900")
     _settled(system, spot, cids, 60)
     wait_for(lambda: _position(system) == _balance(spot, "BTC"), 30, "position = BTC held")
 
