@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import count
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -271,3 +271,16 @@ async def serve(hub: Hub[C], conn: C, websocket: WebSocket, handle: Callable[[Me
         return  # the client is gone, or the socket is to close abruptly: no close frame
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
         await asyncio.wait_for(websocket.close(end.code, end.reason), CLOSE_TIMEOUT_S)
+
+
+async def serve_beating(beat: Callable[[], Coroutine[Any, Any, None]], hub: Hub[C], conn: C,
+                        websocket: WebSocket, handle: Callable[[Message], None],
+                        send: Callable[[Json], Awaitable[None]]) -> None:  # fmt: skip
+    """``serve`` with a heartbeat task beside it (``beat``), ended with the connection."""
+    beating = asyncio.create_task(beat())
+    try:
+        await serve(hub, conn, websocket, handle, send)
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating

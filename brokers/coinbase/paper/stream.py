@@ -13,7 +13,6 @@ messages leave in the order they were numbered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from decimal import Decimal
 
@@ -25,7 +24,7 @@ from brokers.coinbase.paper.errors import Unauthorized
 from brokers.coinbase.paper.hub import UserConnection, UserHub
 from brokers.paper.model import to_us
 from brokers.paper.state import Sim
-from brokers.paper.streaming import Json, serve
+from brokers.paper.streaming import Json, serve_beating
 
 PATH = "/ws/user"
 HEARTBEAT_S = 1.0
@@ -81,13 +80,8 @@ class Session:
         self.conn: UserConnection = hub.open()
 
     async def run(self) -> None:
-        beating = asyncio.create_task(self._beat())
-        try:
-            await serve(self.hub, self.conn, self.websocket, self._receive, self._send)
-        finally:
-            beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beating
+        await serve_beating(self._beat, self.hub, self.conn, self.websocket, self._receive,
+                            self._send)  # fmt: skip
 
     def _receive(self, frame: Message) -> None:
         try:

@@ -15,7 +15,6 @@ stream's words and whether it closes are not documented].
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -25,7 +24,7 @@ from fastapi import APIRouter, Request, Response, WebSocket
 from starlette.types import Message
 
 from brokers.paper.state import Sim
-from brokers.paper.streaming import CloseCause, Closing, Json, Outgoing, serve
+from brokers.paper.streaming import CloseCause, Closing, Json, Outgoing, serve_beating
 from brokers.tradier.paper.hub import POLICY_CODE, EventsConnection, EventsHub
 from brokers.tradier.paper.wire import answer, event_text
 
@@ -70,13 +69,8 @@ class Listener:
         self.conn: EventsConnection = self.hub.open()
 
     async def run(self) -> None:
-        beating = asyncio.create_task(self._beat())
-        try:
-            await serve(self.hub, self.conn, self.websocket, self._receive, self._send)
-        finally:
-            beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beating
+        await serve_beating(self._beat, self.hub, self.conn, self.websocket, self._receive,
+                            self._send)  # fmt: skip
 
     def _receive(self, frame: Message) -> None:
         stats = self.hub.stats
