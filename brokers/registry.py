@@ -113,7 +113,8 @@ def connect_stream(
         return BinanceStream(binance_stream_url(base_url), key_id, secret_key,
                              symbol_assets=ExchangeInfoAssets(base_url))  # fmt: skip
     if broker is BrokerKind.TRADIER:  # the account number and the token, as make_adapter's
-        return TradierStream(tradier_stream_url(base_url), base_url, secret_key)
+        return TradierStream(tradier_stream_url(base_url), base_url, secret_key,
+                             account_number=key_id)  # fmt: skip
     if broker is BrokerKind.OANDA:  # the account id and token, as make_adapter reads them
         return OandaStream.from_url(base_url, account_id=key_id, token=secret_key)
     raise ValueError(f"no stream for broker kind {broker!r}")

@@ -15,6 +15,7 @@ off exponentially with jitter.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from brokers.base import OrderStream, Unreadable
 from brokers.errors import BrokerError, BrokerUnavailable
 from brokers.registry import connect_stream
-from core.enums import ReportSource
+from core.enums import BrokerKind, ReportSource
 from core.reports import StreamEvent
 from models.orders import Account
 from ordersync.metrics import record
@@ -198,8 +199,33 @@ class AccountStream:
 def streamed_accounts(ctx: WorkerContext) -> list[AccountInfo]:
     with ctx.sessions() as session:
         rows = session.scalars(select(Account).where(Account.is_active.is_(True),
-                                                     Account.broker.in_(STREAMING)))  # fmt: skip
-        return [AccountInfo.of(row) for row in rows]
+                                                     Account.broker.in_(STREAMING))
+                               .order_by(Account.name))  # fmt: skip
+        return one_session_per_token([AccountInfo.of(row) for row in rows])
+
+
+def one_session_per_token(accounts: list[AccountInfo]) -> list[AccountInfo]:
+    """Tradier keeps one events session per token, a new one ending the last: of accounts
+    sharing a token, the first by name streams and the others are left to polling (said
+    once each, as an error)."""
+    holders: dict[str, str] = {}
+    kept = []
+    for account in accounts:
+        if account.broker is BrokerKind.TRADIER:
+            token = os.environ.get(f"{account.credentials_env}_SECRET_KEY", "")
+            holder = holders.setdefault(token, account.name) if token else account.name
+            if holder != account.name:
+                if account.name not in _SHARED_TOKEN_SAID:
+                    _SHARED_TOKEN_SAID.add(account.name)
+                    logger.error("stream of account %s: not streamed, tracked by polling: it "
+                                 "shares its Tradier token with account %s, and Tradier keeps "
+                                 "one events session per token", account.name, holder)  # fmt: skip
+                continue
+        kept.append(account)
+    return kept
+
+
+_SHARED_TOKEN_SAID: set[str] = set()  # accounts whose shared token was said, once each
 
 
 def run_streams(ctx: WorkerContext, stop: threading.Event, connect: Connect = stream_for,

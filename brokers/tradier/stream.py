@@ -55,9 +55,12 @@ class TradierStream(WebSocketStream):
     kind = KIND
 
     def __init__(self, url: str, base_url: str, access_token: str, *,
+                 account_number: str | None = None,
                  transport: httpx.BaseTransport | None = None,
                  **options: float) -> None:  # fmt: skip
         super().__init__(url, **options)
+        # The token's other accounts' events come too: only this one's are read.
+        self._account = account_number
         self._session_url = _host(base_url) + SESSION_PATH
         self._auth = BearerAuth(access_token)
         self._transport = transport  # tests' fake; None: the network
@@ -103,6 +106,8 @@ class TradierStream(WebSocketStream):
             if kind != "heartbeat":
                 logger.info("stream %s: %r event ignored", self.url, kind)
             return
+        if self._account is not None and message.get("account") not in (None, self._account):
+            return  # an order of another account the token acts for: its own stream's
         try:
             report = parse.parse_event_order(message)
         except ParseError as exc:

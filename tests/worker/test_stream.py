@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from brokers.errors import BrokerUnavailable
+from core.enums import BrokerKind
 from tests.worker.conftest import UnitWorker
 from worker import reconcile, stream
 from worker.context import AccountInfo
@@ -90,3 +91,25 @@ def test_the_backoff_doubles_to_its_cap_with_jitter(failures: int, low: float,
     waits = [backoff_s(failures, 30.0, random.Random(seed)) for seed in range(50)]
     assert all(low <= w <= high for w in waits)
     assert len(set(waits)) > 1
+
+
+def test_of_tradier_accounts_sharing_a_token_only_the_first_by_name_is_streamed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def account(name: str, broker: BrokerKind, env: str) -> AccountInfo:
+        return AccountInfo(name, name, broker, "https://api.tradier.com", env, True, 120)
+
+    for env, token in (("IRA", "tok-1"), ("MARGIN", "tok-1"), ("OTHER", "tok-2")):
+        monkeypatch.setenv(f"{env}_SECRET_KEY", token)
+    accounts = [account("a-ira", BrokerKind.TRADIER, "IRA"),
+                account("b-margin", BrokerKind.TRADIER, "MARGIN"),
+                account("c-other", BrokerKind.TRADIER, "OTHER"),
+                account("d-alpaca", BrokerKind.ALPACA, "IRA")]  # fmt: skip
+
+    kept = stream.one_session_per_token(accounts)
+    stream.one_session_per_token(accounts)  # said once
+
+    assert [a.name for a in kept] == ["a-ira", "c-other", "d-alpaca"]
+    said = [r.getMessage() for r in caplog.records if "shares its Tradier token" in r.getMessage()]
+    assert len(said) == 1
+    assert ("b-margin" in said[0], "a-ira" in said[0], "tok-1" in said[0]) == (True, True, False)

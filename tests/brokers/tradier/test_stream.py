@@ -179,3 +179,12 @@ def test_an_unreachable_session_host_is_unavailable() -> None:
 )  # fmt: skip
 def test_the_stream_host_follows_the_rest_host(base_url: str, url: str) -> None:
     assert stream_url(base_url) == url
+
+
+def test_only_the_streams_own_accounts_events_are_read() -> None:
+    """One token may act for several accounts; each account's stream reads its own."""
+    mine = TradierStream("wss://ws.tradier.com/v1/accounts/events", "https://api.tradier.com",
+                         TOKEN, account_number="6YA")  # fmt: skip
+    assert len(list(mine._read(FILLED))) == 1  # the sample is account 6YA's
+    assert list(mine._read(event(account="VA000002"))) == []
+    assert len(list(mine._read(event(account=None)))) == 1  # an event naming none is read
