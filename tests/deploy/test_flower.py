@@ -157,8 +157,14 @@ def test_with_them_flower_shows_the_worker_and_ordersync_tasks(stack: Stack) -> 
     info = wait_for("the placement's success in /api/task/info", succeeded)
     assert info["name"] == "ordersync.place_order"
     assert info["kwargs"] == repr(ORDER)  # the sender's own rendering of what it sent
-    types = httpx.get(f"{url}/api/task/types", auth=auth, timeout=10).json()["task-types"]
-    assert {"ordersync.ping", "ordersync.place_order"} <= set(types)
+
+    def typed() -> set[str] | None:
+        # A task's type is known once its task-received event (which names it) is in.
+        answer = httpx.get(f"{url}/api/task/types", auth=auth, timeout=10)
+        types = set(answer.json()["task-types"])
+        return types if {"ordersync.ping", "ordersync.place_order"} <= types else None
+
+    wait_for("both task types in /api/task/types", typed)
     assert_no_secret_shows(stack, url, auth, placed.id)
 
 
