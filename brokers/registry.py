@@ -29,7 +29,7 @@ from brokers.tradier import rules as tradier_rules
 from brokers.tradier.adapter import TradierBroker
 from brokers.tradier.stream import TradierStream
 from brokers.tradier.stream import stream_url as tradier_stream_url
-from core.enums import BrokerKind, OrderClass, OrderType, TimeInForce
+from core.enums import BrokerKind, Intent, OrderClass, OrderType, TimeInForce
 
 
 class CredentialsMissing(RuntimeError):
@@ -183,6 +183,7 @@ class TermsRule(Protocol):
     def __call__(
         self, symbol: str, order_type: OrderType, time_in_force: TimeInForce,
         order_class: OrderClass, *, quantity: Decimal | None, notional: Decimal | None,
+        intent: Intent | None,
     ) -> str | None: ...  # fmt: skip
 
 
@@ -204,15 +205,15 @@ def default_time_in_force(broker: BrokerKind, symbol: str) -> TimeInForce:
 def terms_problem(
     broker: BrokerKind, symbol: str, order_type: OrderType, time_in_force: TimeInForce,
     order_class: OrderClass, *, quantity: Decimal | None = None,
-    notional: Decimal | None = None,
+    notional: Decimal | None = None, intent: Intent | None = None,
 ) -> str | None:  # fmt: skip
     """Why this broker would refuse the order's terms outright (a quantity, or a notional
-    amount of money), or None."""
+    amount of money; an intent where its sides need one), or None."""
     rule = _TERMS_PROBLEM.get(broker)
     if rule is None:
         return None
     return rule(symbol, order_type, time_in_force, order_class, quantity=quantity,
-                notional=notional)  # fmt: skip
+                notional=notional, intent=intent)  # fmt: skip
 
 
 def fees_in_asset(broker: BrokerKind, symbol: str) -> bool:

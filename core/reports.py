@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
-from core.enums import OrderClass, OrderStatus, OrderType, Side, TimeInForce
+from core.enums import Intent, OrderClass, OrderStatus, OrderType, Side, TimeInForce
 
 T = TypeVar("T")
 
@@ -35,6 +35,8 @@ class PlaceOrderRequest:
     stop_loss_limit_price: Decimal | None = None
     # A notional order names the amount of money to trade instead of a quantity.
     notional: Decimal | None = None
+    # Whether it opens or closes a trade: a broker whose sides say so (Tradier) needs it.
+    intent: Intent | None = None
 
 
 @dataclass(frozen=True, slots=True)

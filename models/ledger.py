@@ -17,6 +17,7 @@ arithmetic runs in ``models.trades.MONEY_CONTEXT``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ from sqlalchemy.orm import Mapped, MappedColumn, Session, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
 from core.enums import OPEN_STATUSES, Intent, OrderStatus, ReportSource, Side
+from core.instruments import contract_multiplier
 from core.reports import FillReport
 from models.base import Base
 from models.orders import Fill, Order, OrderEvent, _enum
@@ -100,7 +102,8 @@ class Position(Base):
     __mapper_args__ = {"version_id_col": version}
 
     def state(self) -> PositionState:
-        return PositionState(self.quantity, self.cost_basis, self.realized_pnl, self.fees)
+        return PositionState(self.quantity, self.cost_basis, self.realized_pnl, self.fees,
+                             contract_multiplier(self.symbol))  # fmt: skip
 
 
 class Trade(Base):
@@ -144,12 +147,13 @@ class Trade(Base):
     __table_args__ = (Index("ix_trades_status", "status"),)
 
     def state(self) -> TradeState:
+        times = contract_multiplier(self.symbol)
         return TradeState(
             side=self.side, status=self.status,
             entry=Leg(self.entry_quantity, self.entry_notional, self.entry_fees,
-                      self.entry_slippage_cost, self.entry_slippage_quantity),
+                      self.entry_slippage_cost, self.entry_slippage_quantity, times),
             exit=Leg(self.exit_quantity, self.exit_notional, self.exit_fees,
-                     self.exit_slippage_cost, self.exit_slippage_quantity),
+                     self.exit_slippage_cost, self.exit_slippage_quantity, times),
             opened_at=self.opened_at, last_exit_at=self.last_exit_at,
             last_exit_source=self.last_exit_source, fee_quantity=self.entry_fee_quantity,
             asset_fees=self.asset_fees,
@@ -356,7 +360,9 @@ def move_position(
         else:  # SQLite before 3.35: the same lock, then the read
             session.execute(_HOLD_POSITION, key)
             row = session.execute(_READ_POSITION, key).one_or_none()
-    state = PositionState() if row is None else PositionState(*row)
+    times = contract_multiplier(symbol)
+    state = dataclasses.replace(PositionState() if row is None else PositionState(*row),
+                                multiplier=times)  # fmt: skip
     for side, quantity, price, fee in moves:
         state = apply_to_position(state, side, quantity, price, fee)
     values = {
@@ -469,7 +475,7 @@ def _enter(
             side=order.side, status=TradeStatus.OPEN, decision_id=order.decision_id,
             entry_order_id=order.id, opened_at=min(f.filled_at for f in fills), updated_at=now,
         ), key)  # fmt: skip
-        state = TradeState(side=order.side)
+        state = TradeState.new(order.side, contract_multiplier(order.symbol))
     elif problem := _entry_problem(trade, order):
         _note_mismatch(session, order, problem, now=now, source=source)
         return None

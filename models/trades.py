@@ -4,6 +4,10 @@ A position is signed (long > 0, short < 0) and carries its cost basis (what the 
 quantity cost, signed like it) rather than only an average, so a round trip's realized PnL
 is exact however its fills were split. Realized PnL is net of fees. A trade is one entry and
 the exits that close it; its outcome comes from the real fills' notionals.
+
+A position's or trade's ``multiplier`` is what one unit of its quantity holds (an option
+contract's 100 shares, see ``core.instruments``): its money is quantity * price *
+multiplier, its prices stay per share, as brokers write them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from models.types import canonical
 
 __all__ = ["MONEY_CONTEXT", "PRECISION", "in_money_context"]
 ZERO = Decimal(0)
+ONE = Decimal(1)
 
 
 class TradeStatus(StrEnum):
@@ -34,17 +39,19 @@ def direction(side: Side) -> int:
 
 
 @in_money_context
-def notional(quantity: Decimal, price: Decimal) -> Decimal:
-    """quantity * price at the money columns' 18 places (as the state machine rounds it)."""
-    return (quantity * price).quantize(NOTIONAL_QUANTUM, rounding=ROUND_HALF_EVEN)
+def notional(quantity: Decimal, price: Decimal, multiplier: Decimal = ONE) -> Decimal:
+    """quantity * price (* multiplier) at the money columns' 18 places (as the state machine
+    rounds it)."""
+    return (quantity * price * multiplier).quantize(NOTIONAL_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
 @in_money_context
-def average(total: Decimal, quantity: Decimal) -> Decimal | None:
+def average(total: Decimal, quantity: Decimal, multiplier: Decimal = ONE) -> Decimal | None:
     """A quantity-weighted mean price at the order's average-price precision; None for 0."""
     if not quantity:
         return None
-    return canonical((total / quantity).quantize(AVERAGE_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN))
+    mean = total / (quantity * multiplier)
+    return canonical(mean.quantize(AVERAGE_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN))
 
 
 # --- positions -----------------------------------------------------------------------------
@@ -56,16 +63,17 @@ class PositionState:
     cost_basis: Decimal = ZERO  # signed: sum of quantity * price of the open quantity
     realized_pnl: Decimal = ZERO  # net of every fee paid
     fees: Decimal = ZERO
+    multiplier: Decimal = ONE
 
     @property
     @in_money_context
     def average_cost(self) -> Decimal | None:
-        return average(abs(self.cost_basis), abs(self.quantity))
+        return average(abs(self.cost_basis), abs(self.quantity), self.multiplier)
 
     @in_money_context
     def unrealized_pnl(self, price: Decimal) -> Decimal:
         """What closing the open quantity at ``price`` would add (before its fees)."""
-        return notional(self.quantity, price) - self.cost_basis
+        return notional(self.quantity, price, self.multiplier) - self.cost_basis
 
 
 @in_money_context
@@ -78,23 +86,23 @@ def apply_to_position(
     removed on a partial reduce is rounded, so totals never drift.
     """
     signed = direction(side) * quantity
-    held = state.quantity
+    held, times = state.quantity, state.multiplier
     fees = state.fees + fee
     realized = state.realized_pnl - fee
     if not held or (held > 0) == (signed > 0):
-        return PositionState(held + signed, state.cost_basis + notional(signed, price),
-                             realized, fees)  # fmt: skip
+        return PositionState(held + signed, state.cost_basis + notional(signed, price, times),
+                             realized, fees, times)  # fmt: skip
     closing = min(quantity, abs(held))
     if closing == abs(held):
         removed = state.cost_basis
     else:
         removed = (state.cost_basis * closing / abs(held)).quantize(NOTIONAL_QUANTUM)
     sign = 1 if held > 0 else -1
-    realized += sign * notional(closing, price) - removed
+    realized += sign * notional(closing, price, times) - removed
     remaining = held + signed
     if closing == abs(held):  # flat, or flipped: what is left was opened at this price
-        return PositionState(remaining, notional(remaining, price), realized, fees)
-    return PositionState(remaining, state.cost_basis - removed, realized, fees)
+        return PositionState(remaining, notional(remaining, price, times), realized, fees, times)
+    return PositionState(remaining, state.cost_basis - removed, realized, fees, times)
 
 
 # --- trades --------------------------------------------------------------------------------
@@ -110,27 +118,29 @@ class Leg:
     fees: Decimal = ZERO
     slippage_cost: Decimal = ZERO
     slippage_quantity: Decimal = ZERO
+    multiplier: Decimal = ONE
 
     @property
     def average_price(self) -> Decimal | None:
-        return average(self.notional, self.quantity)
+        return average(self.notional, self.quantity, self.multiplier)
 
     @property
     def slippage(self) -> Decimal | None:
-        """Per unit, quantity-weighted over the fills that had a requested price."""
-        return average(self.slippage_cost, self.slippage_quantity)
+        """Per unit of price, quantity-weighted over the fills that had a requested price."""
+        return average(self.slippage_cost, self.slippage_quantity, self.multiplier)
 
     @in_money_context
     def add(self, side: Side, quantity: Decimal, price: Decimal, fee: Decimal,
             requested_price: Decimal | None) -> Leg:  # fmt: skip
         slippage_cost, slippage_quantity = self.slippage_cost, self.slippage_quantity
+        times = self.multiplier
         if requested_price is not None:
             slippage_cost += direction(side) * (
-                notional(quantity, price) - notional(quantity, requested_price)
+                notional(quantity, price, times) - notional(quantity, requested_price, times)
             )
             slippage_quantity += quantity
-        return Leg(self.quantity + quantity, self.notional + notional(quantity, price),
-                   self.fees + fee, slippage_cost, slippage_quantity)  # fmt: skip
+        return Leg(self.quantity + quantity, self.notional + notional(quantity, price, times),
+                   self.fees + fee, slippage_cost, slippage_quantity, times)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +156,11 @@ class TradeState:
     # the coin), and what that was worth when posted.
     fee_quantity: Decimal = ZERO
     asset_fees: Decimal = ZERO
+
+    @classmethod
+    def new(cls, side: Side, multiplier: Decimal = ONE) -> TradeState:
+        """A trade with no fill yet, of a symbol whose unit holds ``multiplier``."""
+        return cls(side, entry=Leg(multiplier=multiplier), exit=Leg(multiplier=multiplier))
 
     @property
     @in_money_context

@@ -130,7 +130,7 @@ def fit_to_broker(broker: BrokerKind, args: PlaceOrderArgs) -> PlaceOrderArgs:
             args = args.model_copy(update={"time_in_force": tif})
     problem = registry.terms_problem(
         broker, args.symbol, args.order_type, args.time_in_force, args.order_class,
-        quantity=args.quantity, notional=args.notional,
+        quantity=args.quantity, notional=args.notional, intent=args.intent,
     )  # fmt: skip
     if problem is not None:
         raise InvalidTaskArguments(TASK, problem)
@@ -315,6 +315,7 @@ def _load(ctx: WorkerContext, order_id: str) -> _Row | None:
             take_profit_limit_price=order.take_profit_limit_price,
             stop_loss_stop_price=order.stop_loss_stop_price,
             stop_loss_limit_price=order.stop_loss_limit_price, notional=order.notional,
+            intent=order.intent,
         )  # fmt: skip
         replaces = None
         if order.replaces_id is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core.enums import OrderClass, OrderType, TimeInForce
+from core.enums import Intent, OrderClass, OrderType, TimeInForce
 
 CRYPTO_TIFS = (TimeInForce.GTC, TimeInForce.IOC)
 CRYPTO_TYPES = (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP_LIMIT)
@@ -42,6 +42,7 @@ def default_time_in_force(symbol: str) -> TimeInForce:
 def terms_problem(
     symbol: str, order_type: OrderType, time_in_force: TimeInForce, order_class: OrderClass,
     *, quantity: Decimal | None = None, notional: Decimal | None = None,
+    intent: Intent | None = None,
 ) -> str | None:  # fmt: skip
     """Why Alpaca would refuse these terms, or None."""
     if notional is not None:

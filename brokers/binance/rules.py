@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core.enums import OrderClass, OrderType, TimeInForce
+from core.enums import Intent, OrderClass, OrderType, TimeInForce
 
 ORDER_TYPES: dict[OrderType, str] = {
     OrderType.MARKET: "MARKET",
@@ -34,6 +34,7 @@ def default_time_in_force(symbol: str) -> TimeInForce:
 def terms_problem(
     symbol: str, order_type: OrderType, time_in_force: TimeInForce, order_class: OrderClass,
     *, quantity: Decimal | None = None, notional: Decimal | None = None,
+    intent: Intent | None = None,
 ) -> str | None:  # fmt: skip
     """Why Binance Spot would refuse these terms, or None."""
     if order_class is not OrderClass.SIMPLE:

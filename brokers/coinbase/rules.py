@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from brokers.coinbase.build import Unplaceable, order_configuration
-from core.enums import OrderClass, OrderType, Side, TimeInForce
+from core.enums import Intent, OrderClass, OrderType, Side, TimeInForce
 from core.reports import PlaceOrderRequest
 
 _ANY = Decimal(1)  # prices and sizes are checked elsewhere: only the terms' form counts here
@@ -22,6 +22,7 @@ def default_time_in_force(symbol: str) -> TimeInForce:
 def terms_problem(
     symbol: str, order_type: OrderType, time_in_force: TimeInForce, order_class: OrderClass,
     *, quantity: Decimal | None = None, notional: Decimal | None = None,
+    intent: Intent | None = None,
 ) -> str | None:  # fmt: skip
     """Why Coinbase would refuse these terms, or None."""
     request = PlaceOrderRequest(

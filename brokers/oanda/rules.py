@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.enums import OrderClass, OrderType, TimeInForce
+from core.enums import Intent, OrderClass, OrderType, TimeInForce
 
 ORDER_TYPES: dict[OrderType, str] = {
     OrderType.MARKET: "MARKET",
@@ -45,6 +45,7 @@ def default_time_in_force(symbol: str) -> TimeInForce:
 def terms_problem(
     symbol: str, order_type: OrderType, time_in_force: TimeInForce, order_class: OrderClass,
     *, quantity: Decimal | None = None, notional: Decimal | None = None,
+    intent: Intent | None = None,
 ) -> str | None:  # fmt: skip
     """Why OANDA would refuse these terms, or None (units per instrument are checked by the
     adapter against ``/instruments``)."""

@@ -1,26 +1,26 @@
 """PlaceOrderRequest → Tradier's form-encoded order body, or a refusal naming what cannot
-be expressed (place-equity-order docs: ``class``, ``symbol``, ``side``, ``quantity``,
-``type``, ``duration``, ``price``, ``stop``, ``tag``).
+be expressed (place-equity-order and place-option-order docs: ``class``, ``symbol``,
+``option_symbol``, ``side``, ``quantity``, ``type``, ``duration``, ``price``, ``stop``,
+``tag``).
 
-Only equity orders are placed. An option order's side says whether it opens or closes
-(``buy_to_open``, ``sell_to_close``...), which an order's buy/sell does not; an equity sell
-is ``sell`` (of shares held), never ``sell_short``, and a buy ``buy``, never
-``buy_to_cover``, for the same reason. Tradier's oto/oco/otoco classes take indexed legs of
-their own and are not built yet.
+Tradier's side words say whether an order opens or closes a position, which buy or sell
+does not: the order's intent says it. An option (an OCC symbol) is placed only with one:
+an entry buys to open or sells to open, an exit sells to close or buys to close. An equity
+entry sell is a short sale (``sell_short``) and an exit buy covers one (``buy_to_cover``);
+any other equity order is a plain ``buy`` or ``sell``. Tradier's oto/oco/otoco classes
+take indexed legs of their own and are not built yet.
 """
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 from brokers.tradier.tags import tag_for
 from brokers.values import decimal_str
-from core.enums import OrderClass, OrderType, TimeInForce
+from core.enums import Intent, OrderClass, OrderType, Side, TimeInForce
+from core.instruments import is_option, option_parts
 from core.reports import PlaceOrderRequest
 
-# OCC option symbol: root, expiry YYMMDD, C or P, strike times 1000 in 8 digits.
-OCC_SYMBOL = re.compile(r"^([A-Z0-9.]{1,6})(\d{6})([CP])(\d{8})$")
 DURATIONS = {TimeInForce.DAY: "day", TimeInForce.GTC: "gtc"}
 TYPES = {
     OrderType.MARKET: "market",
@@ -34,19 +34,34 @@ class Unplaceable(ValueError):
     """An order ordersync cannot express at Tradier; refused with OrderRejected."""
 
 
-def is_option(symbol: str) -> bool:
-    return OCC_SYMBOL.fullmatch(symbol) is not None
+_OPTION_SIDES = {
+    (Side.BUY, Intent.ENTRY): "buy_to_open",
+    (Side.SELL, Intent.ENTRY): "sell_to_open",
+    (Side.SELL, Intent.EXIT): "sell_to_close",
+    (Side.BUY, Intent.EXIT): "buy_to_close",
+}
+_EQUITY_SIDES = {(Side.SELL, Intent.ENTRY): "sell_short", (Side.BUY, Intent.EXIT): "buy_to_cover"}
+
+
+def side_word(symbol: str, side: Side, intent: Intent | None) -> str:
+    """Tradier's side for an order of ``symbol`` (an option needs an intent: checked first)."""
+    if is_option(symbol):
+        assert intent is not None, "terms_refusal refuses an option order without intent"
+        return _OPTION_SIDES[side, intent]
+    return _EQUITY_SIDES.get((side, intent), side.value) if intent else side.value
 
 
 def terms_refusal(
     symbol: str, order_type: OrderType, time_in_force: TimeInForce, order_class: OrderClass,
-    quantity: Decimal | None, notional: Decimal | None,
+    quantity: Decimal | None, notional: Decimal | None, intent: Intent | None = None,
 ) -> str | None:  # fmt: skip
     """Why Tradier cannot be asked for these terms, or None."""
-    if is_option(symbol):
-        return (f"{symbol} is an option: Tradier needs buy_to_open/buy_to_close/sell_to_open/"
-                "sell_to_close, which buy or sell does not say; option orders are not placed "
-                "on Tradier")  # fmt: skip
+    if is_option(symbol) and option_parts(symbol) is None:
+        return f"{symbol} is not an option symbol: its expiry is not a date"
+    if is_option(symbol) and intent is None:
+        return (f"{symbol} is an option: Tradier needs to know whether the order opens or "
+                "closes a position (buy_to_open, sell_to_close...), so an option order "
+                "needs intent ENTRY or EXIT")  # fmt: skip
     if notional is not None:
         return "Tradier takes a number of shares, not an amount of money (no notional orders)"
     if order_class is not OrderClass.SIMPLE:
@@ -56,7 +71,8 @@ def terms_refusal(
     if time_in_force not in DURATIONS:
         return f"time in force {time_in_force.value} does not exist on Tradier (day or gtc)"
     if quantity is not None and quantity != quantity.to_integral_value():
-        return f"Tradier trades whole shares: quantity {quantity} of {symbol} is fractional"
+        unit = "contracts" if is_option(symbol) else "shares"
+        return f"Tradier trades whole {unit}: quantity {quantity} of {symbol} is fractional"
     return None
 
 
@@ -64,21 +80,24 @@ def place_form(request: PlaceOrderRequest) -> dict[str, str]:
     """The body of ``POST /v1/accounts/{account_id}/orders``; Unplaceable when it has none."""
     refusal = terms_refusal(
         request.symbol, request.order_type, request.time_in_force, request.order_class,
-        request.quantity, request.notional,
+        request.quantity, request.notional, request.intent,
     )  # fmt: skip
     if refusal is not None:
         raise Unplaceable(refusal)
     if request.quantity is None or request.quantity <= 0:
-        raise Unplaceable(f"quantity must be a positive number of shares, got {request.quantity}")
+        raise Unplaceable(f"quantity must be a positive number, got {request.quantity}")
+    option = option_parts(request.symbol)
     form = {
-        "class": "equity",
-        "symbol": request.symbol,
-        "side": request.side.value,
+        "class": "equity" if option is None else "option",
+        "symbol": request.symbol if option is None else option[0],
+        "side": side_word(request.symbol, request.side, request.intent),
         "quantity": decimal_str(request.quantity.normalize()),
         "type": TYPES[request.order_type],
         "duration": DURATIONS[request.time_in_force],
         "tag": tag_for(request.client_order_id),
     }
+    if option is not None:
+        form["option_symbol"] = request.symbol
     if request.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
         if request.limit_price is None:
             raise Unplaceable(f"a {request.order_type.value} order needs a limit price")

@@ -16,7 +16,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypedDict, TypeVar
 
-from brokers.tradier.build import is_option
 from brokers.tradier.tags import client_order_id_of
 from brokers.values import (
     ParseError,
@@ -33,6 +32,7 @@ from brokers.values import (
     when,
 )
 from core.enums import OrderClass, OrderStatus, OrderType, Side, TimeInForce
+from core.instruments import contract_multiplier
 from core.reports import OrderReport, PositionReport
 
 # Every status Tradier documents (order reference and streaming docs), and what it means
@@ -95,7 +95,6 @@ _CLASSES: dict[str, OrderClass] = {
 # Orders whose own figures are a net over their legs: the legs carry the fills.
 _NET_CLASSES = frozenset({"multileg", "combo"})
 V = TypeVar("V")
-OPTION_MULTIPLIER = Decimal(100)  # shares per standard US equity option contract [U]
 
 
 def items(value: object, what: str, key: str) -> list[object]:
@@ -322,7 +321,7 @@ def parse_position(value: object) -> PositionReport:
     basis = _opt_dec(data, "cost_basis")
     average = None
     if basis is not None and quantity != 0:
-        units = abs(quantity) * (OPTION_MULTIPLIER if is_option(symbol) else 1)
+        units = abs(quantity) * contract_multiplier(symbol)
         average = abs(basis) / units
     return PositionReport(symbol=symbol, quantity=quantity, average_entry_price=average)
 

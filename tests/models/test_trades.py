@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.enums import Intent, OrderStatus, ReportSource, Side
+from core.instruments import contract_multiplier
 from models.trades import (
     PositionState,
     TradeNotFlat,
@@ -171,6 +172,40 @@ def test_a_short_trade_gains_when_it_buys_back_lower() -> None:
     assert outcome.realized_pnl == D(49)
     assert outcome.entry_slippage == D(-1)  # sold at 50, asked 49: better than requested
     assert outcome.exit_slippage is None  # the exit named no price
+
+
+def test_an_option_trade_s_money_is_its_contracts_times_100_and_its_prices_per_share() -> None:
+    state = TradeState.new(Side.BUY, contract_multiplier("SPY250117C00450000"))
+    state = add_entry_fill(state, D(2), D("1.25"), D("1.30"), at(0), D("1.20"))
+    state = add_entry_fill(state, D(1), D("1.40"), D("0.65"), at(1), None)
+    state, over = add_exit_fill(state, D(3), D("1.85"), D("1.95"), at(9), D("1.90"),
+                                ReportSource.STREAM)  # fmt: skip
+
+    outcome = outcome_of(state, now=at(10))
+    assert over == 0
+    assert (outcome.entry_notional, outcome.exit_notional) == (D(390), D(555))
+    assert (outcome.entry_average_price, outcome.exit_average_price) == (D("1.3"), D("1.85"))
+    assert outcome.realized_pnl == D("161.10")  # (555 - 390) - fees 3.90
+    assert (outcome.entry_slippage, outcome.exit_slippage) == (D("0.05"), D("0.05"))
+    assert outcome.slippage_cost == D(10 + 15)  # 0.05 a share on 2, then on 3 contracts
+
+
+def test_an_option_position_costs_its_contracts_times_100_at_a_per_share_average() -> None:
+    state = PositionState(multiplier=contract_multiplier("SPY250117P00450000"))
+    state = apply_to_position(state, Side.SELL, D(4), D("2.50"), D(0))
+    assert (state.quantity, state.cost_basis, state.average_cost) == (D(-4), D(-1000), D("2.5"))
+    assert state.unrealized_pnl(D("2.00")) == D(200)
+    state = apply_to_position(state, Side.BUY, D(1), D("2.10"), D("0.65"))
+    assert (state.quantity, state.average_cost) == (D(-3), D("2.5"))
+    assert state.realized_pnl == D("39.35")  # 0.40 a share on 100 shares, less the fee
+    state = apply_to_position(state, Side.BUY, D(5), D("1.00"), D(0))
+    assert (state.quantity, state.cost_basis, state.average_cost) == (D(2), D(200), D(1))
+
+
+def test_only_an_occ_option_symbol_holds_more_than_one_unit() -> None:
+    assert contract_multiplier("AAPL240119C00150000") == 100
+    for symbol in ("AAPL", "BTC/USD", "BTCUSDT", "EUR_USD", "BTC-USD", "BRK.B"):
+        assert contract_multiplier(symbol) == 1
 
 
 def test_an_exit_counts_only_what_the_trade_has_open() -> None:

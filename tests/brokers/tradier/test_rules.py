@@ -12,36 +12,45 @@ from brokers import registry
 from brokers.tradier import paging
 from brokers.tradier.adapter import TradierBroker
 from brokers.tradier.build import Unplaceable, place_form
-from core.enums import BrokerKind, OrderClass, OrderType, Side, TimeInForce
+from brokers.tradier.tags import tag_for
+from core.enums import BrokerKind, Intent, OrderClass, OrderType, Side, TimeInForce
 from core.reports import PlaceOrderRequest
 
 SIMPLE = OrderClass.SIMPLE
 
 
 @pytest.mark.parametrize(
-    ("symbol", "order_type", "tif", "order_class", "quantity", "notional", "said"),
+    ("symbol", "order_type", "tif", "order_class", "quantity", "notional", "said", "intent"),
     [
-        ("AAPL", OrderType.LIMIT, TimeInForce.GTC, SIMPLE, "10", None, None),
-        ("AAPL", OrderType.STOP_LIMIT, TimeInForce.DAY, SIMPLE, "10", None, None),
-        ("AAPL", OrderType.MARKET, TimeInForce.IOC, SIMPLE, "10", None, "ioc does not exist"),
-        ("AAPL", OrderType.MARKET, TimeInForce.DAY, SIMPLE, "0.5", None, "whole shares"),
-        ("AAPL", OrderType.MARKET, TimeInForce.DAY, SIMPLE, None, "100", "not an amount"),
+        ("AAPL", OrderType.LIMIT, TimeInForce.GTC, SIMPLE, "10", None, None, None),
+        ("AAPL", OrderType.STOP_LIMIT, TimeInForce.DAY, SIMPLE, "10", None, None, None),
+        ("AAPL", OrderType.MARKET, TimeInForce.IOC, SIMPLE, "10", None, "ioc does not exist", None),
+        ("AAPL", OrderType.MARKET, TimeInForce.DAY, SIMPLE, "0.5", None, "whole shares", None),
+        ("AAPL", OrderType.MARKET, TimeInForce.DAY, SIMPLE, None, "100", "not an amount", None),
         ("AAPL", OrderType.LIMIT, TimeInForce.DAY, OrderClass.BRACKET, "1", None,
-         "order class bracket"),
+         "order class bracket", None),
         ("AAPL", OrderType.TRAILING_STOP, TimeInForce.DAY, SIMPLE, "1", None,
-         "trailing_stop is not placed"),
+         "trailing_stop is not placed", None),
         ("AAPL240119C00150000", OrderType.LIMIT, TimeInForce.DAY, SIMPLE, "1", None,
-         "buy_to_open/buy_to_close/sell_to_open/sell_to_close"),
+         "needs intent ENTRY or EXIT", None),
+        ("AAPL240119C00150000", OrderType.LIMIT, TimeInForce.DAY, SIMPLE, "1", None, None,
+         Intent.ENTRY),
+        ("AAPL240119C00150000", OrderType.MARKET, TimeInForce.GTC, SIMPLE, "3", None, None,
+         Intent.EXIT),
+        ("AAPL240119C00150000", OrderType.MARKET, TimeInForce.DAY, SIMPLE, "1.5", None,
+         "whole contracts", Intent.ENTRY),
+        ("AAPL241319C00150000", OrderType.MARKET, TimeInForce.DAY, SIMPLE, "1", None,
+         "expiry is not a date", Intent.ENTRY),
     ],
 )  # fmt: skip
 def test_terms_tradier_cannot_take_are_refused_through_the_registry(
     symbol: str, order_type: OrderType, tif: TimeInForce, order_class: OrderClass,
-    quantity: str | None, notional: str | None, said: str | None,
+    quantity: str | None, notional: str | None, said: str | None, intent: Intent | None,
 ) -> None:  # fmt: skip
     problem = registry.terms_problem(
         BrokerKind.TRADIER, symbol, order_type, tif, order_class,
         quantity=None if quantity is None else Decimal(quantity),
-        notional=None if notional is None else Decimal(notional),
+        notional=None if notional is None else Decimal(notional), intent=intent,
     )  # fmt: skip
 
     if said is None:
@@ -49,6 +58,54 @@ def test_terms_tradier_cannot_take_are_refused_through_the_registry(
     else:
         assert problem is not None
         assert said in problem
+
+
+OPTION = "SPY250117P00450000"
+
+
+@pytest.mark.parametrize(
+    ("symbol", "side", "intent", "word"),
+    [
+        (OPTION, Side.BUY, Intent.ENTRY, "buy_to_open"),
+        (OPTION, Side.SELL, Intent.ENTRY, "sell_to_open"),
+        (OPTION, Side.SELL, Intent.EXIT, "sell_to_close"),
+        (OPTION, Side.BUY, Intent.EXIT, "buy_to_close"),
+        ("SPY", Side.BUY, Intent.ENTRY, "buy"),
+        ("SPY", Side.SELL, Intent.EXIT, "sell"),
+        ("SPY", Side.SELL, Intent.ENTRY, "sell_short"),
+        ("SPY", Side.BUY, Intent.EXIT, "buy_to_cover"),
+        ("SPY", Side.BUY, None, "buy"),
+        ("SPY", Side.SELL, None, "sell"),
+    ],
+)
+def test_the_side_word_says_whether_the_order_opens_or_closes(
+    symbol: str, side: Side, intent: Intent | None, word: str
+) -> None:
+    request = PlaceOrderRequest(client_order_id="c", symbol=symbol, side=side,
+                                quantity=Decimal(2), intent=intent)  # fmt: skip
+
+    assert place_form(request)["side"] == word
+
+
+def test_an_option_order_is_of_class_option_on_its_underlying() -> None:
+    request = PlaceOrderRequest(
+        client_order_id="opt-1", symbol=OPTION, side=Side.BUY, quantity=Decimal(3),
+        order_type=OrderType.LIMIT, limit_price=Decimal("4.15"), intent=Intent.ENTRY,
+    )  # fmt: skip
+
+    assert place_form(request) == {
+        "class": "option", "symbol": "SPY", "option_symbol": OPTION, "side": "buy_to_open",
+        "quantity": "3", "type": "limit", "duration": "day", "price": "4.15",
+        "tag": tag_for("opt-1"),
+    }  # fmt: skip
+
+
+def test_an_option_order_without_intent_is_unplaceable() -> None:
+    request = PlaceOrderRequest(client_order_id="c", symbol=OPTION, side=Side.SELL,
+                                quantity=Decimal(1))  # fmt: skip
+
+    with pytest.raises(Unplaceable, match="needs intent ENTRY or EXIT"):
+        place_form(request)
 
 
 def test_an_order_that_names_no_time_in_force_is_a_day_order() -> None:
