@@ -75,14 +75,16 @@ DEFAULT_ACCOUNT = "paper"
 @dataclass(frozen=True, slots=True)
 class Listing:
     """A symbol a venue dialect lists itself: where its price starts, its price and quantity
-    steps; it trades around the clock under ``rules`` (neutral ones by default: the dialect
-    checks its venue's own before it submits), not the engine's default rules."""
+    steps; it trades around the clock (unless told not to) under ``rules`` (neutral ones by
+    default: the dialect checks its venue's own before it submits), not the engine's
+    default rules."""
 
     price: Decimal
     tick: Decimal
     lot: Decimal
     rules: VenueRules = NEUTRAL
     whole_fills: bool = False  # the venue fills an order in one execution (OANDA), never parts
+    around_the_clock: bool = True  # False: it trades in the market's session only (options)
 
 
 class DuplicateClientOrderIdError(Exception):
@@ -179,6 +181,9 @@ class Engine:
         self._legs = Legs(self)  # bracket, OTO and OCO orders' hooks
         # Symbols a venue dialect lists (brokers.binance.paper): kept across resets.
         self.listings: dict[str, Listing] = {}
+        # Listers of symbols too many to list ahead (a venue's option contracts): asked, in
+        # turn, for a symbol nobody listed when it is first named.
+        self.listers: list[Callable[[str], Listing | None]] = []
         self.reset(config)
 
     def reset(self, config: EngineConfig) -> None:
@@ -471,7 +476,7 @@ class Engine:
 
     def rules_for(self, symbol: str) -> VenueRules:
         """A listed symbol's rules (its dialect's), else the engine's default rules."""
-        listing = self.listings.get(symbol)
+        listing = self.listing(symbol)
         return self.rules if listing is None else listing.rules
 
     def get(self, order_id: str, account: str | None = None) -> Order | None:
@@ -580,13 +585,25 @@ class Engine:
         self._match(book)
         self.advance(from_us(self.now_us))  # fills due at once happen at once
 
+    def listing(self, symbol: str) -> Listing | None:
+        """The symbol's listing: a dialect's, or one a lister makes when it is first named."""
+        found = self.listings.get(symbol)
+        if found is None and self.listers:
+            for lister in self.listers:
+                found = lister(symbol)
+                if found is not None:
+                    self.listings[symbol] = found
+                    break
+        return found
+
     def book(self, symbol: str) -> SymbolBook:
         found = self.books.get(symbol)
         if found is None:
-            listing = self.listings.get(symbol)
+            listing = self.listing(symbol)
             if listing is not None:
                 found = self.books[symbol] = SymbolBook(symbol, listing.price)
-                found.tick, found.lot, found.around_the_clock = listing.tick, listing.lot, True
+                found.tick, found.lot = listing.tick, listing.lot
+                found.around_the_clock = listing.around_the_clock
                 return found
             found = self.books[symbol] = SymbolBook.for_symbol(symbol)
             found.around_the_clock = self.rules.is_crypto(symbol)

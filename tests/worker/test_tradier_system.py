@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
+from celery.exceptions import TimeoutError as CeleryTimeout
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -51,12 +53,12 @@ def _read(witness: httpx.Client, path: str) -> Any:
     return answer.json(parse_float=Decimal)
 
 
-def _venue_position(witness: httpx.Client) -> Decimal:
+def _venue_position(witness: httpx.Client, symbol: str = SYMBOL) -> Decimal:
     positions = _read(witness, "/positions")["positions"]
     if positions == "null":
         return Decimal(0)
     found = positions["position"]
-    return Decimal(0) if found["symbol"] != SYMBOL else Decimal(str(found["quantity"]))
+    return Decimal(0) if found["symbol"] != symbol else Decimal(str(found["quantity"]))
 
 
 def _cash(witness: httpx.Client) -> Decimal:
@@ -161,4 +163,70 @@ def test_placements_whose_answers_are_lost_are_each_placed_exactly_once(
     assert sorted(str(cid) for cid in placed) == sorted(orders)  # each exactly once
     assert exchange.requests()["faulted"] >= 2
     assert _venue_position(witness) == held(system, SYMBOL) == Decimal(6)
+    witness.close()
+
+
+CALL = "AAPL300118C00200000"  # an AAPL call expiring 2030-01-18, strike 200
+
+
+def test_an_option_round_trip_is_placed_by_its_intent_and_its_money_is_100_shares_a_contract(
+    system: TrackingSystem, hook_factory: type[Hook]
+) -> None:
+    """Buy to open 2 AAPL calls and sell them to close, each filled in parts: the entry's
+    intent makes it buy_to_open on the underlying, the exit's sell_to_close; each derived fill
+    is recorded once at its per-share price; the position equals Tradier's in contracts;
+    the outcome's notionals and PnL count 100 shares a contract, the PnL equal to what the
+    cash moved by. An option order without an intent is refused before anything is written."""
+    hook = hook_factory()
+    exchange = system.exchange
+    exchange.freeze_market()
+    exchange.set_price(CALL, "3.10")
+    exchange.set_faults(partial_fill_probability=1.0)
+    witness = _tradier_account(system)
+    system.env.update({**FAST_SWEEPS, "ORDERSYNC_ALERT_WEBHOOK_URL": hook.url})
+    system.start_worker("w1")
+    system.start_beat()
+    cash_before = _cash(witness)
+
+    refused = system.place(account=ACCOUNT, client_order_id="opt-no-intent", symbol=CALL,
+                           side="buy", quantity="1")  # fmt: skip
+    with pytest.raises(Exception, match="needs intent ENTRY or EXIT") as raised:
+        refused.get(timeout=60)
+    assert not isinstance(raised.value, CeleryTimeout)
+    assert system.orders() == []
+
+    system.place(account=ACCOUNT, client_order_id="opt-in", symbol=CALL, side="buy",
+                 quantity="2", order_type="limit", limit_price="3.20", intent="ENTRY",
+                 decision_id="opt-trade").get(timeout=60)  # fmt: skip
+    entry = wait_for(lambda: _filled(system, "opt-in"), 60, "the buy to open filled")
+    _check_derived(system, entry)
+    wait_for(lambda: held(system, CALL) == _venue_position(witness, CALL) == 2, 30,
+             "our position equal to Tradier's, in contracts")  # fmt: skip
+
+    exchange.set_price(CALL, "3.65")
+    system.place(account=ACCOUNT, client_order_id="opt-out", symbol=CALL, side="sell",
+                 quantity="2", intent="EXIT", trade_id="opt-trade").get(timeout=60)  # fmt: skip
+    exit_order = wait_for(lambda: _filled(system, "opt-out"), 60, "the sale to close filled")
+    _check_derived(system, exit_order)
+    wait_for(lambda: trade_status(system, "opt-trade") is TradeStatus.CLOSED, 60,
+             "the trade closed")  # fmt: skip
+    _deep_run_after(system, datetime.now(UTC))
+
+    sent = {o["tradier"]["side"]: o["tradier"] for o in exchange.truth()}
+    assert set(sent) == {"buy_to_open", "sell_to_close"}
+    for order in sent.values():
+        assert (order["class"], order["symbol"], order["option_symbol"]) == ("option", "AAPL",
+                                                                            CALL)  # fmt: skip
+    assert _venue_position(witness, CALL) == held(system, CALL) == 0
+    with Session(system.engine) as session:
+        outcome = session.scalar(select(TradeOutcome).where(TradeOutcome.trade_id == "opt-trade"))
+    assert outcome is not None
+    assert entry.average_fill_price is not None
+    assert exit_order.average_fill_price is not None
+    assert outcome.entry_average_price == entry.average_fill_price  # per share
+    assert outcome.entry_notional == entry.average_fill_price * 200
+    assert outcome.exit_notional == exit_order.average_fill_price * 200
+    assert outcome.realized_pnl == _cash(witness) - cash_before
+    assert outcome.realized_pnl > 80  # about 0.55 a share on 200 shares
+    assert [b for b in hook.delivered if b["kind"] == "position_mismatch"] == []
     witness.close()

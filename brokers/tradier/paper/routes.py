@@ -27,6 +27,7 @@ from brokers.tradier.paper.venue import (
 )
 from brokers.tradier.paper.wire import answer, one_or_many, order_json, position_json
 from core.enums import Side
+from core.instruments import contract_multiplier
 
 PREFIX = "/v1/accounts"
 NEW_YORK = ZoneInfo("America/New_York")  # Tradier's list dates are market days [U]
@@ -144,7 +145,7 @@ def build_tradier_router(sim: Sim) -> APIRouter:
     async def place(request: Request) -> Response:
         account = account_of(request)
         form = read_form(await request.body())
-        new = parse_order(form)
+        new = parse_order(form, _day(engine.now_us))
         owner = engine.account(engine_account(account.number))
         position = owner.ledger.positions.get(new.symbol)
         selling = sum(
@@ -163,7 +164,8 @@ def build_tradier_router(sim: Sim) -> APIRouter:
             order = engine.submit(order_request, account=owner.key, reject=sim.faults.take_reject())
         except InsufficientBuyingPowerError:
             raise err.invalid("There is not enough buying power for this order") from None
-        placed = TradierOrder(order_id, account.number, new.side, new.duration, new.tag, order)
+        placed = TradierOrder(order_id, account.number, new.side, new.duration, new.tag, order,
+                              new.underlying)  # fmt: skip
         venue.keep(placed)
         sim.tradier_stream.publish(placed)  # "pending", as Tradier streams an order received
         if getattr(request.state, "lose_response", False):
@@ -239,7 +241,7 @@ def build_tradier_router(sim: Sim) -> APIRouter:
         owner = engine.account(engine_account(number))
         long_value = short_value = Decimal(0)
         for symbol, position in owner.ledger.positions.items():
-            value = position.qty * engine.price_of(symbol)
+            value = position.qty * engine.price_of(symbol) * contract_multiplier(symbol)
             if value > 0:
                 long_value += value
             else:

@@ -2,9 +2,10 @@
 per account its orders by Tradier's numeric id with what Tradier says of them (its side
 word, duration, tag).
 
-Orders are US equities on the engine's own market (its session: a day order expires at the
-close), under the engine account ``tradier:<account number>``. Tags are not unique at
-Tradier, so the engine's client order id is Tradier's order id, never the tag.
+Orders are US equities and their options on the engine's own market (its session: a day
+order expires at the close), under the engine account ``tradier:<account number>``. Tags
+are not unique at Tradier, so the engine's client order id is Tradier's order id, never
+the tag.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from itertools import count
 
 from brokers.paper.engine import Engine
 from brokers.paper.model import Order
+from brokers.tradier.paper.options import option_listing
 from core.enums import Side
 
 PREFIX = "tradier:"
@@ -33,10 +35,11 @@ class TradierOrder:
 
     id: int
     account_number: str
-    side: str  # buy, sell, buy_to_cover, sell_short
+    side: str  # buy, sell, buy_to_cover, sell_short; an option's buy_to_open...
     duration: str  # day, gtc, pre, post
     tag: str | None
-    order: Order
+    order: Order  # an option's symbol is its OCC symbol
+    underlying: str | None = None  # an option's underlying (what Tradier calls its symbol)
 
 
 @dataclass(slots=True)
@@ -81,6 +84,7 @@ class TradierVenue:
     def __init__(self, engine: Engine, tokens: dict[str, str]) -> None:
         self.engine = engine
         self.tokens = dict(tokens)  # account number -> access token; none: open mode
+        engine.listers.append(option_listing)
         self.reset()
 
     def reset(self) -> None:

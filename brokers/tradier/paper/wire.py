@@ -15,6 +15,7 @@ from fastapi import Response
 from brokers.paper.ledger import Position
 from brokers.paper.model import Order, PaperStatus
 from brokers.tradier.paper.venue import TradierOrder
+from core.instruments import contract_multiplier
 
 Json = dict[str, object]
 ZERO = Decimal(0)
@@ -59,7 +60,7 @@ def order_json(placed: TradierOrder, *, include_tag: bool) -> Json:
     body: Json = {
         "id": placed.id,
         "type": order.type.value,
-        "symbol": order.symbol,
+        "symbol": order.symbol if placed.underlying is None else placed.underlying,
         "side": placed.side,
         "quantity": order.qty,
         "status": status_of(order),
@@ -78,9 +79,11 @@ def order_json(placed: TradierOrder, *, include_tag: bool) -> Json:
             "remaining_quantity": order.qty - order.filled_qty if order.is_open else ZERO,
             "create_date": tradier_time(order.created_us),
             "transaction_date": tradier_time(max(order.updated_us, order.created_us)),
-            "class": "equity",
+            "class": "equity" if placed.underlying is None else "option",
         }
     )
+    if placed.underlying is not None:
+        body["option_symbol"] = order.symbol
     if include_tag and placed.tag is not None:
         body["tag"] = placed.tag
     return body
@@ -115,7 +118,7 @@ def event_text(message: Json) -> str:
 
 def position_json(symbol: str, position: Position, opened_us: int, position_id: int) -> Json:
     return {
-        "cost_basis": position.qty * position.avg_price,
+        "cost_basis": position.qty * position.avg_price * contract_multiplier(symbol),
         "date_acquired": tradier_time(opened_us),
         "id": position_id,
         "quantity": position.qty,

@@ -15,6 +15,7 @@ from tests.brokers.tradier.paper import ACCOUNT, OTHER_ACCOUNT, OTHER_TOKEN, TOK
 from tests.paper_exchange import PaperExchange
 
 ORDERS = f"/v1/accounts/{ACCOUNT}/orders"
+CALL = "AAPL300118C00200000"  # expires 2030-01-18
 
 
 def body(response: httpx.Response) -> Any:
@@ -189,8 +190,19 @@ def test_cancel_answers_ok_then_the_order_is_canceled_and_a_second_cancel_is_ref
         ({"tag": "has_underscore"}, "tag"),
         ({"tag": "a" * 256}, "tag"),
         ({"tag": "sp ace"}, "tag"),
-        ({"class": "option"}, "only equity"),
-        ({"class": "multileg"}, "only equity"),
+        ({"class": "option"}, "option_symbol is required"),
+        ({"class": "option", "option_symbol": "AAPL300118"}, "not a valid OCC"),
+        ({"class": "option", "option_symbol": "SPY300118C00200000"}, "not an option on AAPL"),
+        ({"class": "option", "option_symbol": "AAPL200117C00200000"}, "expired on 2020-01-17"),
+        ({"class": "option", "option_symbol": CALL}, "side 'buy' is not one of"),
+        (
+            {"class": "option", "option_symbol": CALL, "side": "buy_to_open", "quantity": "0.5"},
+            "whole number of contracts",
+        ),
+        ({"class": "option", "option_symbol": CALL, "side": "buy_to_close"}, "0 contracts short"),
+        ({"class": "option", "option_symbol": CALL, "side": "sell_to_close"}, "0 contracts long"),
+        ({"class": "equity", "side": "buy_to_open"}, "side 'buy_to_open' is not one of"),
+        ({"class": "multileg"}, "only equity and option"),
         ({"quantity": "1.5"}, "whole"),
         ({"quantity": "0"}, "positive"),
         ({"type": "limit"}, "price is required"),
@@ -226,6 +238,63 @@ def test_short_sale_and_cover_use_their_own_sides(
     cover = filled(tradier_exchange, tradier, placed_id(tradier, side="buy_to_cover"))
     assert cover["side"] == "buy_to_cover"
     assert body(tradier.get(f"/v1/accounts/{ACCOUNT}/positions")) == {"positions": "null"}
+
+
+def test_an_option_round_trip_reads_as_tradier_writes_it_and_moves_100_shares_a_contract(
+    tradier_exchange: PaperExchange, tradier: httpx.Client
+) -> None:
+    cash = body(tradier.get(f"/v1/accounts/{ACCOUNT}/balances"))["balances"]["total_cash"]
+    tradier_exchange.set_price(CALL, "3.10")
+    option = {"class": "option", "option_symbol": CALL, "quantity": "2"}
+    opened = filled(tradier_exchange, tradier, placed_id(tradier, side="buy_to_open", **option))
+
+    assert (opened["class"], opened["symbol"], opened["option_symbol"]) == ("option", "AAPL", CALL)
+    assert (opened["side"], opened["exec_quantity"]) == ("buy_to_open", Decimal(2))
+    paid = opened["avg_fill_price"]
+    assert abs(paid - Decimal("3.10")) <= Decimal("0.01")  # a cent of slippage at most
+    position = body(tradier.get(f"/v1/accounts/{ACCOUNT}/positions"))["positions"]["position"]
+    assert (position["symbol"], position["quantity"]) == (CALL, Decimal(2))
+    assert position["cost_basis"] == paid * 200  # 2 contracts of 100 shares
+    balances = body(tradier.get(f"/v1/accounts/{ACCOUNT}/balances"))["balances"]
+    assert balances["total_cash"] == cash - paid * 200
+    assert balances["long_market_value"] == Decimal(620)  # at the market's 3.10
+    assert "use sell_to_close" in body(place(tradier, side="sell_to_open", **option))[
+        "errors"]["error"][0]  # fmt: skip
+
+    tradier_exchange.set_price(CALL, "3.55")
+    closed = filled(tradier_exchange, tradier, placed_id(tradier, side="sell_to_close", **option))
+    assert closed["side"] == "sell_to_close"
+    assert body(tradier.get(f"/v1/accounts/{ACCOUNT}/positions")) == {"positions": "null"}
+    balances = body(tradier.get(f"/v1/accounts/{ACCOUNT}/balances"))["balances"]
+    assert balances["total_cash"] == cash + (closed["avg_fill_price"] - paid) * 200
+
+
+def test_an_option_opening_buy_needs_its_premium_in_buying_power(tradier: httpx.Client) -> None:
+    power = body(tradier.get(f"/v1/accounts/{ACCOUNT}/balances"))["balances"]["margin"][
+        "stock_buying_power"]  # fmt: skip
+    contracts = int(power / 500) + 1  # at a 5.00 limit, one contract more than it buys
+    response = place(tradier, **{"class": "option", "option_symbol": CALL,
+                                 "side": "buy_to_open", "quantity": str(contracts),
+                                 "type": "limit", "price": "5.00"})  # fmt: skip
+    assert response.status_code == 400
+    assert "buying power" in body(response)["errors"]["error"][0]
+
+
+def test_an_option_day_order_expires_at_the_close(
+    tradier_exchange: PaperExchange, tradier: httpx.Client
+) -> None:
+    tradier_exchange.set_session(3600, overnight_s=60)
+    tradier_exchange.set_price(CALL, "3.10")
+    day = placed_id(tradier, **{"class": "option", "option_symbol": CALL,
+                                "side": "buy_to_open", "quantity": "1", "type": "limit",
+                                "price": "1.00"})  # fmt: skip
+    tradier_exchange.wait_for(lambda: order(tradier, day)["status"] == "open", interval_s=0.2)
+    tradier_exchange.close_day()
+    assert order(tradier, day)["status"] == "expired"
+    late = placed_id(tradier, **{"class": "option", "option_symbol": CALL,
+                                 "side": "buy_to_open", "quantity": "1"})  # fmt: skip
+    seen = order(tradier, late)
+    assert (seen["status"], seen["exec_quantity"]) == ("pending", 0)  # held until the open
 
 
 # -- rate limits and faults ---------------------------------------------------------------
