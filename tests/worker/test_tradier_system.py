@@ -230,3 +230,36 @@ def test_an_option_round_trip_is_placed_by_its_intent_and_its_money_is_100_share
     assert outcome.realized_pnl > 80  # about 0.55 a share on 200 shares
     assert [b for b in hook.delivered if b["kind"] == "position_mismatch"] == []
     witness.close()
+
+
+def test_an_equity_short_is_sold_short_and_bought_to_cover_by_its_intent(
+    system: TrackingSystem,
+) -> None:
+    """An entry sell is Tradier's sell_short and its exit buy buy_to_cover (a plain sell of
+    shares not held, or buy while short, Tradier refuses); the short's PnL is the cash."""
+    exchange = system.exchange
+    exchange.freeze_market()
+    exchange.set_price(SYMBOL, "200")
+    witness = _tradier_account(system)
+    system.env.update(FAST_SWEEPS)
+    system.start_worker("w1")
+    cash_before = _cash(witness)
+
+    system.place(account=ACCOUNT, client_order_id="short-in", symbol=SYMBOL, side="sell",
+                 quantity="2", intent="ENTRY", decision_id="short").get(timeout=60)  # fmt: skip
+    wait_for(lambda: _filled(system, "short-in"), 60, "the short sale filled")
+    wait_for(lambda: held(system, SYMBOL) == _venue_position(witness) == -2, 30,
+             "our short position equal to Tradier's")  # fmt: skip
+    exchange.set_price(SYMBOL, "190")
+    system.place(account=ACCOUNT, client_order_id="short-out", symbol=SYMBOL, side="buy",
+                 quantity="2", intent="EXIT", trade_id="short").get(timeout=60)  # fmt: skip
+    wait_for(lambda: trade_status(system, "short") is TradeStatus.CLOSED, 60, "the short closed")
+
+    assert [o["tradier"]["side"] for o in exchange.truth()] == ["sell_short", "buy_to_cover"]
+    assert _venue_position(witness) == held(system, SYMBOL) == 0
+    with Session(system.engine) as session:
+        outcome = session.scalar(select(TradeOutcome).where(TradeOutcome.trade_id == "short"))
+    assert outcome is not None
+    assert outcome.realized_pnl == _cash(witness) - cash_before
+    assert outcome.realized_pnl > 15  # about 10 a share on 2 shares
+    witness.close()

@@ -21,8 +21,8 @@ from brokers.errors import (
 )
 from brokers.tradier.adapter import TradierBroker
 from brokers.tradier.tags import client_order_id_of
-from core.enums import OrderStatus, OrderType, Side, TimeInForce
-from core.reports import PlaceOrderRequest, ReplaceOrderRequest
+from core.enums import Intent, OrderStatus, OrderType, Side, TimeInForce
+from core.reports import OrderReport, PlaceOrderRequest, ReplaceOrderRequest
 from tests.brokers.tradier.paper import ACCOUNT, OTHER_ACCOUNT, TOKEN
 from tests.paper_exchange import PaperExchange
 
@@ -132,6 +132,31 @@ def test_positions_equal_the_exchanges(broker: TradierBroker, exchange: PaperExc
     assert position.average_entry_price == order.average_fill_price
     # Positions are per symbol, so a holding is the symbol itself, paid in no holding.
     assert (broker.holding_of("AAPL"), broker.quoted_in("AAPL")) == ("AAPL", None)
+
+
+def test_an_option_is_opened_and_closed_by_intent_and_held_at_its_per_share_price(
+    broker: TradierBroker, exchange: PaperExchange
+) -> None:
+    call = "AAPL300118C00200000"
+    exchange.set_price(call, "2.40")
+
+    def filled(cid: str, side: Side, intent: Intent) -> OrderReport:
+        placed = broker.place(PlaceOrderRequest(cid, call, side, Decimal(3), intent=intent))
+        return exchange.wait_for(
+            lambda: (
+                (o := broker.get_order(placed.broker_order_id)).status is OrderStatus.FILLED and o
+            )
+        )
+
+    opened = filled("ad-opt-in", Side.BUY, Intent.ENTRY)
+    assert (opened.symbol, opened.side, opened.client_order_id) == (call, Side.BUY, "ad-opt-in")
+    assert opened.raw["side"] == "buy_to_open"
+    (position,) = broker.list_positions()
+    assert (position.symbol, position.quantity) == (call, Decimal(3))
+    assert position.average_entry_price == opened.average_fill_price  # per share
+    closed = filled("ad-opt-out", Side.SELL, Intent.EXIT)
+    assert closed.raw["side"] == "sell_to_close"
+    assert broker.list_positions() == []
 
 
 def test_refusals_replace_and_what_tradier_lists_not(broker: TradierBroker) -> None:

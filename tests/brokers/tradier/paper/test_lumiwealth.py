@@ -48,6 +48,30 @@ def test_an_equity_buy_is_placed_read_back_and_held(
     assert Decimal(str(balance["long_market_value"])) == Decimal(2000)  # 10 at 200
 
 
+def test_an_option_is_bought_to_open_and_sold_to_close(
+    client: Tradier, tradier_exchange: PaperExchange
+) -> None:
+    call = "AAPL300118C00200000"
+    tradier_exchange.set_price(call, "1.75")
+    for side, tag in (("buy_to_open", "lw-opt-in"), ("sell_to_close", "lw-opt-out")):
+        placed = client.orders.order_option("AAPL", call, side, 2, "market", tag=tag)
+        assert placed["status"] == "ok"
+
+        def filled(order_id: int = placed["id"]) -> bool:
+            return bool(client.orders.get_order(order_id)["status"].iloc[0] == "filled")
+
+        tradier_exchange.wait_for(filled, interval_s=0.1)
+        row = client.orders.get_order(placed["id"]).iloc[0]
+        assert (row["class"], row["symbol"], row["option_symbol"], row["side"]) == (
+            "option", "AAPL", call, side)  # fmt: skip
+        if side == "buy_to_open":
+            positions = client.account.get_positions()
+            assert positions[["symbol", "quantity"]].values.tolist() == [[call, 2]]
+            cost = Decimal(str(positions["cost_basis"].iloc[0]))
+            assert cost == Decimal(str(row["avg_fill_price"])) * 200
+    assert client.orders.get_orders()["side"].tolist() == ["buy_to_open", "sell_to_close"]
+
+
 def test_cancel_twice_and_a_refusal(client: Tradier, tradier_exchange: PaperExchange) -> None:
     placed = client.orders.order("AAPL", "buy", 5, "limit", limit_price=1.0, tag="lw-limit")
     assert client.orders.cancel(placed["id"]) == {"id": placed["id"], "status": "ok"}
