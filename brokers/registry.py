@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, TypedDict
@@ -101,10 +102,14 @@ def make_adapter(
 
 
 def connect_stream(
-    *, account: str, broker: BrokerKind, base_url: str, credentials_env: str
-) -> OrderStream:
-    """An unopened connection to the account's order-update stream."""
+    *, account: str, broker: BrokerKind, base_url: str, credentials_env: str,
+    sharing: Sequence[tuple[str, str]] = (),
+) -> OrderStream:  # fmt: skip
+    """An unopened connection to the account's order-update stream; ``sharing``: the
+    (name, credentials_env) of other accounts it carries too (``stream_session_key``)."""
     key_id, secret_key = credentials(account, credentials_env)
+    if sharing and broker is not BrokerKind.TRADIER:
+        raise ValueError(f"a {broker.value} stream carries one account")
     if broker is BrokerKind.ALPACA:
         return AlpacaStream(alpaca_stream_url(base_url), key_id, secret_key)
     if broker is BrokerKind.COINBASE:
@@ -113,11 +118,24 @@ def connect_stream(
         return BinanceStream(binance_stream_url(base_url), key_id, secret_key,
                              symbol_assets=ExchangeInfoAssets(base_url))  # fmt: skip
     if broker is BrokerKind.TRADIER:  # the account number and the token, as make_adapter's
+        numbers = {key_id: account}
+        numbers.update((credentials(name, env)[0], name) for name, env in sharing)
         return TradierStream(tradier_stream_url(base_url), base_url, secret_key,
-                             account_number=key_id)  # fmt: skip
+                             accounts=numbers)  # fmt: skip
     if broker is BrokerKind.OANDA:  # the account id and token, as make_adapter reads them
         return OandaStream.from_url(base_url, account_id=key_id, token=secret_key)
     raise ValueError(f"no stream for broker kind {broker!r}")
+
+
+def stream_session_key(broker: BrokerKind, base_url: str, credentials_env: str) -> str | None:
+    """What accounts whose streams must share one connection have in common, or None (a
+    connection of its own). Tradier keeps one events session per token, a new one ending
+    the last: its accounts of one token and host share one (the key a digest, no secret)."""
+    token = os.environ.get(f"{credentials_env}_SECRET_KEY", "")
+    if broker is not BrokerKind.TRADIER or not token:
+        return None
+    seed = f"{tradier_stream_url(base_url)}\n{token}".encode()
+    return hashlib.sha256(seed).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

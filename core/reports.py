@@ -144,6 +144,9 @@ class StreamEvent:
     at: datetime
     event_id: str | None = None
     fill: FillReport | None = None
+    # The account (our name) it is of, where one connection carries several accounts'
+    # events (a Tradier token's); None: the connection's own account.
+    account: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

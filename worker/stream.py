@@ -3,19 +3,19 @@ the per-order monitors and the sweeps stay the net.
 
 One connection per account, held by exactly one process through a Redis lease
 (``HeldLock``: a standby takes over when it lapses, at once when the holder's process is
-gone). Every event goes through the state machine as a polled report does. On every
-(re)connect, once listening, the account is caught up over REST (its new fills, its open
-orders against the broker's). A stream that stalls or loses messages is found out by the
-monitors' safety checks (the broker ahead of what it delivered, ``stream_health.suspect``):
-the connection is dropped, and the reconnect catches up. Silence alone proves nothing (an
-account may have nothing going on, a market order may wait for the open). Reconnects back
-off exponentially with jitter.
+gone); accounts whose broker keeps one stream session per token (Tradier) share one
+connection, under the lease of the first of them by name. Every event goes through the
+state machine as a polled report does. On every (re)connect, once listening, each account
+is caught up over REST (its new fills, its open orders against the broker's). A stream
+that stalls or loses messages is found out by the monitors' safety checks (the broker
+ahead of what it delivered, ``stream_health.suspect``): the connection is dropped, and the
+reconnect catches up. Silence alone proves nothing (an account may have nothing going on,
+a market order may wait for the open). Reconnects back off exponentially with jitter.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -25,8 +25,8 @@ from sqlalchemy import select
 
 from brokers.base import OrderStream, Unreadable
 from brokers.errors import BrokerError, BrokerUnavailable
-from brokers.registry import connect_stream
-from core.enums import BrokerKind, ReportSource
+from brokers.registry import connect_stream, stream_session_key
+from core.enums import ReportSource
 from core.reports import StreamEvent
 from models.orders import Account
 from ordersync.metrics import record
@@ -48,7 +48,7 @@ from worker.stream_health import (
 logger = logging.getLogger(__name__)
 BACKOFF_BASE_S = 0.5
 RENEW_EVERY_S = 1.0
-Connect = Callable[[AccountInfo], OrderStream]
+Connect = Callable[[AccountInfo, tuple[AccountInfo, ...]], OrderStream]
 
 
 def lease_name(account_id: str) -> str:
@@ -63,10 +63,10 @@ class LeaseLost(RuntimeError):
     """Another process holds the account's stream now: this one lets go."""
 
 
-def stream_for(account: AccountInfo) -> OrderStream:
+def stream_for(account: AccountInfo, sharing: tuple[AccountInfo, ...] = ()) -> OrderStream:
     return connect_stream(account=account.name, broker=account.broker,
-                          base_url=account.base_url,
-                          credentials_env=account.credentials_env)  # fmt: skip
+                          base_url=account.base_url, credentials_env=account.credentials_env,
+                          sharing=[(a.name, a.credentials_env) for a in sharing])  # fmt: skip
 
 
 def backoff_s(failures: int, cap_s: float, rng: random.Random) -> float:
@@ -76,14 +76,19 @@ def backoff_s(failures: int, cap_s: float, rng: random.Random) -> float:
 
 
 class AccountStream:
-    """One account's stream in this process: standby until it holds the lease."""
+    """One account's stream in this process (with the accounts ``sharing`` its connection):
+    standby until it holds the lease."""
 
     def __init__(
         self, ctx: WorkerContext, account: AccountInfo, stop: threading.Event,
         connect: Connect = stream_for, rng: random.Random | None = None,
+        sharing: tuple[AccountInfo, ...] = (),
     ) -> None:  # fmt: skip
         self.ctx = ctx
         self.account = account
+        self.sharing = sharing
+        self.accounts = (account, *sharing)
+        self._by_name = {a.name: a for a in self.accounts}
         self.stop = stop
         self.connect = connect
         self.rng = rng or random.Random()
@@ -126,9 +131,10 @@ class AccountStream:
                 logger.exception("stream of account %s failed", self.account.name)
             finally:
                 self.holding = False
-                if lease.held:  # a lost lease's health is its new holder's to keep
-                    mark_unhealthy(self.ctx.redis, self.account.id)
-                record.stream_connected(self.account.name, False)
+                for account in self.accounts:
+                    if lease.held:  # a lost lease's health is its new holder's to keep
+                        mark_unhealthy(self.ctx.redis, account.id)
+                    record.stream_connected(account.name, False)
             # A connection that came up and caught up starts the count again.
             return 1 if self.connected else failures + 1
 
@@ -140,49 +146,71 @@ class AccountStream:
                 raise LeaseLost(self.account.id)
 
         self.keep = keep
-        with self.connect(self.account) as stream:
+        with self.connect(self.account, self.sharing) as stream:
             self.holding = True
-            with kept_alive(keep):
-                caught = catch_up(self.ctx, self.account.id, ReportSource.STREAM)
-            if caught.yielded is not None:
-                raise BrokerUnavailable(f"catch-up stopped: {caught.yielded}")
-            logger.info("stream of account %s connected; caught up (%s requests)",
-                        self.account.name, caught.requests)  # fmt: skip
+            for account in self.accounts:
+                with kept_alive(keep):
+                    caught = catch_up(self.ctx, account.id, ReportSource.STREAM)
+                if caught.yielded is not None:
+                    raise BrokerUnavailable(f"catch-up of {account.name} stopped: "
+                                            f"{caught.yielded}")  # fmt: skip
+                logger.info("stream of account %s connected; caught up (%s requests)",
+                            account.name, caught.requests)  # fmt: skip
             self.connected = True
-            record.stream_connected(self.account.name, True)
-            take_suspicion(self.ctx.redis, self.account.id)  # the catch-up answered it
+            for account in self.accounts:
+                record.stream_connected(account.name, True)
+                take_suspicion(self.ctx.redis, account.id)  # the catch-up answered it
             renewed = time.monotonic()
-            mark_healthy(self.ctx.redis, self.account.id, s.stream_health_ttl_s)
+            self._mark_healthy()
             for item in stream.events(s.stream_idle_s):
                 now = time.monotonic()
                 if self.stop.is_set():
                     return
                 if now - renewed >= RENEW_EVERY_S:
                     keep()
-                    mark_healthy(self.ctx.redis, self.account.id, s.stream_health_ttl_s)
+                    self._mark_healthy()
                     renewed = now
-                    if (why := take_suspicion(self.ctx.redis, self.account.id)) is not None:
-                        raise Stalled(f"stream of account {self.account.name} missed news "
-                                      f"({why}): reconnecting to catch up")  # fmt: skip
+                    self._raise_if_suspected()
                 if item is not None:
                     self._handle(item)
 
+    def _mark_healthy(self) -> None:
+        for account in self.accounts:
+            mark_healthy(self.ctx.redis, account.id, self.ctx.settings.stream_health_ttl_s)
+
+    def _raise_if_suspected(self) -> None:
+        """Stalled when a monitor found the broker ahead of what one account's events said
+        (every suspicion taken: the reconnect catches each account up)."""
+        found = [(a, why) for a in self.accounts
+                 if (why := take_suspicion(self.ctx.redis, a.id)) is not None]  # fmt: skip
+        if found:
+            account, why = found[0]
+            raise Stalled(f"stream of account {account.name} missed news ({why}): "
+                          "reconnecting to catch up")  # fmt: skip
+
     def _handle(self, item: StreamEvent | Unreadable) -> None:
-        name = self.account.name
         if isinstance(item, Unreadable):  # its news is lost: the REST catch-up has it
-            record.stream_event(name, "unreadable", None)
-            logger.error("stream of account %s: unreadable message: %s (%s)", name,
-                         item.reason, item.excerpt)  # fmt: skip
-            suspect(self.ctx.redis, self.account.id, f"an unreadable message: {item.reason}")
+            for each in self.accounts:  # whose it was is unknown
+                record.stream_event(each.name, "unreadable", None)
+                suspect(self.ctx.redis, each.id, f"an unreadable message: {item.reason}")
+            logger.error("stream of account %s: unreadable message: %s (%s)",
+                         self.account.name, item.reason, item.excerpt)  # fmt: skip
             return
-        applied = apply_event(self.ctx, self.account.id, item, derive_fills=self._derives())
-        record.stream_event(name, item.kind, item.at)
+        account: AccountInfo | None = self.account
+        if item.account is not None:
+            account = self._by_name.get(item.account)
+        if account is None:  # the connection was made for these accounts only
+            logger.error("stream of account %s: an event of account %s, not carried here",
+                         self.account.name, item.account)  # fmt: skip
+            return
+        applied = apply_event(self.ctx, account.id, item, derive_fills=self._derives())
+        record.stream_event(account.name, item.kind, item.at)
         if applied.order_id is None:
             if item.fill is not None:  # an order not known here yet: its fill waits for it
-                park(self.ctx, self.account.id, [item.fill])
+                park(self.ctx, account.id, [item.fill])
             return
         if applied.fill_gap and not applied.fill_recorded and not self._derives():
-            sync_now(self.ctx, self.account.id, keep_alive=self.keep)  # did not add up
+            sync_now(self.ctx, account.id, keep_alive=self.keep)  # did not add up
         if applied.replaced_by is not None:
             replacements.follow(self.ctx, applied.order_id, applied.replaced_by,
                                 ReportSource.STREAM)  # fmt: skip
@@ -196,64 +224,48 @@ class AccountStream:
         return self.derives
 
 
-def streamed_accounts(ctx: WorkerContext) -> list[AccountInfo]:
+def streamed_accounts(ctx: WorkerContext) -> list[tuple[AccountInfo, ...]]:
+    """The active accounts of streamed brokers, by name, as their connections carry them:
+    those that must share one (``stream_session_key``) together, the first by name first."""
     with ctx.sessions() as session:
         rows = session.scalars(select(Account).where(Account.is_active.is_(True),
                                                      Account.broker.in_(STREAMING))
                                .order_by(Account.name))  # fmt: skip
-        return one_session_per_token([AccountInfo.of(row) for row in rows])
-
-
-def one_session_per_token(accounts: list[AccountInfo]) -> list[AccountInfo]:
-    """Tradier keeps one events session per token, a new one ending the last: of accounts
-    sharing a token, the first by name streams and the others are left to polling (said
-    once each, as an error)."""
-    holders: dict[str, str] = {}
-    kept = []
+        accounts = [AccountInfo.of(row) for row in rows]
+    groups: dict[str, list[AccountInfo]] = {}
     for account in accounts:
-        if account.broker is BrokerKind.TRADIER:
-            token = os.environ.get(f"{account.credentials_env}_SECRET_KEY", "")
-            holder = holders.setdefault(token, account.name) if token else account.name
-            if holder != account.name:
-                if account.name not in _SHARED_TOKEN_SAID:
-                    _SHARED_TOKEN_SAID.add(account.name)
-                    logger.error("stream of account %s: not streamed, tracked by polling: it "
-                                 "shares its Tradier token with account %s, and Tradier keeps "
-                                 "one events session per token", account.name, holder)  # fmt: skip
-                continue
-        kept.append(account)
-    return kept
-
-
-_SHARED_TOKEN_SAID: set[str] = set()  # accounts whose shared token was said, once each
+        key = stream_session_key(account.broker, account.base_url, account.credentials_env)
+        groups.setdefault(account.id if key is None else key, []).append(account)
+    return [tuple(group) for group in groups.values()]
 
 
 def run_streams(ctx: WorkerContext, stop: threading.Event, connect: Connect = stream_for,
                 on_start: Callable[[AccountStream], None] | None = None) -> None:  # fmt: skip
-    """A thread per streamed account (standby or holding), accounts looked up again every
-    ``stream_accounts_refresh_s``; a disabled account's thread ends."""
-    running: dict[str, tuple[threading.Event, threading.Thread]] = {}
+    """A thread per stream connection (standby or holding), accounts looked up again every
+    ``stream_accounts_refresh_s``; a disabled account's thread ends (one sharing its
+    connection with others: that connection is made anew for the rest)."""
+    running: dict[tuple[str, ...], tuple[threading.Event, threading.Thread]] = {}
     try:
         while not stop.is_set():
-            try:
-                wanted = {a.id: a for a in streamed_accounts(ctx)}
+            try:  # keyed by the accounts a connection carries: a change makes a new one
+                wanted = {tuple(a.id for a in group): group for group in streamed_accounts(ctx)}
             except Exception:  # the database away: the running streams go on meanwhile
                 logger.exception("streams: cannot read the accounts; trying again")
                 stop.wait(ctx.settings.stream_accounts_refresh_s)
                 continue
-            for account_id, (own_stop, thread) in list(running.items()):
-                if account_id not in wanted or not thread.is_alive():
+            for key, (own_stop, thread) in list(running.items()):
+                if key not in wanted or not thread.is_alive():
                     own_stop.set()
                     thread.join(timeout=10)
-                    del running[account_id]
-            for account_id, account in wanted.items():
-                if account_id in running:
+                    del running[key]
+            for key, (account, *sharing) in wanted.items():
+                if key in running:
                     continue
                 own_stop = threading.Event()
-                worker = AccountStream(ctx, account, own_stop, connect)
+                worker = AccountStream(ctx, account, own_stop, connect, sharing=tuple(sharing))
                 thread = threading.Thread(target=worker.run, name=f"stream-{account.name}",
                                           daemon=True)  # fmt: skip
-                running[account_id] = (own_stop, thread)
+                running[key] = (own_stop, thread)
                 thread.start()
                 if on_start is not None:
                     on_start(worker)

@@ -3,7 +3,8 @@ session made over REST with the access token (``POST /v1/accounts/events/session
 connected within 5 minutes, one per token at a time), then ``{"events": ["order"],
 "sessionid": ...}`` on the WebSocket. Tradier acknowledges nothing; it sends an ``order``
 event per change to one of the token's accounts' orders and a heartbeat (one a minute in
-the docs' sample).
+the docs' sample). A new session ends the token's last one, so one connection carries
+every account of the token that is tracked: each event is told by its ``account``.
 
 An event is the order as it stands, with no symbol, side or quantity and no execution id:
 a report that does not state the order's terms, and no fill. The worker derives the fill
@@ -17,7 +18,7 @@ shape]: the connection is dropped and the next one makes a new session.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import httpx
 
@@ -55,12 +56,13 @@ class TradierStream(WebSocketStream):
     kind = KIND
 
     def __init__(self, url: str, base_url: str, access_token: str, *,
-                 account_number: str | None = None,
+                 accounts: Mapping[str, str] | None = None,
                  transport: httpx.BaseTransport | None = None,
                  **options: float) -> None:  # fmt: skip
         super().__init__(url, **options)
-        # The token's other accounts' events come too: only this one's are read.
-        self._account = account_number
+        # Tradier account number -> our account name, of the accounts this connection
+        # reads; the token's other accounts' events come too, and are skipped. None: all.
+        self._accounts = None if accounts is None else dict(accounts)
         self._session_url = _host(base_url) + SESSION_PATH
         self._auth = BearerAuth(access_token)
         self._transport = transport  # tests' fake; None: the network
@@ -106,11 +108,19 @@ class TradierStream(WebSocketStream):
             if kind != "heartbeat":
                 logger.info("stream %s: %r event ignored", self.url, kind)
             return
-        if self._account is not None and message.get("account") not in (None, self._account):
-            return  # an order of another account the token acts for: its own stream's
+        number, ours = message.get("account"), self._accounts
+        if ours is not None and number is not None and number not in ours:
+            return  # an order of an account of the token not tracked here
+        if ours is not None and number is None and len(ours) > 1:
+            yield Unreadable("an order event names no account, on a session of several",
+                             excerpt(body))  # fmt: skip
+            return
         try:
             report = parse.parse_event_order(message)
         except ParseError as exc:
             yield Unreadable(f"an order event: {exc}", excerpt(body))
             return
-        yield StreamEvent("order", report, report.updated_at or report.created_at)
+        # Of several accounts, told by name; of one (or an event naming none), its own.
+        account = ours[str(number)] if ours is not None and len(ours) > 1 else None
+        yield StreamEvent("order", report, report.updated_at or report.created_at,
+                          account=account)  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -18,15 +19,24 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.enums import OrderStatus, ReportSource
-from models.orders import Fill, Order, OrderEvent
+from core.enums import BrokerKind, OrderStatus, ReportSource
+from models.accounts import ensure_account
+from models.ledger import Position
+from models.orders import Account, Fill, Order, OrderEvent
 from tests.worker.conftest import (
     TrackingSystem,
+    _wait_streaming,
     place_until_faults_drawn,
     start_streaming,
     wait_for,
 )
-from tests.worker.test_tradier_system import ACCOUNT, SYMBOL, _tradier_account, _venue_position
+from tests.worker.test_tradier_system import (
+    ACCOUNT,
+    SYMBOL,
+    TOKEN,
+    _tradier_account,
+    _venue_position,
+)
 from tests.worker.truth import held
 
 pytestmark = pytest.mark.integration
@@ -45,9 +55,9 @@ def witness(system: TrackingSystem) -> Iterator[httpx.Client]:
     client.close()
 
 
-def _buy(system: TrackingSystem, n: int, prefix: str) -> list[str]:
+def _buy(system: TrackingSystem, n: int, prefix: str, account: str = ACCOUNT) -> list[str]:
     cids = [f"{prefix}-{i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
-    results = [system.place(account=ACCOUNT, client_order_id=cid, symbol=SYMBOL, side="buy",
+    results = [system.place(account=account, client_order_id=cid, symbol=SYMBOL, side="buy",
                             quantity="2") for cid in cids]  # fmt: skip
     for result in results:
         result.get(timeout=60)
@@ -152,3 +162,36 @@ def test_dropped_duplicated_and_reordered_events_and_a_disconnect_lose_nothing(
     assert stats["opened"] >= 2  # the stream came back (a new session) after the disconnect
     assert _anomalies(system, cids) == 0
     assert held(system, SYMBOL) == 2 * len(cids)
+
+
+def test_two_accounts_of_one_token_are_streamed_on_one_connection(system: TrackingSystem) -> None:
+    """Tradier keeps one events session per token, a new one ending the last: two accounts
+    of one token share one connection, and each account's events reach its own orders."""
+    system.exchange.freeze_market()
+    system.exchange.set_price(SYMBOL, "200")
+    system.exchange.set_faults(partial_fill_probability=1.0)
+    witness = _tradier_account(system)
+    with Session(system.engine) as session:
+        ensure_account(session, name="tr-2", broker=BrokerKind.TRADIER,
+                       base_url=system.exchange.base_url, credentials_env="TR2",
+                       rate_limit_per_min=120, now=datetime.now(UTC))  # fmt: skip
+        session.commit()
+    system.env.update({"TR2_KEY_ID": "VA55500022", "TR2_SECRET_KEY": TOKEN})
+    start_streaming(system, ACCOUNT)
+    _wait_streaming(system, "tr-2")
+
+    first, second = _buy(system, 2, "one"), _buy(system, 2, "two", account="tr-2")
+    _settled(system, first + second, 60)
+
+    assert _stream_fills(system, first) > 0
+    assert _stream_fills(system, second) > 0
+    assert _anomalies(system, first + second) == 0
+    stats = system.exchange.stream_stats()["tradier"]
+    assert (len(stats["connections"]), stats["opened"]) == (1, 1)  # never a second session
+    with Session(system.engine) as session:
+        positions = session.execute(select(Account.name, Position.quantity)
+                                    .join(Account, Account.id == Position.account_id)
+                                    .where(Position.symbol == SYMBOL)).all()  # fmt: skip
+    assert sorted(positions) == [(ACCOUNT, 4), ("tr-2", 4)]
+    assert _venue_position(witness) == 4
+    witness.close()

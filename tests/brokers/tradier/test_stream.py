@@ -181,10 +181,29 @@ def test_the_stream_host_follows_the_rest_host(base_url: str, url: str) -> None:
     assert stream_url(base_url) == url
 
 
-def test_only_the_streams_own_accounts_events_are_read() -> None:
-    """One token may act for several accounts; each account's stream reads its own."""
-    mine = TradierStream("wss://ws.tradier.com/v1/accounts/events", "https://api.tradier.com",
-                         TOKEN, account_number="6YA")  # fmt: skip
-    assert len(list(mine._read(FILLED))) == 1  # the sample is account 6YA's
+def carrying(accounts: dict[str, str]) -> TradierStream:
+    return TradierStream("wss://ws.tradier.com/v1/accounts/events", "https://api.tradier.com",
+                         TOKEN, accounts=accounts)  # fmt: skip
+
+
+def test_only_the_accounts_the_connection_carries_are_read() -> None:
+    """One token acts for several accounts; of one account's, its own events are read."""
+    mine = carrying({"6YA": "ira"})
+    (found,) = mine._read(FILLED)  # the sample is account 6YA's
+    assert isinstance(found, StreamEvent)
+    assert found.account is None  # the connection's own
     assert list(mine._read(event(account="VA000002"))) == []
-    assert len(list(mine._read(event(account=None)))) == 1  # an event naming none is read
+    assert len(list(mine._read(event(account=None)))) == 1  # an event naming none is its own
+
+
+def test_a_connection_carrying_several_accounts_tells_each_event_s_account_by_our_name() -> None:
+    shared = carrying({"6YA": "ira", "VA000002": "margin"})
+    (ira,) = shared._read(FILLED)
+    (margin,) = shared._read(event(account="VA000002", id=7))
+    assert isinstance(ira, StreamEvent)
+    assert isinstance(margin, StreamEvent)
+    assert (ira.account, margin.account) == ("ira", "margin")
+    assert list(shared._read(event(account="VA000003"))) == []  # tracked elsewhere, or not
+    (unknown,) = shared._read(event(account=None))
+    assert isinstance(unknown, Unreadable)  # whose it is cannot be told
+    assert "names no account" in unknown.reason
