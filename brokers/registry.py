@@ -234,6 +234,12 @@ def terms_problem(
                 notional=notional, intent=intent)  # fmt: skip
 
 
+def sides_say_open_or_close(broker: BrokerKind) -> bool:
+    """Whether the broker's side words say whether an order opens or closes a position
+    (Tradier's ``sell_short``, ``buy_to_close``...), so placing needs the position held."""
+    return broker is BrokerKind.TRADIER
+
+
 def fees_in_asset(broker: BrokerKind, symbol: str) -> bool:
     """Whether this broker takes a buy's fee in the asset bought and posts it later."""
     return broker is BrokerKind.ALPACA and alpaca_rules.is_crypto(symbol)

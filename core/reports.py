@@ -35,8 +35,10 @@ class PlaceOrderRequest:
     stop_loss_limit_price: Decimal | None = None
     # A notional order names the amount of money to trade instead of a quantity.
     notional: Decimal | None = None
-    # Whether it opens or closes a trade: a broker whose sides say so (Tradier) needs it.
+    # Whether it opens or closes a trade, and the account's position in the symbol as
+    # recorded when it is sent: a broker whose sides say so (Tradier) needs them.
     intent: Intent | None = None
+    held: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

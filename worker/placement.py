@@ -35,7 +35,7 @@ from core.enums import (
 from core.reports import PlaceOrderRequest
 from models.accounts import UnknownAccount
 from models.base import new_id
-from models.ledger import ExitRefused, check_exit
+from models.ledger import ExitRefused, Position, check_exit
 from models.orders import Order, OrderEvent
 from models.outbox import EventKind, add_order_event
 from models.repository import load_state, record_applied
@@ -315,7 +315,7 @@ def _load(ctx: WorkerContext, order_id: str) -> _Row | None:
             take_profit_limit_price=order.take_profit_limit_price,
             stop_loss_stop_price=order.stop_loss_stop_price,
             stop_loss_limit_price=order.stop_loss_limit_price, notional=order.notional,
-            intent=order.intent,
+            intent=order.intent, held=_held(session, order, account),
         )  # fmt: skip
         replaces = None
         if order.replaces_id is not None:
@@ -324,6 +324,16 @@ def _load(ctx: WorkerContext, order_id: str) -> _Row | None:
         return _Row(account, request, deadline_of(order, ctx.settings), order.sent_at,
                     order.last_error, order.created_at, order.replaces_id is not None,
                     replaces)  # fmt: skip
+
+
+def _held(session: Session, order: Order, account: AccountInfo) -> Decimal | None:
+    """The account's recorded position in the order's symbol, where the broker's side words
+    depend on it (None elsewhere: not read)."""
+    if not registry.sides_say_open_or_close(account.broker):
+        return None
+    held = session.scalar(select(Position.quantity).where(
+        Position.account_id == order.account_id, Position.symbol == order.symbol))  # fmt: skip
+    return Decimal(0) if held is None else held
 
 
 def attempt(

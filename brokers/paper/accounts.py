@@ -15,6 +15,7 @@ from decimal import Decimal
 from brokers.paper.ledger import Ledger
 from brokers.paper.model import Fee, Fill, Order, OrderRequest
 from core.enums import Side
+from core.instruments import contract_multiplier
 
 OrderKey = tuple[int, int, Order]  # (submitted_us, seq, order): seq is unique, so never ties
 PriceOf = Callable[[str], Decimal]
@@ -189,10 +190,11 @@ class Account:
         return trial.reserved(long_qty, price) - exposure.reserved(long_qty, price)
 
     def market_values(self, price_of: PriceOf) -> tuple[Decimal, Decimal]:
-        """(long, short) market value; short is zero or negative, as Alpaca reports it."""
+        """(long, short) market value; short is zero or negative, as Alpaca reports it. An
+        option contract's price is per share of its 100."""
         long_value = short_value = _ZERO
         for symbol, position in self.ledger.positions.items():
-            value = position.qty * price_of(symbol)
+            value = position.qty * price_of(symbol) * contract_multiplier(symbol)
             if value > 0:
                 long_value += value
             else:

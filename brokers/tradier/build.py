@@ -4,10 +4,8 @@ be expressed (place-equity-order and place-option-order docs: ``class``, ``symbo
 ``tag``).
 
 Tradier's side words say whether an order opens or closes a position, which buy or sell
-does not: the order's intent says it. An option (an OCC symbol) is placed only with one:
-an entry buys to open or sells to open, an exit sells to close or buys to close. An equity
-entry sell is a short sale (``sell_short``) and an exit buy covers one (``buy_to_cover``);
-any other equity order is a plain ``buy`` or ``sell``. Tradier's oto/oco/otoco classes
+does not: what the account holds and the order's intent say it (``side_word``). An option
+(an OCC symbol) is placed only with an intent. Tradier's oto/oco/otoco classes
 take indexed legs of their own and are not built yet.
 """
 
@@ -34,21 +32,21 @@ class Unplaceable(ValueError):
     """An order ordersync cannot express at Tradier; refused with OrderRejected."""
 
 
-_OPTION_SIDES = {
-    (Side.BUY, Intent.ENTRY): "buy_to_open",
-    (Side.SELL, Intent.ENTRY): "sell_to_open",
-    (Side.SELL, Intent.EXIT): "sell_to_close",
-    (Side.BUY, Intent.EXIT): "buy_to_close",
-}
-_EQUITY_SIDES = {(Side.SELL, Intent.ENTRY): "sell_short", (Side.BUY, Intent.EXIT): "buy_to_cover"}
+_CLOSE = {Side.BUY: "buy_to_cover", Side.SELL: "sell"}
+_OPEN = {Side.BUY: "buy", Side.SELL: "sell_short"}
 
 
-def side_word(symbol: str, side: Side, intent: Intent | None) -> str:
-    """Tradier's side for an order of ``symbol`` (an option needs an intent: checked first)."""
+def side_word(symbol: str, side: Side, intent: Intent | None, held: Decimal | None) -> str:
+    """Tradier's side for an order of ``symbol``: it closes when it reduces the position
+    held (Tradier's positions are the account's net), or is an exit; it opens when it is an
+    entry, or an option's (checked to have an intent first); else a plain buy or sell."""
+    reduces = held is not None and (held < 0 if side is Side.BUY else held > 0)
+    closes = reduces or intent is Intent.EXIT
     if is_option(symbol):
-        assert intent is not None, "terms_refusal refuses an option order without intent"
-        return _OPTION_SIDES[side, intent]
-    return _EQUITY_SIDES.get((side, intent), side.value) if intent else side.value
+        return f"{side.value}_to_{'close' if closes else 'open'}"
+    if closes:
+        return _CLOSE[side]
+    return _OPEN[side] if intent is Intent.ENTRY else side.value
 
 
 def terms_refusal(
@@ -90,7 +88,7 @@ def place_form(request: PlaceOrderRequest) -> dict[str, str]:
     form = {
         "class": "equity" if option is None else "option",
         "symbol": request.symbol if option is None else option[0],
-        "side": side_word(request.symbol, request.side, request.intent),
+        "side": side_word(request.symbol, request.side, request.intent, request.held),
         "quantity": decimal_str(request.quantity.normalize()),
         "type": TYPES[request.order_type],
         "duration": DURATIONS[request.time_in_force],
@@ -98,6 +96,8 @@ def place_form(request: PlaceOrderRequest) -> dict[str, str]:
     }
     if option is not None:
         form["option_symbol"] = request.symbol
+    if form["side"] == "sell_short" and form["duration"] == "gtc":  # [3P: QuantConnect LEAN]
+        raise Unplaceable("Tradier takes a short sale for the day only, not gtc")
     if request.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
         if request.limit_price is None:
             raise Unplaceable(f"a {request.order_type.value} order needs a limit price")

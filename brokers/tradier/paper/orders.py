@@ -143,14 +143,17 @@ def _option_symbol(form: dict[str, str], underlying: str, today: date) -> str:
     return occ
 
 
-def check_side(new: NewOrder, held: Decimal, selling: Decimal) -> None:
+def check_side(new: NewOrder, held: Decimal, selling: Decimal, buying: Decimal) -> None:
     """Tradier's equity sides: sell only shares held (less open sells), sell_short only
-    without a long position, buy_to_cover only a short one, buy not while short; an
-    option's likewise in contracts (to_close only what is held that way, to_open not
-    against it [U: Tradier's own checks on option sides are not documented])."""
+    without a long position and for the day [3P: QuantConnect LEAN's Tradier model],
+    buy_to_cover only a short one, buy not while short; an option's likewise in contracts
+    (to_close only what is held that way, less open orders closing it, to_open not against
+    it [U: Tradier's own checks on option sides are not documented])."""
     if new.underlying is not None:
-        _check_option_side(new, held, selling)
+        _check_option_side(new, held, selling, buying)
         return
+    if new.side == "sell_short" and new.duration == "gtc":
+        raise invalid(f"sell_short {new.symbol}: short sales are day orders, not gtc")
     if new.side == "sell" and new.quantity > held - selling:
         raise invalid(
             f"sell {new.quantity} {new.symbol}: the account holds {max(held, Decimal(0))}"
@@ -164,13 +167,14 @@ def check_side(new: NewOrder, held: Decimal, selling: Decimal) -> None:
         raise invalid(f"buy {new.symbol}: the account is short; use buy_to_cover")
 
 
-def _check_option_side(new: NewOrder, held: Decimal, selling: Decimal) -> None:
+def _check_option_side(new: NewOrder, held: Decimal, selling: Decimal, buying: Decimal) -> None:
     what = f"{new.side} {new.quantity} {new.symbol}"
     if new.side == "sell_to_close" and new.quantity > held - selling:
         raise invalid(f"{what}: the account holds {max(held, Decimal(0))} contracts long "
                       f"(open sell orders: {selling})")  # fmt: skip
-    if new.side == "buy_to_close" and new.quantity > -held:
-        raise invalid(f"{what}: the account holds {max(-held, Decimal(0))} contracts short")
+    if new.side == "buy_to_close" and new.quantity > -held - buying:
+        raise invalid(f"{what}: the account holds {max(-held, Decimal(0))} contracts short "
+                      f"(open buy orders: {buying})")  # fmt: skip
     if new.side == "sell_to_open" and held > 0:
         raise invalid(f"{what}: the account holds the contract long; use sell_to_close")
     if new.side == "buy_to_open" and held < 0:

@@ -27,7 +27,6 @@ from brokers.tradier.paper.venue import (
 )
 from brokers.tradier.paper.wire import answer, one_or_many, order_json, position_json
 from core.enums import Side
-from core.instruments import contract_multiplier
 
 PREFIX = "/v1/accounts"
 NEW_YORK = ZoneInfo("America/New_York")  # Tradier's list dates are market days [U]
@@ -148,12 +147,10 @@ def build_tradier_router(sim: Sim) -> APIRouter:
         new = parse_order(form, _day(engine.now_us))
         owner = engine.account(engine_account(account.number))
         position = owner.ledger.positions.get(new.symbol)
-        selling = sum(
-            (o.leaves_qty for o in owner.open.values()
-             if o.symbol == new.symbol and o.side is Side.SELL),
-            Decimal(0),
-        )  # fmt: skip
-        check_side(new, Decimal(0) if position is None else position.qty, selling)
+        mine = [o for o in owner.open.values() if o.symbol == new.symbol]
+        selling, buying = (sum((o.leaves_qty for o in mine if o.side is side), Decimal(0))
+                           for side in (Side.SELL, Side.BUY))  # fmt: skip
+        check_side(new, Decimal(0) if position is None else position.qty, selling, buying)
         order_id = venue.next_id()
         order_request = OrderRequest(
             symbol=new.symbol, qty=new.quantity, side=new.engine_side, type=TYPES[new.type],
@@ -239,13 +236,7 @@ def build_tradier_router(sim: Sim) -> APIRouter:
     async def balances(request: Request) -> Response:
         number = account_of(request).number
         owner = engine.account(engine_account(number))
-        long_value = short_value = Decimal(0)
-        for symbol, position in owner.ledger.positions.items():
-            value = position.qty * engine.price_of(symbol) * contract_multiplier(symbol)
-            if value > 0:
-                long_value += value
-            else:
-                short_value += value
+        long_value, short_value = owner.market_values(engine.price_of)
         cash = owner.ledger.cash
         return reply(request, {"balances": {
             "account_number": number, "account_type": "margin",

@@ -64,27 +64,45 @@ OPTION = "SPY250117P00450000"
 
 
 @pytest.mark.parametrize(
-    ("symbol", "side", "intent", "word"),
+    ("symbol", "side", "intent", "held", "word"),
     [
-        (OPTION, Side.BUY, Intent.ENTRY, "buy_to_open"),
-        (OPTION, Side.SELL, Intent.ENTRY, "sell_to_open"),
-        (OPTION, Side.SELL, Intent.EXIT, "sell_to_close"),
-        (OPTION, Side.BUY, Intent.EXIT, "buy_to_close"),
-        ("SPY", Side.BUY, Intent.ENTRY, "buy"),
-        ("SPY", Side.SELL, Intent.EXIT, "sell"),
-        ("SPY", Side.SELL, Intent.ENTRY, "sell_short"),
-        ("SPY", Side.BUY, Intent.EXIT, "buy_to_cover"),
-        ("SPY", Side.BUY, None, "buy"),
-        ("SPY", Side.SELL, None, "sell"),
+        (OPTION, Side.BUY, Intent.ENTRY, "0", "buy_to_open"),
+        (OPTION, Side.SELL, Intent.ENTRY, "0", "sell_to_open"),
+        (OPTION, Side.SELL, Intent.EXIT, "2", "sell_to_close"),
+        (OPTION, Side.BUY, Intent.EXIT, "-2", "buy_to_close"),
+        (OPTION, Side.SELL, Intent.EXIT, "0", "sell_to_close"),  # the entry's fill not yet in
+        (OPTION, Side.SELL, Intent.ENTRY, "3", "sell_to_close"),  # the account is net long
+        (OPTION, Side.BUY, Intent.ENTRY, "-1", "buy_to_close"),
+        ("SPY", Side.BUY, Intent.ENTRY, "0", "buy"),
+        ("SPY", Side.SELL, Intent.EXIT, "5", "sell"),
+        ("SPY", Side.SELL, Intent.ENTRY, "0", "sell_short"),
+        ("SPY", Side.SELL, Intent.ENTRY, "-5", "sell_short"),
+        ("SPY", Side.SELL, Intent.ENTRY, "5", "sell"),  # reduces what another trade holds
+        ("SPY", Side.BUY, Intent.EXIT, "-5", "buy_to_cover"),
+        ("SPY", Side.BUY, Intent.EXIT, "0", "buy_to_cover"),
+        ("SPY", Side.BUY, None, "-5", "buy_to_cover"),
+        ("SPY", Side.BUY, None, "0", "buy"),
+        ("SPY", Side.SELL, None, "0", "sell"),
+        ("SPY", Side.SELL, None, None, "sell"),
     ],
 )
-def test_the_side_word_says_whether_the_order_opens_or_closes(
-    symbol: str, side: Side, intent: Intent | None, word: str
+def test_the_side_word_says_whether_the_order_opens_or_closes_what_the_account_holds(
+    symbol: str, side: Side, intent: Intent | None, held: str | None, word: str
 ) -> None:
     request = PlaceOrderRequest(client_order_id="c", symbol=symbol, side=side,
-                                quantity=Decimal(2), intent=intent)  # fmt: skip
+                                quantity=Decimal(2), intent=intent,
+                                held=None if held is None else Decimal(held))  # fmt: skip
 
     assert place_form(request)["side"] == word
+
+
+def test_a_short_sale_is_for_the_day_only() -> None:
+    request = PlaceOrderRequest(client_order_id="c", symbol="SPY", side=Side.SELL,
+                                quantity=Decimal(2), time_in_force=TimeInForce.GTC,
+                                intent=Intent.ENTRY, held=Decimal(0))  # fmt: skip
+
+    with pytest.raises(Unplaceable, match="short sale for the day only"):
+        place_form(request)
 
 
 def test_an_option_order_is_of_class_option_on_its_underlying() -> None:

@@ -203,6 +203,7 @@ def test_cancel_answers_ok_then_the_order_is_canceled_and_a_second_cancel_is_ref
         ({"class": "option", "option_symbol": CALL, "side": "sell_to_close"}, "0 contracts long"),
         ({"class": "equity", "side": "buy_to_open"}, "side 'buy_to_open' is not one of"),
         ({"class": "multileg"}, "only equity and option"),
+        ({"side": "sell_short", "duration": "gtc"}, "short sales are day orders"),
         ({"quantity": "1.5"}, "whole"),
         ({"quantity": "0"}, "positive"),
         ({"type": "limit"}, "price is required"),
@@ -267,6 +268,28 @@ def test_an_option_round_trip_reads_as_tradier_writes_it_and_moves_100_shares_a_
     assert body(tradier.get(f"/v1/accounts/{ACCOUNT}/positions")) == {"positions": "null"}
     balances = body(tradier.get(f"/v1/accounts/{ACCOUNT}/balances"))["balances"]
     assert balances["total_cash"] == cash + (closed["avg_fill_price"] - paid) * 200
+
+
+def test_a_written_contract_is_valued_at_100_shares_and_closed_no_more_than_it_is_short(
+    tradier_exchange: PaperExchange, tradier: httpx.Client
+) -> None:
+    def balances() -> dict[str, Any]:
+        found: dict[str, Any] = body(tradier.get(f"/v1/accounts/{ACCOUNT}/balances"))["balances"]
+        return found
+
+    before = balances()
+    tradier_exchange.set_price(CALL, "3.10")
+    option = {"class": "option", "option_symbol": CALL, "quantity": "2"}
+    written = filled(tradier_exchange, tradier, placed_id(tradier, side="sell_to_open", **option))
+
+    after = balances()
+    assert after["total_cash"] == before["total_cash"] + written["avg_fill_price"] * 200
+    assert after["short_market_value"] == Decimal(-620)  # 2 contracts of 100 at 3.10
+    power = after["margin"]["stock_buying_power"] - before["margin"]["stock_buying_power"]
+    assert abs(power) <= Decimal(2)  # the premium in, the short's value out (a cent a share)
+    placed_id(tradier, side="buy_to_close", type="limit", price="0.01", **option)  # resting
+    refused = place(tradier, side="buy_to_close", **{**option, "quantity": "1"})
+    assert "open buy orders: 2" in body(refused)["errors"]["error"][0]
 
 
 def test_an_option_opening_buy_needs_its_premium_in_buying_power(tradier: httpx.Client) -> None:
