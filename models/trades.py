@@ -60,7 +60,7 @@ def average(total: Decimal, quantity: Decimal, multiplier: Decimal = ONE) -> Dec
 @dataclass(frozen=True, slots=True)
 class PositionState:
     quantity: Decimal = ZERO  # signed
-    cost_basis: Decimal = ZERO  # signed: sum of quantity * price of the open quantity
+    cost_basis: Decimal = ZERO  # signed: quantity * price * multiplier of what is open
     realized_pnl: Decimal = ZERO  # net of every fee paid
     fees: Decimal = ZERO
     multiplier: Decimal = ONE
