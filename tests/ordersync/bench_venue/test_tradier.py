@@ -16,7 +16,7 @@ import typer
 from brokers.tradier.build import place_form
 from brokers.tradier.paper.orders import parse_order, read_form
 from brokers.tradier.tags import tag_for
-from core.enums import BrokerKind, OrderStatus, OrderType, Side, TimeInForce
+from core.enums import BrokerKind, Intent, OrderStatus, OrderType, Side, TimeInForce
 from core.reports import PlaceOrderRequest
 from ordersync.bench import LocalFill, LocalOrder, bench_venue, compare, position_differences
 from ordersync.bench_venue import TruthOrder
@@ -48,8 +48,9 @@ def test_every_order_the_sender_makes_passes_tradiers_form_and_sells_only_what_i
             order_type=OrderType.LIMIT if limit else OrderType.MARKET,
             time_in_force=TimeInForce.GTC if limit else TimeInForce.DAY,
             limit_price=Decimal(limit) if limit else None,
+            intent=Intent(kwargs["intent"]) if kwargs.get("intent") else None,
         )  # fmt: skip
-        new = parse_order(read_form(urlencode(place_form(request)).encode()))
+        new = parse_order(read_form(urlencode(place_form(request)).encode()), T0.date())
         assert 1 <= new.quantity <= 10
         assert new.side == kwargs["side"]
     sells = [kw for kw in sent if kw["side"] == "sell"]
