@@ -12,7 +12,6 @@ level and margin, which the paper exchange does not model].
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 
 from brokers.paper.accounts import Account
@@ -21,7 +20,7 @@ from brokers.paper.ledger import Ledger
 from brokers.paper.model import CENT, Fill, OrderRequest, initial_price
 from brokers.paper.rules import NeutralRules, PriceOf
 from core.enums import Side
-from core.instruments import OPTION_MULTIPLIER, is_option, option_parts
+from core.instruments import OPTION_MULTIPLIER, is_option
 
 WHOLE = Decimal(1)
 
@@ -57,9 +56,3 @@ def option_listing(symbol: str) -> Listing | None:
         return None
     start = max(Decimal("0.20"), (initial_price(symbol) / 100).quantize(CENT))
     return Listing(start, CENT, WHOLE, OPTION_RULES, around_the_clock=False)
-
-
-def expired(symbol: str, today: date) -> bool:
-    """Whether the contract's last trading day is behind ``today`` (or it has none)."""
-    parts = option_parts(symbol)
-    return parts is None or parts[1] < today

@@ -14,7 +14,6 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qs
 
 from brokers.tradier.paper.errors import TradierError, invalid
-from brokers.tradier.paper.options import expired
 from core.enums import OrderType, Side, TimeInForce
 from core.instruments import option_parts
 
@@ -138,7 +137,7 @@ def _option_symbol(form: dict[str, str], underlying: str, today: date) -> str:
         raise invalid(f"option_symbol {occ!r} is not a valid OCC option symbol")
     if parts[0] != underlying:
         raise invalid(f"option_symbol {occ} is not an option on {underlying}")
-    if expired(occ, today):
+    if parts[1] < today:
         raise invalid(f"option_symbol {occ} expired on {parts[1].isoformat()}")
     return occ
 
